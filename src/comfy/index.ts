@@ -1,0 +1,18 @@
+// Public surface of the ComfyUI client SDK (`comfy-gateway/comfy`). Other modules import only from here.
+export {
+  ComfyAbortError,
+  ComfyArgumentError,
+  ComfyClosedError,
+  ComfyConnectionError,
+  ComfyError,
+  ComfyExecutionError,
+  ComfyInterruptedError,
+  ComfyServerError,
+  ComfyTimeoutError,
+  ComfyValidationError,
+} from './errors.ts';
+export type { ComfyErrorContext, ComfyValidationDetail } from './errors.ts';
+export { collectOutputs, outputKind, sortNodeIds } from './history.ts';
+export { decodeBinaryFrame, encodePreviewFrame, isBlockedExecution, parseTextMessage } from './messages.ts';
+export type { BinaryFrame, ComfyMessage, ExecutionErrorData, NodeProgressState } from './messages.ts';
+export type * from './types.ts';
