@@ -1,0 +1,277 @@
+// Content-addressed assets (Comfy API v2 §9): records under <dir>/assets/<id>.json, each pointing at an
+// immutable blob <dir>/blobs/<sha256> stored once however many records share it. Uploads stream to a
+// temp file while hashing, so an asset is never held in memory.
+import { randomUUID } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { ContentMeter } from '../content-meter.ts';
+import { AssetNotFoundError, HashMismatchError, InputInvalidError, PayloadTooLargeError } from '../errors.ts';
+
+/** One stored asset record. */
+export interface AssetRecord {
+  id: string;
+  /** `blake3:<hex>` as v2 specifies. */
+  hash: string;
+  sha256: string;
+  size_bytes: number;
+  content_type: string;
+  file_path: string | null;
+  tags: string[];
+  created_at: string;
+  expires_at: string | null;
+}
+
+/** Metadata given with an upload or a from-hash create. */
+export interface AssetMetadata {
+  contentType?: string;
+  filePath?: string;
+  tags?: string[];
+  /** Retention in seconds (60..604800); absent = never expires. */
+  expiresIn?: number;
+}
+
+const HASH_RE = /^blake3:[0-9a-f]{64}$/;
+const ID_RE = /^[0-9a-f-]{36}$/;
+
+/** The content-addressed asset store behind POST /api/v2/assets and `core/ASSET` job inputs. */
+export class AssetStore {
+  readonly dir: string;
+  readonly maxBytes: number;
+  readonly #records = new Map<string, AssetRecord>();
+  readonly #byHash = new Map<string, string>(); // blake3 hash → sha256 of a blob we hold
+  readonly #ready: Promise<void>;
+  #sweepTimer: NodeJS.Timeout | undefined;
+  #closed = false;
+
+  constructor(options: { dir: string; maxBytes: number; sweepIntervalMs?: number }) {
+    this.dir = options.dir;
+    this.maxBytes = options.maxBytes;
+    this.#ready = this.#load();
+    this.#ready.catch(() => {});
+    const every = options.sweepIntervalMs ?? 60_000;
+    this.#sweepTimer = setInterval(() => void this.sweep().catch(() => {}), every);
+    this.#sweepTimer.unref();
+  }
+
+  /** Resolves once the records on disk are loaded. */
+  ready(): Promise<void> {
+    return this.#ready;
+  }
+
+  /** Stores an upload; `createdNew` is false when identical bytes were already held (dedup hit). */
+  async put(
+    source: Readable,
+    meta: AssetMetadata & { expectedHash?: string; signal?: AbortSignal },
+  ): Promise<{ asset: AssetRecord; createdNew: boolean }> {
+    await this.#ready;
+    validateMeta(meta);
+    if (meta.expectedHash !== undefined && !HASH_RE.test(meta.expectedHash.toLowerCase()))
+      throw new InputInvalidError('expected_hash must be "blake3:<64 hex>"');
+    const tmp = join(this.dir, 'tmp', randomUUID());
+    const meter = await ContentMeter.create({
+      maxBytes: this.maxBytes,
+      blake3: true,
+      onTooLarge: () => new PayloadTooLargeError(this.maxBytes),
+    });
+    try {
+      await pipeline(source, meter, createWriteStream(tmp), meta.signal ? { signal: meta.signal } : {});
+      const m = meter.measure;
+      const hash = `blake3:${m.blake3}`;
+      if (meta.expectedHash !== undefined && meta.expectedHash.toLowerCase() !== hash)
+        throw new HashMismatchError(meta.expectedHash, hash);
+      const blob = this.#blobPath(m.sha256);
+      const existed = await exists(blob);
+      if (existed) await rm(tmp, { force: true });
+      else await rename(tmp, blob);
+      this.#byHash.set(hash, m.sha256);
+      const asset = await this.#createRecord({ hash, sha256: m.sha256, size: m.bytes }, meta);
+      return { asset, createdNew: !existed };
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+  }
+
+  /** Creates a record over a blob the store already holds (v2 from-hash); undefined when it holds none. */
+  async fromHash(
+    hash: string,
+    meta: AssetMetadata,
+  ): Promise<{ asset: AssetRecord; createdNew: boolean } | undefined> {
+    await this.#ready;
+    validateMeta(meta);
+    const key = hash.toLowerCase();
+    const sha = this.#byHash.get(key);
+    if (sha === undefined || !(await exists(this.#blobPath(sha)))) return undefined;
+    const same = [...this.#records.values()].find(
+      (r) =>
+        r.hash === key &&
+        r.file_path === (meta.filePath ?? null) &&
+        sameTags(r.tags, meta.tags ?? []) &&
+        isLive(r),
+    );
+    if (same !== undefined) return { asset: same, createdNew: false };
+    const size = (await stat(this.#blobPath(sha))).size;
+    const template = [...this.#records.values()].find((r) => r.hash === key);
+    const asset = await this.#createRecord(
+      { hash: key, sha256: sha, size },
+      { ...meta, contentType: meta.contentType ?? template?.content_type },
+    );
+    return { asset, createdNew: true };
+  }
+
+  /** True when the store holds a blob with this `blake3:` hash. */
+  async hasHash(hash: string): Promise<boolean> {
+    await this.#ready;
+    const sha = this.#byHash.get(hash.toLowerCase());
+    return sha !== undefined && (await exists(this.#blobPath(sha)));
+  }
+
+  /** The record with this id, or undefined (also once it has expired). */
+  async get(id: string): Promise<AssetRecord | undefined> {
+    await this.#ready;
+    const r = this.#records.get(id);
+    return r !== undefined && isLive(r) ? r : undefined;
+  }
+
+  /** Like get() but throws AssetNotFoundError. */
+  async require(id: string): Promise<AssetRecord> {
+    const r = await this.get(id);
+    if (r === undefined) throw new AssetNotFoundError(id);
+    return r;
+  }
+
+  /** Path of an asset's blob on disk (read-only: blobs are shared). */
+  blobPath(asset: AssetRecord): string {
+    return this.#blobPath(asset.sha256);
+  }
+
+  /** Opens an asset's bytes, optionally a byte range (inclusive ends, as HTTP Range). */
+  async open(
+    id: string,
+    range?: { start: number; end: number },
+  ): Promise<{ asset: AssetRecord; stream: Readable }> {
+    const asset = await this.require(id);
+    const stream = createReadStream(
+      this.#blobPath(asset.sha256),
+      range ? { start: range.start, end: range.end } : {},
+    );
+    return { asset, stream };
+  }
+
+  /** Deletes a record; its blob goes when no other record refers to it. False when there was none. */
+  async delete(id: string): Promise<boolean> {
+    await this.#ready;
+    const r = this.#records.get(id);
+    if (r === undefined || !isLive(r)) return false;
+    await this.#remove(r);
+    return true;
+  }
+
+  /** Removes expired records (and blobs no record uses any more). */
+  async sweep(): Promise<number> {
+    await this.#ready;
+    let removed = 0;
+    for (const r of [...this.#records.values()]) {
+      if (!isLive(r)) {
+        await this.#remove(r);
+        removed++;
+      }
+    }
+    return removed;
+  }
+
+  /** Stops the expiry sweeper. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#sweepTimer);
+    this.#sweepTimer = undefined;
+    await this.#ready.catch(() => {});
+  }
+
+  async #remove(r: AssetRecord): Promise<void> {
+    this.#records.delete(r.id);
+    await rm(join(this.dir, 'assets', `${r.id}.json`), { force: true });
+    const stillUsed = [...this.#records.values()].some((o) => o.sha256 === r.sha256);
+    if (!stillUsed) {
+      this.#byHash.delete(r.hash);
+      await rm(this.#blobPath(r.sha256), { force: true });
+    }
+  }
+
+  async #createRecord(
+    blob: { hash: string; sha256: string; size: number },
+    meta: AssetMetadata,
+  ): Promise<AssetRecord> {
+    const now = Date.now();
+    const asset: AssetRecord = {
+      id: randomUUID(),
+      hash: blob.hash,
+      sha256: blob.sha256,
+      size_bytes: blob.size,
+      content_type: meta.contentType ?? 'application/octet-stream',
+      file_path: meta.filePath ?? null,
+      tags: meta.tags ?? [],
+      created_at: new Date(now).toISOString(),
+      expires_at: meta.expiresIn === undefined ? null : new Date(now + meta.expiresIn * 1000).toISOString(),
+    };
+    const file = join(this.dir, 'assets', `${asset.id}.json`);
+    await writeFile(`${file}.tmp`, JSON.stringify(asset));
+    await rename(`${file}.tmp`, file);
+    this.#records.set(asset.id, asset);
+    return asset;
+  }
+
+  #blobPath(sha256: string): string {
+    return join(this.dir, 'blobs', sha256);
+  }
+
+  async #load(): Promise<void> {
+    await mkdir(join(this.dir, 'blobs'), { recursive: true });
+    await mkdir(join(this.dir, 'assets'), { recursive: true });
+    await rm(join(this.dir, 'tmp'), { recursive: true, force: true });
+    await mkdir(join(this.dir, 'tmp'), { recursive: true });
+    for (const name of await readdir(join(this.dir, 'assets'))) {
+      if (!name.endsWith('.json') || !ID_RE.test(name.slice(0, -5))) continue;
+      try {
+        const r = JSON.parse(await readFile(join(this.dir, 'assets', name), 'utf8')) as AssetRecord;
+        this.#records.set(r.id, r);
+        this.#byHash.set(r.hash, r.sha256);
+      } catch {
+        // A torn record file (crash mid-write is prevented by rename, but disks lie): skip it.
+      }
+    }
+  }
+}
+
+function validateMeta(meta: AssetMetadata): void {
+  if (
+    meta.expiresIn !== undefined &&
+    (!Number.isInteger(meta.expiresIn) || meta.expiresIn < 60 || meta.expiresIn > 604_800)
+  )
+    throw new InputInvalidError('expires_in must be an integer between 60 and 604800 seconds');
+  if (meta.filePath !== undefined && (meta.filePath.length > 1024 || meta.filePath.includes('\0')))
+    throw new InputInvalidError('file_path is not valid');
+  if (meta.tags !== undefined && (meta.tags.length > 64 || meta.tags.some((t) => t.length > 128)))
+    throw new InputInvalidError('too many or too long tags');
+}
+
+function isLive(r: AssetRecord): boolean {
+  return r.expires_at === null || Date.parse(r.expires_at) > Date.now();
+}
+
+function sameTags(a: string[], b: string[]): boolean {
+  return a.length === b.length && a.every((t, i) => t === b[i]);
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,36 @@
+// Public surface of io: job inputs (fetch, check, cache, upload, rewrite), content-addressed assets,
+// output delivery (link, inline, storage), and the SSRF guard shared with webhooks.
+export { AssetStore } from './assets/asset-store.ts';
+export type { AssetMetadata, AssetRecord } from './assets/asset-store.ts';
+export type { ApiPrompt, IoComfyClient, NodeDef, OutputFile, RunResult } from './comfy-types.ts';
+export {
+  AssetNotFoundError,
+  HashMismatchError,
+  InlineTooLargeError,
+  InputFetchError,
+  InputInvalidError,
+  InputTooLargeError,
+  InputTypeRejectedError,
+  IoAbortError,
+  IoError,
+  MissingAssetError,
+  OutputConfigError,
+  OutputFetchError,
+  OutputStorageError,
+  PayloadTooLargeError,
+  UrlForbiddenError,
+} from './errors.ts';
+export type { UrlCredential } from './inputs/credentials.ts';
+export { fileInputsOf } from './inputs/file-inputs.ts';
+export { InputResolver } from './inputs/input-resolver.ts';
+export type {
+  InputResolverOptions,
+  IoLogger,
+  ResolvedUpload,
+  ResolveOptions,
+} from './inputs/input-resolver.ts';
+export { mimeFromName, sniffMediaType } from './media-type.ts';
+export type { MediaType } from './media-type.ts';
+export type { JobOutputFile, OutputStore, OutputType } from './outputs/job-output-file.ts';
+export { createSsrfGuard, isSafeUrl, redactUrl, SsrfGuard } from './ssrf-guard.ts';
+export type { LookupFunction, SsrfGuardOptions } from './ssrf-guard.ts';

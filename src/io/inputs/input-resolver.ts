@@ -1,0 +1,412 @@
+// Resolves a job's file inputs before it is queued: every URL, s3:// URL, data URI or asset reference that
+// feeds a file-loading input (or is named in the job's `inputs` map) is fetched (SSRF-guarded, capped,
+// cached on disk), checked by content, uploaded once per instance, and the prompt rewritten to its name.
+import { createHash } from 'node:crypto';
+import { openAsBlob } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { LRUCache } from 'lru-cache';
+import pLimit, { type LimitFunction } from 'p-limit';
+import type { AssetStore } from '../assets/asset-store.ts';
+import type { ApiPrompt, IoComfyClient, NodeDef } from '../comfy-types.ts';
+import {
+  InputFetchError,
+  InputInvalidError,
+  InputTypeRejectedError,
+  IoAbortError,
+  IoError,
+  MissingAssetError,
+} from '../errors.ts';
+import { type MediaType, SNIFF_BYTES, sniffMediaType } from '../media-type.ts';
+import { redactUrl, SsrfGuard, type LookupFunction } from '../ssrf-guard.ts';
+import { credentialsFor, type UrlCredential } from './credentials.ts';
+import { decodeDataUri } from './data-uri.ts';
+import { assetReference, type FileInputSpec, fileInputsOf, isResolvableString } from './file-inputs.ts';
+import { InputCache } from './input-cache.ts';
+import { type S3InputOptions, UrlFetcher } from './url-fetcher.ts';
+
+/** A pino-compatible logger (only what io calls). */
+export interface IoLogger {
+  debug(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+}
+
+/** Options of an InputResolver. */
+export interface InputResolverOptions {
+  allowPrivate: string[];
+  maxInputBytes: number;
+  cacheDir: string;
+  cacheBytes: number;
+  concurrency?: number;
+  timeoutMs?: number;
+  maxRedirects?: number;
+  assets?: AssetStore;
+  logger?: IoLogger;
+  /** S3 access for s3:// inputs. */
+  s3?: S3InputOptions;
+  /** DNS resolution (tests inject names that resolve to chosen addresses). */
+  lookup?: LookupFunction;
+  /** How many (instance, content) → uploaded-name entries to remember. */
+  uploadMemoEntries?: number;
+}
+
+/** Options of one resolve() call. */
+export interface ResolveOptions {
+  inputs?: Record<string, string>;
+  nodeDefs: Record<string, NodeDef>;
+  client: IoComfyClient;
+  signal?: AbortSignal;
+  credentials?: UrlCredential[];
+}
+
+/** One input that was uploaded to the instance. */
+export interface ResolvedUpload {
+  nodeId: string;
+  input: string;
+  /** Where it came from (URL redacted, data URIs and assets abbreviated). */
+  source: string;
+  /** The value the prompt now holds. */
+  name: string;
+  bytes: number;
+  sha256: string;
+}
+
+interface Task {
+  nodeId: string;
+  input: string;
+  source: string | { assetId: string };
+  spec: FileInputSpec | undefined;
+}
+
+/** A local, type-checked input ready to upload. */
+interface Material {
+  sha256: string;
+  bytes: number;
+  media: MediaType;
+  open(): Promise<Blob>;
+  release(): void;
+}
+
+const ALLOWED_KINDS: Record<string, string[]> = {
+  image_upload: ['image'],
+  video_upload: ['video', 'image'],
+  audio_upload: ['audio', 'video'],
+};
+
+/** Fetches, checks and uploads a job's file inputs and rewrites its prompt. */
+export class InputResolver {
+  readonly guard: SsrfGuard;
+  readonly #options: InputResolverOptions;
+  readonly #cache: InputCache;
+  readonly #fetcher: UrlFetcher;
+  readonly #fetchLimit: LimitFunction;
+  readonly #uploadLimit: LimitFunction;
+  readonly #uploaded: LRUCache<string, string>;
+  readonly #inflight = new Map<string, Promise<string>>();
+  #closed = false;
+
+  constructor(options: InputResolverOptions) {
+    this.#options = options;
+    this.guard = new SsrfGuard({ allowPrivate: options.allowPrivate, lookup: options.lookup });
+    this.#cache = new InputCache({ dir: options.cacheDir, maxBytes: options.cacheBytes });
+    this.#fetcher = new UrlFetcher({ guard: this.guard, s3: options.s3 });
+    this.#fetchLimit = pLimit(options.concurrency ?? 4);
+    this.#uploadLimit = pLimit(options.concurrency ?? 4);
+    this.#uploaded = new LRUCache({ max: options.uploadMemoEntries ?? 10_000, ttl: 6 * 3_600_000 });
+  }
+
+  /** Resolves every file input of `prompt`; returns the rewritten prompt (the argument is not modified). */
+  async resolve(
+    prompt: ApiPrompt,
+    options: ResolveOptions,
+  ): Promise<{ prompt: ApiPrompt; uploads: ResolvedUpload[] }> {
+    if (this.#closed) throw new IoAbortError('InputResolver is closed');
+    const out = structuredClone(prompt);
+    const tasks = this.#collect(out, options);
+    if (tasks.length === 0) return { prompt: out, uploads: [] };
+    await this.#checkAssets(tasks);
+    await this.#cache.ready();
+
+    // One material per distinct source, shared by every input that names it.
+    const materials = new Map<string, Promise<Material>>();
+    const materialFor = (task: Task): Promise<Material> => {
+      const key = typeof task.source === 'string' ? task.source : `asset:${task.source.assetId}`;
+      let m = materials.get(key);
+      if (m === undefined) {
+        m = this.#fetchLimit(() => this.#materialize(task, options));
+        m.catch(() => {});
+        materials.set(key, m);
+      }
+      return m;
+    };
+    try {
+      const settled = await Promise.allSettled(
+        tasks.map(async (task): Promise<ResolvedUpload> => {
+          const material = await materialFor(task);
+          checkKind(task, material.media);
+          const folder = task.spec?.folder ?? 'input';
+          const name = await this.#upload(material, folder, options);
+          const value = folder === 'input' ? name : `${name} [${folder}]`;
+          const node = out[task.nodeId];
+          if (node !== undefined) node.inputs[task.input] = value;
+          return {
+            nodeId: task.nodeId,
+            input: task.input,
+            source: describe(task.source),
+            name: value,
+            bytes: material.bytes,
+            sha256: material.sha256,
+          };
+        }),
+      );
+      const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+      if (failed !== undefined) throw failed.reason;
+      return {
+        prompt: out,
+        uploads: settled.map((s) => (s as PromiseFulfilledResult<ResolvedUpload>).value),
+      };
+    } finally {
+      for (const m of materials.values()) await m.then((x) => x.release()).catch(() => {});
+    }
+  }
+
+  /** Releases connections and forgets caches. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#fetchLimit.clearQueue();
+    this.#uploadLimit.clearQueue();
+    await this.#fetcher.close();
+    await this.#cache.close();
+    this.#uploaded.clear();
+  }
+
+  #collect(prompt: ApiPrompt, options: ResolveOptions): Task[] {
+    const tasks = new Map<string, Task>();
+    for (const [nodeId, node] of Object.entries(prompt)) {
+      if (
+        node === null ||
+        typeof node !== 'object' ||
+        typeof node.inputs !== 'object' ||
+        node.inputs === null
+      )
+        continue;
+      const fileInputs = fileInputsOf(options.nodeDefs[node.class_type]);
+      for (const [input, value] of Object.entries(node.inputs)) {
+        const ref = assetReference(value);
+        if (ref !== undefined) {
+          tasks.set(`${nodeId}\0${input}`, {
+            nodeId,
+            input,
+            source: { assetId: ref.id },
+            spec: fileInputs.get(input),
+          });
+        } else if (typeof value === 'string' && fileInputs.has(input) && isResolvableString(value)) {
+          tasks.set(`${nodeId}\0${input}`, { nodeId, input, source: value, spec: fileInputs.get(input) });
+        }
+      }
+    }
+    for (const [name, value] of Object.entries(options.inputs ?? {})) {
+      const dot = name.indexOf('.');
+      const nodeId = name.slice(0, dot);
+      const input = name.slice(dot + 1);
+      const node = prompt[nodeId];
+      if (dot <= 0 || input === '')
+        throw new InputInvalidError(`input name ${JSON.stringify(name)} must be "<node_id>.<input>"`);
+      if (node === undefined)
+        throw new InputInvalidError(
+          `input ${JSON.stringify(name)} names node ${nodeId}, which is not in the workflow`,
+          { input: name },
+        );
+      if (typeof value !== 'string' || !isResolvableString(value))
+        throw new InputInvalidError(
+          `input ${JSON.stringify(name)} must be an http(s) URL, s3:// URL, data URI or asset:<id>`,
+          { input: name },
+        );
+      const source = /^asset:/i.test(value) ? { assetId: value.replace(/^asset:(\/\/)?/i, '') } : value;
+      tasks.set(`${nodeId}\0${input}`, {
+        nodeId,
+        input,
+        source,
+        spec: fileInputsOf(options.nodeDefs[node.class_type]).get(input),
+      });
+    }
+    return [...tasks.values()];
+  }
+
+  async #checkAssets(tasks: Task[]): Promise<void> {
+    const ids = [...new Set(tasks.flatMap((t) => (typeof t.source === 'string' ? [] : [t.source.assetId])))];
+    if (ids.length === 0) return;
+    const store = this.#options.assets;
+    const missing: string[] = [];
+    for (const id of ids)
+      if (id === '' || store === undefined || (await store.get(id)) === undefined) missing.push(id);
+    if (missing.length > 0) throw new MissingAssetError(missing);
+  }
+
+  async #materialize(task: Task, options: ResolveOptions): Promise<Material> {
+    const source = task.source;
+    if (typeof source !== 'string') return this.#fromAsset(source.assetId);
+    if (/^data:/i.test(source)) return fromDataUri(source, this.#options.maxInputBytes);
+    return this.#fromUrl(source, options);
+  }
+
+  async #fromUrl(url: string, options: ResolveOptions): Promise<Material> {
+    const parsed = safeParse(url);
+    const key = InputCache.urlKey(url, parsed ? credentialsFor(parsed, options.credentials) : undefined);
+    const hit = this.#cache.lookupUrl(key);
+    if (hit !== undefined) {
+      this.#options.logger?.debug({ url: redactUrl(url), sha256: hit.sha256 }, 'input cache hit');
+      return this.#fromBlob(hit.path, hit.sha256, hit.bytes, {
+        mime: hit.mime,
+        ext: hit.ext,
+        kind: hit.kind as MediaType['kind'],
+      });
+    }
+    const tmp = this.#cache.tempPath();
+    try {
+      const m = await this.#fetcher.fetchTo(url, tmp, {
+        maxBytes: this.#options.maxInputBytes,
+        timeoutMs: this.#options.timeoutMs ?? 60_000,
+        maxRedirects: this.#options.maxRedirects ?? 5,
+        credentials: options.credentials,
+        signal: options.signal,
+      });
+      const media = sniffMediaType(m.head);
+      if (media === undefined) {
+        await this.#cache.discard(tmp);
+        throw new InputTypeRejectedError(
+          `input ${redactUrl(url)} is not a supported image, video, audio or model file`,
+          {
+            url: redactUrl(url),
+          },
+        );
+      }
+      const blob = await this.#cache.adopt(tmp, { sha256: m.sha256, bytes: m.bytes, ...media }, key);
+      this.#options.logger?.debug({ url: redactUrl(url), sha256: m.sha256, bytes: m.bytes }, 'input fetched');
+      return this.#fromBlob(blob.path, blob.sha256, blob.bytes, media);
+    } catch (err) {
+      await this.#cache.discard(tmp);
+      throw err;
+    }
+  }
+
+  #fromBlob(path: string, sha256: string, bytes: number, media: MediaType): Material {
+    let released = false;
+    return {
+      sha256,
+      bytes,
+      media,
+      open: () => openAsBlob(path, { type: media.mime }),
+      release: () => {
+        if (released) return;
+        released = true;
+        this.#cache.release(sha256);
+      },
+    };
+  }
+
+  async #fromAsset(id: string): Promise<Material> {
+    const store = this.#options.assets;
+    if (store === undefined) throw new MissingAssetError([id]);
+    const asset = await store.require(id).catch(() => {
+      throw new MissingAssetError([id]);
+    });
+    const path = store.blobPath(asset);
+    const fh = await open(path, 'r');
+    const head = Buffer.alloc(SNIFF_BYTES);
+    try {
+      await fh.read(head, 0, SNIFF_BYTES, 0);
+    } finally {
+      await fh.close();
+    }
+    const media = sniffMediaType(head);
+    if (media === undefined)
+      throw new InputTypeRejectedError(`asset ${id} is not a supported image, video, audio or model file`, {
+        asset_id: id,
+      });
+    return {
+      sha256: asset.sha256,
+      bytes: asset.size_bytes,
+      media,
+      open: () => openAsBlob(path, { type: media.mime }),
+      release: () => {},
+    };
+  }
+
+  async #upload(
+    material: Material,
+    folder: 'input' | 'output' | 'temp',
+    options: ResolveOptions,
+  ): Promise<string> {
+    const client = options.client;
+    const memoKey = `${client.baseUrl}\0${folder}\0${material.sha256}`;
+    const known = this.#uploaded.get(memoKey);
+    if (known !== undefined) return known;
+    // Two jobs uploading the same content to the same instance at once share one upload.
+    let pending = this.#inflight.get(memoKey);
+    if (pending === undefined) {
+      pending = this.#uploadLimit(async () => {
+        const filename = `${material.sha256.slice(0, 24)}.${material.media.ext}`;
+        const signal = options.signal
+          ? AbortSignal.any([options.signal, AbortSignal.timeout(this.#options.timeoutMs ?? 60_000)])
+          : AbortSignal.timeout(this.#options.timeoutMs ?? 60_000);
+        try {
+          const res = await client.uploadImage(await material.open(), {
+            filename,
+            type: folder,
+            overwrite: false,
+            signal,
+          });
+          const name = res.subfolder ? `${res.subfolder}/${res.name}` : res.name;
+          this.#uploaded.set(memoKey, name);
+          return name;
+        } catch (err) {
+          if (err instanceof IoError) throw err;
+          throw new InputFetchError(
+            `uploading input to ${client.baseUrl} failed: ${(err as Error).message}`,
+            { cause: err },
+          );
+        }
+      });
+      this.#inflight.set(memoKey, pending);
+      pending.finally(() => this.#inflight.delete(memoKey)).catch(() => {});
+    }
+    return pending;
+  }
+}
+
+function fromDataUri(uri: string, maxBytes: number): Material {
+  const { bytes } = decodeDataUri(uri, maxBytes);
+  const media = sniffMediaType(bytes.subarray(0, SNIFF_BYTES));
+  if (media === undefined)
+    throw new InputTypeRejectedError('data URI input is not a supported image, video, audio or model file');
+  return {
+    sha256: createHash('sha256').update(bytes).digest('hex'),
+    bytes: bytes.length,
+    media,
+    open: async () => new Blob([bytes], { type: media.mime }),
+    release: () => {},
+  };
+}
+
+function checkKind(task: Task, media: MediaType): void {
+  const allowed = task.spec ? ALLOWED_KINDS[task.spec.flag] : undefined;
+  if (allowed !== undefined && !allowed.includes(media.kind))
+    throw new InputTypeRejectedError(
+      `input ${task.nodeId}.${task.input} expects ${allowed.join(' or ')} content, got ${media.mime}`,
+      { node_id: task.nodeId, input: task.input, content_type: media.mime },
+    );
+}
+
+function describe(source: Task['source']): string {
+  if (typeof source !== 'string') return `asset:${source.assetId}`;
+  return redactUrl(source);
+}
+
+function safeParse(url: string): URL | undefined {
+  try {
+    return new URL(url);
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,27 @@
+// Error classes of the webhooks module (stable codes; delivery failures are recorded, not thrown).
+
+/** Base class of webhook errors. */
+export class WebhookError extends Error {
+  readonly code: string;
+  readonly status: number;
+  constructor(code: string, status: number, message: string) {
+    super(message);
+    this.name = new.target.name;
+    this.code = code;
+    this.status = status;
+  }
+}
+
+/** A webhook URL is malformed or points at a refused address. */
+export class WebhookUrlError extends WebhookError {
+  constructor(message: string) {
+    super('webhook_url_invalid', 422, message);
+  }
+}
+
+/** The dispatcher was closed. */
+export class WebhookClosedError extends WebhookError {
+  constructor() {
+    super('webhook_closed', 503, 'the webhook dispatcher is closed');
+  }
+}
