@@ -1,0 +1,306 @@
+// All gateway settings: one zod schema over env vars and an optional YAML/JSON file, parsed once at
+// start-up into a frozen plain object. Modules receive the pieces they need; nothing else reads
+// process.env. An invalid setting stops start-up with one line naming the setting and the problem.
+import { readFileSync } from 'node:fs';
+import { extname } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+
+/** Raised for a setting that cannot be used; `message` is the single line to show the operator. */
+export class ConfigError extends Error {
+  readonly code = 'invalid_config';
+  readonly setting: string;
+  constructor(setting: string, problem: string) {
+    super(`Invalid setting ${setting}: ${problem}`);
+    this.name = 'ConfigError';
+    this.setting = setting;
+  }
+}
+
+type Raw = string | number | boolean | string[] | undefined;
+
+interface IntSpec {
+  kind: 'int';
+  min: number;
+  max: number;
+  default: number;
+}
+interface SettingSpec<T> {
+  parse: (raw: Raw) => T;
+}
+
+function describe(raw: Raw): string {
+  return JSON.stringify(raw);
+}
+
+function int(spec: Omit<IntSpec, 'kind'>): SettingSpec<number> {
+  return {
+    parse(raw) {
+      if (raw === undefined || raw === '') return spec.default;
+      const n = typeof raw === 'number' ? raw : typeof raw === 'string' ? Number(raw.trim()) : Number.NaN;
+      if (!Number.isInteger(n) || n < spec.min || n > spec.max) {
+        throw new Error(`expected a number from ${spec.min} to ${spec.max}, got ${describe(raw)}`);
+      }
+      return n;
+    },
+  };
+}
+
+function str(defaultValue: string | undefined, check?: (s: string) => string | undefined) {
+  return {
+    parse(raw: Raw): string | undefined {
+      if (raw === undefined || raw === '') return defaultValue;
+      if (typeof raw !== 'string' && typeof raw !== 'number')
+        throw new Error(`expected a string, got ${describe(raw)}`);
+      const s = String(raw).trim();
+      const problem = check?.(s);
+      if (problem) throw new Error(`${problem}, got ${describe(raw)}`);
+      return s;
+    },
+  };
+}
+
+function list(check?: (s: string) => string | undefined): SettingSpec<string[]> {
+  return {
+    parse(raw) {
+      if (raw === undefined || raw === '') return [];
+      const items = Array.isArray(raw)
+        ? raw.map((v) => String(v).trim())
+        : typeof raw === 'string'
+          ? raw.split(',').map((v) => v.trim())
+          : null;
+      if (!items) throw new Error(`expected a comma-separated list, got ${describe(raw)}`);
+      const out = items.filter((v) => v !== '');
+      for (const item of out) {
+        const problem = check?.(item);
+        if (problem) throw new Error(`${problem}, got ${describe(item)}`);
+      }
+      return out;
+    },
+  };
+}
+
+function bool(defaultValue: boolean): SettingSpec<boolean> {
+  return {
+    parse(raw) {
+      if (raw === undefined || raw === '') return defaultValue;
+      if (typeof raw === 'boolean') return raw;
+      const s = String(raw).trim().toLowerCase();
+      if (['1', 'true', 'yes', 'on'].includes(s)) return true;
+      if (['0', 'false', 'no', 'off'].includes(s)) return false;
+      throw new Error(`expected true or false, got ${describe(raw)}`);
+    },
+  };
+}
+
+function httpUrl(s: string): string | undefined {
+  try {
+    const u = new URL(s);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') return 'expected an http(s) URL';
+    return undefined;
+  } catch {
+    return 'expected an http(s) URL';
+  }
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+const HOUR = 3_600_000;
+
+/** Every setting the gateway reads: env/file name → parser with its default. */
+const SETTINGS = {
+  PORT: int({ min: 1, max: 65535, default: 18188 }),
+  HOST: str(undefined),
+  COMFYUI_URLS: list(httpUrl),
+  COMFYUI_COMMAND: str(undefined),
+  DATA_DIR: str('./data'),
+  JOB_STORE: str('sqlite', (s) =>
+    s === 'sqlite' || s === 'memory' ? undefined : 'expected sqlite or memory',
+  ),
+  REDIS_URL: str(undefined),
+  API_KEYS: list(),
+  WEBHOOK_SECRET: str(undefined),
+  WEBHOOK_URL: str(undefined, httpUrl),
+  STORAGE_URL: str(undefined, (s) =>
+    /^(s3|file):\/\/.+/.test(s) ? undefined : 'expected s3://bucket/prefix or file:///dir',
+  ),
+  S3_ENDPOINT: str(undefined, httpUrl),
+  PUBLIC_URL: str(undefined, httpUrl),
+  WORKFLOWS_DIR: str(undefined),
+  MAX_JOBS_PER_INSTANCE: int({ min: 1, max: 64, default: 2 }),
+  HEALTH_CHECK_INTERVAL_MS: int({ min: 100, max: 3_600_000, default: 30_000 }),
+  HEALTH_FAILURE_THRESHOLD: int({ min: 1, max: 100, default: 3 }),
+  JOB_TIMEOUT_MS: int({ min: 100, max: 7 * 24 * HOUR, default: 300_000 }),
+  JOB_RETENTION_MS: int({ min: 1000, max: 365 * 24 * HOUR, default: 24 * HOUR }),
+  MAX_ATTEMPTS: int({ min: 1, max: 20, default: 3 }),
+  MAX_QUEUE: int({ min: 1, max: 10_000_000, default: 10_000 }),
+  MAX_BODY_BYTES: int({ min: 1024, max: 2 ** 31 - 1, default: 10 * 1024 * 1024 }),
+  MAX_INPUT_BYTES: int({ min: 1024, max: 2 ** 40, default: 100 * 1024 * 1024 }),
+  MAX_INLINE_BYTES: int({ min: 0, max: 2 ** 31 - 1, default: 20 * 1024 * 1024 }),
+  INPUT_CACHE_BYTES: int({ min: 0, max: 2 ** 44, default: 1024 * 1024 * 1024 }),
+  ALLOW_PRIVATE_INPUT_URLS: list(),
+  MAX_SSE_STREAMS: int({ min: 1, max: 1_000_000, default: 1000 }),
+  SHUTDOWN_GRACE_MS: int({ min: 0, max: 600_000, default: 10_000 }),
+  LOG_LEVEL: str('info', (s) =>
+    (LOG_LEVELS as readonly string[]).includes(s) ? undefined : `expected one of ${LOG_LEVELS.join(', ')}`,
+  ),
+  DOCS: bool(true),
+} as const;
+
+type SettingName = keyof typeof SETTINGS;
+
+/** The parsed, frozen gateway configuration. */
+export interface Config {
+  readonly port: number;
+  /** Bind address; defaults to loopback when no API keys are configured. */
+  readonly host: string;
+  /** True when HOST was not set and we fell back to loopback because API_KEYS is empty. */
+  readonly hostDefaultedToLoopback: boolean;
+  readonly comfyuiUrls: readonly string[];
+  readonly comfyuiCommand: string | undefined;
+  readonly dataDir: string;
+  readonly jobStore: 'sqlite' | 'memory';
+  readonly redisUrl: string | undefined;
+  readonly apiKeys: readonly string[];
+  readonly webhookSecret: string | undefined;
+  readonly webhookUrl: string | undefined;
+  readonly storageUrl: string | undefined;
+  readonly s3Endpoint: string | undefined;
+  readonly publicUrl: string | undefined;
+  readonly workflowsDir: string | undefined;
+  readonly maxJobsPerInstance: number;
+  readonly healthCheckIntervalMs: number;
+  readonly healthFailureThreshold: number;
+  readonly jobTimeoutMs: number;
+  readonly jobRetentionMs: number;
+  readonly maxAttempts: number;
+  readonly maxQueue: number;
+  readonly maxBodyBytes: number;
+  readonly maxInputBytes: number;
+  readonly maxInlineBytes: number;
+  readonly inputCacheBytes: number;
+  readonly allowPrivateInputUrls: readonly string[];
+  readonly maxSseStreams: number;
+  readonly shutdownGraceMs: number;
+  readonly logLevel: (typeof LOG_LEVELS)[number];
+  readonly docs: boolean;
+}
+
+/** Names of every setting (for docs and `--help`). */
+export const SETTING_NAMES = Object.keys(SETTINGS) as SettingName[];
+
+const fileSchema = z.record(
+  z.string(),
+  z.union([z.string(), z.number(), z.boolean(), z.array(z.union([z.string(), z.number()]))]),
+);
+
+function readConfigFile(path: string): Record<string, Raw> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(
+      '--config',
+      `cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+    );
+  }
+  let data: unknown;
+  try {
+    data = extname(path).toLowerCase() === '.json' ? JSON.parse(text) : parseYaml(text);
+  } catch (err) {
+    throw new ConfigError(
+      '--config',
+      `${path} is not valid ${extname(path) === '.json' ? 'JSON' : 'YAML'}: ${(err as Error).message.split('\n')[0]}`,
+    );
+  }
+  if (data === null || data === undefined) return {};
+  const parsed = fileSchema.safeParse(data);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue?.path.length ? String(issue.path[0]) : '--config';
+    throw new ConfigError(where, `expected a map of SETTING: value with scalar or list values in ${path}`);
+  }
+  const out: Record<string, Raw> = {};
+  for (const [key, value] of Object.entries(parsed.data)) {
+    const name = key.toUpperCase().replaceAll('-', '_');
+    if (!(name in SETTINGS)) throw new ConfigError(key, `unknown setting in ${path}`);
+    out[name] = Array.isArray(value) ? value.map(String) : value;
+  }
+  return out;
+}
+
+/** Reads the numbered `COMFYUI_HOST_1..N` variables (gaps end the list). */
+function numberedHosts(env: Record<string, string | undefined>): string[] {
+  const out: string[] = [];
+  for (let i = 1; i < 1000; i++) {
+    const value = env[`COMFYUI_HOST_${i}`]?.trim();
+    if (!value) break;
+    const url = /^https?:\/\//.test(value) ? value : `http://${value}`;
+    const problem = httpUrl(url);
+    if (problem) throw new ConfigError(`COMFYUI_HOST_${i}`, `${problem}, got ${JSON.stringify(value)}`);
+    out.push(url);
+  }
+  return out;
+}
+
+/**
+ * Parses settings: defaults < config file < environment < `overrides` (CLI flags).
+ * Throws ConfigError (one line) on the first invalid setting.
+ */
+export function loadConfig(
+  env: Record<string, string | undefined>,
+  file?: string,
+  overrides: Partial<Record<SettingName, string | number>> = {},
+): Config {
+  const fromFile = file ? readConfigFile(file) : {};
+  const values = {} as { [K in SettingName]: ReturnType<(typeof SETTINGS)[K]['parse']> };
+  for (const name of SETTING_NAMES) {
+    const raw: Raw = overrides[name] ?? env[name] ?? fromFile[name];
+    try {
+      (values as Record<string, unknown>)[name] = SETTINGS[name].parse(raw === undefined ? undefined : raw);
+    } catch (err) {
+      throw new ConfigError(name, (err as Error).message);
+    }
+  }
+  const urls = [...values.COMFYUI_URLS, ...numberedHosts(env)].map((u) => u.replace(/\/+$/, ''));
+  const hostDefaulted = values.HOST === undefined;
+  const host = values.HOST ?? (values.API_KEYS.length === 0 ? '127.0.0.1' : '0.0.0.0');
+  if (values.REDIS_URL) {
+    throw new ConfigError(
+      'REDIS_URL',
+      'the Redis store is not available in this build; unset it to use SQLite',
+    );
+  }
+  return Object.freeze({
+    port: values.PORT,
+    host,
+    hostDefaultedToLoopback: hostDefaulted && values.API_KEYS.length === 0,
+    comfyuiUrls: Object.freeze([...new Set(urls)]),
+    comfyuiCommand: values.COMFYUI_COMMAND,
+    dataDir: values.DATA_DIR ?? './data',
+    jobStore: (values.JOB_STORE ?? 'sqlite') as 'sqlite' | 'memory',
+    redisUrl: values.REDIS_URL,
+    apiKeys: Object.freeze(values.API_KEYS),
+    webhookSecret: values.WEBHOOK_SECRET,
+    webhookUrl: values.WEBHOOK_URL,
+    storageUrl: values.STORAGE_URL,
+    s3Endpoint: values.S3_ENDPOINT,
+    publicUrl: values.PUBLIC_URL?.replace(/\/+$/, ''),
+    workflowsDir: values.WORKFLOWS_DIR,
+    maxJobsPerInstance: values.MAX_JOBS_PER_INSTANCE,
+    healthCheckIntervalMs: values.HEALTH_CHECK_INTERVAL_MS,
+    healthFailureThreshold: values.HEALTH_FAILURE_THRESHOLD,
+    jobTimeoutMs: values.JOB_TIMEOUT_MS,
+    jobRetentionMs: values.JOB_RETENTION_MS,
+    maxAttempts: values.MAX_ATTEMPTS,
+    maxQueue: values.MAX_QUEUE,
+    maxBodyBytes: values.MAX_BODY_BYTES,
+    maxInputBytes: values.MAX_INPUT_BYTES,
+    maxInlineBytes: values.MAX_INLINE_BYTES,
+    inputCacheBytes: values.INPUT_CACHE_BYTES,
+    allowPrivateInputUrls: Object.freeze(values.ALLOW_PRIVATE_INPUT_URLS),
+    maxSseStreams: values.MAX_SSE_STREAMS,
+    shutdownGraceMs: values.SHUTDOWN_GRACE_MS,
+    logLevel: (values.LOG_LEVEL ?? 'info') as Config['logLevel'],
+    docs: values.DOCS,
+  });
+}

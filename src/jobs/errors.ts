@@ -1,0 +1,84 @@
+// Error classes of the job layer, each with a stable `code` and the HTTP status the server maps it to.
+// The server's error handler turns any of these into the v2 envelope without knowing them one by one.
+
+/** Base class for every error the gateway raises on purpose. */
+export class GatewayError extends Error {
+  readonly code: string;
+  readonly status: number;
+  readonly details: Record<string, unknown> | null;
+  /** Seconds for a Retry-After header, when backing off helps. */
+  readonly retryAfter: number | undefined;
+  constructor(
+    code: string,
+    status: number,
+    message: string,
+    options: { details?: Record<string, unknown> | null; retryAfter?: number; cause?: unknown } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.status = status;
+    this.details = options.details ?? null;
+    this.retryAfter = options.retryAfter;
+  }
+}
+
+/** A request body, query or header that cannot be used (400). */
+export class InvalidRequestError extends GatewayError {
+  constructor(message: string, details?: Record<string, unknown>) {
+    super('invalid_request', 400, message, { details: details ?? null });
+  }
+}
+
+/** The workflow is structurally invalid or ComfyUI rejected it (422). */
+export class InvalidWorkflowError extends GatewayError {
+  constructor(message: string, details?: Record<string, unknown>) {
+    super('invalid_workflow', 422, message, { details: details ?? null });
+  }
+}
+
+/** A UI-format workflow was sent and cannot be converted here (422). */
+export class WorkflowFormatUiError extends GatewayError {
+  constructor(message: string) {
+    super('workflow_format_ui', 422, message);
+  }
+}
+
+/** The Idempotency-Key was already used (422, v2 §11). */
+export class IdempotencyKeyReuseError extends GatewayError {
+  constructor() {
+    super(
+      'idempotency_key_reuse',
+      422,
+      'Idempotency-Key was already used; look up the job instead of resubmitting.',
+    );
+  }
+}
+
+/** Too many queued jobs (429 + Retry-After). */
+export class QueueFullError extends GatewayError {
+  constructor(retryAfter: number) {
+    super('queue_full', 429, 'The job queue is full; retry later.', { retryAfter });
+  }
+}
+
+/** Unknown job id, or past retention (404). */
+export class JobNotFoundError extends GatewayError {
+  constructor(id: string) {
+    super('not_found', 404, `Job ${id} not found.`);
+  }
+}
+
+/** The gateway is shutting down and takes no new work (503). */
+export class ShuttingDownError extends GatewayError {
+  constructor() {
+    super('shutting_down', 503, 'The gateway is shutting down; retry on another replica.', { retryAfter: 5 });
+  }
+}
+
+/** A transition the job state machine forbids; a programming error, never user input. */
+export class InvalidTransitionError extends GatewayError {
+  constructor(from: string, to: string) {
+    super('invalid_transition', 500, `Job cannot go from ${from} to ${to}.`);
+  }
+}

@@ -1,0 +1,45 @@
+// Live job events for SSE subscribers: one emitter, one channel per job id. Only live jobs have
+// listeners, and a channel is dropped when its job ends, so nothing here grows with history.
+import { EventEmitter } from 'node:events';
+import type { JobOutput, JobStatus, Progress } from './job.ts';
+
+/** One event on a job's stream (v2 §7 catalog). */
+export type JobEvent =
+  | { type: 'status'; data: { status: JobStatus; queue_position?: number | null; outputs?: JobOutput[] } }
+  | { type: 'progress'; data: Progress }
+  | { type: 'preview'; data: { node_id: string; content_type: string; data_base64: string } }
+  | { type: 'output'; data: JobOutput };
+
+/** Per-job event channels with scoped subscriptions. */
+export class JobEvents {
+  #emitter = new EventEmitter();
+
+  constructor() {
+    // Many SSE clients may watch one job; MAX_SSE_STREAMS bounds them at the HTTP layer.
+    this.#emitter.setMaxListeners(0);
+  }
+
+  /** Delivers an event to the job's current subscribers. */
+  emit(jobId: string, event: JobEvent): void {
+    this.#emitter.emit(jobId, event);
+  }
+
+  /** Subscribes until `signal` aborts; returns the unsubscribe function too. */
+  subscribe(jobId: string, listener: (event: JobEvent) => void, signal?: AbortSignal): () => void {
+    const off = () => this.#emitter.off(jobId, listener);
+    if (signal?.aborted) return off;
+    this.#emitter.on(jobId, listener);
+    signal?.addEventListener('abort', off, { once: true });
+    return off;
+  }
+
+  /** Number of subscribers of one job (tests and metrics). */
+  listenerCount(jobId: string): number {
+    return this.#emitter.listenerCount(jobId);
+  }
+
+  /** Drops every subscriber. */
+  close(): void {
+    this.#emitter.removeAllListeners();
+  }
+}

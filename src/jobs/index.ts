@@ -1,0 +1,47 @@
+// Public surface of the job layer: the manager, stores, state machine, events and errors.
+export {
+  GatewayError,
+  IdempotencyKeyReuseError,
+  InvalidRequestError,
+  InvalidTransitionError,
+  InvalidWorkflowError,
+  JobNotFoundError,
+  QueueFullError,
+  ShuttingDownError,
+  WorkflowFormatUiError,
+} from './errors.ts';
+export type { JobEvent } from './events.ts';
+export { JobEvents } from './events.ts';
+export type {
+  Attempt,
+  JobError,
+  JobOutput,
+  JobRecord,
+  JobRequest,
+  JobStatus,
+  OutputOptions,
+  OutputSource,
+  Progress,
+} from './job.ts';
+export { canTransition, isTerminal, JOB_STATUSES, TERMINAL_STATUSES, transition } from './job.ts';
+export type { JobManagerOptions, SubmitInput } from './manager.ts';
+export { JobManager } from './manager.ts';
+export { MemoryJobStore } from './memory-store.ts';
+export { contentTypeOf, outputContentPath } from './outputs.ts';
+export type {
+  ApiPrompt,
+  ComfyClientLike,
+  InputResolverLike,
+  LeaseLike,
+  LoggerLike,
+  OutputDeliveryLike,
+  PoolLike,
+  RunEvent,
+  RunResult,
+  WebhookDispatcherLike,
+} from './ports.ts';
+export { jobErrorFrom } from './runner.ts';
+export { Scheduler } from './scheduler.ts';
+export { SqliteJobStore } from './sqlite-store.ts';
+export type { JobPage, JobStore, ListQuery } from './store.ts';
+export { decodeCursor, encodeCursor } from './store.ts';

@@ -1,0 +1,170 @@
+// The job record and its state machine. Every status change goes through `transition()`, which
+// consults one table, so an impossible transition (e.g. succeeded → running) cannot be written.
+import { InvalidTransitionError } from './errors.ts';
+import type { ApiPrompt } from './ports.ts';
+
+/** v2 job statuses (comfy-api-v2.md §5). */
+export const JOB_STATUSES = [
+  'queued',
+  'running',
+  'succeeded',
+  'canceling',
+  'canceled',
+  'failed',
+  'expired',
+] as const;
+export type JobStatus = (typeof JOB_STATUSES)[number];
+
+/** Terminal statuses never change again. */
+export const TERMINAL_STATUSES: ReadonlySet<JobStatus> = new Set([
+  'succeeded',
+  'canceled',
+  'failed',
+  'expired',
+]);
+
+/** Allowed transitions (v2 §6 plus the inferred ones it marks, plus running → queued for a retry). */
+const TRANSITIONS: Readonly<Record<JobStatus, readonly JobStatus[]>> = {
+  queued: ['running', 'canceling', 'canceled', 'failed', 'expired'],
+  running: ['succeeded', 'failed', 'expired', 'canceling', 'queued'],
+  canceling: ['canceled', 'succeeded', 'failed', 'expired'],
+  succeeded: [],
+  canceled: [],
+  failed: [],
+  expired: [],
+};
+
+/** True when `from → to` is allowed. */
+export function canTransition(from: JobStatus, to: JobStatus): boolean {
+  return TRANSITIONS[from].includes(to);
+}
+
+/** True for succeeded, canceled, failed and expired. */
+export function isTerminal(status: JobStatus): boolean {
+  return TERMINAL_STATUSES.has(status);
+}
+
+/** v2 Progress snapshot. */
+export interface Progress {
+  value: number;
+  nodes_done: number;
+  nodes_total: number;
+  current_node?: string | null;
+  current_node_class?: string | null;
+  step?: number | null;
+  steps?: number | null;
+  message?: string | null;
+}
+
+/** v2 JobError, plus ComfyUI's details where there are some. */
+export interface JobError {
+  code: string;
+  message: string;
+  node_id?: string | null;
+  class_type?: string | null;
+  traceback?: string | null;
+  details?: Record<string, unknown> | null;
+}
+
+/** Where an output's bytes live, so the gateway can stream them (never sent to clients). */
+export interface OutputSource {
+  instanceId: string;
+  filename: string;
+  subfolder: string;
+  type: string;
+}
+
+/** v2 Output; `url` may be host-relative and is made absolute when the job is rendered. */
+export interface JobOutput {
+  node_id: string;
+  name: string;
+  type: string;
+  content_type: string;
+  size_bytes: number;
+  id: string;
+  hash: string | null;
+  url: string;
+  url_expires_at: string;
+  job_id?: string | null;
+  [extra: string]: unknown;
+}
+
+/** One attempt of a job on one instance (our extension, exposed as `attempts`). */
+export interface Attempt {
+  n: number;
+  instance_id: string;
+  started_at: number;
+  finished_at: number | null;
+  error: { code: string; message: string } | null;
+}
+
+/** How outputs are delivered (architecture.md `output`). */
+export interface OutputOptions {
+  store: 'link' | 'inline' | 'storage';
+  format?: 'png' | 'jpeg' | 'webp';
+  quality?: number;
+}
+
+/** What the caller asked for besides the workflow; persisted with the job (never `extra_data`). */
+export interface JobRequest {
+  inputs?: Record<string, string>;
+  output?: OutputOptions;
+  webhook_url?: string;
+  timeout_ms?: number;
+  metadata?: unknown;
+  request_id?: string;
+  source?: 'v2' | 'prompt_sync';
+}
+
+/** The stored job. Times are epoch milliseconds; the HTTP layer renders them as RFC 3339. */
+export interface JobRecord {
+  id: string;
+  status: JobStatus;
+  priority: number;
+  created_at: number;
+  updated_at: number;
+  started_at: number | null;
+  completed_at: number | null;
+  expires_at: number;
+  /** The API prompt as submitted to ComfyUI (overrides applied, before input rewriting). */
+  workflow: ApiPrompt;
+  /** The node classes used, for routing and capability checks. */
+  class_types: string[];
+  request: JobRequest;
+  progress: Progress | null;
+  outputs: JobOutput[];
+  output_sources: OutputSource[];
+  error: JobError | null;
+  attempts: Attempt[];
+  /** Instance holding the current attempt's prompt, or null while waiting for one. */
+  instance_id: string | null;
+  /** ComfyUI prompt id of the current/last attempt (the job id). */
+  prompt_id: string | null;
+  idempotency_key: string | null;
+  /** Set when the current attempt has started executing on its instance. */
+  queue_ms: number | null;
+  execution_ms: number | null;
+  /** Texts that nodes reported (e.g. text outputs), keyed by node id. */
+  texts: Array<{ node_id: string; text: string }>;
+}
+
+/**
+ * Applies a status change in place, with the timestamps that go with it. Throws
+ * InvalidTransitionError for a forbidden change; a same-status "change" is a no-op returning false.
+ */
+export function transition(job: JobRecord, to: JobStatus, now: number, retentionMs: number): boolean {
+  if (job.status === to) return false;
+  if (!canTransition(job.status, to)) throw new InvalidTransitionError(job.status, to);
+  job.status = to;
+  job.updated_at = now;
+  if (to === 'running' && job.started_at === null) job.started_at = now;
+  if (to === 'queued') {
+    job.instance_id = null;
+  }
+  if (isTerminal(to)) {
+    job.completed_at = now;
+    // Retention counts from the end, so a long job does not vanish right after it finishes.
+    job.expires_at = now + retentionMs;
+  }
+  return true;
+}

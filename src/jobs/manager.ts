@@ -1,0 +1,686 @@
+// The job service: creates durable jobs, owns every live job's state, applies attempt outcomes,
+// re-attaches or re-queues unfinished jobs after a restart, expires old jobs, and publishes events.
+// The HTTP layer talks only to this class.
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { JobNotFoundError, QueueFullError, ShuttingDownError } from './errors.ts';
+import { JobEvents } from './events.ts';
+import {
+  isTerminal,
+  type JobError,
+  type JobOutput,
+  type JobRecord,
+  type JobRequest,
+  type JobStatus,
+  type Progress,
+  transition,
+} from './job.ts';
+import type {
+  ApiPrompt,
+  InputResolverLike,
+  LeaseLike,
+  LoggerLike,
+  OutputDeliveryLike,
+  PoolLike,
+  RunEvent,
+  WebhookDispatcherLike,
+} from './ports.ts';
+import { ProgressTracker } from './progress.ts';
+import { type AbortReason, type AttemptOutcome, Runner } from './runner.ts';
+import { type QueueEntry, Scheduler } from './scheduler.ts';
+import type { JobPage, JobStore, ListQuery } from './store.ts';
+
+/** Options of a JobManager. */
+export interface JobManagerOptions {
+  store: JobStore;
+  pool: PoolLike;
+  maxQueue: number;
+  maxAttempts: number;
+  jobTimeoutMs: number;
+  retentionMs: number;
+  inputResolver?: InputResolverLike;
+  outputDelivery?: OutputDeliveryLike;
+  webhooks?: WebhookDispatcherLike;
+  /** Default webhook for jobs that name none. */
+  webhookUrl?: string;
+  /** Base for links handed to OutputDelivery ('' = host-relative). */
+  linkBaseUrl?: string;
+  logger?: LoggerLike;
+  /** Injectable for tests. */
+  clock?: () => number;
+  newId?: () => string;
+  /** Minimum gap between progress/preview events of one job (v2: about 2 per second). */
+  eventThrottleMs?: number;
+  /** Delay before a non-essential state (running, progress) is persisted; a terminal write supersedes it. */
+  lazyPersistMs?: number;
+}
+
+/** What a caller submits (already validated and converted to API format). */
+export interface SubmitInput {
+  workflow: ApiPrompt;
+  priority?: number;
+  idempotencyKey?: string | null;
+  request?: JobRequest;
+  /** ComfyUI extra_data for this prompt; never persisted. */
+  extraData?: Record<string, unknown>;
+}
+
+interface LiveJob {
+  job: JobRecord;
+  extraData: Record<string, unknown> | undefined;
+  controller: AbortController | null;
+  lease: LeaseLike | null;
+  tracker: ProgressTracker | null;
+  preview: { node_id: string; content_type: string; data_base64: string } | null;
+  lastProgressAt: number;
+  progressTimer: NodeJS.Timeout | null;
+  lastPreviewAt: number;
+  persistTimer: NodeJS.Timeout | null;
+}
+
+/** Events: 'started' (job), 'terminal' (job): for metrics. */
+export class JobManager extends EventEmitter {
+  readonly events = new JobEvents();
+  #o: Required<Pick<JobManagerOptions, 'maxQueue' | 'maxAttempts' | 'jobTimeoutMs' | 'retentionMs'>> &
+    JobManagerOptions;
+  #store: JobStore;
+  #pool: PoolLike;
+  #clock: () => number;
+  #newId: () => string;
+  #throttleMs: number;
+  #lazyMs: number;
+  #live = new Map<string, LiveJob>();
+  #scheduler: Scheduler;
+  #runner: Runner;
+  #tasks = new Set<Promise<unknown>>();
+  #retentionTimer: NodeJS.Timeout | null = null;
+  #started = false;
+  #closing: Promise<void> | null = null;
+
+  constructor(options: JobManagerOptions) {
+    super();
+    this.#o = options;
+    this.#store = options.store;
+    this.#pool = options.pool;
+    this.#clock = options.clock ?? Date.now;
+    this.#newId = options.newId ?? randomUUID;
+    this.#throttleMs = options.eventThrottleMs ?? 500;
+    this.#lazyMs = options.lazyPersistMs ?? 1000;
+    this.#scheduler = new Scheduler({ pool: this.#pool, dispatch: (e, l) => this.#dispatch(e, l) });
+    this.#runner = new Runner({
+      nodeDefsFor: (id) => this.#pool.nodeDefsFor(id),
+      ...(options.inputResolver ? { inputResolver: options.inputResolver } : {}),
+      ...(options.outputDelivery ? { outputDelivery: options.outputDelivery } : {}),
+      linkBaseUrl: options.linkBaseUrl ?? '',
+      ...(options.logger ? { logger: options.logger } : {}),
+    });
+  }
+
+  /** Jobs waiting for an instance. */
+  get queued(): number {
+    return this.#scheduler.size;
+  }
+
+  /** Jobs holding an instance slot. */
+  get inFlight(): number {
+    let n = 0;
+    for (const live of this.#live.values()) if (live.lease) n++;
+    return n;
+  }
+
+  /** Store write count (benchmarks). */
+  get storeWrites(): number {
+    return this.#store.writes;
+  }
+
+  /** Recovers unfinished jobs, then starts dispatching and the retention sweep. */
+  async start(): Promise<void> {
+    if (this.#started) return;
+    this.#started = true;
+    await this.#recover();
+    this.#scheduler.start();
+    const sweepMs = Math.min(60_000, Math.max(1000, Math.floor(this.#o.retentionMs / 10)));
+    this.#retentionTimer = setInterval(() => this.sweep(), sweepMs);
+    this.#retentionTimer.unref();
+  }
+
+  /** Deletes jobs past retention; returns how many went. */
+  sweep(): number {
+    try {
+      return this.#store.deleteExpired(this.#clock());
+    } catch (err) {
+      this.#o.logger?.error({ err }, 'retention sweep failed');
+      return 0;
+    }
+  }
+
+  /** Creates a job; it is durable when this returns. Throws QueueFullError / IdempotencyKeyReuseError. */
+  submit(input: SubmitInput): JobRecord {
+    if (this.#closing) throw new ShuttingDownError();
+    if (this.#scheduler.size >= this.#o.maxQueue) {
+      throw new QueueFullError(this.#retryAfterSeconds());
+    }
+    const now = this.#clock();
+    const id = this.#newId();
+    const job: JobRecord = {
+      id,
+      status: 'queued',
+      priority: input.priority ?? 0,
+      created_at: now,
+      updated_at: now,
+      started_at: null,
+      completed_at: null,
+      expires_at: now + this.#o.retentionMs,
+      workflow: input.workflow,
+      class_types: [...new Set(Object.values(input.workflow).map((n) => n.class_type))],
+      request: input.request ?? {},
+      progress: null,
+      outputs: [],
+      output_sources: [],
+      error: null,
+      attempts: [],
+      instance_id: null,
+      prompt_id: null,
+      idempotency_key: input.idempotencyKey ?? null,
+      queue_ms: null,
+      execution_ms: null,
+      texts: [],
+    };
+    this.#store.insert(job, input.idempotencyKey);
+    const live = this.#newLive(job, input.extraData);
+    this.#live.set(id, live);
+    this.#enqueue(job);
+    this.events.emit(id, {
+      type: 'status',
+      data: { status: 'queued', queue_position: this.#scheduler.position(id) },
+    });
+    return job;
+  }
+
+  /** The job (live or stored), or undefined when unknown or past retention. */
+  get(id: string): JobRecord | undefined {
+    const live = this.#live.get(id);
+    if (live) return live.job;
+    const job = this.#store.get(id);
+    if (!job || job.expires_at <= this.#clock()) return undefined;
+    return job;
+  }
+
+  /** Like get() but throws JobNotFoundError. */
+  require(id: string): JobRecord {
+    const job = this.get(id);
+    if (!job) throw new JobNotFoundError(id);
+    return job;
+  }
+
+  /** 1-based position among waiting jobs, or null. */
+  queuePosition(id: string): number | null {
+    return this.#scheduler.position(id);
+  }
+
+  /** Latest preview of a live job (SSE snapshot). */
+  latestPreview(id: string): LiveJob['preview'] {
+    return this.#live.get(id)?.preview ?? null;
+  }
+
+  /** Newest-first listing. Live jobs are returned in their current state. */
+  list(query: ListQuery): JobPage {
+    const page = this.#store.list(query);
+    const now = this.#clock();
+    return {
+      jobs: page.jobs.filter((j) => j.expires_at > now).map((j) => this.#live.get(j.id)?.job ?? j),
+      nextCursor: page.nextCursor,
+    };
+  }
+
+  /** Count of jobs per status (store view). */
+  counts(): Record<JobStatus, number> {
+    return this.#store.counts();
+  }
+
+  /** Requests cancellation (idempotent); returns the job as it is now. */
+  cancel(id: string): JobRecord {
+    const live = this.#live.get(id);
+    if (!live) return this.require(id);
+    const job = live.job;
+    if (job.status === 'queued' && !live.lease) {
+      this.#scheduler.remove(id);
+      this.#finish(live, 'canceled');
+      return job;
+    }
+    if (job.status === 'queued' || job.status === 'running') {
+      transition(job, 'canceling', this.#clock(), this.#o.retentionMs);
+      this.#persist(live);
+      this.#emitStatus(live);
+      live.controller?.abort({ kind: 'cancel' } satisfies AbortReason);
+    }
+    return job;
+  }
+
+  /** Resolves with the job once it is terminal, or with its current state when `signal` aborts. */
+  async waitForTerminal(id: string, signal: AbortSignal): Promise<JobRecord> {
+    const job = this.require(id);
+    if (isTerminal(job.status) || signal.aborted) return job;
+    const { promise, resolve } = Promise.withResolvers<void>();
+    const scope = new AbortController();
+    const done = AbortSignal.any([signal, scope.signal]);
+    this.events.subscribe(
+      id,
+      (event) => {
+        if (event.type === 'status' && isTerminal(event.data.status)) scope.abort();
+      },
+      done,
+    );
+    done.addEventListener('abort', () => resolve(), { once: true });
+    await promise;
+    return this.get(id) ?? job;
+  }
+
+  #newLive(job: JobRecord, extraData?: Record<string, unknown>): LiveJob {
+    return {
+      job,
+      extraData,
+      controller: null,
+      lease: null,
+      tracker: null,
+      preview: null,
+      lastProgressAt: 0,
+      progressTimer: null,
+      lastPreviewAt: 0,
+      persistTimer: null,
+    };
+  }
+
+  #enqueue(job: JobRecord): void {
+    const failed = job.attempts.filter((a) => a.error).map((a) => a.instance_id);
+    const entry: QueueEntry = {
+      id: job.id,
+      priority: job.priority,
+      createdAt: job.created_at,
+      classTypes: job.class_types,
+      exclude: [...new Set(failed)],
+    };
+    this.#scheduler.enqueue(entry);
+  }
+
+  #retryAfterSeconds(): number {
+    // A rough drain estimate: the queue empties at about one job per slot per second or faster.
+    const slots = Math.max(1, this.inFlight);
+    return Math.min(60, Math.max(1, Math.ceil(this.#scheduler.size / slots / 10)));
+  }
+
+  #dispatch(entry: QueueEntry, lease: LeaseLike): void {
+    const live = this.#live.get(entry.id);
+    if (live?.job.status !== 'queued') {
+      lease.release({ ok: true });
+      return;
+    }
+    const job = live.job;
+    const now = this.#clock();
+    job.attempts.push({
+      n: job.attempts.length + 1,
+      instance_id: lease.instanceId,
+      started_at: now,
+      finished_at: null,
+      error: null,
+    });
+    job.instance_id = lease.instanceId;
+    job.prompt_id = job.id;
+    job.updated_at = now;
+    // Durable before the prompt is submitted, so a restart knows where to look for it.
+    this.#persist(live);
+    this.#startAttempt(live, lease, 'submit');
+  }
+
+  #startAttempt(live: LiveJob, lease: LeaseLike, mode: 'submit' | 'attach'): void {
+    live.lease = lease;
+    live.controller = new AbortController();
+    live.tracker = new ProgressTracker(live.job.workflow);
+    const timeoutMs = live.job.request.timeout_ms ?? this.#o.jobTimeoutMs;
+    const task = this.#runner
+      .run({
+        job: live.job,
+        instanceId: lease.instanceId,
+        client: lease.client,
+        mode,
+        signal: live.controller.signal,
+        timeoutMs,
+        ...(live.extraData ? { extraData: live.extraData } : {}),
+        onEvent: (event) => this.#onRunEvent(live, event),
+      })
+      .then((outcome) => this.#applyOutcome(live, lease, outcome))
+      .catch((err) =>
+        this.#o.logger?.error({ err, job_id: live.job.id }, 'applying an attempt outcome failed'),
+      );
+    this.#track(task);
+  }
+
+  #track(task: Promise<unknown>): void {
+    this.#tasks.add(task);
+    void task.finally(() => this.#tasks.delete(task));
+  }
+
+  #onRunEvent(live: LiveJob, event: RunEvent): void {
+    const job = live.job;
+    if (isTerminal(job.status)) return;
+    switch (event.type) {
+      case 'started': {
+        live.lease?.markStarted();
+        if (job.status === 'queued') {
+          const now = this.#clock();
+          transition(job, 'running', now, this.#o.retentionMs);
+          job.queue_ms = now - job.created_at;
+          this.#persistLazily(live);
+          this.#emitStatus(live);
+          this.emit('started', job);
+        }
+        return;
+      }
+      case 'preview': {
+        const now = this.#clock();
+        live.preview = {
+          node_id: event.nodeId ?? '',
+          content_type: event.mime,
+          data_base64: event.data.toString('base64'),
+        };
+        if (now - live.lastPreviewAt >= this.#throttleMs) {
+          live.lastPreviewAt = now;
+          this.events.emit(job.id, { type: 'preview', data: live.preview });
+        }
+        return;
+      }
+      default:
+        if (live.tracker?.apply(event)) {
+          job.progress = live.tracker.snapshot();
+          this.#emitProgressThrottled(live);
+        }
+    }
+  }
+
+  #emitProgressThrottled(live: LiveJob): void {
+    const now = this.#clock();
+    const wait = live.lastProgressAt + this.#throttleMs - now;
+    if (wait <= 0) {
+      live.lastProgressAt = now;
+      if (live.job.progress) this.events.emit(live.job.id, { type: 'progress', data: live.job.progress });
+      return;
+    }
+    if (live.progressTimer) return;
+    // Trailing edge, so the last snapshot before a pause is not lost.
+    live.progressTimer = setTimeout(() => {
+      live.progressTimer = null;
+      if (isTerminal(live.job.status)) return;
+      live.lastProgressAt = this.#clock();
+      if (live.job.progress) this.events.emit(live.job.id, { type: 'progress', data: live.job.progress });
+    }, wait);
+    live.progressTimer.unref();
+  }
+
+  #applyOutcome(live: LiveJob, lease: LeaseLike, outcome: AttemptOutcome): void {
+    const job = live.job;
+    const now = this.#clock();
+    const attempt = job.attempts.at(-1);
+    if (attempt) attempt.finished_at = now;
+    live.lease = null;
+    live.controller = null;
+    switch (outcome.kind) {
+      case 'shutdown':
+        // Leave the stored state as it is: the next start re-attaches to the prompt.
+        lease.release({ ok: true });
+        return;
+      case 'succeeded': {
+        lease.release({ ok: true });
+        const result = outcome.result;
+        job.outputs = outcome.outputs;
+        job.output_sources = outcome.sources;
+        job.texts = result.texts.map((t) => ({ node_id: t.nodeId, text: t.text }));
+        job.execution_ms = result.stats.executionMs ?? (job.started_at ? now - job.started_at : null);
+        job.progress = live.tracker?.complete() ?? { value: 1, nodes_done: 0, nodes_total: 0 };
+        if (job.status === 'queued') {
+          transition(job, 'running', now, this.#o.retentionMs);
+          job.queue_ms ??= now - job.created_at;
+        }
+        for (const output of job.outputs) this.events.emit(job.id, { type: 'output', data: output });
+        this.#finish(live, 'succeeded');
+        return;
+      }
+      case 'canceled':
+        lease.release({ ok: true });
+        this.#finish(live, 'canceled');
+        return;
+      case 'failed':
+        lease.release({ ok: false, error: outcome.error, infrastructure: false });
+        if (attempt) attempt.error = { code: outcome.error.code, message: outcome.error.message };
+        job.error = outcome.error;
+        this.#finish(
+          live,
+          job.status === 'canceling' && outcome.error.code === 'interrupted' ? 'canceled' : 'failed',
+        );
+        return;
+      case 'retry': {
+        lease.release({ ok: false, error: outcome.error, infrastructure: true });
+        if (attempt) attempt.error = { code: outcome.error.code, message: outcome.error.message };
+        this.#o.logger?.warn(
+          { job_id: job.id, instance: attempt?.instance_id, err: outcome.error },
+          'attempt failed on its instance',
+        );
+        if (job.status === 'canceling') {
+          this.#finish(live, 'canceled');
+          return;
+        }
+        if (job.attempts.length >= this.#o.maxAttempts) {
+          job.error = {
+            code: 'upstream_unavailable',
+            message: `The job failed on ${job.attempts.length} attempt(s); last error: ${outcome.error.message}`,
+          };
+          this.#finish(live, 'failed');
+          return;
+        }
+        if (job.status === 'running') transition(job, 'queued', now, this.#o.retentionMs);
+        job.instance_id = null;
+        job.progress = null;
+        this.#persist(live);
+        this.#emitStatus(live);
+        this.#enqueue(job);
+        return;
+      }
+    }
+  }
+
+  /** Moves a live job to a terminal status, persists, notifies, and forgets it. */
+  #finish(live: LiveJob, status: Extract<JobStatus, 'succeeded' | 'failed' | 'canceled' | 'expired'>): void {
+    const job = live.job;
+    const now = this.#clock();
+    if (status === 'canceled' && job.status === 'running')
+      transition(job, 'canceling', now, this.#o.retentionMs);
+    transition(job, status, now, this.#o.retentionMs);
+    if (status !== 'succeeded' && job.started_at && job.execution_ms === null)
+      job.execution_ms = now - job.started_at;
+    if (live.progressTimer) clearTimeout(live.progressTimer);
+    live.progressTimer = null;
+    this.#persist(live);
+    this.#live.delete(job.id);
+    this.#emitStatus(live, job.outputs);
+    this.emit('terminal', job);
+    this.#notifyWebhook(job);
+  }
+
+  #notifyWebhook(job: JobRecord): void {
+    const webhooks = this.#o.webhooks;
+    const url = job.request.webhook_url ?? this.#o.webhookUrl;
+    if (!webhooks || !url) return;
+    const type =
+      job.status === 'succeeded'
+        ? 'job.succeeded'
+        : job.status === 'canceled'
+          ? 'job.canceled'
+          : 'job.failed';
+    // Tracked so shutdown waits for it; the dispatcher retries and never rejects.
+    this.#track(
+      webhooks
+        .send(job.id, url, type, webhookPayload(job))
+        .catch((err) => this.#o.logger?.error({ err, job_id: job.id }, 'webhook dispatch failed')),
+    );
+  }
+
+  #emitStatus(live: LiveJob, outputs?: JobOutput[]): void {
+    const job = live.job;
+    this.events.emit(job.id, {
+      type: 'status',
+      data: {
+        status: job.status,
+        queue_position: job.status === 'queued' ? this.#scheduler.position(job.id) : null,
+        ...(outputs ? { outputs } : {}),
+      },
+    });
+  }
+
+  #persist(live: LiveJob): void {
+    if (live.persistTimer) clearTimeout(live.persistTimer);
+    live.persistTimer = null;
+    try {
+      this.#store.update(live.job);
+    } catch (err) {
+      this.#o.logger?.error({ err, job_id: live.job.id }, 'could not persist job state');
+    }
+  }
+
+  #persistLazily(live: LiveJob): void {
+    if (live.persistTimer || this.#lazyMs <= 0) {
+      if (this.#lazyMs <= 0) this.#persist(live);
+      return;
+    }
+    live.persistTimer = setTimeout(() => {
+      live.persistTimer = null;
+      if (this.#live.has(live.job.id)) this.#persist(live);
+    }, this.#lazyMs);
+    live.persistTimer.unref();
+  }
+
+  async #recover(): Promise<void> {
+    const unfinished = this.#store.listUnfinished();
+    if (unfinished.length === 0) return;
+    this.#o.logger?.info({ jobs: unfinished.length }, 'recovering unfinished jobs');
+    const pending: Array<Promise<void>> = [];
+    for (const job of unfinished) {
+      const live = this.#newLive(job);
+      this.#live.set(job.id, live);
+      if (!job.instance_id) {
+        if (job.status === 'canceling') this.#finish(live, 'canceled');
+        else this.#enqueue(job);
+        continue;
+      }
+      pending.push(this.#reattach(live));
+      // Bound the number of instances probed at once.
+      if (pending.length >= 16) await Promise.all(pending.splice(0));
+    }
+    await Promise.all(pending);
+  }
+
+  async #reattach(live: LiveJob): Promise<void> {
+    const job = live.job;
+    const instanceId = job.instance_id as string;
+    const client = this.#pool.client(instanceId);
+    let state: Awaited<ReturnType<NonNullable<typeof client>['getPromptState']>> = 'unknown';
+    if (client) {
+      try {
+        state = await client.getPromptState(job.id, { signal: AbortSignal.timeout(10_000) });
+      } catch (err) {
+        this.#o.logger?.warn(
+          { err, job_id: job.id, instance: instanceId },
+          'could not ask the instance about a job',
+        );
+      }
+    }
+    if (client && state !== 'unknown') {
+      const others = this.#pool
+        .list()
+        .map((s) => s.id)
+        .filter((id) => id !== instanceId);
+      const lease =
+        this.#pool.tryAcquire({ classTypes: job.class_types, exclude: others }) ??
+        detachedLease(instanceId, client);
+      if (lease.instanceId !== instanceId) {
+        lease.release({ ok: true });
+        this.#startAttempt(live, detachedLease(instanceId, client), 'attach');
+      } else {
+        this.#startAttempt(live, lease, 'attach');
+      }
+      this.#o.logger?.info(
+        { job_id: job.id, instance: instanceId, state },
+        're-attached to a prompt after restart',
+      );
+      if (job.status === 'canceling') live.controller?.abort({ kind: 'cancel' } satisfies AbortReason);
+      return;
+    }
+    const attempt = job.attempts.at(-1);
+    if (attempt) {
+      attempt.finished_at = this.#clock();
+      attempt.error = {
+        code: 'prompt_lost',
+        message: 'The prompt was lost (instance or gateway restarted).',
+      };
+    }
+    if (job.status === 'canceling') {
+      this.#finish(live, 'canceled');
+    } else if (job.attempts.length >= this.#o.maxAttempts) {
+      job.error = {
+        code: 'prompt_lost',
+        message: 'The job was lost on its instance and has no attempts left.',
+      };
+      this.#finish(live, 'expired');
+    } else {
+      if (job.status === 'running') transition(job, 'queued', this.#clock(), this.#o.retentionMs);
+      job.instance_id = null;
+      this.#persist(live);
+      this.#enqueue(job);
+    }
+  }
+
+  /**
+   * Stops taking work and dispatching. Running attempts are detached, not cancelled: their
+   * prompts keep running on the instances and the next start re-attaches. Idempotent.
+   */
+  close(options: { graceMs?: number } = {}): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#scheduler.close();
+      if (this.#retentionTimer) clearInterval(this.#retentionTimer);
+      for (const live of this.#live.values()) {
+        live.controller?.abort({ kind: 'shutdown' } satisfies AbortReason);
+        if (live.progressTimer) clearTimeout(live.progressTimer);
+        if (live.persistTimer) {
+          this.#persist(live);
+        }
+      }
+      const grace = AbortSignal.timeout(options.graceMs ?? 5000);
+      const all = Promise.allSettled([...this.#tasks]);
+      await new Promise<void>((resolve) => {
+        grace.addEventListener('abort', () => resolve(), { once: true });
+        void all.then(() => resolve());
+      });
+      this.events.close();
+      this.#live.clear();
+      this.#store.close();
+    })();
+    return this.#closing;
+  }
+}
+
+function detachedLease(instanceId: string, client: NonNullable<ReturnType<PoolLike['client']>>): LeaseLike {
+  return { instanceId, url: client.baseUrl, client, markStarted() {}, release() {} };
+}
+
+/** The webhook body: the job's public fields (links are added by the HTTP layer's renderer elsewhere). */
+function webhookPayload(job: JobRecord): Record<string, unknown> {
+  return {
+    id: job.id,
+    status: job.status,
+    created_at: new Date(job.created_at).toISOString(),
+    started_at: job.started_at ? new Date(job.started_at).toISOString() : null,
+    completed_at: job.completed_at ? new Date(job.completed_at).toISOString() : null,
+    outputs: job.outputs,
+    error: job.error as JobError | null,
+    progress: job.progress as Progress | null,
+    metadata: job.request.metadata ?? null,
+  };
+}

@@ -1,0 +1,106 @@
+// In-memory JobStore for tests and for deployments that accept losing jobs on restart. Records are
+// cloned on the way in and out so callers cannot mutate stored state behind the store's back.
+import { IdempotencyKeyReuseError } from './errors.ts';
+import { isTerminal, JOB_STATUSES, type JobRecord, type JobStatus } from './job.ts';
+import {
+  decodeCursor,
+  encodeCursor,
+  IDEMPOTENCY_TTL_MS,
+  type JobPage,
+  type JobStore,
+  type ListQuery,
+} from './store.ts';
+
+/** A JobStore kept in process memory; bounded by retention like the SQLite one. */
+export class MemoryJobStore implements JobStore {
+  #jobs = new Map<string, JobRecord>();
+  #keys = new Map<string, number>();
+  #writes = 0;
+  #closed = false;
+
+  get writes(): number {
+    return this.#writes;
+  }
+
+  insert(job: JobRecord, idempotencyKey?: string | null): void {
+    if (idempotencyKey) {
+      const claimedAt = this.#keys.get(idempotencyKey);
+      if (claimedAt !== undefined && claimedAt + IDEMPOTENCY_TTL_MS > job.created_at) {
+        throw new IdempotencyKeyReuseError();
+      }
+      this.#keys.set(idempotencyKey, job.created_at);
+    }
+    this.#jobs.set(job.id, structuredClone(job));
+    this.#writes++;
+  }
+
+  update(job: JobRecord): void {
+    if (!this.#jobs.has(job.id)) return;
+    this.#jobs.set(job.id, structuredClone(job));
+    this.#writes++;
+  }
+
+  get(id: string): JobRecord | undefined {
+    const job = this.#jobs.get(id);
+    return job ? structuredClone(job) : undefined;
+  }
+
+  list(query: ListQuery): JobPage {
+    const after = query.cursor ? decodeCursor(query.cursor) : null;
+    const statuses = query.statuses?.length ? new Set(query.statuses) : null;
+    const all = [...this.#jobs.values()]
+      .filter((j) => !statuses || statuses.has(j.status))
+      .filter(
+        (j) =>
+          !after || j.created_at < after.createdAt || (j.created_at === after.createdAt && j.id < after.id),
+      )
+      .sort((a, b) => b.created_at - a.created_at || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+    const page = all.slice(0, query.limit);
+    const last = page.at(-1);
+    return {
+      jobs: page.map((j) => structuredClone(j)),
+      nextCursor: all.length > query.limit && last ? encodeCursor(last) : null,
+    };
+  }
+
+  listUnfinished(): JobRecord[] {
+    return [...this.#jobs.values()]
+      .filter((j) => !isTerminal(j.status))
+      .sort((a, b) => a.created_at - b.created_at)
+      .map((j) => structuredClone(j));
+  }
+
+  hasIdempotencyKey(key: string, now: number): boolean {
+    const at = this.#keys.get(key);
+    return at !== undefined && at + IDEMPOTENCY_TTL_MS > now;
+  }
+
+  releaseIdempotencyKey(key: string): void {
+    this.#keys.delete(key);
+  }
+
+  deleteExpired(now: number): number {
+    let removed = 0;
+    for (const [id, job] of this.#jobs) {
+      if (isTerminal(job.status) && job.expires_at <= now) {
+        this.#jobs.delete(id);
+        removed++;
+      }
+    }
+    for (const [key, at] of this.#keys) if (at + IDEMPOTENCY_TTL_MS <= now) this.#keys.delete(key);
+    return removed;
+  }
+
+  counts(): Record<JobStatus, number> {
+    const out = Object.fromEntries(JOB_STATUSES.map((s) => [s, 0])) as Record<JobStatus, number>;
+    for (const job of this.#jobs.values()) out[job.status]++;
+    return out;
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#jobs.clear();
+    this.#keys.clear();
+  }
+}

@@ -1,0 +1,206 @@
+// One attempt of one job on one lease: resolve inputs, submit (or re-attach to) the prompt under
+// the job id, stream events to the caller, collect outputs, and classify how it ended. It never
+// changes job state itself; the manager applies the outcome, so every state change has one owner.
+import type { JobError, JobOutput, JobRecord, OutputSource } from './job.ts';
+import { linkOutputs } from './outputs.ts';
+import type {
+  ComfyClientLike,
+  InputResolverLike,
+  LoggerLike,
+  NodeDefs,
+  OutputDeliveryLike,
+  RunEvent,
+  RunResult,
+} from './ports.ts';
+
+/** Why the manager aborted an attempt. */
+export type AbortReason = { kind: 'cancel' } | { kind: 'shutdown' };
+
+/** How an attempt ended. */
+export type AttemptOutcome =
+  | { kind: 'succeeded'; result: RunResult; outputs: JobOutput[]; sources: OutputSource[] }
+  | { kind: 'failed'; error: JobError }
+  | { kind: 'retry'; error: JobError }
+  | { kind: 'canceled' }
+  | { kind: 'shutdown' };
+
+/** Dependencies of a Runner. */
+export interface RunnerOptions {
+  nodeDefsFor?: (instanceId: string) => Promise<NodeDefs>;
+  inputResolver?: InputResolverLike;
+  outputDelivery?: OutputDeliveryLike;
+  /** Base for output links handed to OutputDelivery ('' = host-relative). */
+  linkBaseUrl: string;
+  logger?: LoggerLike;
+  /** Bound on best-effort cleanup calls to the instance (cancel). */
+  cleanupTimeoutMs?: number;
+}
+
+/** What one attempt runs against. */
+export interface AttemptContext {
+  job: JobRecord;
+  instanceId: string;
+  client: ComfyClientLike;
+  /** 'attach' re-attaches to a prompt already on the instance (restart recovery). */
+  mode: 'submit' | 'attach';
+  /** Aborted by the manager with an AbortReason (cancel or shutdown). */
+  signal: AbortSignal;
+  timeoutMs: number;
+  extraData?: Record<string, unknown>;
+  onEvent: (event: RunEvent) => void;
+}
+
+interface ComfyLikeError {
+  code?: unknown;
+  retryable?: unknown;
+  message?: unknown;
+  nodeErrors?: unknown;
+  error?: unknown;
+  nodeId?: unknown;
+  nodeType?: unknown;
+  exceptionType?: unknown;
+  exceptionMessage?: unknown;
+  traceback?: unknown;
+}
+
+function str(v: unknown): string | null {
+  return typeof v === 'string' ? v : null;
+}
+
+/** Maps a ComfyUI/client error to the job's error, by its stable code. */
+export function jobErrorFrom(err: unknown): { error: JobError; retryable: boolean } {
+  const e = (typeof err === 'object' && err !== null ? err : {}) as ComfyLikeError;
+  const message = str(e.message) ?? String(err);
+  switch (e.code) {
+    case 'comfy_validation': {
+      const top = (typeof e.error === 'object' && e.error !== null ? e.error : {}) as Record<string, unknown>;
+      return {
+        error: {
+          code: 'invalid_workflow',
+          message: str(top.message) ?? message,
+          details: { node_errors: (e.nodeErrors as Record<string, unknown>) ?? {}, error: top },
+        },
+        retryable: false,
+      };
+    }
+    case 'comfy_execution':
+      return {
+        error: {
+          code: 'node_execution_error',
+          message: str(e.exceptionMessage) ?? message,
+          node_id: str(e.nodeId),
+          class_type: str(e.nodeType),
+          traceback: Array.isArray(e.traceback) ? e.traceback.join('') : str(e.traceback),
+          details: e.exceptionType ? { exception_type: e.exceptionType } : null,
+        },
+        retryable: false,
+      };
+    case 'comfy_interrupted':
+      return {
+        error: { code: 'interrupted', message: 'The prompt was interrupted on its instance.' },
+        retryable: false,
+      };
+    default: {
+      const code = typeof e.code === 'string' ? e.code : 'upstream_error';
+      return { error: { code, message }, retryable: e.retryable === true };
+    }
+  }
+}
+
+/** Runs attempts; stateless apart from its dependencies. */
+export class Runner {
+  #options: RunnerOptions;
+
+  constructor(options: RunnerOptions) {
+    this.#options = options;
+  }
+
+  /** Runs one attempt to its outcome; never rejects. */
+  async run(ctx: AttemptContext): Promise<AttemptOutcome> {
+    const timeout = AbortSignal.timeout(ctx.timeoutMs);
+    const signal = AbortSignal.any([ctx.signal, timeout]);
+    try {
+      const result = await this.#execute(ctx, signal);
+      const collected = await this.#collect(ctx, result, signal);
+      return { kind: 'succeeded', result, ...collected };
+    } catch (err) {
+      if (ctx.signal.aborted) {
+        const reason = ctx.signal.reason as AbortReason;
+        if (reason?.kind === 'shutdown') return { kind: 'shutdown' };
+        await this.#cancelOnInstance(ctx);
+        return { kind: 'canceled' };
+      }
+      if (timeout.aborted) {
+        await this.#cancelOnInstance(ctx);
+        return {
+          kind: 'failed',
+          error: { code: 'timeout', message: `The job did not finish within ${ctx.timeoutMs} ms.` },
+        };
+      }
+      const { error, retryable } = jobErrorFrom(err);
+      if (retryable) return { kind: 'retry', error };
+      this.#options.logger?.debug({ job_id: ctx.job.id, err }, 'attempt failed');
+      return { kind: 'failed', error };
+    }
+  }
+
+  async #execute(ctx: AttemptContext, signal: AbortSignal): Promise<RunResult> {
+    if (ctx.mode === 'attach') {
+      return ctx.client.waitForPrompt(ctx.job.id, { signal, onEvent: ctx.onEvent });
+    }
+    let prompt = ctx.job.workflow;
+    const resolver = this.#options.inputResolver;
+    if (resolver) {
+      const nodeDefs = this.#options.nodeDefsFor ? await this.#options.nodeDefsFor(ctx.instanceId) : {};
+      const resolved = await resolver.resolve(prompt, {
+        ...(ctx.job.request.inputs ? { inputs: ctx.job.request.inputs } : {}),
+        nodeDefs,
+        client: ctx.client,
+        signal,
+      });
+      prompt = resolved.prompt;
+    }
+    return ctx.client.run(prompt, {
+      promptId: ctx.job.id,
+      signal,
+      ...(ctx.extraData ? { extraData: ctx.extraData } : {}),
+      onEvent: ctx.onEvent,
+    });
+  }
+
+  async #collect(
+    ctx: AttemptContext,
+    result: RunResult,
+    signal: AbortSignal,
+  ): Promise<{ outputs: JobOutput[]; sources: OutputSource[] }> {
+    const links = linkOutputs(ctx.job.id, ctx.instanceId, result, ctx.job.expires_at);
+    const store = ctx.job.request.output?.store ?? 'link';
+    const delivery = this.#options.outputDelivery;
+    if (store === 'link' || !delivery) return links;
+    const delivered = await delivery.deliver({ id: ctx.job.id }, result, ctx.client, {
+      store,
+      ...(ctx.job.request.output?.format ? { format: ctx.job.request.output.format } : {}),
+      ...(ctx.job.request.output?.quality ? { quality: ctx.job.request.output.quality } : {}),
+      linkBaseUrl: this.#options.linkBaseUrl,
+      signal,
+    });
+    return { outputs: delivered as JobOutput[], sources: links.sources };
+  }
+
+  async #cancelOnInstance(ctx: AttemptContext): Promise<void> {
+    const bound = this.#options.cleanupTimeoutMs ?? 5000;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        ctx.client.cancel(ctx.job.id),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, bound);
+        }),
+      ]);
+    } catch (err) {
+      this.#options.logger?.warn({ job_id: ctx.job.id, err }, 'could not cancel the prompt on its instance');
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}

@@ -1,0 +1,151 @@
+// The queue of jobs waiting for an instance, ordered by priority (high first) then age, and the
+// loop that hands them to the pool. Dispatch is pull-based: a pump runs when a job arrives, when
+// the pool reports capacity, and on a slow safety tick, and it never blocks on the network.
+import type { LeaseLike, PoolLike } from './ports.ts';
+
+/** What the scheduler needs to know about a waiting job. */
+export interface QueueEntry {
+  id: string;
+  priority: number;
+  createdAt: number;
+  classTypes: string[];
+  /** Instances to avoid (they failed this job before), when others exist. */
+  exclude: string[];
+}
+
+/** Options of a Scheduler. */
+export interface SchedulerOptions {
+  pool: PoolLike;
+  /** Called with a job and the lease it got; must not throw. */
+  dispatch: (entry: QueueEntry, lease: LeaseLike) => void;
+  /** How many waiting jobs one pump looks at past the head when the head cannot be placed. */
+  scanLimit?: number;
+  /** Safety re-pump interval while jobs wait (capacity events are the fast path). */
+  tickMs?: number;
+}
+
+function before(a: QueueEntry, b: QueueEntry): boolean {
+  if (a.priority !== b.priority) return a.priority > b.priority;
+  if (a.createdAt !== b.createdAt) return a.createdAt < b.createdAt;
+  return a.id < b.id;
+}
+
+/** Priority queue of waiting jobs plus the dispatch loop. */
+export class Scheduler {
+  #pool: PoolLike;
+  #dispatch: SchedulerOptions['dispatch'];
+  #scanLimit: number;
+  #tickMs: number;
+  /** Sorted: index 0 runs next. Bounded by MAX_QUEUE at submission. */
+  #queue: QueueEntry[] = [];
+  #pumpScheduled = false;
+  #paused = true;
+  #closed = false;
+  #timer: NodeJS.Timeout | null = null;
+  #onCapacity = () => this.schedulePump();
+
+  constructor(options: SchedulerOptions) {
+    this.#pool = options.pool;
+    this.#dispatch = options.dispatch;
+    this.#scanLimit = options.scanLimit ?? 32;
+    this.#tickMs = options.tickMs ?? 1000;
+    this.#pool.on('capacity', this.#onCapacity);
+    this.#pool.on('instance', this.#onCapacity);
+  }
+
+  /** Number of waiting jobs. */
+  get size(): number {
+    return this.#queue.length;
+  }
+
+  /** Starts dispatching (jobs may be enqueued before, e.g. during recovery). */
+  start(): void {
+    if (this.#closed) return;
+    this.#paused = false;
+    this.schedulePump();
+  }
+
+  /** Adds a job (or re-adds it for a retry). */
+  enqueue(entry: QueueEntry): void {
+    if (this.#closed) return;
+    let lo = 0;
+    let hi = this.#queue.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (before(this.#queue[mid] as QueueEntry, entry)) lo = mid + 1;
+      else hi = mid;
+    }
+    this.#queue.splice(lo, 0, entry);
+    this.schedulePump();
+  }
+
+  /** Removes a waiting job; returns false when it was not waiting. */
+  remove(id: string): boolean {
+    const index = this.#queue.findIndex((e) => e.id === id);
+    if (index < 0) return false;
+    this.#queue.splice(index, 1);
+    return true;
+  }
+
+  /** 1-based position of a waiting job, or null. */
+  position(id: string): number | null {
+    const index = this.#queue.findIndex((e) => e.id === id);
+    return index < 0 ? null : index + 1;
+  }
+
+  /** Coalesces pump requests into one run per microtask. */
+  schedulePump(): void {
+    if (this.#pumpScheduled || this.#paused || this.#closed) return;
+    this.#pumpScheduled = true;
+    queueMicrotask(() => {
+      this.#pumpScheduled = false;
+      this.#pump();
+    });
+  }
+
+  #pump(): void {
+    if (this.#paused || this.#closed) return;
+    let scanned = 0;
+    let index = 0;
+    let knownIds: string[] | null = null;
+    while (index < this.#queue.length && scanned < this.#scanLimit) {
+      const entry = this.#queue[index] as QueueEntry;
+      let exclude = entry.exclude;
+      if (exclude.length > 0) {
+        knownIds ??= this.#pool.list().map((s) => s.id);
+        // Avoiding instances only helps when another one could take the job.
+        if (knownIds.every((id) => exclude.includes(id))) exclude = [];
+      }
+      const lease = this.#pool.tryAcquire({ classTypes: entry.classTypes, exclude });
+      if (lease) {
+        this.#queue.splice(index, 1);
+        this.#dispatch(entry, lease);
+        scanned = 0;
+        continue;
+      }
+      index++;
+      scanned++;
+    }
+    this.#armTimer();
+  }
+
+  #armTimer(): void {
+    if (this.#queue.length === 0 || this.#timer || this.#closed) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      this.schedulePump();
+    }, this.#tickMs);
+    this.#timer.unref();
+  }
+
+  /** Stops dispatching; waiting jobs stay in the store for the next start. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#pool.off('capacity', this.#onCapacity);
+    this.#pool.off('instance', this.#onCapacity);
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    this.#queue = [];
+  }
+}

@@ -1,0 +1,60 @@
+// The JobStore interface: durable job records, idempotency claims and retention. Synchronous on
+// purpose: both implementations (node:sqlite, memory) are in-process, and a sync API lets the
+// manager make "insert, then return the id" atomic without interleaving.
+import type { JobRecord, JobStatus } from './job.ts';
+
+/** One page of a newest-first listing. */
+export interface JobPage {
+  jobs: JobRecord[];
+  /** Opaque cursor for the next page, or null at the end. */
+  nextCursor: string | null;
+}
+
+/** Filters and paging for `list()`. */
+export interface ListQuery {
+  statuses?: readonly JobStatus[];
+  limit: number;
+  cursor?: string | null;
+}
+
+/** Storage of jobs. Every method is synchronous; `close()` is idempotent. */
+export interface JobStore {
+  /** Inserts a new job; when `idempotencyKey` is given it is claimed in the same transaction. */
+  insert(job: JobRecord, idempotencyKey?: string | null): void;
+  /** Replaces a job's stored state. */
+  update(job: JobRecord): void;
+  get(id: string): JobRecord | undefined;
+  list(query: ListQuery): JobPage;
+  /** Jobs that are not terminal (for restart recovery), oldest first. */
+  listUnfinished(): JobRecord[];
+  /** True when the key is already claimed (and not expired). */
+  hasIdempotencyKey(key: string, now: number): boolean;
+  /** Frees a claimed key (the submission definitely failed). */
+  releaseIdempotencyKey(key: string): void;
+  /** Deletes terminal jobs past `expires_at` and idempotency keys past their TTL; returns jobs removed. */
+  deleteExpired(now: number): number;
+  /** Count of jobs per status. */
+  counts(): Record<JobStatus, number>;
+  /** Number of write statements executed so far (benchmarks count them). */
+  readonly writes: number;
+  close(): void;
+}
+
+/** Cursor = base64url of `createdAt:id` of the last row of a page. */
+export function encodeCursor(job: { created_at: number; id: string }): string {
+  return Buffer.from(`${job.created_at}:${job.id}`).toString('base64url');
+}
+
+/** Parses a cursor; returns null for garbage so callers can answer 400. */
+export function decodeCursor(cursor: string): { createdAt: number; id: string } | null {
+  const text = Buffer.from(cursor, 'base64url').toString('utf8');
+  const colon = text.indexOf(':');
+  if (colon <= 0) return null;
+  const createdAt = Number(text.slice(0, colon));
+  const id = text.slice(colon + 1);
+  if (!Number.isSafeInteger(createdAt) || id === '') return null;
+  return { createdAt, id };
+}
+
+/** Idempotency keys are single-use for 24 h (v2 §11). */
+export const IDEMPOTENCY_TTL_MS = 24 * 3_600_000;
