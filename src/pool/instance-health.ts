@@ -1,0 +1,197 @@
+// Health of one instance: the circuit breaker (cockatiel), active probes on a timer, passive
+// failure/success signals, and the check history shown to operators (last error, latency).
+import {
+  BrokenCircuitError,
+  CircuitState,
+  ConsecutiveBreaker,
+  ExponentialBackoff,
+  circuitBreaker,
+  handleAll,
+  type CircuitBreakerPolicy,
+} from 'cockatiel';
+import type { BreakerPosition } from './types.ts';
+
+/** Settings and callbacks of one InstanceHealth. */
+export interface InstanceHealthOptions {
+  failureThreshold: number;
+  intervalMs: number;
+  recoveryIntervalMs: number;
+  timeoutMs: number;
+  halfOpenAfterMs: number;
+  /** The active check; throws when the instance is not usable. */
+  probe: (signal: AbortSignal) => Promise<void>;
+  /** True when the owner wants the fast (recovery) interval even though the breaker is closed. */
+  wantsFastProbe: () => boolean;
+  onChange: () => void;
+  onBreaker: (position: BreakerPosition) => void;
+  /** Called after every probe, whatever its outcome. */
+  onProbed?: (ok: boolean) => void;
+}
+
+const LATENCY_SMOOTHING = 0.3;
+
+/** Breaker + probe loop for one instance. */
+export class InstanceHealth {
+  readonly breaker: CircuitBreakerPolicy;
+  lastError: string | null = null;
+  lastCheckAt: Date | null = null;
+  /** Outcome of the most recent active check (null before the first). */
+  lastCheckOk: boolean | null = null;
+  /** True once any check succeeded. */
+  everHealthy = false;
+  latencyMs: number | null = null;
+  consecutiveFailures = 0;
+
+  private readonly options: InstanceHealthOptions;
+  private timer: NodeJS.Timeout | null = null;
+  private inFlight: Promise<boolean> | null = null;
+  private readonly closeController = new AbortController();
+  private closed = false;
+  private paused = false;
+
+  constructor(options: InstanceHealthOptions) {
+    this.options = options;
+    this.breaker = circuitBreaker(handleAll, {
+      breaker: new ConsecutiveBreaker(options.failureThreshold),
+      halfOpenAfter: new ExponentialBackoff({
+        initialDelay: options.halfOpenAfterMs,
+        maxDelay: Math.max(options.halfOpenAfterMs, options.intervalMs),
+      }),
+    });
+    this.breaker.onStateChange((state) => {
+      if (this.closed) return;
+      options.onBreaker(positionOf(state));
+      options.onChange();
+    });
+  }
+
+  /** The breaker as operators see it. */
+  get position(): BreakerPosition {
+    return positionOf(this.breaker.state);
+  }
+
+  /** Starts the probe loop with an immediate check. */
+  start(): void {
+    this.paused = false;
+    void this.probeNow();
+  }
+
+  /** Stops probing (e.g. while a managed process restarts) until `start()` or `probeNow()`. */
+  pause(): void {
+    this.paused = true;
+    this.clearTimer();
+  }
+
+  /** Runs a check now (joining one in flight); resolves true when the instance answered. */
+  probeNow(): Promise<boolean> {
+    if (this.closed) return Promise.resolve(false);
+    this.paused = false;
+    if (this.inFlight) return this.inFlight;
+    this.clearTimer();
+    this.inFlight = this.runProbe().finally(() => {
+      this.inFlight = null;
+      this.schedule();
+    });
+    return this.inFlight;
+  }
+
+  /** A passive failure (connection error, 5xx, job timeout on infrastructure). */
+  recordFailure(error: unknown): void {
+    if (this.closed) return;
+    this.lastError = describe(error);
+    this.consecutiveFailures++;
+    if (this.breaker.state !== CircuitState.Closed) return;
+    this.breaker
+      .execute(() => {
+        throw error;
+      })
+      .catch(() => undefined);
+    this.options.onChange();
+  }
+
+  /** A passive success (a prompt completed): resets the consecutive-failure count. */
+  recordSuccess(): void {
+    if (this.closed || this.breaker.state !== CircuitState.Closed) return;
+    this.consecutiveFailures = 0;
+    this.breaker.execute(() => undefined).catch(() => undefined);
+  }
+
+  /** Stops the loop and any check in flight; idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.clearTimer();
+    this.closeController.abort();
+  }
+
+  private async runProbe(): Promise<boolean> {
+    const signal = AbortSignal.any([
+      this.closeController.signal,
+      AbortSignal.timeout(this.options.timeoutMs),
+    ]);
+    const started = performance.now();
+    let ok = false;
+    try {
+      await this.breaker.execute(() => this.options.probe(signal), signal);
+      ok = true;
+    } catch (error) {
+      if (this.closed) return false;
+      // The breaker refused without probing: nothing was checked, keep the last result.
+      if (error instanceof BrokenCircuitError) return false;
+      this.lastError = signal.aborted
+        ? `health check timed out after ${this.options.timeoutMs} ms`
+        : describe(error);
+      this.consecutiveFailures++;
+    }
+    if (this.closed) return false;
+    this.lastCheckAt = new Date();
+    this.lastCheckOk = ok;
+    if (ok) {
+      const elapsed = performance.now() - started;
+      this.latencyMs =
+        this.latencyMs === null ? elapsed : this.latencyMs + LATENCY_SMOOTHING * (elapsed - this.latencyMs);
+      this.everHealthy = true;
+      this.consecutiveFailures = 0;
+    }
+    this.options.onProbed?.(ok);
+    this.options.onChange();
+    return ok;
+  }
+
+  private schedule(): void {
+    if (this.closed || this.paused) return;
+    this.clearTimer();
+    const healthy =
+      this.breaker.state === CircuitState.Closed &&
+      this.lastCheckOk === true &&
+      !this.options.wantsFastProbe();
+    const delay = healthy ? this.options.intervalMs : this.options.recoveryIntervalMs;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      void this.probeNow();
+    }, delay);
+    this.timer.unref();
+  }
+
+  private clearTimer(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+}
+
+function positionOf(state: CircuitState): BreakerPosition {
+  if (state === CircuitState.Closed) return 'closed';
+  if (state === CircuitState.HalfOpen) return 'half-open';
+  return 'open';
+}
+
+/** A short, log-safe description of an error. */
+export function describe(error: unknown): string {
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    return typeof code === 'string' && !error.message.includes(code)
+      ? `${code}: ${error.message}`
+      : error.message;
+  }
+  return String(error);
+}

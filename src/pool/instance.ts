@@ -1,0 +1,429 @@
+// One instance in the pool: its ComfyClient, health, lease accounting, capabilities (node
+// classes from /object_info), recent models for affinity, and stuck detection.
+import type { Logger } from 'pino';
+import { ComfyClient, type ComfyClientOptions, type NodeDef } from '../comfy/index.ts';
+import type { ResolvedInstanceConfig } from './config.ts';
+import { InstanceDownError } from './errors.ts';
+import { describe, InstanceHealth } from './instance-health.ts';
+import { type LeaseHost, PoolLease } from './lease.ts';
+import type { BreakerPosition, InstanceSnapshot, InstanceState, LeaseOutcome } from './types.ts';
+
+/** Callbacks from an instance to its pool. */
+export interface InstanceHooks {
+  changed(instance: PoolInstance): void;
+  capacity(): void;
+  breaker(instance: PoolInstance, position: BreakerPosition): void;
+  reconnect(instance: PoolInstance): void;
+  failover(instance: PoolInstance, error: unknown): void;
+}
+
+/** Health and timing settings an instance needs. */
+export interface InstanceSettings {
+  healthCheckIntervalMs: number;
+  healthCheckTimeoutMs: number;
+  healthFailureThreshold: number;
+  recoveryProbeIntervalMs: number;
+  breakerHalfOpenAfterMs: number;
+  stuckTimeoutMs: number;
+  capabilityTimeoutMs: number;
+  clientOptions: Partial<ComfyClientOptions>;
+}
+
+const RECENT_MODELS = 16;
+const ACTIVITY_MESSAGES = new Set([
+  'execution_start',
+  'execution_cached',
+  'executing',
+  'executed',
+  'progress',
+  'progress_state',
+  'execution_success',
+  'execution_error',
+  'execution_interrupted',
+]);
+const UNKNOWN_CLASS = /node (\S+) does not exist/i;
+
+/** An instance's client, state and accounting. */
+export class PoolInstance implements LeaseHost {
+  readonly id: string;
+  readonly url: string;
+  readonly config: ResolvedInstanceConfig;
+  readonly client: ComfyClient;
+  readonly health: InstanceHealth;
+  /** Insertion order, used for round-robin tie breaks. */
+  readonly order: number;
+  readonly managed: boolean;
+
+  draining = false;
+  comfyQueueRemaining: number | null = null;
+  /** Node classes from /object_info; null until first loaded. */
+  classes: Set<string> | null = null;
+  /** Set while the instance waits for its managed process to (re)start. */
+  processDown = false;
+
+  private readonly settings: InstanceSettings;
+  private readonly hooks: InstanceHooks;
+  private readonly logger: Logger;
+  private readonly leases = new Set<PoolLease>();
+  private readonly recentModels = new Map<string, number>();
+  private running = 0;
+  private queued = 0;
+  private suspect: string | null = null;
+  private stuck: string | null = null;
+  private capabilitiesStale = true;
+  private defs: Record<string, NodeDef> | null = null;
+  private readonly idleWaiters = new Set<() => void>();
+  private capabilityLoad: Promise<Record<string, NodeDef>> | null = null;
+  private lastActivityAt = Date.now();
+  private wasOpen = false;
+  private stuckTimer: NodeJS.Timeout | null = null;
+  private closed = false;
+  private readonly closeController = new AbortController();
+
+  constructor(
+    config: ResolvedInstanceConfig,
+    order: number,
+    settings: InstanceSettings,
+    hooks: InstanceHooks,
+    logger: Logger,
+    managed = false,
+  ) {
+    this.id = config.id;
+    this.url = config.url;
+    this.config = config;
+    this.order = order;
+    this.settings = settings;
+    this.hooks = hooks;
+    this.managed = managed;
+    this.logger = logger.child({ instance: config.id });
+    this.client = new ComfyClient({
+      ...settings.clientOptions,
+      baseUrl: config.url,
+      headers: { ...settings.clientOptions.headers, ...config.headers },
+      logger: this.logger,
+    });
+    this.health = new InstanceHealth({
+      failureThreshold: settings.healthFailureThreshold,
+      intervalMs: settings.healthCheckIntervalMs,
+      recoveryIntervalMs: settings.recoveryProbeIntervalMs,
+      timeoutMs: settings.healthCheckTimeoutMs,
+      halfOpenAfterMs: settings.breakerHalfOpenAfterMs,
+      probe: (signal) => this.probe(signal),
+      wantsFastProbe: () => this.suspect !== null || this.capabilitiesStale,
+      onChange: () => this.changed(),
+      onBreaker: (position) => this.onBreaker(position),
+      onProbed: (ok) => this.afterProbe(ok),
+    });
+    this.client.on('state', (state) => this.onClientState(state));
+    this.client.on('status', (status) => {
+      const remaining = status.queueRemaining;
+      if (typeof remaining === 'number' && remaining !== this.comfyQueueRemaining) {
+        this.comfyQueueRemaining = remaining;
+        this.activity();
+        this.changed();
+      }
+    });
+    this.client.on('message', (message) => {
+      if (ACTIVITY_MESSAGES.has(message.type)) this.activity();
+    });
+    if (settings.stuckTimeoutMs > 0) {
+      const every = Math.max(20, Math.min(settings.stuckTimeoutMs / 4, 5000));
+      this.stuckTimer = setInterval(() => this.checkStuck(), every);
+      this.stuckTimer.unref();
+    }
+  }
+
+  /** Connects the WebSocket and runs the first check (never throws). */
+  async start(): Promise<void> {
+    if (this.processDown) return;
+    this.client.connect({ signal: this.closeController.signal }).catch((error: unknown) => {
+      this.logger.debug({ err: error }, 'websocket connect failed');
+    });
+    await this.health.probeNow();
+  }
+
+  /** Current state, derived from draining, breaker, first check, and suspicion. */
+  get state(): InstanceState {
+    if (this.draining) return 'draining';
+    if (this.health.position !== 'closed') return 'unhealthy';
+    if (!this.health.everHealthy || this.processDown)
+      return this.health.everHealthy ? 'unhealthy' : 'starting';
+    if (this.suspect !== null || this.stuck !== null || this.health.lastCheckOk === false) return 'degraded';
+    return 'healthy';
+  }
+
+  /** Why the instance is not healthy (null when it is). */
+  get reason(): string | null {
+    if (this.draining) return 'draining';
+    if (this.processDown) return 'managed process is not running';
+    if (this.health.position !== 'closed')
+      return `circuit ${this.health.position}: ${this.health.lastError ?? ''}`;
+    if (this.suspect !== null) return this.suspect;
+    if (this.stuck !== null) return this.stuck;
+    if (this.health.lastCheckOk === false) return `last check failed: ${this.health.lastError ?? ''}`;
+    if (!this.health.everHealthy) return 'waiting for the first health check';
+    return null;
+  }
+
+  get load(): number {
+    return Math.max(this.running + this.queued, this.comfyQueueRemaining ?? 0);
+  }
+
+  get leaseCount(): number {
+    return this.running + this.queued;
+  }
+
+  /** True when the instance may take one more lease needing these classes. */
+  canTake(classTypes: readonly string[]): boolean {
+    if (this.closed || this.state !== 'healthy') return false;
+    if (this.running + this.queued >= this.config.maxJobs) return false;
+    return this.hasClasses(classTypes);
+  }
+
+  /** True when the instance's known /object_info has every class (unknown info: only for no classes). */
+  hasClasses(classTypes: readonly string[]): boolean {
+    if (classTypes.length === 0) return true;
+    if (this.classes === null) return false;
+    return classTypes.every((c) => this.classes!.has(c));
+  }
+
+  /** Fraction of the models this instance ran recently. */
+  affinity(models: readonly string[] | undefined): number {
+    if (!models || models.length === 0) return 0;
+    let hits = 0;
+    for (const model of models) if (this.recentModels.has(model)) hits++;
+    return hits / models.length;
+  }
+
+  /** Creates a lease (the caller checked `canTake`). */
+  acquire(models: readonly string[] | undefined): PoolLease {
+    const lease = new PoolLease(this, Date.now());
+    this.leases.add(lease);
+    this.queued++;
+    for (const model of models ?? []) {
+      this.recentModels.delete(model);
+      this.recentModels.set(model, Date.now());
+      if (this.recentModels.size > RECENT_MODELS) {
+        const oldest = this.recentModels.keys().next().value;
+        if (oldest !== undefined) this.recentModels.delete(oldest);
+      }
+    }
+    this.changed();
+    return lease;
+  }
+
+  /** @internal LeaseHost: queued → running. */
+  leaseStarted(lease: PoolLease): void {
+    if (!this.leases.has(lease)) return;
+    this.queued--;
+    this.running++;
+    this.activity();
+    this.changed();
+  }
+
+  /** @internal LeaseHost: the lease ended. */
+  leaseReleased(lease: PoolLease, outcome: LeaseOutcome): void {
+    if (!this.leases.delete(lease)) return;
+    if (lease.started) this.running--;
+    else this.queued--;
+    if (this.leases.size === 0) for (const wake of [...this.idleWaiters]) wake();
+    this.activity();
+    if (outcome.ok) {
+      this.health.recordSuccess();
+    } else if (outcome.infrastructure) {
+      this.logger.warn({ err: outcome.error }, 'lease failed on infrastructure');
+      this.hooks.failover(this, outcome.error);
+      if (!this.closed) this.health.recordFailure(outcome.error);
+    } else {
+      this.noteUnknownClass(outcome.error);
+    }
+    this.changed();
+    this.hooks.capacity();
+  }
+
+  /** The instance's /object_info, loaded once and refreshed when marked stale. */
+  async nodeDefs(signal?: AbortSignal): Promise<Record<string, NodeDef>> {
+    if (this.defs && !this.capabilitiesStale) return this.defs;
+    return this.loadCapabilities(signal);
+  }
+
+  /** Marks capabilities stale and re-checks soon (e.g. after a 400 for an unknown class). */
+  refreshCapabilities(): void {
+    this.capabilitiesStale = true;
+    void this.health.probeNow();
+  }
+
+  /** Stops the process-health link while a managed process restarts. */
+  setProcessDown(down: boolean): void {
+    if (this.processDown === down) return;
+    this.processDown = down;
+    if (down) {
+      this.health.pause();
+      this.abortLeases('managed process exited');
+    } else {
+      this.capabilitiesStale = true;
+      this.client.connect({ signal: this.closeController.signal }).catch(() => undefined);
+      void this.health.probeNow();
+    }
+    this.changed();
+  }
+
+  /** Resolves once no lease is held (or the signal aborts). */
+  async idle(signal: AbortSignal): Promise<void> {
+    while (this.leases.size > 0 && !signal.aborted && !this.closed) {
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          signal.removeEventListener('abort', done);
+          this.idleWaiters.delete(done);
+          resolve();
+        };
+        this.idleWaiters.add(done);
+        signal.addEventListener('abort', done, { once: true });
+      });
+    }
+  }
+
+  /** A point-in-time view. */
+  snapshot(): InstanceSnapshot {
+    return {
+      id: this.id,
+      url: this.url,
+      state: this.state,
+      weight: this.config.weight,
+      labels: { ...this.config.labels },
+      maxJobs: this.config.maxJobs,
+      running: this.running,
+      queued: this.queued,
+      comfyQueueRemaining: this.comfyQueueRemaining,
+      lastError: this.health.lastError,
+      lastCheckAt: this.health.lastCheckAt?.toISOString() ?? null,
+      latencyMs: this.health.latencyMs === null ? null : Math.round(this.health.latencyMs * 10) / 10,
+      breaker: this.health.position,
+      reason: this.reason,
+      managed: this.managed,
+    };
+  }
+
+  /** Closes the client and timers; leases still held are aborted. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.closeController.abort();
+    this.health.close();
+    if (this.stuckTimer) clearInterval(this.stuckTimer);
+    this.abortLeases('instance removed');
+    for (const wake of [...this.idleWaiters]) wake();
+    await this.client.close();
+  }
+
+  private async probe(signal: AbortSignal): Promise<void> {
+    await this.client.getSystemStats({ signal });
+    if (this.client.state !== 'open') await this.client.connect({ signal });
+  }
+
+  private afterProbe(ok: boolean): void {
+    if (!ok || this.closed) return;
+    if (this.suspect !== null && this.client.state === 'open') {
+      this.logger.info({ reason: this.suspect }, 'instance answers again');
+      this.suspect = null;
+    }
+    if (this.capabilitiesStale || this.classes === null) {
+      this.loadCapabilities().catch((error: unknown) => {
+        this.logger.warn({ err: error }, 'could not load /object_info');
+      });
+    }
+    this.hooks.capacity();
+  }
+
+  private loadCapabilities(signal?: AbortSignal): Promise<Record<string, NodeDef>> {
+    if (this.capabilityLoad) return this.capabilityLoad;
+    const timeout = AbortSignal.timeout(this.settings.capabilityTimeoutMs);
+    const signals = [this.closeController.signal, timeout, ...(signal ? [signal] : [])];
+    const load = this.client
+      .getObjectInfo({ refresh: true, signal: AbortSignal.any(signals) })
+      .then((defs) => {
+        this.defs = defs;
+        this.classes = new Set(Object.keys(defs));
+        this.capabilitiesStale = false;
+        this.changed();
+        this.hooks.capacity();
+        return defs;
+      })
+      .finally(() => {
+        this.capabilityLoad = null;
+      });
+    this.capabilityLoad = load;
+    return load;
+  }
+
+  private onClientState(state: string): void {
+    if (this.closed) return;
+    if (state === 'open') {
+      if (this.wasOpen) {
+        this.capabilitiesStale = true;
+        this.hooks.reconnect(this);
+      }
+      this.wasOpen = true;
+      if (this.suspect !== null) void this.health.probeNow();
+      return;
+    }
+    if ((state === 'reconnecting' || state === 'closed') && this.wasOpen && this.suspect === null) {
+      this.suspect = 'websocket closed';
+      this.logger.warn('websocket closed: no new leases until the instance answers');
+      this.changed();
+      if (!this.processDown) void this.health.probeNow();
+    }
+  }
+
+  private onBreaker(position: BreakerPosition): void {
+    this.logger.warn({ breaker: position, lastError: this.health.lastError }, `circuit ${position}`);
+    this.hooks.breaker(this, position);
+    if (position === 'open') this.abortLeases(`circuit opened: ${this.health.lastError ?? 'failures'}`);
+    if (position === 'closed') this.hooks.capacity();
+  }
+
+  private abortLeases(reason: string): void {
+    for (const lease of this.leases) lease.abort(new InstanceDownError(this.id, reason));
+  }
+
+  private noteUnknownClass(error: unknown): void {
+    const code = (error as { code?: unknown } | null)?.code;
+    if (code !== 'comfy_validation') return;
+    const message = (error as { error?: { message?: unknown } }).error?.message;
+    const match = UNKNOWN_CLASS.exec(typeof message === 'string' ? message : describe(error));
+    if (!match) return;
+    this.logger.warn(
+      { classType: match[1] },
+      'instance rejected an unknown node class: refreshing /object_info',
+    );
+    this.classes?.delete(match[1]!);
+    this.refreshCapabilities();
+  }
+
+  private activity(): void {
+    this.lastActivityAt = Date.now();
+    if (this.stuck !== null) {
+      this.logger.info('instance queue moves again');
+      this.stuck = null;
+      this.changed();
+      this.hooks.capacity();
+    }
+  }
+
+  private checkStuck(): void {
+    if (this.stuck !== null || this.queued === 0) return;
+    let oldest = Number.POSITIVE_INFINITY;
+    for (const lease of this.leases) if (!lease.started) oldest = Math.min(oldest, lease.acquiredAt);
+    const since = Math.max(oldest, this.lastActivityAt);
+    const idleMs = Date.now() - since;
+    if (idleMs < this.settings.stuckTimeoutMs) return;
+    this.stuck = `stuck: ${this.queued} prompt(s) not started and no progress for ${Math.round(idleMs / 1000)} s`;
+    this.logger.warn({ queued: this.queued, running: this.running }, this.stuck);
+    this.changed();
+  }
+
+  private changed(): void {
+    if (this.closed) return;
+    this.hooks.changed(this);
+  }
+}

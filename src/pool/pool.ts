@@ -1,0 +1,353 @@
+// The Pool: many ComfyUI instances behind one lease API. It owns the instance registry, routing
+// (least loaded, capability-aware, affinity), drain/removal, and the managed processes' lifecycle.
+import { EventEmitter } from 'node:events';
+import pino, { type Logger } from 'pino';
+import type { ComfyClient, NodeDef } from '../comfy/index.ts';
+import { type ResolvedInstanceConfig, resolveInstanceConfig } from './config.ts';
+import { InstanceExistsError, InstanceNotFoundError, PoolClosedError, PoolError } from './errors.ts';
+import { type InstanceHooks, type InstanceSettings, PoolInstance } from './instance.ts';
+import { ManagedProcess } from './managed-process.ts';
+import { pickCandidate } from './router.ts';
+import type {
+  AcquireRequest,
+  BreakerPosition,
+  InstanceConfig,
+  InstanceSnapshot,
+  Lease,
+  PoolOptions,
+} from './types.ts';
+
+/** Events a Pool emits, with their payloads. */
+export interface PoolEvents {
+  /** A slot may be free: the scheduler should try to acquire again. */
+  capacity: [];
+  /** An instance's snapshot changed (state, counts, breaker...). */
+  instance: [InstanceSnapshot];
+  /** A lease ended with an infrastructure failure: its work will run elsewhere. */
+  failover: [{ instanceId: string; error: unknown }];
+  breaker: [{ instanceId: string; position: BreakerPosition }];
+  reconnect: [{ instanceId: string }];
+  added: [InstanceSnapshot];
+  removed: [{ instanceId: string }];
+}
+
+/** Many ComfyUI instances as one: hands out leases on healthy instances with free slots. */
+export class Pool extends EventEmitter<PoolEvents> {
+  private readonly options: PoolOptions;
+  private readonly settings: InstanceSettings;
+  private readonly logger: Logger;
+  private readonly instances = new Map<string, PoolInstance>();
+  private readonly processes = new Map<string, ManagedProcess>();
+  private readonly drains = new Map<string, Promise<void>>();
+  private readonly closeController = new AbortController();
+  private nextOrder = 0;
+  private lastPicked = -1;
+  private started: Promise<void> | null = null;
+  private startDone = false;
+  private closing: Promise<void> | null = null;
+  private capacityQueued = false;
+
+  constructor(options: PoolOptions) {
+    super();
+    if (!Number.isInteger(options.maxJobsPerInstance) || options.maxJobsPerInstance < 1) {
+      throw new PoolError(`maxJobsPerInstance must be a positive integer, got ${options.maxJobsPerInstance}`);
+    }
+    if (!Number.isInteger(options.healthFailureThreshold) || options.healthFailureThreshold < 1) {
+      throw new PoolError(
+        `healthFailureThreshold must be a positive integer, got ${options.healthFailureThreshold}`,
+      );
+    }
+    if (!(options.healthCheckIntervalMs > 0)) {
+      throw new PoolError(`healthCheckIntervalMs must be positive, got ${options.healthCheckIntervalMs}`);
+    }
+    this.options = options;
+    this.logger = (options.logger ?? pino({ enabled: false })).child({ component: 'pool' });
+    const interval = options.healthCheckIntervalMs;
+    this.settings = {
+      healthCheckIntervalMs: interval,
+      healthCheckTimeoutMs: options.healthCheckTimeoutMs ?? Math.min(5000, interval),
+      healthFailureThreshold: options.healthFailureThreshold,
+      recoveryProbeIntervalMs: options.recoveryProbeIntervalMs ?? Math.min(1000, interval),
+      breakerHalfOpenAfterMs: options.breakerHalfOpenAfterMs ?? Math.min(1000, interval),
+      stuckTimeoutMs: options.stuckTimeoutMs ?? 120_000,
+      capabilityTimeoutMs: Math.max(30_000, options.healthCheckTimeoutMs ?? 0),
+      clientOptions: options.clientOptions ?? {},
+    };
+    // Validate everything up front so a bad list fails at construction, naming the entry.
+    const ids = new Set<string>();
+    const urls = new Set<string>();
+    options.instances.forEach((config, i) => {
+      const resolved = resolveInstanceConfig(
+        config,
+        { maxJobs: options.maxJobsPerInstance },
+        `instances[${i}]`,
+      );
+      if (ids.has(resolved.id) || urls.has(resolved.url)) throw new InstanceExistsError(resolved.id);
+      ids.add(resolved.id);
+      urls.add(resolved.url);
+      this.register(resolved, false);
+    });
+    const managed = options.managed;
+    if (managed) {
+      const host = managed.host ?? '127.0.0.1';
+      for (const port of managed.ports) {
+        const resolved = resolveInstanceConfig(
+          {
+            id: `managed-${port}`,
+            url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+            weight: managed.weight,
+            maxJobs: managed.maxJobs,
+            labels: { ...managed.labels, managed: 'true' },
+          },
+          { maxJobs: options.maxJobsPerInstance },
+          `managed[${port}]`,
+        );
+        if (ids.has(resolved.id) || urls.has(resolved.url)) throw new InstanceExistsError(resolved.id);
+        ids.add(resolved.id);
+        urls.add(resolved.url);
+        const instance = this.register(resolved, true);
+        instance.processDown = true;
+        this.processes.set(resolved.id, this.createProcess(instance, port));
+      }
+    }
+  }
+
+  /** Connects clients, spawns managed processes and runs the first check; never throws for a down instance. */
+  start(): Promise<void> {
+    if (this.closing) return Promise.reject(new PoolClosedError());
+    this.started ??= (async () => {
+      for (const process of this.processes.values()) {
+        process.start().catch((error: unknown) => {
+          this.logger.error({ err: error, instance: process.id }, 'managed ComfyUI failed to start');
+        });
+      }
+      await Promise.all([...this.instances.values()].map((instance) => instance.start()));
+      this.startDone = true;
+      this.logger.info(
+        { instances: this.list().map((s) => ({ id: s.id, state: s.state })) },
+        'instance pool started',
+      );
+    })();
+    return this.started;
+  }
+
+  /** True once `start()` finished its first round of checks (and the pool is not closed). */
+  isStarted(): boolean {
+    return this.startDone && !this.closing;
+  }
+
+  /** Non-blocking: a lease on the least-loaded healthy instance with a free slot and every class, or null. */
+  tryAcquire(request: AcquireRequest): Lease | null {
+    if (this.closing) return null;
+    const classTypes = request.classTypes ?? [];
+    const exclude = request.exclude ?? [];
+    const candidates: Array<{
+      instance: PoolInstance;
+      order: number;
+      load: number;
+      weight: number;
+      affinity: number;
+    }> = [];
+    const useAffinity = this.options.affinity !== false;
+    for (const instance of this.instances.values()) {
+      if (exclude.includes(instance.id) || !instance.canTake(classTypes)) continue;
+      candidates.push({
+        instance,
+        order: instance.order,
+        load: instance.load,
+        weight: instance.config.weight,
+        affinity: useAffinity ? instance.affinity(request.models) : 0,
+      });
+    }
+    const chosen = pickCandidate(candidates, this.lastPicked, this.nextOrder);
+    if (!chosen) return null;
+    this.lastPicked = chosen.order;
+    return chosen.instance.acquire(request.models);
+  }
+
+  /** Whether any known instance could run a prompt with these classes (instances without info are skipped). */
+  canEverRun(classTypes: string[]): { ok: true } | { ok: false; missing: string[] } {
+    const wanted = [...new Set(classTypes)];
+    let best: string[] | null = null;
+    for (const instance of this.instances.values()) {
+      if (instance.draining || instance.classes === null) continue;
+      const missing = wanted.filter((c) => !instance.classes!.has(c));
+      if (missing.length === 0) return { ok: true };
+      if (best === null || missing.length < best.length) best = missing;
+    }
+    // Nothing known yet (all instances starting or down): do not reject work we cannot judge.
+    if (best === null) return { ok: true };
+    return { ok: false, missing: best.sort() };
+  }
+
+  /** The /object_info of one instance (cached), or of any healthy instance when no id is given. */
+  async nodeDefsFor(instanceId?: string): Promise<Record<string, NodeDef>> {
+    if (this.closing) throw new PoolClosedError();
+    if (instanceId !== undefined) return this.instance(instanceId).nodeDefs(this.closeController.signal);
+    const ranked = [...this.instances.values()].filter((i) => !i.draining).sort((a, b) => rank(a) - rank(b));
+    let lastError: unknown = new PoolError('no instance is configured');
+    for (const instance of ranked) {
+      try {
+        return await instance.nodeDefs(this.closeController.signal);
+      } catch (error) {
+        lastError = error;
+      }
+    }
+    throw lastError;
+  }
+
+  /** Snapshots of every instance, in the order they were added. */
+  list(): InstanceSnapshot[] {
+    return [...this.instances.values()].map((instance) => instance.snapshot());
+  }
+
+  /** Snapshot of one instance. */
+  get(id: string): InstanceSnapshot | undefined {
+    return this.instances.get(id)?.snapshot();
+  }
+
+  /** The shared client of one instance. */
+  client(id: string): ComfyClient | undefined {
+    return this.instances.get(id)?.client;
+  }
+
+  /** Adds an instance at run time; resolves after its first check (whatever the outcome). */
+  async add(config: InstanceConfig): Promise<InstanceSnapshot> {
+    if (this.closing) throw new PoolClosedError();
+    const resolved = resolveInstanceConfig(config, { maxJobs: this.options.maxJobsPerInstance });
+    if (this.instances.has(resolved.id)) throw new InstanceExistsError(resolved.id);
+    for (const other of this.instances.values()) {
+      if (other.url === resolved.url) {
+        throw new InstanceExistsError(
+          other.id,
+          `an instance with URL ${resolved.url} already exists (${other.id})`,
+        );
+      }
+    }
+    const instance = this.register(resolved, false);
+    this.logger.info({ instance: instance.id, url: instance.url }, 'instance added');
+    if (this.started) await instance.start();
+    const snapshot = instance.snapshot();
+    this.emit('added', snapshot);
+    return snapshot;
+  }
+
+  /** Stops new leases on an instance, waits for its leases to end, then removes it. */
+  drain(id: string, options: { signal?: AbortSignal } = {}): Promise<void> {
+    const instance = this.instance(id);
+    const existing = this.drains.get(id);
+    if (existing) return existing;
+    instance.draining = true;
+    this.emit('instance', instance.snapshot());
+    this.logger.info({ instance: id, leases: instance.leaseCount }, 'draining instance');
+    const signals = [this.closeController.signal, ...(options.signal ? [options.signal] : [])];
+    const drained = (async () => {
+      await instance.idle(AbortSignal.any(signals));
+      if (options.signal?.aborted && !this.closing) {
+        instance.draining = false;
+        this.emit('instance', instance.snapshot());
+        this.emit('capacity');
+        throw options.signal.reason;
+      }
+      await this.remove(instance);
+    })().finally(() => this.drains.delete(id));
+    this.drains.set(id, drained);
+    return drained;
+  }
+
+  /** Closes every client, timer and managed process; idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.closeController.abort(new PoolClosedError());
+      const instances = [...this.instances.values()];
+      this.instances.clear();
+      await Promise.allSettled(instances.map((instance) => instance.close()));
+      await Promise.allSettled([...this.processes.values()].map((process) => process.close()));
+      this.processes.clear();
+      this.removeAllListeners();
+    })();
+    return this.closing;
+  }
+
+  /** The managed process behind an instance, if the pool spawned it. */
+  managedProcess(id: string): ManagedProcess | undefined {
+    return this.processes.get(id);
+  }
+
+  private instance(id: string): PoolInstance {
+    const instance = this.instances.get(id);
+    if (!instance) throw new InstanceNotFoundError(id);
+    return instance;
+  }
+
+  private register(config: ResolvedInstanceConfig, managed: boolean): PoolInstance {
+    const instance = new PoolInstance(
+      config,
+      this.nextOrder++,
+      this.settings,
+      this.hooks,
+      this.logger,
+      managed,
+    );
+    this.instances.set(config.id, instance);
+    return instance;
+  }
+
+  private async remove(instance: PoolInstance): Promise<void> {
+    if (this.instances.get(instance.id) !== instance) return;
+    this.instances.delete(instance.id);
+    await instance.close();
+    const process = this.processes.get(instance.id);
+    if (process) {
+      this.processes.delete(instance.id);
+      await process.close();
+    }
+    this.logger.info({ instance: instance.id }, 'instance removed');
+    this.emit('removed', { instanceId: instance.id });
+  }
+
+  private createProcess(instance: PoolInstance, port: number): ManagedProcess {
+    const managed = this.options.managed!;
+    const process = new ManagedProcess({
+      id: instance.id,
+      command: managed.command,
+      port,
+      host: managed.host ?? '127.0.0.1',
+      cwd: managed.cwd,
+      env: managed.env,
+      startTimeoutMs: managed.startTimeoutMs,
+      stopGraceMs: managed.stopGraceMs,
+      restartDelayMs: managed.restartDelayMs,
+      maxRestartDelayMs: managed.maxRestartDelayMs,
+      logger: this.logger,
+    });
+    process.on('ready', () => instance.setProcessDown(false));
+    process.on('exit', () => instance.setProcessDown(true));
+    return process;
+  }
+
+  private readonly hooks: InstanceHooks = {
+    changed: (instance) => {
+      if (this.instances.get(instance.id) === instance) this.emit('instance', instance.snapshot());
+    },
+    capacity: () => this.signalCapacity(),
+    breaker: (instance, position) => this.emit('breaker', { instanceId: instance.id, position }),
+    reconnect: (instance) => this.emit('reconnect', { instanceId: instance.id }),
+    failover: (instance, error) => this.emit('failover', { instanceId: instance.id, error }),
+  };
+
+  // Coalesce bursts (many releases in one tick) into one 'capacity' event.
+  private signalCapacity(): void {
+    if (this.capacityQueued || this.closing) return;
+    this.capacityQueued = true;
+    queueMicrotask(() => {
+      this.capacityQueued = false;
+      if (!this.closing) this.emit('capacity');
+    });
+  }
+}
+
+function rank(instance: PoolInstance): number {
+  const order: Record<string, number> = { healthy: 0, degraded: 1, starting: 2, unhealthy: 3, draining: 4 };
+  return order[instance.state] ?? 5;
+}

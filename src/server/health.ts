@@ -1,0 +1,67 @@
+// Liveness and readiness routes: `GET /health` (200 while at least one ComfyUI instance takes
+// work, 503 otherwise, with per-instance detail) and `GET /ready` (503 while starting or when the
+// gateway says it cannot take more work).
+import type {} from '@fastify/swagger';
+import type { FastifyPluginAsync } from 'fastify';
+import type { Pool } from '../pool/index.ts';
+import { instanceToJson } from './instances.ts';
+
+/** Options of the health plugin. */
+export interface HealthRoutesOptions {
+  pool: Pool;
+  /** The gateway's own readiness (e.g. its queue is over its limit). */
+  isReady?: () => { ready: boolean; reason?: string };
+}
+
+/** Fastify plugin: `GET /health` and `GET /ready`. */
+export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (app, { pool, isReady }) => {
+  app.get(
+    '/health',
+    {
+      schema: {
+        tags: ['operations'],
+        summary: 'Pool health: 200 when at least one ComfyUI instance is healthy, 503 otherwise',
+      },
+    },
+    async (_request, reply) => {
+      const instances = pool.list();
+      const healthy = instances.filter((s) => s.state === 'healthy').length;
+      const status = healthy === 0 ? 'unavailable' : healthy === instances.length ? 'ok' : 'degraded';
+      return reply
+        .code(healthy > 0 ? 200 : 503)
+        .header('cache-control', 'no-store')
+        .send({
+          status,
+          healthy,
+          total: instances.length,
+          running: instances.reduce((n, s) => n + s.running, 0),
+          queued: instances.reduce((n, s) => n + s.queued, 0),
+          instances: instances.map(instanceToJson),
+        });
+    },
+  );
+
+  app.get(
+    '/ready',
+    {
+      schema: {
+        tags: ['operations'],
+        summary: 'Readiness: 503 while the gateway starts or cannot take more work',
+      },
+    },
+    async (_request, reply) => {
+      reply.header('cache-control', 'no-store');
+      if (!pool.isStarted()) return reply.code(503).send({ ready: false, reason: 'starting' });
+      const gateway = isReady?.() ?? { ready: true };
+      if (!gateway.ready) {
+        return reply.code(503).send({ ready: false, reason: gateway.reason ?? 'not ready' });
+      }
+      const instances = pool.list();
+      return reply.code(200).send({
+        ready: true,
+        instances: instances.length,
+        healthy: instances.filter((s) => s.state === 'healthy').length,
+      });
+    },
+  );
+};
