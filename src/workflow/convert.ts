@@ -1,0 +1,306 @@
+// UI workflow → API prompt (protocol §5.2): flatten, let PrimitiveNodes push their values, emit
+// every executable node with its widget values and resolved links, apply text replacement, drop
+// links to nodes that were not emitted.
+import { WorkflowConversionError, summariseIssues } from './errors.ts';
+import { flatten } from './flatten.ts';
+import type { FlatGraph, GNode } from './graph.ts';
+import { nodeShape } from './node-shape.ts';
+import { resolveInput } from './resolve.ts';
+import { replaceText, type WidgetLookup } from './text-replace.ts';
+import type {
+  ApiNode,
+  ApiPrompt,
+  ConversionIssue,
+  ConversionResult,
+  ConvertOptions,
+  NodeDefs,
+} from './types.ts';
+import { parseUiWorkflow } from './ui-format.ts';
+import { mapUnknownWidgetValues, mapWidgetValues } from './widget-values.ts';
+
+/** Converts a saved UI workflow into the API prompt the official frontend would queue. */
+export function toApiPrompt(
+  uiWorkflow: unknown,
+  nodeDefs: NodeDefs,
+  options: ConvertOptions = {},
+): ConversionResult {
+  const wf = parseUiWorkflow(uiWorkflow);
+  const g = flatten(wf, nodeDefs, new Set(options.virtualNodeTypes ?? []));
+  const issues: ConversionIssue[] = [...g.issues];
+  const partial = options.unresolved === 'partial';
+  const values = new WidgetCache(g, nodeDefs, issues);
+  pushPrimitives(g, values, options.now?.() ?? new Date());
+
+  const prompt: ApiPrompt = {};
+  for (const node of g.nodes) {
+    if (node.kind !== 'node' || node.mode === 2 || node.mode === 4) continue;
+    const inputs: Record<string, unknown> = {};
+    const widgets = values.get(node);
+    for (const [name, v] of widgets)
+      inputs[name] = wrapValue(node.pushed?.has(name) ? node.pushed.get(name) : v);
+    if (node.pushed) for (const [name, v] of node.pushed) if (!widgets.has(name)) inputs[name] = wrapValue(v);
+    node.inputs.forEach((input, i) => {
+      const r = resolveInput(g, node, i, issues);
+      if (!r) return;
+      inputs[input.name] = 'link' in r ? r.link : wrapValue(r.value);
+    });
+    const apiNode: ApiNode = { inputs, class_type: node.type };
+    if (options.meta !== false) apiNode._meta = { title: node.title };
+    prompt[node.id] = apiNode;
+  }
+  applyFilenameReplacement(g, prompt, values, issues, options.now?.() ?? new Date());
+  applyUseEverywhere(wf.extra, g, prompt, issues);
+  dropDanglingLinks(g, prompt, issues);
+
+  const errors = issues.filter((i) => i.severity === 'error');
+  if (errors.length > 0 && !partial) {
+    throw new WorkflowConversionError(`cannot convert the workflow: ${summariseIssues(errors)}`, issues);
+  }
+  const warnings = issues.map((i) => (i.severity === 'error' ? { ...i, severity: 'warning' as const } : i));
+  if (Object.keys(prompt).length === 0 && !partial) {
+    throw new WorkflowConversionError('the workflow has no executable nodes', [
+      {
+        severity: 'error',
+        code: 'empty_prompt',
+        message: 'the workflow has no executable nodes (all muted, bypassed or frontend-only)',
+      },
+    ]);
+  }
+  return { prompt, warnings };
+}
+
+function wrapValue(v: unknown): unknown {
+  return Array.isArray(v) ? { __value__: v } : v;
+}
+
+/** Widget values per node, computed once (used for emission and for text replacement). */
+class WidgetCache {
+  readonly #g: FlatGraph;
+  readonly #defs: NodeDefs;
+  readonly #issues: ConversionIssue[];
+  readonly #cache = new Map<string, Map<string, unknown>>();
+  constructor(g: FlatGraph, defs: NodeDefs, issues: ConversionIssue[]) {
+    this.#g = g;
+    this.#defs = defs;
+    this.#issues = issues;
+  }
+
+  /** Widget name → value for an emitted node (reports what it could not map). */
+  get(node: GNode): Map<string, unknown> {
+    let m = this.#cache.get(node.id);
+    if (!m) {
+      m = this.#compute(node);
+      this.#cache.set(node.id, m);
+    }
+    return m;
+  }
+
+  /** Widget value of a node for text replacement, without reporting. */
+  peek(node: GNode, widget: string): { found: boolean; value?: unknown } {
+    if (node.kind === 'primitive') {
+      const v = Array.isArray(node.saved) ? node.saved[0] : undefined;
+      return widget === 'value' || node.inputs.length === 0
+        ? { found: v !== undefined, value: v }
+        : { found: false };
+    }
+    if (node.kind !== 'node') return { found: false };
+    const m = this.get(node);
+    if (node.pushed?.has(widget)) return { found: true, value: node.pushed.get(widget) };
+    return m.has(widget) ? { found: true, value: m.get(widget) } : { found: false };
+  }
+
+  #compute(node: GNode): Map<string, unknown> {
+    const def = this.#defs[node.type];
+    const where = { node_id: node.id, node_type: node.type, node_title: node.title };
+    if (def) {
+      if (node.preset) {
+        if (node.presetMissing && node.presetMissing.length > 0) this.#missing(node, node.presetMissing);
+        return node.preset;
+      }
+      const r = mapWidgetValues(nodeShape(def), node.saved);
+      if (r.missing.length > 0 && node.saved !== undefined && node.saved !== null)
+        this.#missing(node, r.missing);
+      if (r.extra.length > 0) {
+        this.#issues.push({
+          severity: 'warning',
+          code: 'widget_values_extra',
+          message: `node ${node.id} (${node.type}) saved ${r.extra.length} more widget value(s) than its definition has widgets; ignored`,
+          ...where,
+          values: r.extra,
+        });
+      }
+      return r.values;
+    }
+    const widgetInputs = node.inputs
+      .filter((i) => i.widget !== undefined)
+      .map((i) => ({ name: i.name, type: i.type }));
+    const r = mapUnknownWidgetValues(widgetInputs, node.saved);
+    const known = node.inputs.length > 0 || r.values.size > 0 || r.unnamed.length > 0;
+    if (r.unnamed.length > 0) {
+      this.#issues.push({
+        severity: 'error',
+        code: 'node_widgets_unresolved',
+        message: `node ${node.id} (${node.type}, "${node.title}") is not in the node definitions and its ${r.unnamed.length} widget value(s) ${JSON.stringify(r.unnamed).slice(0, 120)} cannot be given input names from the workflow alone; provide /object_info from a server that has this node`,
+        ...where,
+        values: r.unnamed,
+      });
+      // Positional guesses would be silently wrong: keep only values named by a dict.
+      return Array.isArray(node.saved) ? new Map() : r.values;
+    }
+    this.#issues.push({
+      severity: 'warning',
+      code: 'node_type_unknown',
+      message: `node ${node.id} (${node.type}) is not in the node definitions; converted from the workflow alone${known ? '' : ' (it has no inputs)'}`,
+      ...where,
+    });
+    return r.values;
+  }
+
+  #missing(node: GNode, names: string[]): void {
+    this.#issues.push({
+      severity: 'warning',
+      code: 'widget_value_missing',
+      message: `node ${node.id} (${node.type}) has no saved value for ${names.join(', ')} (the definition is newer than the workflow); used the default`,
+      node_id: node.id,
+      node_type: node.type,
+      node_title: node.title,
+      inputs: names,
+    });
+  }
+
+  /** The graph the cache reads. */
+  get graph(): FlatGraph {
+    return this.#g;
+  }
+}
+
+// §5.4: a PrimitiveNode writes its value into every widget it feeds, through Reroutes too.
+function pushPrimitives(g: FlatGraph, values: WidgetCache, now: Date): void {
+  const forward = new Map<string, Array<{ node: GNode; index: number }>>();
+  for (const node of g.nodes) {
+    node.inputs.forEach((input, index) => {
+      if (!input.link) return;
+      const key = `${input.link.origin}#${input.link.slot}`;
+      const list = forward.get(key);
+      if (list) list.push({ node, index });
+      else forward.set(key, [{ node, index }]);
+    });
+  }
+  for (const p of g.nodes) {
+    if (p.kind !== 'primitive' || !Array.isArray(p.saved) || p.saved.length === 0) continue;
+    let value = p.saved[0];
+    if (value === undefined) continue;
+    if (p.properties['Run widget replace on values'] === true && typeof value === 'string') {
+      value = replaceText(value, lookupFor(g, values, p.scope), now).text;
+    }
+    const seen = new Set<string>();
+    const walk = (origin: string, slot: number): void => {
+      const key = `${origin}#${slot}`;
+      if (seen.has(key)) return;
+      seen.add(key);
+      for (const { node, index } of forward.get(key) ?? []) {
+        const input = node.inputs[index];
+        if (!input) continue;
+        if (node.kind === 'reroute' || node.kind === 'boundary') {
+          walk(node.id, index);
+        } else if (node.kind === 'node' && input.widget !== undefined) {
+          if (!node.pushed) node.pushed = new Map();
+          node.pushed.set(input.widget, value);
+        }
+      }
+    };
+    walk(p.id, 0);
+  }
+}
+
+function lookupFor(g: FlatGraph, values: WidgetCache, scope: string): WidgetLookup {
+  return (name, widget) => {
+    const level = g.nodes.filter((n) => n.scope === scope);
+    let matches = level.filter((n) => n.srName === name);
+    if (matches.length === 0) matches = level.filter((n) => n.title === name);
+    const first = matches[0];
+    if (!first) return { found: false };
+    return values.peek(first, widget);
+  };
+}
+
+// §5.6: save nodes' filename_prefix goes through %Node.widget% / %date:…% replacement.
+function applyFilenameReplacement(
+  g: FlatGraph,
+  prompt: ApiPrompt,
+  values: WidgetCache,
+  issues: ConversionIssue[],
+  now: Date,
+): void {
+  for (const node of g.nodes) {
+    const api = prompt[node.id];
+    const v = api?.inputs.filename_prefix;
+    if (typeof v !== 'string' || !v.includes('%')) continue;
+    const r = replaceText(v, lookupFor(g, values, node.scope), now);
+    (api as ApiNode).inputs.filename_prefix = r.text;
+    if (r.unresolved.length > 0) {
+      issues.push({
+        severity: 'warning',
+        code: 'text_replacement_unresolved',
+        message: `node ${node.id} (${node.type}) filename_prefix: ${r.unresolved.join(', ')} names no node widget that could be read; left as is`,
+        node_id: node.id,
+        node_type: node.type,
+        input: 'filename_prefix',
+        patterns: r.unresolved,
+      });
+    }
+  }
+}
+
+// Use-Everywhere records the links it injects in extra.ue_links; without them they are lost.
+function applyUseEverywhere(
+  extra: Record<string, unknown>,
+  g: FlatGraph,
+  prompt: ApiPrompt,
+  issues: ConversionIssue[],
+): void {
+  const ue = extra.ue_links;
+  const hasBroadcasters = g.nodes.some(
+    (n) => n.kind === 'skip' && /Everywhere/.test(n.type) && n.mode !== 2 && n.mode !== 4,
+  );
+  if (!Array.isArray(ue)) {
+    if (hasBroadcasters) {
+      issues.push({
+        severity: 'warning',
+        code: 'use_everywhere_links_unknown',
+        message:
+          'the workflow uses Use-Everywhere nodes but saved no extra.ue_links; the links they inject at queue time are missing',
+      });
+    }
+    return;
+  }
+  for (const l of ue) {
+    if (!l || typeof l !== 'object') continue;
+    const { downstream, downstream_slot, upstream, upstream_slot } = l as Record<string, unknown>;
+    const target = g.byId.get(String(downstream));
+    const api = prompt[String(downstream)];
+    const input = target?.inputs[Number(downstream_slot)];
+    if (!api || !input || input.link) continue;
+    api.inputs[input.name] = [String(upstream), Number(upstream_slot)];
+  }
+}
+
+// §5.2 step 5: links to nodes that were not emitted (muted, missing) are removed.
+function dropDanglingLinks(g: FlatGraph, prompt: ApiPrompt, issues: ConversionIssue[]): void {
+  for (const [id, api] of Object.entries(prompt)) {
+    for (const [name, v] of Object.entries(api.inputs)) {
+      if (!Array.isArray(v) || v.length !== 2 || typeof v[0] !== 'string') continue;
+      if (prompt[v[0]]) continue;
+      delete api.inputs[name];
+      const origin = g.byId.get(v[0]);
+      issues.push({
+        severity: 'warning',
+        code: 'input_from_inactive_node',
+        message: `node ${id} (${api.class_type}) input "${name}" is linked from ${origin ? `${origin.mode === 2 ? 'muted' : 'inactive'} node ${v[0]} (${origin.type})` : `missing node ${v[0]}`}; input omitted`,
+        node_id: id,
+        node_type: api.class_type,
+        input: name,
+      });
+    }
+  }
+}

@@ -1,0 +1,63 @@
+// Error classes of the workflow module: each carries a stable `code` and the structured issues.
+import type { ConversionIssue } from './types.ts';
+
+/** Base class: every workflow error has a stable `code` and a list of issues naming nodes/inputs. */
+export class WorkflowError extends Error {
+  readonly code: string;
+  readonly issues: ConversionIssue[];
+  constructor(code: string, message: string, issues: ConversionIssue[] = []) {
+    super(message);
+    this.name = new.target.name;
+    this.code = code;
+    this.issues = issues;
+  }
+}
+
+/** The UI workflow cannot be turned into a correct API prompt. */
+export class WorkflowConversionError extends WorkflowError {
+  constructor(message: string, issues: ConversionIssue[]) {
+    super('workflow_conversion_failed', message, issues);
+  }
+}
+
+/** The input is neither a UI workflow nor an API prompt, or is structurally broken. */
+export class WorkflowFormatError extends WorkflowError {
+  constructor(message: string, issues: ConversionIssue[] = []) {
+    super('workflow_format_invalid', message, issues);
+  }
+}
+
+/** An API prompt fails structural validation (unknown classes, dangling links, no output node). */
+export class PromptValidationError extends WorkflowError {
+  constructor(message: string, issues: ConversionIssue[]) {
+    super('prompt_invalid', message, issues);
+  }
+}
+
+/** An override names a missing node/input or gives a value the node definition rejects. */
+export class OverrideError extends WorkflowError {
+  constructor(message: string, issues: ConversionIssue[]) {
+    super('override_invalid', message, issues);
+  }
+}
+
+/** A template declaration is malformed (bad YAML/JSON, unknown target, bad parameter spec). */
+export class TemplateError extends WorkflowError {
+  constructor(message: string, issues: ConversionIssue[] = []) {
+    super('template_invalid', message, issues);
+  }
+}
+
+/** Request parameters for a template fail validation (each issue names the parameter). */
+export class TemplateParamsError extends WorkflowError {
+  constructor(message: string, issues: ConversionIssue[]) {
+    super('template_params_invalid', message, issues);
+  }
+}
+
+/** Summarises issues into one readable line for `Error.message`. */
+export function summariseIssues(issues: readonly ConversionIssue[], max = 5): string {
+  const parts = issues.slice(0, max).map((i) => i.message);
+  if (issues.length > max) parts.push(`…and ${issues.length - max} more`);
+  return parts.join('; ');
+}

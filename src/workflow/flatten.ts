@@ -1,0 +1,250 @@
+// Flattens a parsed UI workflow into execution nodes (protocol §5.2 step 3): subgraph instances
+// and legacy group nodes expand into `outer:inner` ids joined by pass-through boundary nodes, so
+// that link resolution is one uniform walk.
+import { expandGroupNode } from './group-node.ts';
+import type { FlatGraph, GInput, GKind, GLink, GNode } from './graph.ts';
+import type { NodeDefs } from './types.ts';
+import { slotType, type SubgraphDef, type UiLink, type UiNode, type UiWorkflow } from './ui-format.ts';
+import {
+  GET_NODE_TYPES,
+  groupNodeName,
+  INERT_TYPES,
+  PASS_THROUGH_TYPES,
+  PRIMITIVE_NODE,
+  SET_NODE_TYPES,
+  USE_EVERYWHERE_TYPES,
+} from './virtual-nodes.ts';
+
+/** Suffix of the internal id of an instance's input boundary (never emitted). */
+export const INPUT_BOUNDARY = '\u0000in';
+const MAX_DEPTH = 32;
+
+/** Context shared by one flattening run. */
+export interface FlattenContext {
+  wf: UiWorkflow;
+  defs: NodeDefs;
+  virtualTypes: ReadonlySet<string>;
+  out: FlatGraph;
+}
+
+/** Flattens the root graph of a parsed workflow. */
+export function flatten(wf: UiWorkflow, defs: NodeDefs, virtualTypes: ReadonlySet<string>): FlatGraph {
+  const ctx: FlattenContext = { wf, defs, virtualTypes, out: { nodes: [], byId: new Map(), issues: [] } };
+  expandGraph(ctx, wf.nodes, wf.links, '', undefined, []);
+  linkSetGetNodes(ctx.out);
+  return ctx.out;
+}
+
+/** Title the frontend shows: the custom title, else the display name, else the class name. */
+export function defaultTitle(ctx: FlattenContext, n: UiNode): string {
+  if (typeof n.title === 'string') return n.title;
+  const dn = ctx.defs[n.type]?.display_name;
+  return typeof dn === 'string' && dn ? dn : n.type;
+}
+
+/** Adds a node to the flat graph. */
+export function addNode(ctx: FlattenContext, node: GNode): void {
+  if (ctx.out.byId.has(node.id)) {
+    ctx.out.issues.push({
+      severity: 'error',
+      code: 'duplicate_node_id',
+      message: `node id ${node.id} occurs twice`,
+      node_id: node.id,
+      node_type: node.type,
+    });
+    return;
+  }
+  ctx.out.nodes.push(node);
+  ctx.out.byId.set(node.id, node);
+}
+
+function kindOf(ctx: FlattenContext, type: string): GKind {
+  if (type === PRIMITIVE_NODE) return 'primitive';
+  if (PASS_THROUGH_TYPES.has(type) || SET_NODE_TYPES.has(type) || GET_NODE_TYPES.has(type)) return 'reroute';
+  if (INERT_TYPES.has(type) || USE_EVERYWHERE_TYPES.has(type)) return 'skip';
+  if (ctx.virtualTypes.has(type) && !ctx.defs[type]) return 'reroute';
+  return 'node';
+}
+
+/** Builds the input list of a node, resolving each link id to its origin's execution id. */
+export function mapInputs(
+  ctx: FlattenContext,
+  n: UiNode,
+  links: Map<string, UiLink>,
+  scope: string,
+  inputBoundary: string | undefined,
+): GInput[] {
+  const inputs: GInput[] = [];
+  for (const inp of n.inputs ?? []) {
+    if (!inp || typeof inp !== 'object') continue;
+    const widget = inp.widget && typeof inp.widget.name === 'string' ? inp.widget.name : undefined;
+    let link: GLink | null = null;
+    if (inp.link !== null && inp.link !== undefined) {
+      const l = links.get(String(inp.link));
+      if (!l) {
+        ctx.out.issues.push({
+          severity: 'warning',
+          code: 'link_missing',
+          message: `node ${scope}${n.id} (${n.type}) input "${inp.name}" refers to link ${inp.link}, which does not exist; treated as unconnected`,
+          node_id: `${scope}${n.id}`,
+          node_type: n.type,
+          input: widget ?? inp.name,
+        });
+      } else if (Number(l.originId) === -10) {
+        if (inputBoundary) link = { origin: inputBoundary, slot: l.originSlot };
+      } else link = { origin: `${scope}${l.originId}`, slot: l.originSlot };
+    }
+    inputs.push({ name: widget ?? inp.name, type: slotType(inp.type), link, widget });
+  }
+  return inputs;
+}
+
+function mapOutputs(n: UiNode): Array<{ name: string; type: string }> {
+  return (n.outputs ?? []).map((o) => ({ name: String(o?.name ?? ''), type: slotType(o?.type) }));
+}
+
+/** Expands one graph level (the root, or a subgraph definition under an instance). */
+export function expandGraph(
+  ctx: FlattenContext,
+  nodes: UiNode[],
+  links: Map<string, UiLink>,
+  scope: string,
+  inputBoundary: string | undefined,
+  stack: string[],
+): void {
+  for (const n of nodes) {
+    const id = `${scope}${n.id}`;
+    const mode = typeof n.mode === 'number' ? n.mode : 0;
+    const inputs = mapInputs(ctx, n, links, scope, inputBoundary);
+    const base: GNode = {
+      id,
+      type: n.type,
+      mode,
+      kind: 'node',
+      title: defaultTitle(ctx, n),
+      srName:
+        typeof n.properties?.['Node name for S&R'] === 'string'
+          ? n.properties['Node name for S&R']
+          : undefined,
+      inputs,
+      outputs: mapOutputs(n),
+      saved: n.widgets_values,
+      preset: undefined,
+      pushed: undefined,
+      properties: n.properties ?? {},
+      scope,
+      subgraph: false,
+    };
+    const sg = ctx.wf.subgraphs.get(n.type);
+    const groupName = groupNodeName(n.type);
+    if (sg) {
+      base.subgraph = true;
+      if (mode === 2 || mode === 4) addNode(ctx, { ...base, kind: 'collapsed' });
+      else expandSubgraph(ctx, n, base, sg, stack);
+    } else if (groupName !== undefined && !ctx.defs[n.type]) {
+      if (mode === 2 || mode === 4) addNode(ctx, { ...base, kind: 'collapsed' });
+      else if (scope !== '') {
+        ctx.out.issues.push({
+          severity: 'error',
+          code: 'group_node_in_subgraph',
+          message: `group node ${id} ("${groupName}") inside a subgraph is not supported; convert the group node to a subgraph`,
+          node_id: id,
+          node_type: n.type,
+        });
+      } else expandGroupNode(ctx, n, base, groupName);
+    } else addNode(ctx, { ...base, kind: kindOf(ctx, n.type) });
+  }
+}
+
+function expandSubgraph(ctx: FlattenContext, n: UiNode, base: GNode, sg: SubgraphDef, stack: string[]): void {
+  const id = base.id;
+  if (stack.includes(sg.id) || stack.length >= MAX_DEPTH) {
+    ctx.out.issues.push({
+      severity: 'error',
+      code: 'subgraph_recursive',
+      message: `subgraph "${sg.name}" (node ${id}) contains itself`,
+      node_id: id,
+      node_type: n.type,
+    });
+    return;
+  }
+  const scope = `${id}:`;
+  // Widgets on the instance: values for its widget-carrying inputs, in order, unless proxyWidgets
+  // say which inner widgets the saved values belong to.
+  const saved = Array.isArray(n.widgets_values) ? n.widgets_values : [];
+  const proxy = Array.isArray(n.properties?.proxyWidgets)
+    ? (n.properties.proxyWidgets as unknown[])
+    : undefined;
+  const presets = new Map<string, Map<string, unknown>>();
+  if (proxy) {
+    proxy.forEach((entry, k) => {
+      if (!Array.isArray(entry) || entry.length < 2 || k >= saved.length) return;
+      const innerRaw = String(entry[0]);
+      if (innerRaw === '-1') return;
+      const inner = sg.renumbered.get(innerRaw) ?? innerRaw;
+      const key = `${scope}${inner}`;
+      const m = presets.get(key) ?? new Map<string, unknown>();
+      presets.set(key, m);
+      m.set(String(entry[1]), saved[k]);
+    });
+  } else {
+    let k = 0;
+    for (const inp of base.inputs) {
+      if (inp.widget === undefined) continue;
+      if (k < saved.length && inp.link === null) inp.value = { v: saved[k] };
+      k++;
+    }
+  }
+  // Input boundary: output i of it is the instance's input i.
+  addNode(ctx, {
+    ...base,
+    id: id + INPUT_BOUNDARY,
+    kind: 'boundary',
+    outputs: base.inputs.map((i) => ({ name: i.name, type: i.type })),
+  });
+  // Output boundary (takes the instance's own id, which outer links point at): input s is
+  // whatever feeds the definition's output s inside.
+  const outInputs: GInput[] = sg.outputs.map((o, s) => {
+    let link: GLink | null = null;
+    for (const l of sg.links.values()) {
+      if (Number(l.targetId) === -20 && l.targetSlot === s) {
+        link = { origin: `${scope}${l.originId}`, slot: l.originSlot };
+        break;
+      }
+    }
+    return { name: o.name, type: o.type, link, widget: undefined };
+  });
+  addNode(ctx, { ...base, kind: 'boundary', inputs: outInputs });
+  const before = ctx.out.nodes.length;
+  expandGraph(ctx, sg.nodes, sg.links, scope, id + INPUT_BOUNDARY, [...stack, sg.id]);
+  for (const inner of ctx.out.nodes.slice(before)) {
+    const preset = presets.get(inner.id);
+    if (preset) inner.preset = preset;
+  }
+}
+
+// Set/Get pairs are resolved by name within one graph level.
+function linkSetGetNodes(g: FlatGraph): void {
+  const setters = new Map<string, GNode>();
+  for (const n of g.nodes) {
+    if (!SET_NODE_TYPES.has(n.type)) continue;
+    const name = Array.isArray(n.saved) ? n.saved[0] : undefined;
+    if (typeof name === 'string') setters.set(`${n.scope}\u0000${name}`, n);
+  }
+  for (const n of g.nodes) {
+    if (!GET_NODE_TYPES.has(n.type)) continue;
+    const name = Array.isArray(n.saved) ? n.saved[0] : undefined;
+    const setter = typeof name === 'string' ? setters.get(`${n.scope}\u0000${name}`) : undefined;
+    if (!setter) {
+      g.issues.push({
+        severity: 'error',
+        code: 'get_node_unmatched',
+        message: `GetNode ${n.id} reads "${String(name)}", but no SetNode of that name exists`,
+        node_id: n.id,
+        node_type: n.type,
+      });
+      continue;
+    }
+    n.inputs = [{ name: 'value', type: '*', link: setter.inputs[0]?.link ?? null, widget: undefined }];
+  }
+}
