@@ -45,6 +45,8 @@ export interface HttpRequest {
   query?: Record<string, string | number | undefined>;
   json?: unknown;
   body?: Dispatcher.DispatchOptions['body'];
+  /** Builds a fresh body per attempt (streamed bodies cannot be resent). */
+  makeBody?: () => Dispatcher.DispatchOptions['body'];
   headers?: Record<string, string>;
   signal?: AbortSignal;
   timeoutMs?: number;
@@ -223,7 +225,7 @@ export class HttpTransport {
     this.#assertOpen();
     const scope = scopedSignal([req.signal, this.#closing.signal], req.timeoutMs ?? this.#timeoutMs);
     const headers: Record<string, string> = { ...this.#headers, ...req.headers };
-    let body = req.body;
+    let body = req.makeBody ? req.makeBody() : req.body;
     if (req.json !== undefined) {
       body = JSON.stringify(req.json);
       headers['content-type'] = 'application/json';
