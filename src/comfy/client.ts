@@ -2,7 +2,7 @@
 // WebSocket, the routing of socket messages to in-flight runs, and every typed endpoint call.
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { downloadAll, type OutputSink } from './downloads.ts';
 import {
   ComfyArgumentError,

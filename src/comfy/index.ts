@@ -16,3 +16,7 @@ export { collectOutputs, outputKind, sortNodeIds } from './history.ts';
 export { decodeBinaryFrame, encodePreviewFrame, isBlockedExecution, parseTextMessage } from './messages.ts';
 export type { BinaryFrame, ComfyMessage, ExecutionErrorData, NodeProgressState } from './messages.ts';
 export type * from './types.ts';
+export { ComfyClient, isComfyError } from './client.ts';
+export type { ComfyClientEvents } from './client.ts';
+export type { OutputSink } from './downloads.ts';
+export type { UploadData } from './upload.ts';
