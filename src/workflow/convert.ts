@@ -118,8 +118,7 @@ class WidgetCache {
         return node.preset;
       }
       const r = mapWidgetValues(nodeShape(def), node.saved);
-      if (r.missing.length > 0 && node.saved !== undefined && node.saved !== null)
-        this.#missing(node, r.missing);
+      if (r.missing.length > 0) this.#missing(node, r.missing);
       if (r.extra.length > 0) {
         this.#issues.push({
           severity: 'warning',
