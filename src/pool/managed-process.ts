@@ -152,8 +152,9 @@ export class ManagedProcess extends EventEmitter<ManagedProcessEvents> {
           ? error
           : new ManagedProcessError(`${this.id}: ${(error as Error).message}`, { cause: error });
       this.lastError = failure.message;
-      if (this.child) await this.terminate();
-      if (this.currentState === 'closed') throw failure;
+      if (this.child) await (this.stopping ?? this.terminate());
+      // stop()/close() during the start own the final state.
+      if (this.currentState === 'closed' || !this.supervised) throw failure;
       this.setState('failed');
       this.logger.error({ err: failure }, 'managed ComfyUI failed to start');
       this.scheduleRestart();
@@ -292,8 +293,13 @@ export class ManagedProcess extends EventEmitter<ManagedProcessEvents> {
     if (this.currentState !== 'closed') this.setState('stopping');
     this.signalChild('SIGTERM');
     const grace = this.options.stopGraceMs ?? 10_000;
-    const timer = delay(grace, 'timeout' as const, { ref: false });
-    if ((await Promise.race([exited.then(() => 'exited' as const), timer])) === 'timeout') {
+    const cancelTimer = new AbortController();
+    const timer = delay(grace, 'timeout' as const, { signal: cancelTimer.signal }).catch(
+      () => 'exited' as const,
+    );
+    const outcome = await Promise.race([exited.then(() => 'exited' as const), timer]);
+    cancelTimer.abort();
+    if (outcome === 'timeout') {
       this.logger.warn({ pid: child.pid, graceMs: grace }, 'managed ComfyUI ignored SIGTERM: killing');
       this.signalChild('SIGKILL');
       await Promise.race([exited, once(child, 'close').catch(() => undefined)]);
