@@ -1,0 +1,268 @@
+// Delivers job events to webhook URLs: Standard Webhooks signatures, retries with exponential backoff
+// (bounded attempts and total time), a per-attempt timeout, the SSRF guard shared with inputs, and a
+// bounded per-job delivery log. send() never rejects: it resolves when delivered or finally failed.
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { LRUCache } from 'lru-cache';
+import { Webhook } from 'standardwebhooks';
+import { type Dispatcher, request } from 'undici';
+import { IoError, type LookupFunction, redactUrl, SsrfGuard } from '../io/index.ts';
+import type { WebhookAttempt, WebhookDelivery, WebhookEventType } from './webhook-delivery.ts';
+
+/** A pino-compatible logger (only what webhooks call). */
+export interface WebhookLogger {
+  info?(obj: object, msg?: string): void;
+  debug(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+}
+
+/** Options of a WebhookDispatcher. */
+export interface WebhookDispatcherOptions {
+  /** Signing secret: `whsec_<base64>` (Standard Webhooks form) or any other string (used as raw bytes). */
+  secret?: string;
+  /** Attempts per delivery, first one included (default 6). */
+  maxAttempts?: number;
+  /** Give up when the next retry would start later than this after the first attempt (default 10 min). */
+  maxTotalMs?: number;
+  /** Per-attempt timeout (default 10 s). */
+  timeoutMs?: number;
+  allowPrivate: string[];
+  logger?: WebhookLogger;
+  /** First retry delay (default 1 s); doubles per attempt, with jitter, capped by maxBackoffMs (default 60 s). */
+  initialBackoffMs?: number;
+  maxBackoffMs?: number;
+  /** Minimum interval between progress events per job and URL (default 2 s); extra ones are skipped. */
+  progressIntervalMs?: number;
+  /** Deliveries kept per job (default 50) and jobs remembered (default 10,000). */
+  maxDeliveriesPerJob?: number;
+  maxJobs?: number;
+  /** DNS resolution (tests inject names). */
+  lookup?: LookupFunction;
+}
+
+/** Sends signed, retried webhook deliveries and keeps their log. */
+export class WebhookDispatcher {
+  readonly #o: Required<Omit<WebhookDispatcherOptions, 'secret' | 'logger' | 'lookup'>>;
+  readonly #logger: WebhookLogger | undefined;
+  readonly #signer: Webhook | undefined;
+  readonly #guard: SsrfGuard;
+  readonly #agent: Dispatcher;
+  readonly #log: LRUCache<string, WebhookDelivery[]>;
+  readonly #lastProgress: LRUCache<string, number>;
+  readonly #pending = new Set<Promise<WebhookDelivery>>();
+  readonly #shutdown = new AbortController();
+  #closed = false;
+
+  constructor(options: WebhookDispatcherOptions) {
+    this.#o = {
+      maxAttempts: Math.max(1, options.maxAttempts ?? 6),
+      maxTotalMs: options.maxTotalMs ?? 600_000,
+      timeoutMs: options.timeoutMs ?? 10_000,
+      allowPrivate: options.allowPrivate,
+      initialBackoffMs: options.initialBackoffMs ?? 1_000,
+      maxBackoffMs: options.maxBackoffMs ?? 60_000,
+      progressIntervalMs: options.progressIntervalMs ?? 2_000,
+      maxDeliveriesPerJob: options.maxDeliveriesPerJob ?? 50,
+      maxJobs: options.maxJobs ?? 10_000,
+    };
+    this.#logger = options.logger;
+    if (options.secret !== undefined && options.secret !== '') {
+      this.#signer = options.secret.startsWith('whsec_')
+        ? new Webhook(options.secret)
+        : new Webhook(new TextEncoder().encode(options.secret), { format: 'raw' });
+    }
+    this.#guard = new SsrfGuard({ allowPrivate: options.allowPrivate, lookup: options.lookup });
+    this.#agent = this.#guard.createAgent({ connectTimeoutMs: this.#o.timeoutMs });
+    this.#log = new LRUCache({ max: this.#o.maxJobs });
+    this.#lastProgress = new LRUCache({ max: this.#o.maxJobs, ttl: 3_600_000 });
+  }
+
+  /** Checks a webhook URL's shape and literal address (call when a job is submitted, to fail early). */
+  validateUrl(url: string): void {
+    this.#guard.checkUrlShape(url);
+  }
+
+  /** Delivers one event; resolves when delivered, finally failed or skipped (never rejects). */
+  send(jobId: string, url: string, eventType: WebhookEventType, payload: unknown): Promise<WebhookDelivery> {
+    const delivery: WebhookDelivery = {
+      id: `msg_${randomUUID().replaceAll('-', '')}`,
+      job_id: jobId,
+      event: eventType,
+      url: redactUrl(url),
+      status: 'pending',
+      attempts: [],
+      created_at: new Date().toISOString(),
+      completed_at: null,
+      error: null,
+    };
+    if (this.#closed)
+      return Promise.resolve(this.#finish(delivery, 'skipped', 'the webhook dispatcher is closed'));
+    if (eventType === 'job.progress') {
+      const key = `${jobId}\0${url}`;
+      const last = this.#lastProgress.get(key);
+      const now = Date.now();
+      // Progress is advisory: throttled, not logged when skipped, and never retried.
+      if (last !== undefined && now - last < this.#o.progressIntervalMs)
+        return Promise.resolve({ ...delivery, status: 'skipped' });
+      this.#lastProgress.set(key, now);
+    } else {
+      this.#lastProgress.delete(`${jobId}\0${url}`);
+    }
+    this.#record(delivery);
+    const run = this.#deliver(delivery, url, payload).catch((err: unknown) =>
+      this.#finish(delivery, 'failed', `internal error: ${(err as Error).message}`),
+    );
+    this.#pending.add(run);
+    void run.finally(() => this.#pending.delete(run));
+    return run;
+  }
+
+  /** The delivery log of a job (oldest first; bounded). */
+  deliveries(jobId: string): WebhookDelivery[] {
+    return (this.#log.get(jobId) ?? []).map((d) => ({ ...d, attempts: [...d.attempts] }));
+  }
+
+  /** Waits up to `graceMs` for pending deliveries; then stops their retries (they end as failed). */
+  async flush(graceMs: number): Promise<void> {
+    if (this.#pending.size === 0) return;
+    const all = Promise.allSettled([...this.#pending]);
+    const timer = AbortSignal.timeout(Math.max(0, graceMs));
+    await Promise.race([
+      all,
+      new Promise<void>((resolve) => timer.addEventListener('abort', () => resolve(), { once: true })),
+    ]);
+    if (this.#pending.size > 0) {
+      this.#shutdown.abort();
+      await Promise.allSettled([...this.#pending]);
+    }
+  }
+
+  /** Stops new deliveries, ends pending ones and releases connections. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.flush(0);
+    await this.#agent.close().catch(() => {});
+  }
+
+  async #deliver(delivery: WebhookDelivery, url: string, payload: unknown): Promise<WebhookDelivery> {
+    const started = Date.now();
+    const timestamp = new Date();
+    const body = JSON.stringify({ type: delivery.event, timestamp: timestamp.toISOString(), data: payload });
+    const headers: Record<string, string> = {
+      'content-type': 'application/json',
+      'user-agent': 'comfy-gateway-webhooks',
+      'webhook-id': delivery.id,
+      'webhook-timestamp': String(Math.floor(timestamp.getTime() / 1000)),
+    };
+    if (this.#signer !== undefined)
+      headers['webhook-signature'] = this.#signer.sign(delivery.id, timestamp, body);
+    const maxAttempts = delivery.event === 'job.progress' ? 1 : this.#o.maxAttempts;
+
+    for (let n = 1; ; n++) {
+      const attempt = await this.#attempt(n, url, headers, body);
+      delivery.attempts.push(attempt.record);
+      if (attempt.ok) return this.#finish(delivery, 'delivered', null);
+      const reason = attempt.record.error ?? `HTTP ${attempt.record.status_code}`;
+      if (attempt.permanent || n >= maxAttempts) return this.#finish(delivery, 'failed', reason);
+      const backoff = Math.min(this.#o.maxBackoffMs, this.#o.initialBackoffMs * 2 ** (n - 1));
+      const delay = Math.max(attempt.retryAfterMs ?? 0, backoff / 2 + Math.random() * (backoff / 2));
+      if (Date.now() + delay - started > this.#o.maxTotalMs)
+        return this.#finish(
+          delivery,
+          'failed',
+          `${reason} (gave up: retries would exceed ${this.#o.maxTotalMs} ms)`,
+        );
+      try {
+        await sleep(delay, undefined, { signal: this.#shutdown.signal });
+      } catch {
+        return this.#finish(delivery, 'failed', `${reason} (retries stopped at shutdown)`);
+      }
+    }
+  }
+
+  async #attempt(
+    n: number,
+    url: string,
+    headers: Record<string, string>,
+    body: string,
+  ): Promise<{ ok: boolean; permanent: boolean; retryAfterMs?: number; record: WebhookAttempt }> {
+    const startedAt = Date.now();
+    const record: WebhookAttempt = {
+      attempt: n,
+      started_at: new Date(startedAt).toISOString(),
+      duration_ms: 0,
+      status_code: null,
+      error: null,
+    };
+    const done = (ok: boolean, permanent: boolean, retryAfterMs?: number) => {
+      record.duration_ms = Date.now() - startedAt;
+      return { ok, permanent, retryAfterMs, record };
+    };
+    try {
+      const target = this.#guard.checkUrlShape(url);
+      const signal = AbortSignal.any([this.#shutdown.signal, AbortSignal.timeout(this.#o.timeoutMs)]);
+      const res = await request(target, {
+        method: 'POST',
+        headers,
+        body,
+        dispatcher: this.#agent,
+        signal,
+        headersTimeout: this.#o.timeoutMs,
+        bodyTimeout: this.#o.timeoutMs,
+      });
+      // Read a little of the answer so the connection can be reused; receivers' bodies are not kept.
+      await res.body.dump({ limit: 64 * 1024 }).catch(() => {});
+      record.status_code = res.statusCode;
+      if (res.statusCode >= 200 && res.statusCode < 300) return done(true, false);
+      record.error = `HTTP ${res.statusCode}`;
+      const retryAfter = Number(res.headers['retry-after']);
+      const retryAfterMs = Number.isFinite(retryAfter)
+        ? Math.min(retryAfter * 1000, this.#o.maxBackoffMs)
+        : undefined;
+      // 410 Gone is the Standard Webhooks way for a receiver to say "stop sending".
+      return done(false, res.statusCode === 410, retryAfterMs);
+    } catch (err) {
+      const inner = (err as { cause?: unknown }).cause;
+      const ioErr = err instanceof IoError ? err : inner instanceof IoError ? inner : undefined;
+      if (ioErr !== undefined) {
+        record.error = `${ioErr.code}: ${ioErr.message}`;
+        return done(false, ioErr.code === 'input_url_forbidden' || ioErr.code === 'input_invalid');
+      }
+      record.error = this.#shutdown.signal.aborted
+        ? 'stopped at shutdown'
+        : (err as Error).name === 'TimeoutError' ||
+            (err as { code?: string }).code === 'UND_ERR_HEADERS_TIMEOUT'
+          ? `timed out after ${this.#o.timeoutMs} ms`
+          : `${(err as { code?: string }).code ?? 'error'}: ${(err as Error).message}`;
+      return done(false, this.#shutdown.signal.aborted);
+    }
+  }
+
+  #record(delivery: WebhookDelivery): void {
+    const list = this.#log.get(delivery.job_id) ?? [];
+    list.push(delivery);
+    if (list.length > this.#o.maxDeliveriesPerJob) list.splice(0, list.length - this.#o.maxDeliveriesPerJob);
+    this.#log.set(delivery.job_id, list);
+  }
+
+  #finish(
+    delivery: WebhookDelivery,
+    status: WebhookDelivery['status'],
+    error: string | null,
+  ): WebhookDelivery {
+    delivery.status = status;
+    delivery.error = error;
+    delivery.completed_at = new Date().toISOString();
+    const log = {
+      job_id: delivery.job_id,
+      webhook_id: delivery.id,
+      event: delivery.event,
+      url: delivery.url,
+      attempts: delivery.attempts.length,
+    };
+    if (status === 'failed') this.#logger?.warn({ ...log, error }, 'webhook delivery failed');
+    else this.#logger?.debug({ ...log, status }, 'webhook delivery finished');
+    return { ...delivery, attempts: [...delivery.attempts] };
+  }
+}
