@@ -11,6 +11,19 @@ export {
   WorkflowError,
   WorkflowFormatError,
 } from './errors.ts';
+export type { FileInput, ModelInput, ParameterCandidate, PromptInspection } from './inspect.ts';
+export { inspectPrompt } from './inspect.ts';
+export type { Overrides } from './overrides.ts';
+export { applyOverrides, findNodes } from './overrides.ts';
+export type {
+  ParseTemplateOptions,
+  TemplateParameter,
+  TemplateParamType,
+  TemplateTarget,
+  WorkflowTemplate,
+} from './template.ts';
+export { applyTemplate, parseTemplate, templateRequestSchema } from './template.ts';
+export { assertValidPrompt, validatePrompt } from './validate.ts';
 export type {
   ApiLink,
   ApiNode,
