@@ -1,13 +1,14 @@
 // The `comfy-gateway` command line: one subcommand per file in this folder, each exporting a
 // `register(program)` that adds itself. Keep this file a list of those registrations.
 import { Command } from 'commander';
+import { register as registerRun } from './run.ts';
 
 const program = new Command()
   .name('comfy-gateway')
   .description('A production API gateway for ComfyUI')
   .showHelpAfterError();
 
-const registrations: Array<(program: Command) => void> = [];
+const registrations: Array<(program: Command) => void> = [registerRun];
 
 for (const register of registrations) register(program);
 
