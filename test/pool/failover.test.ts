@@ -1,0 +1,101 @@
+// Failover at the pool level: many leases run prompts while instances crash and restart at
+// random. No lease may stay stuck, every job completes exactly once, and work moves to the
+// instances that are alive.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { Pool } from '../../src/pool/index.ts';
+import { type Simulator, startSimulator } from '../../src/simulator/index.ts';
+import { FAST_POOL, tinyPrompt } from './helpers.ts';
+import { runJobs } from './work-loop.ts';
+
+let sim: Simulator;
+before(async () => {
+  sim = await startSimulator({ port: 0, instances: 4, nodeDelayMs: 5 });
+});
+after(() => sim.close());
+
+test('jobs survive random crashes and restarts: none stuck, none lost, work moves to live instances', async (t) => {
+  const pool = new Pool({
+    ...FAST_POOL,
+    maxJobsPerInstance: 2,
+    instances: sim.instances.map((s, i) => ({ id: `f-${i}`, url: s.url })),
+  });
+  t.after(() => pool.close());
+  await pool.start();
+
+  const deadline = AbortSignal.timeout(60_000);
+  const windows: Array<{ victim: number; open: boolean; completedOn: Set<string> }> = [];
+  const down = new Set<number>();
+  let crashes = 0;
+  let failovers = 0;
+  pool.on('failover', () => failovers++);
+
+  // Chaos: crash a random live instance (never the last one), restart it a little later.
+  let seed = 42;
+  const random = (): number => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed / 2 ** 31;
+  };
+  let chaosDone = false;
+  const chaos = (async () => {
+    while (!chaosDone && !deadline.aborted) {
+      await new Promise((resolve) => setTimeout(resolve, 80 + random() * 120));
+      if (chaosDone) break;
+      const alive = sim.instances.map((_, i) => i).filter((i) => !down.has(i));
+      if (alive.length <= 1) continue;
+      const victim = alive[Math.floor(random() * alive.length)]!;
+      down.add(victim);
+      crashes++;
+      const window = { victim, open: true, completedOn: new Set<string>() };
+      windows.push(window);
+      await sim.instances[victim]!.crash();
+      setTimeout(
+        () => {
+          void sim.instances[victim]!.restart().then(() => {
+            window.open = false;
+            down.delete(victim);
+          });
+        },
+        100 + random() * 300,
+      );
+    }
+  })();
+
+  const byInstance = new Map<string, number>();
+  const records = await runJobs(pool, {
+    jobs: 300,
+    concurrency: 8,
+    prompt: (i) => tinyPrompt(`failover-${i}`, i),
+    attemptTimeoutMs: 15_000,
+    signal: deadline,
+    onComplete: (_record, instanceId) => {
+      byInstance.set(instanceId, (byInstance.get(instanceId) ?? 0) + 1);
+      for (const window of windows) if (window.open) window.completedOn.add(instanceId);
+    },
+  });
+  chaosDone = true;
+  await chaos;
+
+  assert.equal(records.length, 300);
+  for (const record of records) {
+    assert.equal(record.attempts.filter((a) => a.ok).length, 1, `job ${record.index} completed exactly once`);
+    assert.ok(record.attempts.at(-1)!.ok);
+  }
+  assert.ok(crashes >= 3, `chaos crashed ${crashes} times`);
+  assert.ok(failovers >= 1, 'some work failed over');
+  const retried = records.filter((r) => r.attempts.length > 1);
+  // While an instance was down, work kept completing on the others.
+  const served = windows.filter((w) => [...w.completedOn].some((id) => id !== `f-${w.victim}`));
+  assert.ok(
+    served.length >= windows.length - 1,
+    `${served.length}/${windows.length} crash windows saw work elsewhere`,
+  );
+  // No lease is left behind on any instance.
+  assert.deepEqual(
+    pool.list().map((s) => s.running + s.queued),
+    [0, 0, 0, 0],
+  );
+  t.diagnostic(
+    `crashes=${crashes} failovers=${failovers} retried=${retried.length} per-instance=${JSON.stringify(Object.fromEntries(byInstance))}`,
+  );
+});
