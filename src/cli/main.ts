@@ -2,13 +2,15 @@
 // `register(program)` that adds itself. Keep this file a list of those registrations.
 import { Command } from 'commander';
 import { register as registerRun } from './run.ts';
+import { register as registerServe } from './serve.ts';
+import { register as registerSimulate } from './simulate.ts';
 
 const program = new Command()
   .name('comfy-gateway')
   .description('A production API gateway for ComfyUI')
   .showHelpAfterError();
 
-const registrations: Array<(program: Command) => void> = [registerRun];
+const registrations: Array<(program: Command) => void> = [registerRun, registerServe, registerSimulate];
 
 for (const register of registrations) register(program);
 

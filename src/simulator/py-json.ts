@@ -1,0 +1,292 @@
+// Python-compatible JSON: a parser that keeps what JSON.parse loses (key order of integer-like keys,
+// float-vs-int literals, integers beyond 2^53) and a serialiser that writes like Python's json.dumps
+// defaults (", " / ": " separators, ensure_ascii, float repr). ComfyUI echoes prompts back verbatim,
+// so a client comparing bodies byte for byte needs both halves.
+
+/** Own-key order recorded by `parsePyJson` (integer-like keys included, unlike JS objects). */
+export const KEY_ORDER: unique symbol = Symbol('py-json.keyOrder');
+
+/** A number that Python holds as a float (serialised with a decimal point, e.g. `42.0`). */
+export class PyFloat {
+  readonly value: number;
+  constructor(value: number) {
+    this.value = value;
+  }
+  valueOf(): number {
+    return this.value;
+  }
+  toJSON(): number {
+    return this.value;
+  }
+}
+
+/** Error raised for text that Python's json.loads would reject. */
+export class PyJsonSyntaxError extends Error {
+  readonly code = 'py_json_syntax';
+}
+
+type Obj = Record<string, unknown> & { [KEY_ORDER]?: string[] };
+
+/** Builds a plain object that serialises its keys in the given order. */
+export function ordered(entries: Array<[string, unknown]>): Record<string, unknown> {
+  const out: Obj = {};
+  const keys: string[] = [];
+  for (const [k, v] of entries) {
+    if (!(k in out)) keys.push(k);
+    out[k] = v;
+  }
+  out[KEY_ORDER] = keys;
+  return out;
+}
+
+/** Own keys of an object in Python order (parse order first, then later additions). */
+export function pyKeys(obj: object): string[] {
+  const order = (obj as Obj)[KEY_ORDER];
+  const own = Object.keys(obj);
+  if (!order) return own;
+  const present = order.filter((k) => Object.hasOwn(obj, k));
+  const seen = new Set(present);
+  for (const k of own) if (!seen.has(k)) present.push(k);
+  return present;
+}
+
+/** Sets a key on an object, recording it in the Python key order. */
+export function pySet(obj: Record<string, unknown>, key: string, value: unknown): void {
+  const o = obj as Obj;
+  if (!Object.hasOwn(o, key)) {
+    if (!o[KEY_ORDER]) o[KEY_ORDER] = Object.keys(o);
+    o[KEY_ORDER].push(key);
+  }
+  o[key] = value;
+}
+
+/** Numeric value of a parsed number (PyFloat, number or bigint), or undefined. */
+export function toNumber(v: unknown): number | undefined {
+  if (typeof v === 'number') return v;
+  if (v instanceof PyFloat) return v.value;
+  if (typeof v === 'bigint') return Number(v);
+  return undefined;
+}
+
+/** Deep copy preserving key order and PyFloat wrappers. */
+export function pyClone<T>(v: T): T {
+  if (Array.isArray(v)) return v.map((x) => pyClone(x)) as T;
+  if (v instanceof Map) return new Map([...v].map(([k, x]) => [k, pyClone(x)])) as T;
+  if (v !== null && typeof v === 'object' && !(v instanceof PyFloat)) {
+    return ordered(pyKeys(v).map((k) => [k, pyClone((v as Record<string, unknown>)[k])])) as T;
+  }
+  return v;
+}
+
+/** Parses JSON like Python's json.loads (accepts NaN/Infinity, keeps key order and float literals). */
+export function parsePyJson(text: string): unknown {
+  let i = 0;
+  const n = text.length;
+  const fail = (msg: string): never => {
+    throw new PyJsonSyntaxError(`${msg}: char ${i}`);
+  };
+  const ws = () => {
+    while (i < n) {
+      const c = text.charCodeAt(i);
+      if (c === 32 || c === 9 || c === 10 || c === 13) i++;
+      else break;
+    }
+  };
+  const parseString = (): string => {
+    i++; // opening quote
+    let out = '';
+    let start = i;
+    while (true) {
+      if (i >= n) fail('Unterminated string');
+      const c = text.charCodeAt(i);
+      if (c === 34) {
+        out += text.slice(start, i);
+        i++;
+        return out;
+      }
+      if (c === 92) {
+        out += text.slice(start, i);
+        const e = text[i + 1];
+        i += 2;
+        if (e === 'u') {
+          const hex = text.slice(i, i + 4);
+          if (!/^[0-9a-fA-F]{4}$/.test(hex)) fail('Invalid \\uXXXX escape');
+          out += String.fromCharCode(Number.parseInt(hex, 16));
+          i += 4;
+        } else {
+          const map: Record<string, string> = {
+            '"': '"',
+            '\\': '\\',
+            '/': '/',
+            b: '\b',
+            f: '\f',
+            n: '\n',
+            r: '\r',
+            t: '\t',
+          };
+          const m = e === undefined ? undefined : map[e];
+          if (m === undefined) fail('Invalid \\escape');
+          out += m;
+        }
+        start = i;
+        continue;
+      }
+      if (c < 32) fail('Invalid control character');
+      i++;
+    }
+  };
+  const parseValue = (depth: number): unknown => {
+    if (depth > 900) fail('Too deeply nested');
+    ws();
+    const c = text[i];
+    if (c === '{') {
+      i++;
+      const entries: Array<[string, unknown]> = [];
+      ws();
+      if (text[i] === '}') {
+        i++;
+        return ordered(entries);
+      }
+      while (true) {
+        ws();
+        if (text[i] !== '"') fail('Expecting property name enclosed in double quotes');
+        const key = parseString();
+        ws();
+        if (text[i] !== ':') fail("Expecting ':' delimiter");
+        i++;
+        entries.push([key, parseValue(depth + 1)]);
+        ws();
+        if (text[i] === ',') {
+          i++;
+          continue;
+        }
+        if (text[i] === '}') {
+          i++;
+          return ordered(entries);
+        }
+        fail("Expecting ',' delimiter");
+      }
+    }
+    if (c === '[') {
+      i++;
+      const arr: unknown[] = [];
+      ws();
+      if (text[i] === ']') {
+        i++;
+        return arr;
+      }
+      while (true) {
+        arr.push(parseValue(depth + 1));
+        ws();
+        if (text[i] === ',') {
+          i++;
+          continue;
+        }
+        if (text[i] === ']') {
+          i++;
+          return arr;
+        }
+        fail("Expecting ',' delimiter");
+      }
+    }
+    if (c === '"') return parseString();
+    if (text.startsWith('true', i)) {
+      i += 4;
+      return true;
+    }
+    if (text.startsWith('false', i)) {
+      i += 5;
+      return false;
+    }
+    if (text.startsWith('null', i)) {
+      i += 4;
+      return null;
+    }
+    if (text.startsWith('NaN', i)) {
+      i += 3;
+      return new PyFloat(Number.NaN);
+    }
+    if (text.startsWith('Infinity', i)) {
+      i += 8;
+      return new PyFloat(Number.POSITIVE_INFINITY);
+    }
+    if (text.startsWith('-Infinity', i)) {
+      i += 9;
+      return new PyFloat(Number.NEGATIVE_INFINITY);
+    }
+    const m = /^-?(?:0|[1-9]\d*)(\.\d+)?([eE][-+]?\d+)?/.exec(text.slice(i, i + 400));
+    if (!m) return fail('Expecting value');
+    i += m[0].length;
+    if (m[1] !== undefined || m[2] !== undefined) return new PyFloat(Number(m[0]));
+    const v = Number(m[0]);
+    return Number.isSafeInteger(v) ? v : BigInt(m[0]);
+  };
+  const value = parseValue(0);
+  ws();
+  if (i !== n) fail('Extra data');
+  return value;
+}
+
+/** Python's repr() of a float. */
+export function pyFloatRepr(v: number): string {
+  if (Number.isNaN(v)) return 'NaN';
+  if (v === Number.POSITIVE_INFINITY) return 'Infinity';
+  if (v === Number.NEGATIVE_INFINITY) return '-Infinity';
+  if (v === 0) return Object.is(v, -0) ? '-0.0' : '0.0';
+  const [mant, expStr] = v.toExponential().split('e') as [string, string];
+  const exp = Number(expStr);
+  const neg = mant.startsWith('-');
+  const digits = mant.replace('-', '').replace('.', '');
+  let body: string;
+  if (exp >= -4 && exp < 16) {
+    if (exp >= 0) {
+      const intPart = digits.slice(0, exp + 1).padEnd(exp + 1, '0');
+      const frac = digits.slice(exp + 1);
+      body = `${intPart}.${frac || '0'}`;
+    } else {
+      body = `0.${'0'.repeat(-exp - 1)}${digits}`;
+    }
+  } else {
+    const m = digits.length > 1 ? `${digits[0]}.${digits.slice(1)}` : digits;
+    const sign = exp < 0 ? '-' : '+';
+    body = `${m}e${sign}${String(Math.abs(exp)).padStart(2, '0')}`;
+  }
+  return neg ? `-${body}` : body;
+}
+
+function pyString(s: string): string {
+  return JSON.stringify(s).replace(
+    /[\u007f-\uffff]/g,
+    (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+}
+
+/** Serialises like Python's json.dumps(value) with default options. */
+export function pyDumps(value: unknown): string {
+  if (value === null || value === undefined) return 'null';
+  if (value === true) return 'true';
+  if (value === false) return 'false';
+  if (typeof value === 'number') {
+    return Number.isInteger(value) ? String(value) : pyFloatRepr(value);
+  }
+  if (typeof value === 'bigint') return value.toString();
+  if (value instanceof PyFloat) return pyFloatRepr(value.value);
+  if (typeof value === 'string') return pyString(value);
+  if (Array.isArray(value)) return `[${value.map((v) => pyDumps(v)).join(', ')}]`;
+  if (value instanceof Map) {
+    const parts: string[] = [];
+    for (const [k, v] of value) parts.push(`${pyString(String(k))}: ${pyDumps(v)}`);
+    return `{${parts.join(', ')}}`;
+  }
+  if (typeof value === 'object') {
+    const obj = value as Record<string, unknown>;
+    const parts: string[] = [];
+    for (const k of pyKeys(obj)) {
+      const v = obj[k];
+      if (v === undefined) continue;
+      parts.push(`${pyString(k)}: ${pyDumps(v)}`);
+    }
+    return `{${parts.join(', ')}}`;
+  }
+  return 'null';
+}
