@@ -39,18 +39,29 @@ export function toApiPrompt(
     for (const [name, v] of widgets)
       inputs[name] = wrapValue(node.pushed?.has(name) ? node.pushed.get(name) : v);
     if (node.pushed) for (const [name, v] of node.pushed) if (!widgets.has(name)) inputs[name] = wrapValue(v);
-    node.inputs.forEach((input, i) => {
+    for (let i = 0; i < node.inputs.length; i++) {
       const r = resolveInput(g, node, i, issues);
-      if (!r) return;
-      inputs[input.name] = 'link' in r ? r.link : wrapValue(r.value);
-    });
+      if (!r) continue;
+      const name = (node.inputs[i] as GNode['inputs'][number]).name;
+      if (!('link' in r)) {
+        inputs[name] = wrapValue(r.value);
+        continue;
+      }
+      const origin = g.byId.get(r.link[0]);
+      if (origin && isEmitted(origin)) {
+        inputs[name] = r.link;
+        continue;
+      }
+      // §5.2 step 5: a link to a node that is not emitted removes the input, widget value included.
+      delete inputs[name];
+      issues.push(droppedInput(node, name, r.link[0], origin));
+    }
     const apiNode: ApiNode = { inputs, class_type: node.type };
     if (options.meta !== false) apiNode._meta = { title: node.title };
     prompt[node.id] = apiNode;
   }
   applyFilenameReplacement(g, prompt, values, issues, options.now?.() ?? new Date());
   applyUseEverywhere(wf.extra, g, prompt, issues);
-  dropDanglingLinks(g, prompt, issues);
 
   const errors = issues.filter((i) => i.severity === 'error');
   if (errors.length > 0 && !partial) {
@@ -279,27 +290,31 @@ function applyUseEverywhere(
     const target = g.byId.get(String(downstream));
     const api = prompt[String(downstream)];
     const input = target?.inputs[Number(downstream_slot)];
-    if (!api || !input || input.link) continue;
+    const origin = g.byId.get(String(upstream));
+    if (!api || !input || input.link || !origin || !isEmitted(origin)) continue;
     api.inputs[input.name] = [String(upstream), Number(upstream_slot)];
   }
 }
 
-// §5.2 step 5: links to nodes that were not emitted (muted, missing) are removed.
-function dropDanglingLinks(g: FlatGraph, prompt: ApiPrompt, issues: ConversionIssue[]): void {
-  for (const [id, api] of Object.entries(prompt)) {
-    for (const [name, v] of Object.entries(api.inputs)) {
-      if (!Array.isArray(v) || v.length !== 2 || typeof v[0] !== 'string') continue;
-      if (prompt[v[0]]) continue;
-      delete api.inputs[name];
-      const origin = g.byId.get(v[0]);
-      issues.push({
-        severity: 'warning',
-        code: 'input_from_inactive_node',
-        message: `node ${id} (${api.class_type}) input "${name}" is linked from ${origin ? `${origin.mode === 2 ? 'muted' : 'inactive'} node ${v[0]} (${origin.type})` : `missing node ${v[0]}`}; input omitted`,
-        node_id: id,
-        node_type: api.class_type,
-        input: name,
-      });
-    }
-  }
+function isEmitted(n: GNode): boolean {
+  return n.kind === 'node' && n.mode !== 2 && n.mode !== 4;
+}
+
+function droppedInput(
+  node: GNode,
+  name: string,
+  originId: string,
+  origin: GNode | undefined,
+): ConversionIssue {
+  const what = origin
+    ? `${origin.mode === 2 ? 'muted' : 'inactive'} node ${originId} (${origin.type})`
+    : `missing node ${originId}`;
+  return {
+    severity: 'warning',
+    code: 'input_from_inactive_node',
+    message: `node ${node.id} (${node.type}) input "${name}" is linked from ${what}; input omitted`,
+    node_id: node.id,
+    node_type: node.type,
+    input: name,
+  };
 }

@@ -35,7 +35,8 @@ export function resolveInput(
   const input = node.inputs[index];
   if (!input?.link) return null;
   const want = input.type;
-  const visited = new Set<string>();
+  // Most links point straight at a real node: allocate the loop guard only when hopping.
+  let visited: Set<string> | undefined;
   let link = input.link;
   for (let hops = 0; hops < MAX_HOPS; hops++) {
     const o = g.byId.get(link.origin);
@@ -50,23 +51,26 @@ export function resolveInput(
       });
       return null;
     }
-    const key = `${o.id}#${link.slot}`;
-    if (visited.has(key)) {
-      throw new WorkflowConversionError(
-        `circular reference through node ${o.id} while resolving ${node.id}.${input.name}`,
-        [
-          {
-            severity: 'error',
-            code: 'circular_link',
-            message: `circular reference through node ${o.id} (${o.type}) while resolving node ${node.id} input "${input.name}"`,
-            node_id: node.id,
-            node_type: node.type,
-            input: input.name,
-          },
-        ],
-      );
+    if (hops > 0 || o.kind !== 'node' || o.mode === 4) {
+      visited ??= new Set<string>();
+      const key = `${o.id}#${link.slot}`;
+      if (visited.has(key)) {
+        throw new WorkflowConversionError(
+          `circular reference through node ${o.id} while resolving ${node.id}.${input.name}`,
+          [
+            {
+              severity: 'error',
+              code: 'circular_link',
+              message: `circular reference through node ${o.id} (${o.type}) while resolving node ${node.id} input "${input.name}"`,
+              node_id: node.id,
+              node_type: node.type,
+              input: input.name,
+            },
+          ],
+        );
+      }
+      visited.add(key);
     }
-    visited.add(key);
     if (o.mode === 4 && o.kind !== 'skip') {
       const k = bypassInput(o, link.slot, want);
       const next = k >= 0 ? o.inputs[k]?.link : undefined;

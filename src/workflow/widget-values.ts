@@ -42,17 +42,24 @@ function isUploadButtonValue(v: unknown, input: InputShape): boolean {
   );
 }
 
-function savedLength(shape: NodeShape): number {
-  let n = 0;
-  for (const w of shape.widgets) n += 1 + w.controlValues + (w.uploadButton ? 1 : 0);
-  return n;
-}
+const layoutCache = new WeakMap<NodeShape, { savedLength: number; dummies: InputShape[] }>();
 
-function forceInputDummies(shape: NodeShape): InputShape[] {
-  return shape.inputs.filter(
-    (i) =>
-      i.widget === undefined && i.options.forceInput === true && /^(INT|FLOAT|STRING|BOOLEAN)$/.test(i.type),
-  );
+// How many values a current-layout save holds, and which forceInput inputs old saves padded.
+function layout(shape: NodeShape): { savedLength: number; dummies: InputShape[] } {
+  let l = layoutCache.get(shape);
+  if (!l) {
+    let n = 0;
+    for (const w of shape.widgets) n += 1 + w.controlValues + (w.uploadButton ? 1 : 0);
+    const dummies = shape.inputs.filter(
+      (i) =>
+        i.widget === undefined &&
+        i.options.forceInput === true &&
+        /^(INT|FLOAT|STRING|BOOLEAN)$/.test(i.type),
+    );
+    l = { savedLength: n, dummies };
+    layoutCache.set(shape, l);
+  }
+  return l;
 }
 
 /** Maps saved widget values (array or name-keyed object) onto the widgets of `shape`. */
@@ -80,9 +87,9 @@ export function mapWidgetValues(
   const start = opts.start ?? 0;
   let i = start;
   // Pre-1.16 workflows saved a dummy value per forceInput input; drop them only on an exact match.
-  const dummies = forceInputDummies(shape);
+  const { dummies, savedLength } = layout(shape);
   const withDummies =
-    start === 0 && !opts.skip && dummies.length > 0 && list.length === savedLength(shape) + dummies.length;
+    start === 0 && !opts.skip && dummies.length > 0 && list.length === savedLength + dummies.length;
   for (const input of shape.inputs) {
     if (input.widget === undefined) {
       if (withDummies && dummies.includes(input)) i++;
