@@ -112,6 +112,9 @@ const SETTINGS = {
   HOST: str(undefined),
   COMFYUI_URLS: list(httpUrl),
   COMFYUI_COMMAND: str(undefined),
+  COMFYUI_MANAGED_PORTS: str(undefined, (s) =>
+    /^\d+(-\d+)?(,\s*\d+(-\d+)?)*$/.test(s) ? undefined : 'expected ports like 8188-8191 or 8188,8190',
+  ),
   DATA_DIR: str('./data'),
   JOB_STORE: str('sqlite', (s) =>
     s === 'sqlite' || s === 'memory' ? undefined : 'expected sqlite or memory',
@@ -157,6 +160,8 @@ export interface Config {
   readonly hostDefaultedToLoopback: boolean;
   readonly comfyuiUrls: readonly string[];
   readonly comfyuiCommand: string | undefined;
+  /** Ports of managed ComfyUI processes (with COMFYUI_COMMAND), e.g. `8188-8191`. */
+  readonly comfyuiManagedPorts: string | undefined;
   readonly dataDir: string;
   readonly jobStore: 'sqlite' | 'memory';
   readonly redisUrl: string | undefined;
@@ -276,6 +281,7 @@ export function loadConfig(
     hostDefaultedToLoopback: hostDefaulted && values.API_KEYS.length === 0,
     comfyuiUrls: Object.freeze([...new Set(urls)]),
     comfyuiCommand: values.COMFYUI_COMMAND,
+    comfyuiManagedPorts: values.COMFYUI_MANAGED_PORTS,
     dataDir: values.DATA_DIR ?? './data',
     jobStore: (values.JOB_STORE ?? 'sqlite') as 'sqlite' | 'memory',
     redisUrl: values.REDIS_URL,

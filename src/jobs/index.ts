@@ -34,6 +34,7 @@ export type {
   InputResolverLike,
   LeaseLike,
   LoggerLike,
+  NodeDefs,
   OutputDeliveryLike,
   PoolLike,
   RunEvent,
@@ -45,3 +46,5 @@ export { Scheduler } from './scheduler.ts';
 export { SqliteJobStore } from './sqlite-store.ts';
 export type { JobPage, JobStore, ListQuery } from './store.ts';
 export { decodeCursor, encodeCursor } from './store.ts';
+export type { PrepareOptions } from './prepare.ts';
+export { applyOverrides, checkApiPrompt, isUiFormat, prepareWorkflow } from './prepare.ts';

@@ -92,7 +92,7 @@ export class JobManager extends EventEmitter {
   #live = new Map<string, LiveJob>();
   #scheduler: Scheduler;
   #runner: Runner;
-  #tasks = new Set<Promise<unknown>>();
+  #webhookTasks = new Set<Promise<unknown>>();
   #retentionTimer: NodeJS.Timeout | null = null;
   #started = false;
   #closing: Promise<void> | null = null;
@@ -195,6 +195,11 @@ export class JobManager extends EventEmitter {
       data: { status: 'queued', queue_position: this.#scheduler.position(id) },
     });
     return job;
+  }
+
+  /** True when an Idempotency-Key is already claimed (checked before validation, v2 §11). */
+  hasIdempotencyKey(key: string): boolean {
+    return this.#store.hasIdempotencyKey(key, this.#clock());
   }
 
   /** The job (live or stored), or undefined when unknown or past retention. */
@@ -344,6 +349,7 @@ export class JobManager extends EventEmitter {
         client: lease.client,
         mode,
         signal: live.controller.signal,
+        ...(lease.signal ? { leaseSignal: lease.signal } : {}),
         timeoutMs,
         ...(live.extraData ? { extraData: live.extraData } : {}),
         onEvent: (event) => this.#onRunEvent(live, event),
@@ -352,12 +358,12 @@ export class JobManager extends EventEmitter {
       .catch((err) =>
         this.#o.logger?.error({ err, job_id: live.job.id }, 'applying an attempt outcome failed'),
       );
-    this.#track(task);
+    void task;
   }
 
-  #track(task: Promise<unknown>): void {
-    this.#tasks.add(task);
-    void task.finally(() => this.#tasks.delete(task));
+  #trackWebhook(task: Promise<unknown>): void {
+    this.#webhookTasks.add(task);
+    void task.finally(() => this.#webhookTasks.delete(task));
   }
 
   #onRunEvent(live: LiveJob, event: RunEvent): void {
@@ -417,6 +423,11 @@ export class JobManager extends EventEmitter {
   }
 
   #applyOutcome(live: LiveJob, lease: LeaseLike, outcome: AttemptOutcome): void {
+    if (this.#closing) {
+      // Detached at shutdown: whatever the attempt saw (closed sockets), the stored state stays.
+      lease.release({ ok: true });
+      return;
+    }
     const job = live.job;
     const now = this.#clock();
     const attempt = job.attempts.at(-1);
@@ -516,7 +527,7 @@ export class JobManager extends EventEmitter {
           ? 'job.canceled'
           : 'job.failed';
     // Tracked so shutdown waits for it; the dispatcher retries and never rejects.
-    this.#track(
+    this.#trackWebhook(
       webhooks
         .send(job.id, url, type, webhookPayload(job))
         .catch((err) => this.#o.logger?.error({ err, job_id: job.id }, 'webhook dispatch failed')),
@@ -638,26 +649,27 @@ export class JobManager extends EventEmitter {
   }
 
   /**
-   * Stops taking work and dispatching. Running attempts are detached, not cancelled: their
-   * prompts keep running on the instances and the next start re-attaches. Idempotent.
+   * Stops taking work and dispatching, and detaches from running attempts without cancelling
+   * them: their prompts keep running on the instances and the next start re-attaches (with a
+   * durable store). Waits up to `graceMs` for pending webhook deliveries, then closes the store.
+   * Close the pool after this. Idempotent.
    */
   close(options: { graceMs?: number } = {}): Promise<void> {
     this.#closing ??= (async () => {
       this.#scheduler.close();
       if (this.#retentionTimer) clearInterval(this.#retentionTimer);
       for (const live of this.#live.values()) {
-        live.controller?.abort({ kind: 'shutdown' } satisfies AbortReason);
         if (live.progressTimer) clearTimeout(live.progressTimer);
-        if (live.persistTimer) {
-          this.#persist(live);
-        }
+        if (live.persistTimer) this.#persist(live);
       }
-      const grace = AbortSignal.timeout(options.graceMs ?? 5000);
-      const all = Promise.allSettled([...this.#tasks]);
-      await new Promise<void>((resolve) => {
-        grace.addEventListener('abort', () => resolve(), { once: true });
-        void all.then(() => resolve());
-      });
+      const webhookTasks = [...this.#webhookTasks];
+      if (webhookTasks.length > 0) {
+        const grace = AbortSignal.timeout(options.graceMs ?? 5000);
+        await new Promise<void>((resolve) => {
+          grace.addEventListener('abort', () => resolve(), { once: true });
+          void Promise.allSettled(webhookTasks).then(() => resolve());
+        });
+      }
       this.events.close();
       this.#live.clear();
       this.#store.close();

@@ -87,6 +87,8 @@ export interface LeaseLike {
   readonly instanceId: string;
   readonly url: string;
   readonly client: ComfyClientLike;
+  /** Aborted when the pool declares the instance down: the work on it will not complete. */
+  readonly signal?: AbortSignal;
   markStarted(): void;
   release(outcome: { ok: true } | { ok: false; error: unknown; infrastructure: boolean }): void;
 }

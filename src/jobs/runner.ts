@@ -45,6 +45,8 @@ export interface AttemptContext {
   mode: 'submit' | 'attach';
   /** Aborted by the manager with an AbortReason (cancel or shutdown). */
   signal: AbortSignal;
+  /** The lease's signal: aborted when the instance is declared down. */
+  leaseSignal?: AbortSignal;
   timeoutMs: number;
   extraData?: Record<string, unknown>;
   onEvent: (event: RunEvent) => void;
@@ -118,7 +120,9 @@ export class Runner {
   /** Runs one attempt to its outcome; never rejects. */
   async run(ctx: AttemptContext): Promise<AttemptOutcome> {
     const timeout = AbortSignal.timeout(ctx.timeoutMs);
-    const signal = AbortSignal.any([ctx.signal, timeout]);
+    const signal = AbortSignal.any(
+      ctx.leaseSignal ? [ctx.signal, timeout, ctx.leaseSignal] : [ctx.signal, timeout],
+    );
     try {
       const result = await this.#execute(ctx, signal);
       const collected = await this.#collect(ctx, result, signal);
@@ -129,6 +133,12 @@ export class Runner {
         if (reason?.kind === 'shutdown') return { kind: 'shutdown' };
         await this.#cancelOnInstance(ctx);
         return { kind: 'canceled' };
+      }
+      if (ctx.leaseSignal?.aborted) {
+        return {
+          kind: 'retry',
+          error: { code: 'instance_down', message: 'The instance was declared down mid-run.' },
+        };
       }
       if (timeout.aborted) {
         await this.#cancelOnInstance(ctx);

@@ -1,0 +1,128 @@
+// Turns a submitted `workflow` into the API prompt a job runs: detects and converts UI-format
+// exports, applies `overrides`, and checks structure and node classes before the job is created,
+// so bad input fails the request (422) instead of a queued job.
+import { InvalidWorkflowError, WorkflowFormatUiError } from './errors.ts';
+import type { ApiPrompt, NodeDefs } from './ports.ts';
+
+/** What preparation needs from the rest of the gateway. */
+export interface PrepareOptions {
+  /** Capability check over the pool (pool.canEverRun). */
+  canEverRun: (classTypes: string[]) => { ok: true } | { ok: false; missing: string[] };
+  /** UI → API conversion (workflow module); absent = UI workflows are rejected. */
+  convertUi?: (ui: unknown, nodeDefs: NodeDefs) => ApiPrompt;
+  /** Node definitions for conversion (pool.nodeDefsFor()). */
+  nodeDefs?: () => Promise<NodeDefs>;
+}
+
+/** True for an editor export (it has `nodes` and `links`), v2's definition. */
+export function isUiFormat(workflow: unknown): boolean {
+  if (typeof workflow !== 'object' || workflow === null || Array.isArray(workflow)) return false;
+  const w = workflow as Record<string, unknown>;
+  return Array.isArray(w.nodes) && 'links' in w;
+}
+
+/** Checks the API-format structure; throws InvalidWorkflowError with per-node details. */
+export function checkApiPrompt(workflow: unknown): ApiPrompt {
+  if (typeof workflow !== 'object' || workflow === null || Array.isArray(workflow)) {
+    throw new InvalidWorkflowError('`workflow` must be an object of nodes keyed by node id.');
+  }
+  const entries = Object.entries(workflow as Record<string, unknown>);
+  if (entries.length === 0) throw new InvalidWorkflowError('`workflow` has no nodes.');
+  const nodeErrors: Record<string, Array<{ field: string; reason: string }>> = {};
+  for (const [id, node] of entries) {
+    const errors: Array<{ field: string; reason: string }> = [];
+    if (typeof node !== 'object' || node === null || Array.isArray(node)) {
+      errors.push({ field: '', reason: 'node must be an object with class_type and inputs' });
+    } else {
+      const n = node as Record<string, unknown>;
+      if (typeof n.class_type !== 'string' || n.class_type === '')
+        errors.push({ field: 'class_type', reason: 'missing_class_type' });
+      if (
+        n.inputs !== undefined &&
+        (typeof n.inputs !== 'object' || n.inputs === null || Array.isArray(n.inputs))
+      ) {
+        errors.push({ field: 'inputs', reason: 'inputs must be an object' });
+      } else if (n.inputs) {
+        for (const [name, value] of Object.entries(n.inputs as Record<string, unknown>)) {
+          if (
+            Array.isArray(value) &&
+            value.length === 2 &&
+            typeof value[0] === 'string' &&
+            Number.isInteger(value[1])
+          ) {
+            if (!(value[0] in (workflow as object)))
+              errors.push({ field: name, reason: `links to missing node ${value[0]}` });
+          }
+        }
+      }
+    }
+    if (errors.length) nodeErrors[id] = errors;
+  }
+  const bad = Object.keys(nodeErrors);
+  if (bad.length) {
+    throw new InvalidWorkflowError(
+      `Invalid node${bad.length > 1 ? 's' : ''} ${bad.slice(0, 5).join(', ')}.`,
+      {
+        node_errors: nodeErrors,
+      },
+    );
+  }
+  const out: ApiPrompt = {};
+  for (const [id, node] of entries) {
+    const n = node as { class_type: string; inputs?: Record<string, unknown>; _meta?: { title?: string } };
+    out[id] = { ...n, inputs: n.inputs ?? {} };
+  }
+  return out;
+}
+
+/** Applies `{nodeId: {input: value}}` overrides to a copy of the prompt. */
+export function applyOverrides(
+  prompt: ApiPrompt,
+  overrides: Record<string, Record<string, unknown>>,
+): ApiPrompt {
+  const out: ApiPrompt = { ...prompt };
+  const missing = Object.keys(overrides).filter((id) => !(id in prompt));
+  if (missing.length) {
+    throw new InvalidWorkflowError(`overrides name node(s) not in the workflow: ${missing.join(', ')}.`, {
+      missing_nodes: missing,
+    });
+  }
+  for (const [id, inputs] of Object.entries(overrides)) {
+    const node = prompt[id] as ApiPrompt[string];
+    out[id] = { ...node, inputs: { ...node.inputs, ...inputs } };
+  }
+  return out;
+}
+
+/** Full preparation: format, overrides, structure, capability. */
+export async function prepareWorkflow(
+  workflow: unknown,
+  overrides: Record<string, Record<string, unknown>> | undefined,
+  options: PrepareOptions,
+): Promise<ApiPrompt> {
+  let api: unknown = workflow;
+  if (isUiFormat(workflow)) {
+    if (!options.convertUi || !options.nodeDefs) {
+      throw new WorkflowFormatUiError(
+        'This is a UI (editor) workflow; send the API format ("Export (API)").',
+      );
+    }
+    try {
+      api = options.convertUi(workflow, await options.nodeDefs());
+    } catch (err) {
+      throw new InvalidWorkflowError(`The UI workflow could not be converted: ${(err as Error).message}`, {
+        conversion_error: (err as { code?: string }).code ?? 'conversion_failed',
+      });
+    }
+  }
+  let prompt = checkApiPrompt(api);
+  if (overrides && Object.keys(overrides).length) prompt = checkApiPrompt(applyOverrides(prompt, overrides));
+  const classTypes = [...new Set(Object.values(prompt).map((n) => n.class_type))];
+  const capable = options.canEverRun(classTypes);
+  if (!capable.ok) {
+    throw new InvalidWorkflowError(`No instance has the node class(es): ${capable.missing.join(', ')}.`, {
+      missing_node_classes: capable.missing,
+    });
+  }
+  return prompt;
+}

@@ -1,0 +1,100 @@
+// Builds the Fastify app from already-constructed modules: error envelope, auth, request ids,
+// OpenAPI (+ /docs), and the route plugins. No I/O besides what the plugins do per request.
+import { randomUUID } from 'node:crypto';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync } from 'fastify';
+import type { Registry } from 'prom-client';
+import type { JobManager, PoolLike, PrepareOptions } from '../jobs/index.ts';
+import { installAuth } from './auth.ts';
+import { installErrorHandling } from './errors.ts';
+import { jobEventsRoutes } from './job-events.ts';
+import { jobOutputsRoutes } from './job-outputs.ts';
+import { jobRoutes } from './jobs.ts';
+import { metricsRoutes } from './metrics.ts';
+import { promptSyncRoutes } from './prompt-sync.ts';
+
+/** A route plugin from another module (health, instances, assets), registered as given. */
+export interface ExtraPlugin {
+  // biome-ignore lint/suspicious/noExplicitAny: plugins carry their own option types
+  plugin: FastifyPluginAsync<any>;
+  options: Record<string, unknown>;
+}
+
+/** Everything the app needs. */
+export interface AppOptions {
+  manager: JobManager;
+  pool: PoolLike;
+  prepare: PrepareOptions;
+  logger: FastifyBaseLogger;
+  registry: Registry;
+  apiKeys: readonly string[];
+  maxBodyBytes: number;
+  jobTimeoutMs: number;
+  maxInlineBytes: number;
+  maxSseStreams: number;
+  publicUrl?: string;
+  docs?: boolean;
+  sseKeepaliveMs?: number;
+  /** Aborted when shutdown starts (sync requests hand their jobs back). */
+  shutdownSignal: AbortSignal;
+  plugins?: ExtraPlugin[];
+}
+
+/** Creates the app (not listening). */
+export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: options.logger,
+    bodyLimit: options.maxBodyBytes,
+    requestIdHeader: 'x-request-id',
+    genReqId: () => randomUUID(),
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+  });
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+  installErrorHandling(app);
+  installAuth(app, options.apiKeys);
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'comfy-gateway',
+        version: '2.0.0',
+        description:
+          'Comfy API v2 job contract over a pool of ComfyUI instances, plus documented extensions (marked "Extension").',
+      },
+      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearerAuth: [] }, {}],
+    },
+  });
+  if (options.docs !== false) await app.register(swaggerUi, { routePrefix: '/docs' });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  const common = { manager: options.manager, ...(options.publicUrl ? { publicUrl: options.publicUrl } : {}) };
+  await app.register(jobRoutes, {
+    ...common,
+    prepare: options.prepare,
+    shutdownSignal: options.shutdownSignal,
+  });
+  await app.register(jobEventsRoutes, {
+    ...common,
+    shutdownSignal: options.shutdownSignal,
+    maxStreams: options.maxSseStreams,
+    ...(options.sseKeepaliveMs ? { keepaliveMs: options.sseKeepaliveMs } : {}),
+  });
+  await app.register(jobOutputsRoutes, { manager: options.manager, pool: options.pool });
+  await app.register(promptSyncRoutes, {
+    ...common,
+    pool: options.pool,
+    prepare: options.prepare,
+    jobTimeoutMs: options.jobTimeoutMs,
+    maxInlineBytes: options.maxInlineBytes,
+    shutdownSignal: options.shutdownSignal,
+  });
+  await app.register(metricsRoutes, { manager: options.manager, registry: options.registry });
+  for (const extra of options.plugins ?? []) await app.register(extra.plugin, extra.options);
+  return app;
+}

@@ -1,0 +1,195 @@
+// Composition root of the gateway process: builds the pool, store, io, webhooks, job manager and
+// HTTP app from a Config, starts them in order, and shuts them down in reverse on close().
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import pino, { type Logger } from 'pino';
+import { Registry } from 'prom-client';
+import type { Config } from '../config.ts';
+import { InputResolver } from '../io/index.ts';
+import {
+  type ApiPrompt,
+  JobManager,
+  type JobStore,
+  MemoryJobStore,
+  type NodeDefs,
+  type PoolLike,
+  type PrepareOptions,
+  SqliteJobStore,
+} from '../jobs/index.ts';
+import { parsePortList, Pool, registerPoolMetrics, splitCommand } from '../pool/index.ts';
+import { WebhookDispatcher } from '../webhooks/index.ts';
+import { toApiPrompt } from '../workflow/index.ts';
+import { buildApp } from './app.ts';
+import { healthRoutes } from './health.ts';
+import { instancesRoutes } from './instances.ts';
+import { registerJobMetrics } from './metrics.ts';
+
+/** A running gateway. */
+export interface Gateway {
+  readonly app: FastifyInstance;
+  readonly manager: JobManager;
+  readonly pool: Pool;
+  readonly logger: Logger;
+  /** Base URL it listens on (after start). */
+  readonly url: string;
+  /** Graceful shutdown: stop accepting, hand sync requests back, detach jobs, close everything. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Extra knobs for tests and embedding. */
+export interface GatewayOptions {
+  logger?: Logger;
+  /** Use this store instead of the one the config names. */
+  store?: JobStore;
+  /** SSE keepalive interval (tests shorten it). */
+  sseKeepaliveMs?: number;
+}
+
+/** Builds and starts a gateway listening on config.host:config.port. */
+export async function startGateway(config: Config, options: GatewayOptions = {}): Promise<Gateway> {
+  const logger = options.logger ?? pino({ level: config.logLevel, base: { service: 'comfy-gateway' } });
+  const shutdown = new AbortController();
+  const closers: Array<() => Promise<void> | void> = [];
+  const closeAll = async () => {
+    for (const close of closers.reverse()) {
+      try {
+        await close();
+      } catch (err) {
+        logger.error({ err }, 'error during shutdown');
+      }
+    }
+  };
+  try {
+    const pool = new Pool({
+      instances: config.comfyuiUrls.map((url) => ({ url })),
+      maxJobsPerInstance: config.maxJobsPerInstance,
+      healthCheckIntervalMs: config.healthCheckIntervalMs,
+      healthFailureThreshold: config.healthFailureThreshold,
+      logger,
+      ...(config.comfyuiCommand
+        ? {
+            managed: {
+              command: splitCommand(config.comfyuiCommand),
+              ports: parsePortList(config.comfyuiManagedPorts ?? '8188'),
+            },
+          }
+        : {}),
+    });
+    closers.push(() => pool.close());
+    await pool.start();
+
+    const store =
+      options.store ??
+      (config.jobStore === 'memory'
+        ? new MemoryJobStore()
+        : new SqliteJobStore({ path: join(config.dataDir, 'jobs.sqlite') }));
+    const resolver = new InputResolver({
+      allowPrivate: [...config.allowPrivateInputUrls],
+      maxInputBytes: config.maxInputBytes,
+      cacheDir: join(config.dataDir, 'input-cache'),
+      cacheBytes: config.inputCacheBytes,
+      logger,
+    });
+    closers.push(() => resolver.close());
+    const webhooks = new WebhookDispatcher({
+      ...(config.webhookSecret ? { secret: config.webhookSecret } : {}),
+      allowPrivate: [...config.allowPrivateInputUrls],
+      logger,
+    });
+    closers.push(() => webhooks.close());
+
+    const poolLike = pool as unknown as PoolLike;
+    const manager = new JobManager({
+      store,
+      pool: poolLike,
+      maxQueue: config.maxQueue,
+      maxAttempts: config.maxAttempts,
+      jobTimeoutMs: config.jobTimeoutMs,
+      retentionMs: config.jobRetentionMs,
+      inputResolver: resolver as unknown as NonNullable<
+        ConstructorParameters<typeof JobManager>[0]['inputResolver']
+      >,
+      webhooks,
+      ...(config.webhookUrl ? { webhookUrl: config.webhookUrl } : {}),
+      linkBaseUrl: config.publicUrl ?? '',
+      logger,
+    });
+    closers.push(() => manager.close({ graceMs: config.shutdownGraceMs }));
+    await manager.start();
+
+    const registry = new Registry();
+    const detachJobMetrics = registerJobMetrics(registry, manager);
+    const detachPoolMetrics = registerPoolMetrics(registry, pool);
+    closers.push(() => {
+      detachJobMetrics();
+      detachPoolMetrics();
+    });
+
+    const prepare: PrepareOptions = {
+      canEverRun: (classTypes) => pool.canEverRun(classTypes),
+      convertUi: (ui, defs) => toApiPrompt(ui, defs as Parameters<typeof toApiPrompt>[1]).prompt as ApiPrompt,
+      nodeDefs: () => pool.nodeDefsFor() as Promise<NodeDefs>,
+    };
+    const app = await buildApp({
+      manager,
+      pool: poolLike,
+      prepare,
+      logger,
+      registry,
+      apiKeys: config.apiKeys,
+      maxBodyBytes: config.maxBodyBytes,
+      jobTimeoutMs: config.jobTimeoutMs,
+      maxInlineBytes: config.maxInlineBytes,
+      maxSseStreams: config.maxSseStreams,
+      ...(config.publicUrl ? { publicUrl: config.publicUrl } : {}),
+      docs: config.docs,
+      ...(options.sseKeepaliveMs ? { sseKeepaliveMs: options.sseKeepaliveMs } : {}),
+      shutdownSignal: shutdown.signal,
+      plugins: [
+        {
+          plugin: healthRoutes,
+          options: {
+            pool,
+            isReady: () =>
+              manager.queued >= config.maxQueue ? { ready: false, reason: 'queue full' } : { ready: true },
+          },
+        },
+        { plugin: instancesRoutes, options: { pool } },
+      ],
+    });
+    closers.push(() => app.close());
+    await app.listen({ host: config.host, port: config.port });
+    const address = app.server.address();
+    const port = typeof address === 'object' && address ? address.port : config.port;
+    const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+    const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
+    if (config.hostDefaultedToLoopback) {
+      logger.warn(
+        { host: config.host },
+        'API_KEYS is not set: listening on loopback only (set HOST to override)',
+      );
+    }
+    logger.info({ url, instances: pool.list().length, store: store.constructor.name }, 'gateway listening');
+
+    let closing: Promise<void> | null = null;
+    return {
+      app,
+      manager,
+      pool,
+      logger,
+      url,
+      close() {
+        closing ??= (async () => {
+          // Sync waiters answer first (with their job ids), then the server stops, then the rest.
+          shutdown.abort();
+          await closeAll();
+        })();
+        return closing;
+      },
+    };
+  } catch (err) {
+    shutdown.abort();
+    await closeAll();
+    throw err;
+  }
+}

@@ -1,0 +1,181 @@
+// v2 job routes: submit (with Idempotency-Key and ?wait), get, list, cancel and workflow.
+// Thin: validate, call the JobManager, render.
+import type { FastifyPluginAsync, FastifyReply } from 'fastify';
+import {
+  decodeCursor,
+  IdempotencyKeyReuseError,
+  InvalidRequestError,
+  type JobManager,
+  type JobStatus,
+  type PrepareOptions,
+  prepareWorkflow,
+} from '../jobs/index.ts';
+import { originOf, renderJob } from './render.ts';
+import {
+  errorSchema,
+  jobIdParams,
+  jobSchema,
+  listJobsQuery,
+  type SubmitJobBody,
+  submitJobBody,
+  submitJobQuery,
+} from './schemas.ts';
+import { zodRoute } from './zod.ts';
+
+/** Options of the jobs plugin. */
+export interface JobRoutesOptions {
+  manager: JobManager;
+  prepare: PrepareOptions;
+  publicUrl?: string;
+  /** Ends `?wait` early at shutdown. */
+  shutdownSignal?: AbortSignal;
+}
+
+const TAGS = ['jobs'];
+
+/** Aborts when the client goes away or the reply is sent (scoped wait for ?wait). */
+export function replySignal(reply: FastifyReply): AbortSignal {
+  const controller = new AbortController();
+  reply.raw.once('close', () => controller.abort());
+  return controller.signal;
+}
+
+/** Fastify plugin: the /api/v2/jobs resource. */
+export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
+  app,
+  { manager, prepare, publicUrl, shutdownSignal },
+) => {
+  app.post(
+    '/api/v2/jobs',
+    zodRoute({
+      body: submitJobBody,
+      querystring: submitJobQuery,
+      response: { 201: jobSchema, 400: errorSchema, 422: errorSchema, 429: errorSchema },
+      summary: 'Submit a workflow as a job',
+      description:
+        'Creates a durable job (201). Idempotency-Key is single-use (v2 §11). Extensions: UI-format workflows, webhook_url, overrides, inputs, output, timeout_ms, priority, metadata, ?wait=.',
+      tags: TAGS,
+      operationId: 'postJobs',
+    }),
+    async (request, reply) => {
+      const body = request.body as SubmitJobBody;
+      const query = request.query as { wait?: number };
+      const key = idempotencyKey(request.headers['idempotency-key']);
+      if (key && manager.hasIdempotencyKey(key)) throw new IdempotencyKeyReuseError();
+      const workflow = await prepareWorkflow(body.workflow, body.overrides, prepare);
+      let job = manager.submit({
+        workflow,
+        ...(body.priority !== undefined ? { priority: body.priority } : {}),
+        idempotencyKey: key,
+        request: {
+          ...(body.inputs ? { inputs: body.inputs } : {}),
+          ...(body.output ? { output: body.output } : {}),
+          ...(body.webhook_url ? { webhook_url: body.webhook_url } : {}),
+          ...(body.timeout_ms ? { timeout_ms: body.timeout_ms } : {}),
+          ...(body.metadata !== undefined ? { metadata: body.metadata } : {}),
+          request_id: request.id,
+          source: 'v2',
+        },
+        ...(body.extra_data ? { extraData: body.extra_data } : {}),
+      });
+      request.log.info({ job_id: job.id, idempotency_key: key }, 'job created');
+      if (query.wait && query.wait > 0) {
+        const signal = AbortSignal.any([
+          AbortSignal.timeout(query.wait * 1000),
+          replySignal(reply),
+          ...(shutdownSignal ? [shutdownSignal] : []),
+        ]);
+        job = await manager.waitForTerminal(job.id, signal);
+      }
+      return reply
+        .code(201)
+        .header('location', `/api/v2/jobs/${job.id}`)
+        .send(renderJob(job, originOf(request, publicUrl), manager.queuePosition(job.id)));
+    },
+  );
+
+  app.get(
+    '/api/v2/jobs',
+    zodRoute({
+      querystring: listJobsQuery,
+      summary: 'List jobs, newest first (extension)',
+      description: 'Cursor pagination: pass `next_cursor` as `cursor` for the next page.',
+      tags: TAGS,
+      operationId: 'listJobs',
+    }),
+    async (request) => {
+      const q = request.query as { status?: JobStatus[]; limit: number; cursor?: string };
+      if (q.cursor && !decodeCursor(q.cursor)) {
+        throw new InvalidRequestError('query.cursor: not a cursor this server issued');
+      }
+      const page = manager.list({
+        limit: q.limit,
+        ...(q.status ? { statuses: q.status } : {}),
+        cursor: q.cursor ?? null,
+      });
+      const origin = originOf(request, publicUrl);
+      return {
+        jobs: page.jobs.map((j) => renderJob(j, origin, manager.queuePosition(j.id))),
+        next_cursor: page.nextCursor,
+        has_more: page.nextCursor !== null,
+      };
+    },
+  );
+
+  app.get(
+    '/api/v2/jobs/:id',
+    zodRoute({
+      params: jobIdParams,
+      response: { 200: jobSchema, 404: errorSchema },
+      summary: 'Get a job (the authoritative poll)',
+      tags: TAGS,
+      operationId: 'getJob',
+    }),
+    async (request) => {
+      const { id } = request.params as { id: string };
+      return renderJob(manager.require(id), originOf(request, publicUrl), manager.queuePosition(id));
+    },
+  );
+
+  app.post(
+    '/api/v2/jobs/:id/cancel',
+    zodRoute({
+      params: jobIdParams,
+      response: { 200: jobSchema, 404: errorSchema },
+      summary: 'Cancel a job (idempotent)',
+      description: 'Returns the job: `canceling` until the interrupt lands, or its terminal state.',
+      tags: TAGS,
+      operationId: 'cancelJob',
+    }),
+    async (request) => {
+      const { id } = request.params as { id: string };
+      const job = manager.cancel(id);
+      request.log.info({ job_id: id, status: job.status }, 'job cancel requested');
+      return renderJob(job, originOf(request, publicUrl), manager.queuePosition(id));
+    },
+  );
+
+  app.get(
+    '/api/v2/jobs/:id/workflow',
+    zodRoute({
+      params: jobIdParams,
+      summary: 'The executed API-format workflow of a job',
+      tags: TAGS,
+      operationId: 'getJobWorkflow',
+    }),
+    async (request) => {
+      const { id } = request.params as { id: string };
+      return { workflow: manager.require(id).workflow, format: 'api' };
+    },
+  );
+};
+
+/** Validates the Idempotency-Key header (1–255 visible characters). */
+function idempotencyKey(raw: string | string[] | undefined): string | null {
+  if (raw === undefined) return null;
+  const value = Array.isArray(raw) ? raw[0] : raw;
+  if (value === undefined || value.trim() === '' || value.length > 255) {
+    throw new InvalidRequestError('Idempotency-Key must be 1 to 255 characters.');
+  }
+  return value.trim();
+}

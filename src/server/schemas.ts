@@ -1,0 +1,199 @@
+// zod schemas of the HTTP API: they validate requests and (through zod.ts) generate OpenAPI.
+import { z } from 'zod';
+import { JOB_STATUSES } from '../jobs/index.ts';
+
+const httpUrl = z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' });
+
+/** Body of POST /api/v2/jobs (v2 fields plus our documented extensions). */
+export const submitJobBody = z
+  .object({
+    workflow: z
+      .record(z.string(), z.unknown())
+      .describe(
+        'API-format prompt `{node_id: {class_type, inputs}}`; UI (editor) exports are converted (extension).',
+      ),
+    extra_data: z
+      .object({ api_key_comfy_org: z.string() })
+      .strict()
+      .optional()
+      .describe('ComfyUI extra_data for partner nodes; never persisted.'),
+    webhook_url: httpUrl.optional().describe('Extension: notified (signed, retried) when the job ends.'),
+    overrides: z
+      .record(z.string(), z.record(z.string(), z.unknown()))
+      .optional()
+      .describe('Extension: `{node_id: {input: value}}` applied before the run.'),
+    inputs: z
+      .record(z.string(), z.string())
+      .optional()
+      .describe('Extension: `{name: url | data URI | asset id}` uploaded to the instance before the run.'),
+    output: z
+      .object({
+        store: z.enum(['inline', 'storage', 'link']).default('link'),
+        format: z.enum(['png', 'jpeg', 'webp']).optional(),
+        quality: z.int().min(1).max(100).optional(),
+      })
+      .strict()
+      .optional()
+      .describe('Extension: how outputs are delivered (default `link`).'),
+    timeout_ms: z
+      .int()
+      .min(100)
+      .max(7 * 24 * 3_600_000)
+      .optional()
+      .describe('Extension: per-job time limit.'),
+    priority: z
+      .int()
+      .min(-1_000_000)
+      .max(1_000_000)
+      .optional()
+      .describe('Extension: higher runs first (default 0).'),
+    metadata: z
+      .unknown()
+      .optional()
+      .refine(
+        (v) => v === undefined || JSON.stringify(v).length <= 16_384,
+        'metadata must be at most 16 KiB of JSON',
+      )
+      .describe('Extension: echoed back on the job and in webhooks.'),
+  })
+  .strict();
+export type SubmitJobBody = z.infer<typeof submitJobBody>;
+
+/** Query of POST /api/v2/jobs. */
+export const submitJobQuery = z.object({
+  wait: z.coerce
+    .number()
+    .min(0)
+    .max(600)
+    .optional()
+    .describe('Extension: hold the response up to this many seconds until the job ends (never cancels it).'),
+});
+
+/** `{id}` path parameter. */
+export const jobIdParams = z.object({ id: z.string().min(1).max(200) });
+
+/** Output content path parameters. */
+export const outputParams = z.object({
+  id: z.string().min(1).max(200),
+  index: z.coerce.number().int().min(0),
+});
+
+/** Query of GET /api/v2/jobs. */
+export const listJobsQuery = z.object({
+  status: z
+    .string()
+    .optional()
+    .transform((s, ctx) => {
+      if (!s) return undefined;
+      const parts = s
+        .split(',')
+        .map((p) => p.trim())
+        .filter(Boolean);
+      const bad = parts.filter((p) => !(JOB_STATUSES as readonly string[]).includes(p));
+      if (bad.length) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `unknown status ${bad.join(', ')}; expected ${JOB_STATUSES.join(', ')}`,
+        });
+        return z.NEVER;
+      }
+      return parts as Array<(typeof JOB_STATUSES)[number]>;
+    })
+    .describe('Comma-separated statuses to include.'),
+  limit: z.coerce.number().int().min(1).max(100).default(50),
+  cursor: z.string().max(400).optional().describe('`next_cursor` of the previous page.'),
+});
+
+const progress = z.object({
+  value: z.number(),
+  nodes_done: z.int(),
+  nodes_total: z.int(),
+  current_node: z.string().nullable().optional(),
+  current_node_class: z.string().nullable().optional(),
+  step: z.int().nullable().optional(),
+  steps: z.int().nullable().optional(),
+  message: z.string().nullable().optional(),
+});
+
+const output = z.object({
+  node_id: z.string(),
+  name: z.string(),
+  type: z.string(),
+  content_type: z.string(),
+  size_bytes: z.int(),
+  id: z.string(),
+  hash: z.string().nullable(),
+  url: z.string(),
+  url_expires_at: z.string(),
+  job_id: z.string().nullable().optional(),
+});
+
+const jobError = z.object({
+  code: z.string(),
+  message: z.string(),
+  node_id: z.string().nullable().optional(),
+  class_type: z.string().nullable().optional(),
+  traceback: z.string().nullable().optional(),
+  details: z
+    .record(z.string(), z.unknown())
+    .nullable()
+    .optional()
+    .describe('Extension: e.g. ComfyUI node_errors.'),
+});
+
+/** The v2 Job plus our extensions (all additive). */
+export const jobSchema = z.object({
+  id: z.string(),
+  status: z.enum(JOB_STATUSES),
+  created_at: z.string(),
+  started_at: z.string().nullable(),
+  completed_at: z.string().nullable(),
+  expires_at: z.string(),
+  queue_position: z.int().nullable(),
+  progress: progress.nullable(),
+  outputs: z.array(output),
+  error: jobError.nullable(),
+  metrics: z.object({ queue_ms: z.int().nullable(), execution_ms: z.int().nullable() }),
+  urls: z.object({ self: z.string(), events: z.string(), cancel: z.string() }),
+  priority: z.int().describe('Extension.'),
+  metadata: z.unknown().optional().describe('Extension: as submitted.'),
+  instance_id: z.string().nullable().describe('Extension: instance of the current/last attempt.'),
+  prompt_id: z.string().nullable().describe('Extension: ComfyUI prompt id (the job id).'),
+  attempts: z
+    .array(
+      z.object({
+        n: z.int(),
+        instance_id: z.string(),
+        started_at: z.string(),
+        finished_at: z.string().nullable(),
+        error: z.object({ code: z.string(), message: z.string() }).nullable(),
+      }),
+    )
+    .describe('Extension: every attempt with its instance and error.'),
+  texts: z.array(z.object({ node_id: z.string(), text: z.string() })).describe('Extension: text outputs.'),
+});
+
+/** The error envelope. */
+export const errorSchema = z.object({
+  error: z.object({
+    code: z.string(),
+    message: z.string(),
+    details: z.record(z.string(), z.unknown()).nullable().optional(),
+  }),
+});
+
+/** Body of POST /prompt_sync (serverless handler shape). */
+export const promptSyncBody = z.object({
+  prompt: z.record(z.string(), z.unknown()).describe('API-format prompt (UI exports are converted).'),
+  return_image_base64: z.boolean().optional().default(false),
+  timeout: z
+    .number()
+    .positive()
+    .max(7 * 24 * 3600)
+    .optional()
+    .describe('Seconds; the job fails with timeout after it.'),
+  overrides: z.record(z.string(), z.record(z.string(), z.unknown())).optional(),
+  inputs: z.record(z.string(), z.string()).optional(),
+  priority: z.int().min(-1_000_000).max(1_000_000).optional(),
+  webhook_url: httpUrl.optional(),
+});
