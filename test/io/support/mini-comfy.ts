@@ -63,7 +63,7 @@ export async function startMiniComfy(): Promise<MiniComfy> {
         const chunks: Buffer[] = [];
         stream.on('data', (c: Buffer) => chunks.push(c));
         stream.on('end', () => {
-          file = { name: info.filename, data: Buffer.concat(chunks) };
+          file = { name: info.filename ?? '', data: Buffer.concat(chunks) };
         });
       });
       bb.on('close', async () => {
