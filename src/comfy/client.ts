@@ -357,6 +357,10 @@ export class ComfyClient extends EventEmitter<ComfyClientEvents> {
         { baseUrl: this.baseUrl },
       );
     }
+    // A caller that destroys the body early makes undici emit 'error'; never let that crash the process.
+    res.body.on('error', (err) =>
+      this.#options.logger?.debug({ err: String(err) }, 'comfy: /view body error'),
+    );
     const out: ViewResponse = {
       status: res.statusCode,
       headers,

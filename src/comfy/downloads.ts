@@ -29,7 +29,11 @@ export async function downloadAll(
         await sink(file, body);
       } finally {
         // A sink that returned early must not leave the connection half-read.
-        if (!body.destroyed && !body.readableEnded) body.destroy();
+        if (!body.destroyed && !body.readableEnded) {
+          // undici reports a destroyed body as an 'error' event: expected here, not a crash.
+          body.on('error', () => undefined);
+          body.destroy();
+        }
       }
     }
   };
