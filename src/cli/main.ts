@@ -11,7 +11,12 @@ const program = new Command()
   .description('A production API gateway for ComfyUI')
   .showHelpAfterError();
 
-const registrations: Array<(program: Command) => void> = [registerConvert, registerRun, registerServe, registerSimulate];
+const registrations: Array<(program: Command) => void> = [
+  registerConvert,
+  registerRun,
+  registerServe,
+  registerSimulate,
+];
 
 for (const register of registrations) register(program);
 

@@ -65,7 +65,10 @@ export function toApiPrompt(
 
   const errors = issues.filter((i) => i.severity === 'error');
   if (errors.length > 0 && !partial) {
-    throw new WorkflowConversionError(`cannot convert the workflow: ${summariseIssues(errors)}`, issues);
+    throw new WorkflowConversionError(
+      `cannot convert the workflow (${errors.length} error${errors.length === 1 ? '' : 's'}): ${summariseIssues(errors, 2)}`,
+      issues,
+    );
   }
   const warnings = issues.map((i) => (i.severity === 'error' ? { ...i, severity: 'warning' as const } : i));
   if (Object.keys(prompt).length === 0 && !partial) {
