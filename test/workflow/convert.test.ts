@@ -106,7 +106,7 @@ describe('links', () => {
   it('lets a linked widget input win over its stale saved value', () => {
     const { nodes, links } = basicNodes();
     nodes.push(node(20, 'PrimitiveInt', { widgets: [99, 'fixed'], outputs: [['INT', 'INT']] }));
-    (nodes[4]?.inputs as unknown[]).push({ name: 'seed', type: 'INT', link: 30, widget: { name: 'seed' } });
+    (nodes[4]!.inputs as unknown[]).push({ name: 'seed', type: 'INT', link: 30, widget: { name: 'seed' } });
     links.push([30, 20, 0, 3, 4, 'INT']);
     const { prompt } = convert(workflow(nodes, links));
     assert.deepEqual(prompt['3']?.inputs.seed, ['20', 0]);
@@ -116,7 +116,7 @@ describe('links', () => {
   it('omits a widget input linked from a muted node (not the stale widget value)', () => {
     const { nodes, links } = basicNodes();
     nodes.push(node(20, 'PrimitiveInt', { widgets: [99, 'fixed'], outputs: [['INT', 'INT']], mode: 2 }));
-    (nodes[4]?.inputs as unknown[]).push({ name: 'seed', type: 'INT', link: 30, widget: { name: 'seed' } });
+    (nodes[4]!.inputs as unknown[]).push({ name: 'seed', type: 'INT', link: 30, widget: { name: 'seed' } });
     links.push([30, 20, 0, 3, 4, 'INT']);
     const { prompt, warnings } = convert(workflow(nodes, links));
     assert.equal('seed' in (prompt['3']?.inputs ?? {}), false);
@@ -221,7 +221,7 @@ describe('bypass', () => {
       }),
       node(36, 'PreviewImage', { inputs: [['images', 'IMAGE', 48]] }),
     );
-    (nodes[5]?.inputs as Array<Record<string, unknown>>)[0] = { name: 'samples', type: 'LATENT', link: 41 };
+    (nodes[5]!.inputs as Array<Record<string, unknown>>)[0] = { name: 'samples', type: 'LATENT', link: 41 };
     links[6] = [7, 3, 0, 30, 0, 'LATENT'];
     links.push(
       [40, 30, 0, 31, 0, 'LATENT'],
@@ -251,13 +251,13 @@ describe('PrimitiveNode', () => {
       node(40, 'PrimitiveNode', { outputs: [['STRING', 'STRING']], widgets: ['a dog'] }),
       node(41, 'Reroute', { inputs: [['', '*', 51]], outputs: [['', 'STRING']] }),
     );
-    (nodes[2]?.inputs as unknown[]).push({
+    (nodes[2]!.inputs as unknown[]).push({
       name: 'text',
       type: 'STRING',
       link: 50,
       widget: { name: 'text' },
     });
-    (nodes[3]?.inputs as unknown[]).push({
+    (nodes[3]!.inputs as unknown[]).push({
       name: 'text',
       type: 'STRING',
       link: 52,
@@ -280,7 +280,7 @@ describe('PrimitiveNode', () => {
         properties: { 'Run widget replace on values': true },
       }),
     );
-    (nodes[6]?.inputs as unknown[]).push({
+    (nodes[6]!.inputs as unknown[]).push({
       name: 'filename_prefix',
       type: 'STRING',
       link: 50,
@@ -318,7 +318,7 @@ describe('extension nodes', () => {
       node(60, 'SetNode', { inputs: [['VAE', 'VAE', 60]], outputs: [['*', '*']], widgets: ['vae'] }),
       node(61, 'GetNode', { outputs: [['VAE', 'VAE']], widgets: ['vae'] }),
     );
-    (nodes[5]?.inputs as Array<Record<string, unknown>>)[1] = { name: 'vae', type: 'VAE', link: 61 };
+    (nodes[5]!.inputs as Array<Record<string, unknown>>)[1] = { name: 'vae', type: 'VAE', link: 61 };
     links[7] = [60, 1, 2, 60, 0, 'VAE'];
     links.push([61, 61, 0, 8, 1, 'VAE']);
     assert.deepEqual(convert(workflow(nodes, links)).prompt['8']?.inputs.vae, ['1', 2]);
