@@ -1,7 +1,7 @@
 // Public surface of io: job inputs (fetch, check, cache, upload, rewrite), content-addressed assets,
 // output delivery (link, inline, storage), and the SSRF guard shared with webhooks.
 export { AssetStore } from './assets/asset-store.ts';
-export type { AssetMetadata, AssetRecord } from './assets/asset-store.ts';
+export type { AssetMetadata, AssetRecord, PendingBlob } from './assets/asset-store.ts';
 export type { ApiPrompt, IoComfyClient, NodeDef, OutputFile, RunResult } from './comfy-types.ts';
 export {
   AssetNotFoundError,

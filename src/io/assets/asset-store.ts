@@ -33,6 +33,14 @@ export interface AssetMetadata {
   expiresIn?: number;
 }
 
+/** Bytes ingested but not yet committed as an asset. */
+export interface PendingBlob {
+  path: string;
+  sha256: string;
+  hash: string;
+  bytes: number;
+}
+
 const HASH_RE = /^blake3:[0-9a-f]{64}$/;
 const ID_RE = /^[0-9a-f-]{36}$/;
 
@@ -66,10 +74,13 @@ export class AssetStore {
     source: Readable,
     meta: AssetMetadata & { expectedHash?: string; signal?: AbortSignal },
   ): Promise<{ asset: AssetRecord; createdNew: boolean }> {
+    const blob = await this.ingest(source, { signal: meta.signal });
+    return this.commit(blob, meta);
+  }
+
+  /** Streams bytes into a pending blob (hashed, size-capped); commit() or discard() it afterwards. */
+  async ingest(source: Readable, options: { signal?: AbortSignal } = {}): Promise<PendingBlob> {
     await this.#ready;
-    validateMeta(meta);
-    if (meta.expectedHash !== undefined && !HASH_RE.test(meta.expectedHash.toLowerCase()))
-      throw new InputInvalidError('expected_hash must be "blake3:<64 hex>"');
     const tmp = join(this.dir, 'tmp', randomUUID());
     const meter = await ContentMeter.create({
       maxBytes: this.maxBytes,
@@ -77,22 +88,45 @@ export class AssetStore {
       onTooLarge: () => new PayloadTooLargeError(this.maxBytes),
     });
     try {
-      await pipeline(source, meter, createWriteStream(tmp), meta.signal ? { signal: meta.signal } : {});
-      const m = meter.measure;
-      const hash = `blake3:${m.blake3}`;
-      if (meta.expectedHash !== undefined && meta.expectedHash.toLowerCase() !== hash)
-        throw new HashMismatchError(meta.expectedHash, hash);
-      const blob = this.#blobPath(m.sha256);
-      const existed = await exists(blob);
-      if (existed) await rm(tmp, { force: true });
-      else await rename(tmp, blob);
-      this.#byHash.set(hash, m.sha256);
-      const asset = await this.#createRecord({ hash, sha256: m.sha256, size: m.bytes }, meta);
-      return { asset, createdNew: !existed };
+      await pipeline(source, meter, createWriteStream(tmp), options.signal ? { signal: options.signal } : {});
     } catch (err) {
       await rm(tmp, { force: true });
-      throw err;
+      const cause = (err as { cause?: unknown }).cause;
+      throw cause instanceof PayloadTooLargeError ? cause : err;
     }
+    const m = meter.measure;
+    return { path: tmp, sha256: m.sha256, hash: `blake3:${m.blake3}`, bytes: m.bytes };
+  }
+
+  /** Turns a pending blob into an asset record (checking `expectedHash`); the blob is consumed either way. */
+  async commit(
+    blob: PendingBlob,
+    meta: AssetMetadata & { expectedHash?: string },
+  ): Promise<{ asset: AssetRecord; createdNew: boolean }> {
+    try {
+      validateMeta(meta);
+      if (meta.expectedHash !== undefined && !HASH_RE.test(meta.expectedHash.toLowerCase()))
+        throw new InputInvalidError('expected_hash must be "blake3:<64 hex>"');
+      if (meta.expectedHash !== undefined && meta.expectedHash.toLowerCase() !== blob.hash)
+        throw new HashMismatchError(meta.expectedHash, blob.hash);
+      const target = this.#blobPath(blob.sha256);
+      const existed = await exists(target);
+      if (existed) await rm(blob.path, { force: true });
+      else await rename(blob.path, target);
+      this.#byHash.set(blob.hash, blob.sha256);
+      const asset = await this.#createRecord(
+        { hash: blob.hash, sha256: blob.sha256, size: blob.bytes },
+        meta,
+      );
+      return { asset, createdNew: !existed };
+    } finally {
+      await rm(blob.path, { force: true });
+    }
+  }
+
+  /** Drops a pending blob that will not be committed. */
+  async discard(blob: PendingBlob): Promise<void> {
+    await rm(blob.path, { force: true });
   }
 
   /** Creates a record over a blob the store already holds (v2 from-hash); undefined when it holds none. */

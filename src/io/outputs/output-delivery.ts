@@ -200,12 +200,14 @@ export class OutputDelivery {
         )
           throw new InlineTooLargeError(this.#o.maxInlineBytes);
         const chunks: Buffer[] = [];
-        await pipeline([source, ...stages, meter, collect(chunks, inline, this.#o.maxInlineBytes)], { signal });
+        await pipeline([source, ...stages, meter, collect(chunks, inline, this.#o.maxInlineBytes)], {
+          signal,
+        });
         extra = { data_base64: Buffer.concat(chunks).toString('base64') };
       } else {
         const storage = this.#storage!;
         const key = outputKey(jobId, item, name);
-        const pass = new PassThrough({ highWaterMark: 1024 * 1024 });
+        const pass = new PassThrough();
         const local = new AbortController();
         const both = AbortSignal.any([signal, local.signal]);
         const feeding = pipeline([source, ...stages, meter, pass], { signal: both });
