@@ -67,7 +67,7 @@ export async function startMiniComfy(): Promise<MiniComfy> {
         });
       });
       bb.on('close', async () => {
-        if (!file || !file.name) return void res.writeHead(400).end();
+        if (!file?.name) return void res.writeHead(400).end();
         const type = fields.type ?? 'input';
         const folder = join(dir, type, fields.subfolder ?? '');
         await mkdir(folder, { recursive: true });
