@@ -1,0 +1,247 @@
+// Replays one recorded ComfyUI transcript against a live server (the simulator or a real ComfyUI):
+// sends the same requests, waits for each socket to have seen what the recording had seen before the
+// next request (so timing-dependent orders are reproduced), and compares every response and every
+// WebSocket message strictly (see compare.ts for what is ignored).
+import { createHash } from 'node:crypto';
+import { PNG } from 'pngjs';
+import { WebSocket } from 'ws';
+import { compare, IdMap } from './compare.ts';
+
+type Ev = Record<string, unknown> & { seq: number; kind: string };
+interface Sock {
+  ws: WebSocket;
+  got: Array<{ text?: unknown; bin?: Buffer }>;
+}
+
+function pngFor(width: number, height: number, seed: string): Buffer {
+  const png = new PNG({ width, height });
+  const c = createHash('sha256').update(seed).digest();
+  for (let i = 0; i < png.data.length; i += 4) {
+    png.data[i] = c[0]!;
+    png.data[i + 1] = c[1]!;
+    png.data[i + 2] = c[2]!;
+    png.data[i + 3] = 255;
+  }
+  return PNG.sync.write(png, { colorType: 2 });
+}
+
+function partBytes(content: Record<string, unknown>): Buffer {
+  const image = content.image as { width?: number; height?: number } | undefined;
+  if (image?.width && image.height) return pngFor(image.width, image.height, String(content.sha256));
+  const len = Number(content.length);
+  const head = Buffer.from(String(content.first8_hex), 'hex');
+  return Buffer.concat([head, Buffer.alloc(Math.max(0, len - head.length), 0x20)]).subarray(0, len);
+}
+
+async function until(pred: () => boolean, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > end) return false;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  return true;
+}
+
+/** Replays a transcript; returns the list of differences (empty = conformant). */
+export async function replay(
+  base: string,
+  transcript: { events: Ev[] },
+  timeoutMs = 20_000,
+): Promise<string[]> {
+  const errors: string[] = [];
+  const ids = new IdMap();
+  const socks = new Map<string, Sock>();
+  const expected = new Map<string, Ev[]>();
+  const events = [...transcript.events].sort((a, b) => a.seq - b.seq);
+  for (const e of events) {
+    if (e.kind === 'ws_text' || e.kind === 'ws_binary') {
+      const list = expected.get(e.ws as string) ?? [];
+      list.push(e);
+      expected.set(e.ws as string, list);
+    }
+  }
+  const seenBefore = (label: string, seq: number) =>
+    (expected.get(label) ?? []).filter((e) => e.seq < seq).length;
+  try {
+    for (const e of events) {
+      if (e.kind === 'ws_open') {
+        const ws = new WebSocket(base.replace(/^http/, 'ws') + ids.substitute(String(e.path)));
+        const s: Sock = { ws, got: [] };
+        ws.on('message', (d, isBinary) =>
+          s.got.push(isBinary ? { bin: d as Buffer } : { text: JSON.parse(d.toString()) }),
+        );
+        ws.on('error', () => {});
+        await new Promise<void>((resolve, reject) => {
+          ws.once('open', () => resolve());
+          ws.once('error', reject);
+        });
+        socks.set(String(e.ws), s);
+      } else if (e.kind === 'ws_send') {
+        const s = socks.get(String(e.ws))!;
+        s.ws.send(e.message !== undefined ? JSON.stringify(e.message) : String(e.text));
+      } else if (e.kind === 'ws_close') {
+        const s = socks.get(String(e.ws));
+        if (s) {
+          await until(() => s.got.length >= (expected.get(String(e.ws)) ?? []).length, timeoutMs);
+          s.ws.close();
+        }
+      } else if (e.kind === 'http') {
+        for (const [label, s] of socks) {
+          const need = seenBefore(label, e.seq);
+          if (!(await until(() => s.got.length >= need, timeoutMs)))
+            errors.push(
+              `seq ${e.seq}: socket ${label} got ${s.got.length} messages, recorded ${need} before this request`,
+            );
+        }
+        await httpEvent(base, e, ids, errors);
+      }
+    }
+    for (const [label, exp] of expected) {
+      const s = socks.get(label);
+      if (!s) continue;
+      await until(() => s.got.length >= exp.length, timeoutMs);
+      await new Promise((r) => setTimeout(r, 20));
+      if (s.got.length !== exp.length) {
+        errors.push(
+          `ws ${label}: expected ${exp.length} messages, got ${s.got.length}: ${s.got.map((g) => (g.text as { type?: string })?.type ?? 'binary').join(',')}`,
+        );
+      }
+      exp.forEach((x, i) => {
+        const g = s.got[i];
+        if (!g) return;
+        if (x.kind === 'ws_text') {
+          if (g.text === undefined)
+            errors.push(
+              `ws ${label}[${i}]: expected text ${JSON.stringify((x.message as { type: string }).type)}, got binary`,
+            );
+          else compare(x.message, g.text, `ws ${label}[${i}]`, ids, errors);
+        } else {
+          const bin = x.binary as {
+            first8_hex: string;
+            decoded: { event_type: number; image?: { width: number; height: number } };
+          };
+          if (!g.bin)
+            errors.push(`ws ${label}[${i}]: expected binary, got ${JSON.stringify(g.text).slice(0, 80)}`);
+          else {
+            const type = g.bin.readUInt32BE(0);
+            if (type !== bin.decoded.event_type)
+              errors.push(`ws ${label}[${i}]: binary event ${type}, recorded ${bin.decoded.event_type}`);
+            if (type === 1 && g.bin.subarray(0, 8).toString('hex') !== bin.first8_hex)
+              errors.push(`ws ${label}[${i}]: header ${g.bin.subarray(0, 8).toString('hex')}`);
+            const imgStart = type === 4 ? 8 + g.bin.readUInt32BE(4) : 8;
+            if (type === 4)
+              compare(
+                (bin.decoded as unknown as { metadata: unknown }).metadata,
+                JSON.parse(g.bin.subarray(8, imgStart).toString()),
+                `ws ${label}[${i}].metadata`,
+                ids,
+                errors,
+              );
+            const png = PNG.sync.read(g.bin.subarray(imgStart));
+            if (
+              bin.decoded.image &&
+              (png.width !== bin.decoded.image.width || png.height !== bin.decoded.image.height)
+            )
+              errors.push(`ws ${label}[${i}]: image ${png.width}x${png.height}`);
+          }
+        }
+      });
+    }
+  } finally {
+    for (const s of socks.values()) s.ws.terminate();
+  }
+  return errors;
+}
+
+async function httpEvent(base: string, e: Ev, ids: IdMap, errors: string[]): Promise<void> {
+  const req = e.request as {
+    method: string;
+    path: string;
+    headers?: Record<string, string>;
+    body_text?: string;
+    multipart?: Array<Record<string, unknown>>;
+  };
+  const rec = e.response as {
+    status: number;
+    headers: Array<[string, string]>;
+    body_text?: string;
+    body_json?: unknown;
+    body_bytes?: { image?: { width: number; height: number }; first8_hex: string };
+  };
+  let body: FormData | string | undefined;
+  const headers: Record<string, string> = {};
+  if (req.multipart) {
+    const form = new FormData();
+    for (const p of req.multipart) {
+      if (p.content)
+        form.append(
+          String(p.name),
+          new Blob([new Uint8Array(partBytes(p.content as Record<string, unknown>))], {
+            type: String(p.content_type ?? 'application/octet-stream'),
+          }),
+          String(p.filename),
+        );
+      else form.append(String(p.name), String(p.value));
+    }
+    body = form;
+  } else if (req.body_text !== undefined) {
+    body = ids.substitute(req.body_text);
+    Object.assign(headers, req.headers ?? {});
+  }
+  const res = await fetch(base + ids.substitute(req.path), { method: req.method, body, headers });
+  const where = `seq ${e.seq} ${req.method} ${req.path}`;
+  const buf = Buffer.from(await res.arrayBuffer());
+  if (res.status !== rec.status)
+    errors.push(`${where}: status ${res.status}, recorded ${rec.status} (${buf.toString().slice(0, 200)})`);
+  const recHeaders = new Map(rec.headers.map(([k, v]) => [k.toLowerCase(), v]));
+  for (const h of [
+    'content-type',
+    'server',
+    'content-disposition',
+    'content-security-policy',
+    'cache-control',
+  ]) {
+    const r = recHeaders.get(h);
+    if (r !== undefined && res.headers.get(h) !== ids.substitute(r) && !r.includes('ComfyUI_temp_'))
+      errors.push(`${where}: header ${h}: ${res.headers.get(h)}, recorded ${r}`);
+  }
+  for (const h of recHeaders.keys())
+    if (h !== 'date' && !res.headers.has(h)) errors.push(`${where}: missing header ${h}`);
+  if (rec.body_json !== undefined) {
+    let live: unknown;
+    try {
+      live = JSON.parse(buf.toString());
+    } catch {
+      errors.push(`${where}: body is not JSON: ${buf.toString().slice(0, 100)}`);
+      return;
+    }
+    if (
+      req.method === 'POST' &&
+      /\/prompt$/.test(req.path) &&
+      (rec.body_json as { prompt_id?: string })?.prompt_id
+    ) {
+      ids.bind(
+        (rec.body_json as { prompt_id: string }).prompt_id,
+        (live as { prompt_id: string }).prompt_id,
+        where,
+        errors,
+      );
+    }
+    compare(rec.body_json, live, where, ids, errors);
+  } else if (rec.body_bytes) {
+    if (buf.subarray(0, 8).toString('hex') !== rec.body_bytes.first8_hex)
+      errors.push(`${where}: body starts ${buf.subarray(0, 8).toString('hex')}`);
+    if (rec.body_bytes.image) {
+      const png = PNG.sync.read(buf);
+      if (png.width !== rec.body_bytes.image.width || png.height !== rec.body_bytes.image.height)
+        errors.push(`${where}: image ${png.width}x${png.height}`);
+    }
+  } else if (
+    (rec.body_text ?? '') !== buf.toString() &&
+    !(recHeaders.get('content-type') ?? '').startsWith('text/html')
+  ) {
+    errors.push(
+      `${where}: body ${JSON.stringify(buf.toString().slice(0, 200))}, recorded ${JSON.stringify(rec.body_text)}`,
+    );
+  }
+}
