@@ -9,7 +9,7 @@ import type { Pool } from '../../src/pool/index.ts';
 /** What happened to one job. */
 export interface JobRecord {
   index: number;
-  attempts: Array<{ instanceId: string; ok: boolean; error?: string }>;
+  attempts: Array<{ instanceId: string; ok: boolean; error?: string; at: number }>;
   completedAt?: number;
 }
 
@@ -61,13 +61,18 @@ export async function runJobs(pool: Pool, options: WorkLoopOptions): Promise<Job
         },
       });
       lease.release({ ok: true });
-      record.attempts.push({ instanceId: lease.instanceId, ok: true });
+      record.attempts.push({ instanceId: lease.instanceId, ok: true, at: performance.now() });
       record.completedAt = performance.now();
       options.onComplete?.(record, lease.instanceId);
     } catch (error) {
       const infrastructure = isInfrastructure(error) || lease.signal.aborted;
       lease.release({ ok: false, error, infrastructure });
-      record.attempts.push({ instanceId: lease.instanceId, ok: false, error: String(error) });
+      record.attempts.push({
+        instanceId: lease.instanceId,
+        ok: false,
+        error: String(error),
+        at: performance.now(),
+      });
       if (!infrastructure) failed ??= error as Error;
       else if (record.attempts.length >= maxAttempts)
         failed ??= new Error(`job ${record.index}: too many attempts`);
