@@ -54,6 +54,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
+  // JSON only: a text body would otherwise reach the schemas as a string and get a vaguer error.
+  app.removeContentTypeParser('text/plain');
   installErrorHandling(app);
   installAuth(app, options.apiKeys);
 

@@ -3,6 +3,7 @@
 import { Readable } from 'node:stream';
 import type { FastifyPluginAsync } from 'fastify';
 import { GatewayError, type JobManager, type PoolLike } from '../jobs/index.ts';
+import { parseRange, sliceStream } from './byte-range.ts';
 import { errorSchema, outputParams } from './schemas.ts';
 import { zodRoute } from './zod.ts';
 
@@ -50,10 +51,21 @@ export const jobOutputsRoutes: FastifyPluginAsync<JobOutputsRoutesOptions> = asy
       const controller = new AbortController();
       reply.raw.once('close', () => controller.abort());
       const range = request.headers.range;
-      const res = await client.view(
-        { filename: source.filename, subfolder: source.subfolder, type: source.type },
-        { signal: controller.signal, ...(range ? { range } : {}) },
-      );
+      let res: Awaited<ReturnType<typeof client.view>>;
+      try {
+        res = await client.view(
+          { filename: source.filename, subfolder: source.subfolder, type: source.type },
+          { signal: controller.signal, ...(range ? { range } : {}) },
+        );
+      } catch (err) {
+        const status = (err as { status?: unknown }).status;
+        if (status === 404 || status === 400 || status === 403) {
+          throw new OutputUnavailableError(`Output ${index} of job ${id} is no longer on its instance.`);
+        }
+        if (status === 416)
+          throw new GatewayError('range_not_satisfiable', 416, `Range ${range} is outside the file.`);
+        throw err;
+      }
       if (res.status === 404 || res.status === 400 || res.status === 403) {
         destroy(res.body);
         throw new OutputUnavailableError(`Output ${index} of job ${id} is no longer on its instance.`);
@@ -67,18 +79,40 @@ export const jobOutputsRoutes: FastifyPluginAsync<JobOutputsRoutesOptions> = asy
         destroy(res.body);
         throw new GatewayError('upstream_error', 502, 'The instance failed to serve the file.');
       }
-      for (const name of PASS_HEADERS) {
-        const value = res.headers[name];
-        if (value) reply.header(name, value);
-      }
-      reply.code(res.status).type(output.content_type || res.contentType);
-      reply.header('content-disposition', `inline; filename="${output.name.replace(/["\\\r\n]/g, '_')}"`);
       const body = res.body;
-      return reply.send(
+      let stream: Readable =
         body instanceof ReadableStream
           ? Readable.fromWeb(body as import('node:stream/web').ReadableStream<Uint8Array>)
-          : (body as Readable),
-      );
+          : (body as Readable);
+      let status = res.status;
+      const size = res.contentLength ?? Number(res.headers['content-length'] ?? Number.NaN);
+      // The instance ignored Range (ComfyUI may): slice the full body here.
+      const sliced = status === 200 && range && Number.isFinite(size) ? parseRange(range, size) : null;
+      if (sliced === 'unsatisfiable') {
+        stream.destroy();
+        reply.header('content-range', `bytes */${size}`);
+        throw new GatewayError(
+          'range_not_satisfiable',
+          416,
+          `Range ${range} is outside the ${size}-byte file.`,
+        );
+      }
+      if (sliced) {
+        status = 206;
+        stream = stream.pipe(sliceStream(sliced));
+        reply.header('content-range', `bytes ${sliced.start}-${sliced.end}/${size}`);
+        reply.header('content-length', String(sliced.end - sliced.start + 1));
+        reply.header('accept-ranges', 'bytes');
+      } else {
+        for (const name of PASS_HEADERS) {
+          const value = res.headers[name];
+          if (value) reply.header(name, value);
+        }
+        if (Number.isFinite(size)) reply.header('accept-ranges', 'bytes');
+      }
+      reply.code(status).type(output.content_type || res.contentType);
+      reply.header('content-disposition', `inline; filename="${output.name.replace(/["\\\r\n]/g, '_')}"`);
+      return reply.send(stream);
     },
   );
 };

@@ -103,3 +103,63 @@ export function invertPrompt(
     '3': { class_type: 'SaveImage', inputs: { images: ['2', 0], filename_prefix: tag } },
   };
 }
+
+/** One parsed SSE frame. */
+export interface SseFrame {
+  event: string;
+  data: Json;
+}
+
+/** Reads a job's SSE stream until it ends or `signal` aborts; yields frames as they arrive. */
+export async function* readEvents(
+  url: string,
+  signal: AbortSignal,
+  headers: Record<string, string> = {},
+): AsyncGenerator<SseFrame> {
+  const res = await fetch(url, { headers: { accept: 'text/event-stream', ...headers }, signal });
+  if (res.status !== 200 || !res.body) throw new Error(`events: HTTP ${res.status} ${await res.text()}`);
+  const decoder = new TextDecoder();
+  let buffer = '';
+  for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
+    buffer += decoder.decode(chunk, { stream: true });
+    let end = buffer.indexOf('\n\n');
+    while (end >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      end = buffer.indexOf('\n\n');
+      if (block.startsWith(':')) {
+        yield { event: 'comment', data: block.slice(1).trim() };
+        continue;
+      }
+      let event = 'message';
+      let data = '';
+      for (const line of block.split('\n')) {
+        if (line.startsWith('event: ')) event = line.slice(7);
+        else if (line.startsWith('data: ')) data += line.slice(6);
+      }
+      yield { event, data: data ? JSON.parse(data) : null };
+    }
+  }
+}
+
+/** Waits (bounded) until the job's stream shows one of `statuses`; returns that status. */
+export async function waitForStatus(
+  stack: TestStack,
+  id: string,
+  statuses: string[],
+  timeoutMs = 10_000,
+): Promise<string> {
+  const signal = AbortSignal.timeout(timeoutMs);
+  const controller = new AbortController();
+  const both = AbortSignal.any([signal, controller.signal]);
+  try {
+    for await (const frame of readEvents(`${stack.url}/api/v2/jobs/${id}/events`, both)) {
+      if (frame.event === 'status' && statuses.includes(frame.data.status)) return frame.data.status;
+    }
+  } finally {
+    controller.abort();
+  }
+  const job = await stack.request(`/api/v2/jobs/${id}`);
+  if (statuses.includes(job.body.status)) return job.body.status;
+  throw new Error(`job ${id} ended as ${job.body.status}, not ${statuses.join('|')}`);
+}
