@@ -66,7 +66,7 @@ test('500 outputs of 1 MB each go to S3 with peak RSS under 300 MB and at most 8
     const peakMb = Math.round(peak / 1024 / 1024);
     const maxRssMb = Math.round(process.resourceUsage().maxRSS / 1024);
     console.log(
-      `# 500 x 1 MB to S3: ${Math.round(ms)} ms, peak RSS sampled ${peakMb} MB, maxRSS ${maxRssMb} MB`,
+      `# 500 x 1 MB to S3: ${Math.round(ms)} ms, RSS before ${Math.round(baseline / 1024 / 1024)} MB, peak RSS sampled ${peakMb} MB, maxRSS ${maxRssMb} MB`,
     );
     assert.ok(peakMb < 300, `peak RSS ${peakMb} MB`);
   } finally {
