@@ -25,7 +25,7 @@ export interface InstanceHealthOptions {
   onChange: () => void;
   onBreaker: (position: BreakerPosition) => void;
   /** Called after every probe, whatever its outcome. */
-  onProbed?: (ok: boolean) => void;
+  onProbed?: (ok: boolean, error?: unknown) => void;
 }
 
 const LATENCY_SMOOTHING = 0.3;
@@ -131,6 +131,7 @@ export class InstanceHealth {
     ]);
     const started = performance.now();
     let ok = false;
+    let failure: unknown;
     try {
       await this.breaker.execute(() => this.options.probe(signal), signal);
       ok = true;
@@ -138,6 +139,7 @@ export class InstanceHealth {
       if (this.closed) return false;
       // The breaker refused without probing: nothing was checked, keep the last result.
       if (error instanceof BrokenCircuitError) return false;
+      failure = error;
       this.lastError = signal.aborted
         ? `health check timed out after ${this.options.timeoutMs} ms`
         : describe(error);
@@ -153,7 +155,7 @@ export class InstanceHealth {
       this.everHealthy = true;
       this.consecutiveFailures = 0;
     }
-    this.options.onProbed?.(ok);
+    this.options.onProbed?.(ok, failure);
     this.options.onChange();
     return ok;
   }

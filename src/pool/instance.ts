@@ -112,7 +112,7 @@ export class PoolInstance implements LeaseHost {
       wantsFastProbe: () => this.suspect !== null || this.capabilitiesStale,
       onChange: () => this.changed(),
       onBreaker: (position) => this.onBreaker(position),
-      onProbed: (ok) => this.afterProbe(ok),
+      onProbed: (ok, error) => this.afterProbe(ok, error),
     });
     this.client.on('state', (state) => this.onClientState(state));
     this.client.on('status', (status) => {
@@ -321,8 +321,16 @@ export class PoolInstance implements LeaseHost {
     if (this.client.state !== 'open') await this.client.connect({ signal });
   }
 
-  private afterProbe(ok: boolean): void {
-    if (!ok || this.closed) return;
+  private afterProbe(ok: boolean, error?: unknown): void {
+    if (this.closed) return;
+    if (!ok) {
+      // WebSocket gone and nothing listens on the port: the process died and took its queue
+      // with it. Tell lease holders now instead of after the breaker opens.
+      if (this.suspect !== null && this.leases.size > 0 && isRefused(error)) {
+        this.abortLeases('connection refused after the websocket closed');
+      }
+      return;
+    }
     if (this.suspect !== null && this.client.state === 'open') {
       this.logger.info({ reason: this.suspect }, 'instance answers again');
       this.suspect = null;
@@ -426,4 +434,10 @@ export class PoolInstance implements LeaseHost {
     if (this.closed) return;
     this.hooks.changed(this);
   }
+}
+
+// A connection the server provably never accepted (nothing listening), as opposed to a timeout.
+function isRefused(error: unknown): boolean {
+  const e = error as { code?: unknown; notSent?: unknown; message?: unknown } | null;
+  return e?.code === 'comfy_connection' && e.notSent === true;
 }
