@@ -1,0 +1,136 @@
+// Restart recovery, for real: a gateway child process with a SQLite DATA_DIR is killed with
+// SIGKILL under load and started again; every job must end succeeded, and none may run twice.
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { after, before, test } from 'node:test';
+import { type Simulator, startSimulator } from '../../src/simulator/index.ts';
+import { invertPrompt, type Json } from '../support/gateway.ts';
+import { REPO_ROOT } from '../support/shared.ts';
+
+let sim: Simulator;
+let dataDir: string;
+const children = new Set<ChildProcess>();
+
+before(async () => {
+  sim = await startSimulator({ port: 0, instances: 2, nodeDelayMs: 40 });
+  dataDir = await mkdtemp(join(tmpdir(), 'gw-recovery-'));
+});
+after(async () => {
+  for (const child of children) child.kill('SIGKILL');
+  await sim.close();
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as { port: number }).port;
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+/** Spawns `serve` and resolves once it logs that it listens. */
+async function startChild(port: number): Promise<ChildProcess> {
+  const child = spawn(join(REPO_ROOT, 'node_modules', '.bin', 'node'), ['src/cli/main.ts', 'serve'], {
+    cwd: REPO_ROOT,
+    env: {
+      PATH: process.env.PATH,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      COMFYUI_URLS: sim.instances.map((i) => i.url).join(','),
+      DATA_DIR: dataDir,
+      LOG_LEVEL: 'info',
+      HEALTH_CHECK_INTERVAL_MS: '1000',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+  const stderr: string[] = [];
+  child.stderr?.on('data', (d) => stderr.push(String(d)));
+  const ready = new Promise<void>((resolve, reject) => {
+    lines.on('line', (line) => {
+      if (line.includes('gateway listening')) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`gateway exited with ${code}: ${stderr.join('')}`)));
+  });
+  await Promise.race([
+    ready,
+    new Promise((_, reject) =>
+      setTimeout(() => reject(new Error('gateway did not start in 20 s')), 20_000).unref(),
+    ),
+  ]);
+  return child;
+}
+
+async function api(port: number, path: string, body?: unknown): Promise<Json> {
+  const res = await fetch(`http://127.0.0.1:${port}${path}`, {
+    method: body === undefined ? 'GET' : 'POST',
+    ...(body === undefined
+      ? {}
+      : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+  });
+  return res.json();
+}
+
+test('kill -9 under load: every job ends succeeded after restart, none ran twice', async () => {
+  const port = await freePort();
+  const N = 16;
+  let child = await startChild(port);
+  const ids: string[] = [];
+  for (let i = 0; i < N; i++) {
+    const job = await api(port, '/api/v2/jobs', { workflow: invertPrompt(`rec${i}`) });
+    assert.equal(job.status, 'queued', JSON.stringify(job));
+    ids.push(job.id);
+  }
+  // Let some finish and some run, then kill without warning.
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const page = await api(port, '/api/v2/jobs?status=succeeded&limit=100');
+    if (page.jobs.length >= 3) break;
+    assert.ok(Date.now() < deadline, 'jobs did not start');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const snapshot = await Promise.all(ids.map((id) => api(port, `/api/v2/jobs/${id}`)));
+  const onInstance = snapshot.filter((j) => j.instance_id && j.status !== 'succeeded').map((j) => j.id);
+  const exited = once(child, 'exit');
+  child.kill('SIGKILL');
+  await exited;
+  const executedAtKill = sim.instances.reduce((n, i) => n + i.stats.promptsExecuted, 0);
+  assert.ok(executedAtKill < N, 'the kill happened while work remained');
+
+  child = await startChild(port);
+  for (const id of ids) {
+    const job = await api(port, `/api/v2/jobs/${id}`);
+    if (job.status === 'succeeded') continue;
+    const res = await fetch(`http://127.0.0.1:${port}/api/v2/jobs/${id}/events`, {
+      signal: AbortSignal.timeout(20_000),
+    });
+    await res.text(); // the stream ends after the terminal status
+  }
+  const final = await Promise.all(ids.map((id) => api(port, `/api/v2/jobs/${id}`)));
+  assert.deepEqual(
+    final.map((j) => j.status),
+    ids.map(() => 'succeeded'),
+  );
+  for (const job of final) assert.equal(job.outputs.length, 1, JSON.stringify(job));
+  assert.ok(onInstance.length > 0, 'some jobs were on an instance at the kill');
+  for (const job of final.filter((j) => onInstance.includes(j.id))) {
+    assert.equal(job.attempts.length, 1, `re-attached, not re-run: ${JSON.stringify(job.attempts)}`);
+  }
+  const executed = sim.instances.reduce((n, i) => n + i.stats.promptsExecuted, 0);
+  assert.equal(executed, N, 'each prompt executed exactly once across the restart');
+  const exitedAgain = once(child, 'exit');
+  child.kill('SIGTERM');
+  const [code] = await exitedAgain;
+  assert.equal(code, 0, 'graceful shutdown exits 0');
+});
