@@ -1,7 +1,8 @@
 // v2 job routes: submit (with Idempotency-Key and ?wait), get, list, cancel and workflow.
 // Thin: validate, call the JobManager, render.
-import type { FastifyPluginAsync, FastifyReply } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import {
+  type ApiPrompt,
   decodeCursor,
   IdempotencyKeyReuseError,
   InvalidRequestError,
@@ -60,37 +61,11 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
     async (request, reply) => {
       const body = request.body as SubmitJobBody;
       const query = request.query as { wait?: number };
-      const key = idempotencyKey(request.headers['idempotency-key']);
-      if (key && manager.hasIdempotencyKey(key)) throw new IdempotencyKeyReuseError();
-      const workflow = await prepareWorkflow(body.workflow, body.overrides, prepare);
-      let job = manager.submit({
-        workflow,
-        ...(body.priority !== undefined ? { priority: body.priority } : {}),
-        idempotencyKey: key,
-        request: {
-          ...(body.inputs ? { inputs: body.inputs } : {}),
-          ...(body.output ? { output: body.output } : {}),
-          ...(body.webhook_url ? { webhook_url: body.webhook_url } : {}),
-          ...(body.timeout_ms ? { timeout_ms: body.timeout_ms } : {}),
-          ...(body.metadata !== undefined ? { metadata: body.metadata } : {}),
-          request_id: request.id,
-          source: 'v2',
-        },
-        ...(body.extra_data ? { extraData: body.extra_data } : {}),
+      return createJob({ manager, publicUrl, shutdownSignal }, request, reply, {
+        prepare: () => prepareWorkflow(body.workflow, body.overrides, prepare),
+        options: body,
+        ...(query.wait !== undefined ? { wait: query.wait } : {}),
       });
-      request.log.info({ job_id: job.id, idempotency_key: key }, 'job created');
-      if (query.wait && query.wait > 0) {
-        const signal = AbortSignal.any([
-          AbortSignal.timeout(query.wait * 1000),
-          replySignal(reply),
-          ...(shutdownSignal ? [shutdownSignal] : []),
-        ]);
-        job = await manager.waitForTerminal(job.id, signal);
-      }
-      return reply
-        .code(201)
-        .header('location', `/api/v2/jobs/${job.id}`)
-        .send(renderJob(job, originOf(request, publicUrl), manager.queuePosition(job.id)));
     },
   );
 
@@ -169,6 +144,62 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
     },
   );
 };
+
+/** What a route needs to create jobs the v2 way. */
+export interface JobCreateContext {
+  manager: JobManager;
+  publicUrl?: string | undefined;
+  /** Ends `?wait` early at shutdown. */
+  shutdownSignal?: AbortSignal | undefined;
+}
+
+/** The job options of a submit body (everything but the workflow itself). */
+export type JobSubmitOptions = Omit<SubmitJobBody, 'workflow' | 'overrides'>;
+
+/**
+ * The one job-creation path of every route that runs something (/api/v2/jobs, /v1/workflows):
+ * Idempotency-Key (checked before `prepare`, v2 §11), submit, `?wait`, 201 with the v2 Job.
+ */
+export async function createJob(
+  ctx: JobCreateContext,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  input: { prepare: () => Promise<ApiPrompt>; options: JobSubmitOptions; wait?: number },
+): Promise<FastifyReply> {
+  const { manager, publicUrl, shutdownSignal } = ctx;
+  const body = input.options;
+  const key = idempotencyKey(request.headers['idempotency-key']);
+  if (key && manager.hasIdempotencyKey(key)) throw new IdempotencyKeyReuseError();
+  const workflow = await input.prepare();
+  let job = manager.submit({
+    workflow,
+    ...(body.priority !== undefined ? { priority: body.priority } : {}),
+    idempotencyKey: key,
+    request: {
+      ...(body.inputs ? { inputs: body.inputs } : {}),
+      ...(body.output ? { output: body.output } : {}),
+      ...(body.webhook_url ? { webhook_url: body.webhook_url } : {}),
+      ...(body.timeout_ms ? { timeout_ms: body.timeout_ms } : {}),
+      ...(body.metadata !== undefined ? { metadata: body.metadata } : {}),
+      request_id: request.id,
+      source: 'v2',
+    },
+    ...(body.extra_data ? { extraData: body.extra_data } : {}),
+  });
+  request.log.info({ job_id: job.id, idempotency_key: key }, 'job created');
+  if (input.wait && input.wait > 0) {
+    const signal = AbortSignal.any([
+      AbortSignal.timeout(input.wait * 1000),
+      replySignal(reply),
+      ...(shutdownSignal ? [shutdownSignal] : []),
+    ]);
+    job = await manager.waitForTerminal(job.id, signal);
+  }
+  return reply
+    .code(201)
+    .header('location', `/api/v2/jobs/${job.id}`)
+    .send(renderJob(job, originOf(request, publicUrl), manager.queuePosition(job.id)));
+}
 
 /** Validates the Idempotency-Key header (1–255 visible characters). */
 function idempotencyKey(raw: string | string[] | undefined): string | null {
