@@ -1,0 +1,81 @@
+// A pool of managed ComfyUI processes: `comfy-gateway simulate` children spawned by the pool,
+// healthy once they answer, taken out of rotation the moment one dies, restarted, and stopped
+// when the pool closes.
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { Pool } from '../../src/pool/index.ts';
+import { REPO_ROOT } from '../support/shared.ts';
+import { FAST_POOL, freePort, tinyPrompt, waitFor } from './helpers.ts';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+test('spawns simulators, fails over when one dies, restarts it, and stops all on close', async (t) => {
+  const ports = [await freePort(), await freePort()];
+  const pool = new Pool({
+    ...FAST_POOL,
+    instances: [],
+    managed: {
+      command: [
+        process.execPath,
+        join(REPO_ROOT, 'src/cli/main.ts'),
+        'simulate',
+        '--port',
+        '{port}',
+        '--node-delay-ms',
+        '1',
+      ],
+      ports,
+      restartDelayMs: 50,
+      startTimeoutMs: 30_000,
+      stopGraceMs: 5000,
+    },
+  });
+  t.after(() => pool.close());
+  await pool.start();
+  assert.deepEqual(
+    pool.list().map((s) => [s.id, s.managed, s.labels.managed]),
+    ports.map((p) => [`managed-${p}`, true, 'true']),
+  );
+  await waitFor(
+    pool,
+    'instance',
+    () => pool.list().every((s) => s.state === 'healthy'),
+    30_000,
+    'processes ready',
+  );
+  const [first, second] = ports.map((p) => pool.managedProcess(`managed-${p}`)!);
+  const firstPid = first!.pid!;
+
+  const lease = pool.tryAcquire({ classTypes: [], exclude: [`managed-${ports[1]}`] })!;
+  const result = await lease.client.run(tinyPrompt('managed', 7), { timeoutMs: 10_000 });
+  lease.release({ ok: true });
+  assert.equal(result.outputs.length, 1);
+
+  const held = pool.tryAcquire({ classTypes: [], exclude: [`managed-${ports[1]}`] })!;
+  process.kill(firstPid, 'SIGKILL');
+  await waitFor(pool, 'instance', () => pool.get(`managed-${ports[0]}`)!.state !== 'healthy', 5000, 'down');
+  assert.ok(held.signal.aborted, 'the lease on the dead process is aborted');
+  held.release({ ok: false, error: held.signal.reason, infrastructure: true });
+  assert.equal(pool.tryAcquire({ classTypes: [] })?.instanceId, `managed-${ports[1]}`);
+
+  await waitFor(
+    pool,
+    'instance',
+    () => pool.get(`managed-${ports[0]}`)!.state === 'healthy',
+    30_000,
+    'restarted',
+  );
+  assert.notEqual(first!.pid, firstPid);
+  assert.equal(first!.restarts, 1);
+  const pids = [first!.pid!, second!.pid!];
+  await pool.close();
+  for (const pid of pids) assert.equal(alive(pid), false, `process ${pid} stopped`);
+});
