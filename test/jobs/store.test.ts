@@ -1,0 +1,201 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { describe, test } from 'node:test';
+import fc from 'fast-check';
+import {
+  canTransition,
+  IdempotencyKeyReuseError,
+  InvalidTransitionError,
+  isTerminal,
+  JOB_STATUSES,
+  type JobRecord,
+  type JobStatus,
+  type JobStore,
+  MemoryJobStore,
+  SqliteJobStore,
+  transition,
+} from '../../src/jobs/index.ts';
+
+function job(id: string, createdAt: number, status: JobStatus = 'queued'): JobRecord {
+  return {
+    id,
+    status,
+    priority: 0,
+    created_at: createdAt,
+    updated_at: createdAt,
+    started_at: null,
+    completed_at: null,
+    expires_at: createdAt + 1000,
+    workflow: { '1': { class_type: 'X', inputs: {} } },
+    class_types: ['X'],
+    request: {},
+    progress: null,
+    outputs: [],
+    output_sources: [],
+    error: null,
+    attempts: [],
+    instance_id: null,
+    prompt_id: null,
+    idempotency_key: null,
+    queue_ms: null,
+    execution_ms: null,
+    texts: [],
+  };
+}
+
+describe('state machine', () => {
+  test('terminal states never change; every allowed step is in the table', () => {
+    fc.assert(
+      fc.property(fc.array(fc.constantFrom(...JOB_STATUSES), { maxLength: 12 }), (steps) => {
+        const j = job('a', 0);
+        for (const to of steps) {
+          const from = j.status;
+          if (canTransition(from, to)) {
+            transition(j, to, 1, 10);
+            assert.equal(j.status, to);
+          } else if (from !== to) {
+            assert.throws(() => transition(j, to, 1, 10), InvalidTransitionError);
+            assert.equal(j.status, from);
+          }
+          if (isTerminal(from)) assert.equal(j.status, from);
+        }
+      }),
+    );
+  });
+
+  test('a terminal transition stamps completion and restarts retention from the end', () => {
+    const j = job('a', 0);
+    transition(j, 'running', 5, 100);
+    assert.equal(j.started_at, 5);
+    transition(j, 'succeeded', 50, 100);
+    assert.equal(j.completed_at, 50);
+    assert.equal(j.expires_at, 150);
+    assert.throws(() => transition(j, 'running', 60, 100), InvalidTransitionError);
+  });
+});
+
+function storeContract(name: string, make: () => Promise<{ store: JobStore; cleanup: () => Promise<void> }>) {
+  describe(name, () => {
+    test('insert, get, update round-trip', async () => {
+      const { store, cleanup } = await make();
+      try {
+        store.insert(job('a', 1));
+        const got = store.get('a');
+        assert.equal(got?.status, 'queued');
+        if (!got) return;
+        got.status = 'running';
+        store.update(got);
+        assert.equal(store.get('a')?.status, 'running');
+        assert.equal(store.get('missing'), undefined);
+        assert.ok(store.writes >= 2);
+      } finally {
+        await cleanup();
+      }
+    });
+
+    test('idempotency keys are single use, atomic with the insert, releasable', async () => {
+      const { store, cleanup } = await make();
+      try {
+        store.insert(job('a', 1), 'k');
+        assert.throws(() => store.insert(job('b', 2), 'k'), IdempotencyKeyReuseError);
+        assert.equal(store.get('b'), undefined, 'a rejected insert leaves nothing behind');
+        assert.equal(store.hasIdempotencyKey('k', 3), true);
+        store.releaseIdempotencyKey('k');
+        store.insert(job('c', 4), 'k');
+        assert.equal(store.get('c')?.id, 'c');
+      } finally {
+        await cleanup();
+      }
+    });
+
+    test('lists newest first with a cursor and a status filter', async () => {
+      const { store, cleanup } = await make();
+      try {
+        for (let i = 0; i < 7; i++) store.insert(job(`j${i}`, 100 + i, i % 2 ? 'succeeded' : 'queued'));
+        const p1 = store.list({ limit: 3 });
+        assert.deepEqual(
+          p1.jobs.map((j) => j.id),
+          ['j6', 'j5', 'j4'],
+        );
+        const p2 = store.list({ limit: 3, cursor: p1.nextCursor });
+        assert.deepEqual(
+          p2.jobs.map((j) => j.id),
+          ['j3', 'j2', 'j1'],
+        );
+        const p3 = store.list({ limit: 3, cursor: p2.nextCursor });
+        assert.deepEqual(
+          p3.jobs.map((j) => j.id),
+          ['j0'],
+        );
+        assert.equal(p3.nextCursor, null);
+        assert.deepEqual(
+          store.list({ limit: 10, statuses: ['succeeded'] }).jobs.map((j) => j.id),
+          ['j5', 'j3', 'j1'],
+        );
+        assert.deepEqual(
+          store.listUnfinished().map((j) => j.id),
+          ['j0', 'j2', 'j4', 'j6'],
+        );
+        assert.equal(store.counts().succeeded, 3);
+      } finally {
+        await cleanup();
+      }
+    });
+
+    test('retention deletes only finished jobs past expires_at, and old keys', async () => {
+      const { store, cleanup } = await make();
+      try {
+        store.insert(job('old', 1, 'succeeded'));
+        store.insert(job('live', 1, 'running'));
+        store.insert(job('new', 5000, 'failed'));
+        assert.equal(store.deleteExpired(2000), 1);
+        assert.equal(store.get('old'), undefined);
+        assert.ok(store.get('live'));
+        assert.ok(store.get('new'));
+      } finally {
+        await cleanup();
+      }
+    });
+  });
+}
+
+storeContract('MemoryJobStore', async () => {
+  const store = new MemoryJobStore();
+  return { store, cleanup: async () => store.close() };
+});
+
+storeContract('SqliteJobStore', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'gw-store-'));
+  const store = new SqliteJobStore({ path: join(dir, 'jobs.sqlite') });
+  return {
+    store,
+    cleanup: async () => {
+      store.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+});
+
+test('SqliteJobStore persists across reopen, uses WAL and records its schema version', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'gw-store-'));
+  const path = join(dir, 'jobs.sqlite');
+  try {
+    const a = new SqliteJobStore({ path });
+    a.insert(job('keep', 1), 'key');
+    a.close();
+    a.close();
+    const b = new SqliteJobStore({ path });
+    assert.equal(b.get('keep')?.id, 'keep');
+    assert.throws(() => b.insert(job('dup', 2), 'key'), IdempotencyKeyReuseError);
+    b.close();
+    const raw = new DatabaseSync(path);
+    assert.equal((raw.prepare('PRAGMA journal_mode').get() as { journal_mode: string }).journal_mode, 'wal');
+    assert.equal((raw.prepare('PRAGMA user_version').get() as { user_version: number }).user_version, 1);
+    raw.close();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
