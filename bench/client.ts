@@ -21,7 +21,7 @@ function promptFor(i: number): ApiPrompt {
 }
 
 /** The baseline: what a careless client does (one socket, resolve on `executing null`, read history). */
-class BareClient {
+export class BareClient {
   readonly #ws: WebSocket;
   readonly #waiters = new Map<string, () => void>();
   readonly clientId = randomUUID();

@@ -64,6 +64,7 @@ export class PromptRun {
   /** Aborts in-flight polls and the deadline when the run ends. */
   readonly #scope;
   #pollTimer: NodeJS.Timeout | undefined;
+  #pollDueAt = 0;
   #polling = false;
   #pollAgain = false;
   #pollFailures = 0;
@@ -238,7 +239,13 @@ export class PromptRun {
       if (ms === 0) this.#pollAgain = true;
       return;
     }
-    if (this.#pollTimer !== undefined) clearTimeout(this.#pollTimer);
+    const dueAt = Date.now() + ms;
+    // Never postpone a poll that is already due sooner (e.g. `executing null` seen before the POST answer).
+    if (this.#pollTimer !== undefined) {
+      if (this.#pollDueAt <= dueAt) return;
+      clearTimeout(this.#pollTimer);
+    }
+    this.#pollDueAt = dueAt;
     this.#pollTimer = setTimeout(() => {
       this.#pollTimer = undefined;
       void this.#poll();
