@@ -318,7 +318,10 @@ export class PoolInstance implements LeaseHost {
 
   private async probe(signal: AbortSignal): Promise<void> {
     await this.client.getSystemStats({ signal });
-    if (this.client.state !== 'open') await this.client.connect({ signal });
+    // 'idle' means never connected or reconnection gave up: connecting is part of the check.
+    // While the client is (re)connecting on its own, HTTP health is enough for the breaker; the
+    // instance stays suspect (no leases) until the socket is open again.
+    if (this.client.state === 'idle') await this.client.connect({ signal });
   }
 
   private afterProbe(ok: boolean, error?: unknown): void {
