@@ -108,8 +108,16 @@ export class Scheduler {
     let scanned = 0;
     let index = 0;
     let knownIds: string[] | null = null;
+    // Requests that found no slot in this pump; identical ones behind them cannot do better.
+    const noSlot = new Set<string>();
     while (index < this.#queue.length && scanned < this.#scanLimit) {
       const entry = this.#queue[index] as QueueEntry;
+      const key = entry.exclude.length === 0 ? entry.classTypes.join('\u0000') : null;
+      if (key !== null && noSlot.has(key)) {
+        index++;
+        scanned++;
+        continue;
+      }
       let exclude = entry.exclude;
       if (exclude.length > 0) {
         knownIds ??= this.#pool.list().map((s) => s.id);
@@ -123,6 +131,7 @@ export class Scheduler {
         scanned = 0;
         continue;
       }
+      if (key !== null) noSlot.add(key);
       index++;
       scanned++;
     }
