@@ -1,0 +1,113 @@
+// End to end through the gateway: 1,000 jobs over 4 simulated instances while instances crash
+// and restart at random. Every job must succeed exactly once (no job lost, none stuck, none run
+// to completion twice), and the pool must be whole again afterwards.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { invertPrompt, startTestStack, type TestStack } from '../support/gateway.ts';
+import { waitFor } from './helpers.ts';
+
+const JOBS = 1000;
+const CLIENTS = 64;
+
+let stack: TestStack;
+before(async () => {
+  stack = await startTestStack({
+    instances: 4,
+    nodeDelayMs: 1,
+    env: { MAX_ATTEMPTS: '10', MAX_JOBS_PER_INSTANCE: '2', HEALTH_CHECK_INTERVAL_MS: '1000' },
+  });
+});
+after(() => stack.close());
+
+test('1,000 jobs over 4 instances with random crashes: all succeed exactly once', async (t) => {
+  const deadline = AbortSignal.timeout(120_000);
+  const down = new Set<number>();
+  const restarts: Array<Promise<void>> = [];
+  const timers = new Set<NodeJS.Timeout>();
+  let crashes = 0;
+  let seed = 7;
+  const random = (): number => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed / 2 ** 31;
+  };
+  let chaosDone = false;
+  const chaos = (async () => {
+    while (!chaosDone && !deadline.aborted) {
+      await new Promise((resolve) => setTimeout(resolve, 250 + random() * 400));
+      if (chaosDone) break;
+      const alive = stack.sim.instances.map((_, i) => i).filter((i) => !down.has(i));
+      if (alive.length <= 2) continue;
+      const victim = alive[Math.floor(random() * alive.length)]!;
+      down.add(victim);
+      crashes++;
+      await stack.sim.instances[victim]!.crash();
+      const timer = setTimeout(
+        () => {
+          timers.delete(timer);
+          restarts.push(stack.sim.instances[victim]!.restart().then(() => void down.delete(victim)));
+        },
+        150 + random() * 450,
+      );
+      timers.add(timer);
+    }
+  })();
+
+  // CLIENTS users, each submitting jobs one after another and waiting for each to end.
+  const jobs: Array<Record<string, unknown>> = [];
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: CLIENTS }, async () => {
+      while (next < JOBS && !deadline.aborted) {
+        const n = next++;
+        const workflow = invertPrompt(`e2e-${n}`);
+        (workflow['1']!.inputs as { color: number }).color = n;
+        const res = await stack.request('/api/v2/jobs?wait=60', { body: { workflow } });
+        assert.equal(res.status, 201, JSON.stringify(res.body));
+        jobs.push(res.body);
+      }
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  chaosDone = true;
+  await chaos;
+  for (const timer of timers) clearTimeout(timer);
+  await Promise.all(restarts);
+
+  assert.equal(jobs.length, JOBS);
+  const notSucceeded = jobs.filter((j) => j.status !== 'succeeded');
+  assert.deepEqual(
+    notSucceeded.map((j) => [j.id, j.status, j.error]),
+    [],
+    'every job succeeded',
+  );
+  assert.equal(new Set(jobs.map((j) => j.id)).size, JOBS);
+  let retried = 0;
+  for (const job of jobs) {
+    const attempts = job.attempts as Array<{ instance_id: string; error: unknown }>;
+    assert.equal(attempts.filter((a) => a.error === null).length, 1, `job ${job.id} succeeded exactly once`);
+    assert.equal(attempts.at(-1)!.error, null);
+    if (attempts.length > 1) retried++;
+    assert.equal((job.outputs as unknown[]).length, 1);
+  }
+  assert.ok(crashes >= 5, `only ${crashes} crashes`);
+  assert.ok(retried >= 1, 'some jobs failed over');
+
+  // The pool is whole again: every instance healthy, no lease left.
+  const pool = stack.gateway.pool;
+  await waitFor(
+    pool,
+    'instance',
+    () => pool.list().every((s) => s.state === 'healthy'),
+    10_000,
+    'all healthy',
+  );
+  assert.deepEqual(
+    pool.list().map((s) => s.running + s.queued),
+    [0, 0, 0, 0],
+  );
+  const health = await stack.request('/health');
+  assert.equal(health.status, 200);
+  assert.equal(health.body.status, 'ok');
+  t.diagnostic(`${JOBS} jobs in ${seconds.toFixed(1)} s, ${crashes} crashes, ${retried} jobs retried`);
+});
