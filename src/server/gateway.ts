@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { Registry } from 'prom-client';
 import type { Config } from '../config.ts';
-import { InputResolver } from '../io/index.ts';
+import { AssetStore, InputResolver } from '../io/index.ts';
 import {
   type ApiPrompt,
   JobManager,
@@ -20,9 +20,12 @@ import { parsePortList, Pool, registerPoolMetrics, splitCommand } from '../pool/
 import { WebhookDispatcher } from '../webhooks/index.ts';
 import { toApiPrompt } from '../workflow/index.ts';
 import { buildApp } from './app.ts';
+import { comfyFacadeRoutes } from './comfy-facade.ts';
 import { healthRoutes } from './health.ts';
 import { instancesRoutes } from './instances.ts';
 import { registerJobMetrics } from './metrics.ts';
+import { WorkflowRegistry } from './workflow-registry.ts';
+import { workflowRoutes } from './workflows.ts';
 
 /** A running gateway. */
 export interface Gateway {
@@ -30,6 +33,8 @@ export interface Gateway {
   readonly manager: JobManager;
   readonly pool: Pool;
   readonly logger: Logger;
+  /** The templates of WORKFLOWS_DIR behind /v1/workflows. */
+  readonly workflows: WorkflowRegistry;
   /** Base URL it listens on (after start). */
   readonly url: string;
   /** Graceful shutdown: stop accepting, hand sync requests back, detach jobs, close everything. Idempotent. */
@@ -83,7 +88,10 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       (config.jobStore === 'memory'
         ? new MemoryJobStore()
         : new SqliteJobStore({ path: join(config.dataDir, 'jobs.sqlite') }));
+    const assets = new AssetStore({ dir: join(config.dataDir, 'assets'), maxBytes: config.maxInputBytes });
+    closers.push(() => assets.close());
     const resolver = new InputResolver({
+      assets,
       allowPrivate: [...config.allowPrivateInputUrls],
       maxInputBytes: config.maxInputBytes,
       cacheDir: join(config.dataDir, 'input-cache'),
@@ -130,6 +138,13 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       convertUi: (ui, defs) => toApiPrompt(ui, defs as Parameters<typeof toApiPrompt>[1]).prompt as ApiPrompt,
       nodeDefs: () => pool.nodeDefsFor() as Promise<NodeDefs>,
     };
+    const workflows = new WorkflowRegistry({
+      dir: config.workflowsDir,
+      nodeDefs: () => pool.nodeDefsFor() as Promise<never>,
+      logger,
+    });
+    closers.push(() => workflows.close());
+    await workflows.start();
     const app = await buildApp({
       manager,
       pool: poolLike,
@@ -155,6 +170,27 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
           },
         },
         { plugin: instancesRoutes, options: { pool } },
+        {
+          plugin: workflowRoutes,
+          options: {
+            registry: workflows,
+            manager,
+            prepare,
+            shutdownSignal: shutdown.signal,
+            ...(config.publicUrl ? { publicUrl: config.publicUrl } : {}),
+          },
+        },
+        {
+          plugin: comfyFacadeRoutes,
+          options: {
+            manager,
+            pool,
+            assets,
+            convertUi: prepare.convertUi,
+            apiKeys: config.apiKeys,
+            retentionMs: config.jobRetentionMs,
+          },
+        },
       ],
     });
     closers.push(() => app.close());
@@ -177,6 +213,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       manager,
       pool,
       logger,
+      workflows,
       url,
       close() {
         closing ??= (async () => {

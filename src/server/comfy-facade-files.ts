@@ -1,0 +1,235 @@
+// The facade's file routes: GET /view (uploads held by the facade, or the instance named by the
+// output's subfolder tag, or the first instance that has the file), POST /upload/image and
+// POST /upload/mask (ComfyUI's multipart fields, naming rules and mask compositing).
+import { Readable } from 'node:stream';
+import multipart from '@fastify/multipart';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import sharp from 'sharp';
+import { contentTypeOf } from '../jobs/index.ts';
+import type { PendingBlob } from '../io/index.ts';
+import { both, type FacadeContext, type FacadeInstanceClient } from './comfy-facade-common.ts';
+import { instanceTag, untagSubfolder } from './comfy-facade-format.ts';
+import { normalizeSubfolder, UploadNameError } from './comfy-facade-uploads.ts';
+
+const TYPES = new Set(['input', 'output', 'temp']);
+const PASS_HEADERS = ['content-length', 'content-range', 'accept-ranges', 'etag', 'last-modified'];
+
+/** Fastify plugin: /view and the upload routes of the facade. */
+export const fileRoutes: FastifyPluginAsync<{ ctx: FacadeContext; maxUploadBytes: number }> = async (
+  app,
+  { ctx, maxUploadBytes },
+) => {
+  const { uploads } = ctx;
+  await app.register(multipart, {
+    limits: { fileSize: maxUploadBytes, files: 4, fields: 16, fieldSize: 64 * 1024 },
+  });
+
+  both(app, 'GET', '/view', async (req, reply) => {
+    const q = req.query as Record<string, string | undefined>;
+    const filename = q.filename ?? '';
+    const type = q.type ?? 'output';
+    // ComfyUI's answers, all with empty bodies: missing name 404, bad type / `..` 400, escape 403.
+    if (!filename) return reply.code(404).send();
+    if (!TYPES.has(type) || filename.includes('..') || /[\\/\0]/.test(filename))
+      return reply.code(400).send();
+    const { tag, subfolder: rest } = untagSubfolder(q.subfolder ?? '');
+    let subfolder: string;
+    try {
+      subfolder = normalizeSubfolder(rest);
+    } catch {
+      return reply.code(403).send();
+    }
+    if (!tag) {
+      const upload = uploads.lookup(type, subfolder, filename);
+      const stream = upload ? await uploads.open(upload) : undefined;
+      if (upload && stream) {
+        reply.header('content-length', String(upload.bytes));
+        reply.header('content-disposition', `filename="${filename.replace(/["\\\r\n]/g, '_')}"`);
+        return reply.code(200).type(contentTypeOf(filename)).send(stream);
+      }
+    }
+    const instances = ctx.options.pool.list();
+    const candidates = tag ? instances.filter((i) => instanceTag(i.id) === tag) : instances;
+    for (const instance of candidates) {
+      const client = ctx.options.pool.client(instance.id);
+      if (!client) continue;
+      const sent = await streamFrom(client, req, reply, { filename, subfolder, type });
+      if (sent !== undefined) return sent;
+    }
+    return reply.code(404).send();
+  });
+
+  both(app, 'POST', '/upload/image', async (req, reply) => upload(req, reply, false));
+  both(app, 'POST', '/upload/mask', async (req, reply) => upload(req, reply, true));
+
+  async function upload(req: FastifyRequest, reply: FastifyReply, mask: boolean) {
+    if (!req.isMultipart()) return reply.code(400).send();
+    const fields: Record<string, string> = {};
+    let blob: PendingBlob | undefined;
+    let filename = '';
+    let contentType = 'application/octet-stream';
+    try {
+      for await (const part of req.parts()) {
+        if (part.type === 'file') {
+          if (part.fieldname !== 'image' || blob) {
+            part.file.resume();
+            continue;
+          }
+          filename = part.filename;
+          contentType = part.mimetype;
+          blob = await uploads.ingest(part.file);
+          if (part.file.truncated) throw Object.assign(new Error('upload too large'), { statusCode: 413 });
+        } else {
+          fields[part.fieldname] = String(part.value);
+        }
+      }
+      if (!blob || !filename) return reply.code(400).send();
+      if (mask) {
+        const composed = await composeMask(blob.path, fields.original_ref);
+        await uploads.discard(blob);
+        blob = await uploads.ingest(Readable.from(composed));
+        contentType = 'image/png';
+      }
+      const overwrite = fields.overwrite === 'true' || fields.overwrite === '1';
+      const answer = await uploads.place(blob, {
+        filename,
+        ...(fields.subfolder !== undefined ? { subfolder: fields.subfolder } : {}),
+        ...(fields.type !== undefined ? { type: fields.type } : {}),
+        overwrite,
+        contentType,
+      });
+      blob = undefined;
+      return answer;
+    } catch (err) {
+      if (blob) await uploads.discard(blob).catch(() => {});
+      if (err instanceof UploadNameError || err instanceof MaskError) return reply.code(400).send();
+      const e = err as { code?: string; statusCode?: number };
+      if (e.code === 'FST_REQ_FILE_TOO_LARGE' || e.code === 'payload_too_large' || e.statusCode === 413)
+        return reply.code(413).send();
+      throw err;
+    }
+
+    async function composeMask(maskPath: string, originalRef: string | undefined): Promise<Buffer> {
+      let ref: { filename?: unknown; subfolder?: unknown; type?: unknown };
+      try {
+        ref = JSON.parse(originalRef ?? '');
+      } catch {
+        throw new MaskError('original_ref must be JSON');
+      }
+      if (typeof ref?.filename !== 'string') throw new MaskError('original_ref.filename is missing');
+      const original = await readOriginal(
+        ref.filename,
+        String(ref.subfolder ?? ''),
+        String(ref.type ?? 'input'),
+      );
+      if (!original) throw new MaskError('the original image was not found');
+      const base = sharp(original).rotate();
+      const { width, height } = await base.metadata();
+      const alpha = await sharp(maskPath)
+        .ensureAlpha()
+        .extractChannel(3)
+        .raw()
+        .toBuffer({ resolveWithObject: true });
+      const rotated = await base.toBuffer({ resolveWithObject: true });
+      const w = rotated.info.width ?? width;
+      const h = rotated.info.height ?? height;
+      if (alpha.info.width !== w || alpha.info.height !== h)
+        throw new MaskError('the mask size differs from the image');
+      return sharp(rotated.data)
+        .removeAlpha()
+        .joinChannel(alpha.data, { raw: { width: w, height: h, channels: 1 } })
+        .png({ compressionLevel: 4 })
+        .toBuffer();
+    }
+  }
+
+  async function readOriginal(
+    filename: string,
+    subfolderIn: string,
+    type: string,
+  ): Promise<Buffer | undefined> {
+    const { tag, subfolder } = untagSubfolder(subfolderIn);
+    const limit = maxUploadBytes;
+    if (!tag) {
+      const held = uploads.lookup(type, subfolder, filename);
+      const stream = held ? await uploads.open(held) : undefined;
+      if (stream) return collect(stream, limit);
+    }
+    const instances = ctx.options.pool.list().filter((i) => !tag || instanceTag(i.id) === tag);
+    for (const instance of instances) {
+      const client = ctx.options.pool.client(instance.id);
+      if (!client) continue;
+      try {
+        const res = await client.view({ filename, subfolder, type }, { signal: AbortSignal.timeout(30_000) });
+        const body = toNode(res.body);
+        if (res.status === 200) return collect(body, limit);
+        body.destroy();
+      } catch {}
+    }
+    return undefined;
+  }
+};
+
+/** A bad /upload/mask request (400, like ComfyUI). */
+class MaskError extends Error {
+  readonly code = 'invalid_mask';
+}
+
+async function collect(stream: Readable, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of stream) {
+    size += (chunk as Buffer).length;
+    if (size > limit) {
+      stream.destroy();
+      throw new MaskError('the original image is too large');
+    }
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+function toNode(body: ReadableStream<Uint8Array> | NodeJS.ReadableStream): Readable {
+  return body instanceof ReadableStream
+    ? Readable.fromWeb(body as import('node:stream/web').ReadableStream<Uint8Array>)
+    : (body as Readable);
+}
+
+/** Streams the file from one instance; undefined when that instance does not have it. */
+async function streamFrom(
+  client: FacadeInstanceClient,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  file: { filename: string; subfolder: string; type: string },
+): Promise<FastifyReply | undefined> {
+  const controller = new AbortController();
+  const onClose = () => controller.abort();
+  reply.raw.once('close', onClose);
+  const range = req.headers.range;
+  let res: Awaited<ReturnType<FacadeInstanceClient['view']>>;
+  try {
+    res = await client.view(file, { signal: controller.signal, ...(range ? { range } : {}) });
+  } catch (err) {
+    reply.raw.off('close', onClose);
+    const status = (err as { status?: unknown }).status;
+    if (status === 404 || status === 400 || status === 403) return undefined;
+    req.log.warn({ err, instance: client.baseUrl }, 'facade /view: instance failed');
+    return undefined;
+  }
+  const body = toNode(res.body);
+  if (res.status !== 200 && res.status !== 206) {
+    body.destroy();
+    reply.raw.off('close', onClose);
+    if (res.status === 416) return reply.code(416).send();
+    return undefined;
+  }
+  for (const name of PASS_HEADERS) {
+    const value = res.headers[name];
+    if (value) reply.header(name, value);
+  }
+  reply.header('content-disposition', `filename="${file.filename.replace(/["\\\r\n]/g, '_')}"`);
+  return reply
+    .code(res.status)
+    .type(res.contentType || contentTypeOf(file.filename))
+    .send(body);
+}

@@ -1,0 +1,209 @@
+// The facade's `/ws` (and `/api/ws`) endpoint: one socket per ComfyUI client id, with ComfyUI's
+// rules (the sid echoes `clientId` or is a fresh 32-hex id; a second socket with the same id takes
+// over and the old one gets nothing more; `feature_flags` is answered once; non-JSON is ignored),
+// `status` on connect, targeted and broadcast JSON messages, and binary preview frames.
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { type WebSocket, WebSocketServer } from 'ws';
+
+/** Options of the socket hub. */
+export interface FacadeSocketsOptions {
+  /** Bound on open sockets; connections past it are refused with 503. */
+  maxClients: number;
+  /** API keys (empty = open). Sockets present `Authorization: Bearer` or `?token=`. */
+  apiKeys: readonly string[];
+  /** Current queue_remaining for `status` messages. */
+  queueRemaining: () => number;
+  /** What the server answers to a client's `feature_flags`. */
+  featureFlags: () => Record<string, unknown>;
+  /** Interval of liveness pings (dead sockets are dropped). */
+  pingIntervalMs?: number;
+  logger?: { debug(obj: object, msg?: string): void; warn(obj: object, msg?: string): void };
+}
+
+interface Client {
+  socket: WebSocket;
+  previewMetadata: boolean;
+  alive: boolean;
+}
+
+const WS_PATHS = new Set(['/ws', '/api/ws']);
+
+function digest(value: string): Buffer {
+  return createHash('sha256').update(value).digest();
+}
+
+/** Socket hub of the native facade. */
+export class FacadeSockets {
+  readonly #options: FacadeSocketsOptions;
+  readonly #wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
+  readonly #clients = new Map<string, Client>();
+  readonly #bySocket = new WeakMap<WebSocket, Client>();
+  readonly #keys: Buffer[];
+  readonly #ping: NodeJS.Timeout;
+  #closed = false;
+
+  constructor(options: FacadeSocketsOptions) {
+    this.#options = options;
+    this.#keys = options.apiKeys.map(digest);
+    this.#ping = setInterval(() => this.#heartbeat(), options.pingIntervalMs ?? 30_000);
+    this.#ping.unref();
+  }
+
+  /** Number of clients with a socket. */
+  get size(): number {
+    return this.#clients.size;
+  }
+
+  /** True when `clientId` has an open socket. */
+  has(clientId: string): boolean {
+    return this.#clients.has(clientId);
+  }
+
+  /** Handles an HTTP upgrade if it is for the facade's socket path; returns false otherwise. */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (!WS_PATHS.has(url.pathname)) return false;
+    const refuse = (status: number, text: string) => {
+      socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    };
+    if (this.#closed) {
+      refuse(503, 'Service Unavailable');
+      return true;
+    }
+    if (!this.#authorized(req, url)) {
+      refuse(401, 'Unauthorized');
+      return true;
+    }
+    if (this.#wss.clients.size >= this.#options.maxClients) {
+      refuse(503, 'Service Unavailable');
+      return true;
+    }
+    const requested = url.searchParams.get('clientId');
+    const clientId = requested && requested.length <= 256 ? requested : randomUUID().replaceAll('-', '');
+    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#attach(ws, clientId));
+    return true;
+  }
+
+  /** Sends a JSON message to one client (no-op when it has no socket). */
+  send(clientId: string, type: string, data: Record<string, unknown>): void {
+    const client = this.#clients.get(clientId);
+    if (client) this.#write(client, JSON.stringify({ type, data }));
+  }
+
+  /** Sends a JSON message to every client. */
+  broadcast(type: string, data: Record<string, unknown>): void {
+    if (this.#clients.size === 0) return;
+    const text = JSON.stringify({ type, data });
+    for (const client of this.#clients.values()) this.#write(client, text);
+  }
+
+  /** `status` with the current queue size, to everyone. */
+  broadcastStatus(): void {
+    this.broadcast('status', { status: { exec_info: { queue_remaining: this.#options.queueRemaining() } } });
+  }
+
+  /** Sends a preview image as ComfyUI's binary frame (type 4 with metadata when the client asked). */
+  sendPreview(
+    clientId: string,
+    image: { mime: string; data: Buffer; metadata: Record<string, unknown> },
+  ): void {
+    const client = this.#clients.get(clientId);
+    if (!client) return;
+    let frame: Buffer;
+    if (client.previewMetadata) {
+      const meta = Buffer.from(JSON.stringify({ ...image.metadata, image_type: image.mime }));
+      const head = Buffer.alloc(8);
+      head.writeUInt32BE(4, 0);
+      head.writeUInt32BE(meta.length, 4);
+      frame = Buffer.concat([head, meta, image.data]);
+    } else {
+      const head = Buffer.alloc(8);
+      head.writeUInt32BE(1, 0);
+      head.writeUInt32BE(image.mime === 'image/png' ? 2 : 1, 4);
+      frame = Buffer.concat([head, image.data]);
+    }
+    if (client.socket.readyState === client.socket.OPEN && client.socket.bufferedAmount < 8 * 1024 * 1024) {
+      client.socket.send(frame, { binary: true });
+    }
+  }
+
+  /** Closes every socket. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#ping);
+    for (const ws of this.#wss.clients) ws.terminate();
+    this.#clients.clear();
+    await new Promise<void>((resolve) => this.#wss.close(() => resolve()));
+  }
+
+  #authorized(req: IncomingMessage, url: URL): boolean {
+    if (this.#keys.length === 0) return true;
+    const header =
+      /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '')?.[1] ?? url.searchParams.get('token');
+    if (!header) return false;
+    const given = digest(header.trim());
+    return this.#keys.some((k) => timingSafeEqual(k, given));
+  }
+
+  #attach(ws: WebSocket, clientId: string): void {
+    const client: Client = { socket: ws, previewMetadata: false, alive: true };
+    // A newer socket with the same id takes over; the old one stays open but is no longer addressed.
+    this.#clients.set(clientId, client);
+    this.#bySocket.set(ws, client);
+    ws.on('pong', () => {
+      client.alive = true;
+    });
+    ws.on('error', (err) => this.#options.logger?.debug({ err, client_id: clientId }, 'facade socket error'));
+    ws.on('close', () => {
+      if (this.#clients.get(clientId) === client) this.#clients.delete(clientId);
+    });
+    ws.on('message', (data, isBinary) => {
+      if (isBinary) return;
+      let message: unknown;
+      try {
+        message = JSON.parse(String(data));
+      } catch {
+        return;
+      }
+      const m = message as { type?: unknown; data?: unknown };
+      if (m.type === 'feature_flags' && m.data !== null && typeof m.data === 'object') {
+        client.previewMetadata =
+          (m.data as { supports_preview_metadata?: unknown }).supports_preview_metadata === true;
+        this.#write(client, JSON.stringify({ type: 'feature_flags', data: this.#options.featureFlags() }));
+      }
+    });
+    this.#write(
+      client,
+      JSON.stringify({
+        type: 'status',
+        data: { status: { exec_info: { queue_remaining: this.#options.queueRemaining() } }, sid: clientId },
+      }),
+    );
+  }
+
+  #write(client: Client, text: string): void {
+    const ws = client.socket;
+    // A reader that stopped reading is not allowed to grow our memory without bound.
+    if (ws.readyState !== ws.OPEN) return;
+    if (ws.bufferedAmount > 8 * 1024 * 1024) {
+      ws.terminate();
+      return;
+    }
+    ws.send(text);
+  }
+
+  #heartbeat(): void {
+    for (const ws of this.#wss.clients) {
+      const client = this.#bySocket.get(ws);
+      if (client && !client.alive) {
+        ws.terminate();
+        continue;
+      }
+      if (client) client.alive = false;
+      ws.ping();
+    }
+  }
+}

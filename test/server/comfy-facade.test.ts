@@ -1,0 +1,197 @@
+// The native ComfyUI facade end to end: our own ComfyClient talks to the gateway as if it were one
+// ComfyUI, over real simulator instances on loopback (runs, uploads + LoadImage, validation,
+// interrupt, queue, history, view, object_info, system_stats, the socket's messages).
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { after, before, describe, it } from 'node:test';
+import WebSocket from 'ws';
+import { type ApiPrompt, ComfyClient, ComfyValidationError } from '../../src/comfy/index.ts';
+import { invertPrompt, type Json, startTestStack, type TestStack } from '../support/gateway.ts';
+
+const examples = new URL('../../examples/', import.meta.url);
+
+async function body(stream: NodeJS.ReadableStream | ReadableStream<Uint8Array>): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of stream as AsyncIterable<Uint8Array>) chunks.push(Buffer.from(c));
+  return Buffer.concat(chunks);
+}
+
+/** A socket on the facade that records every message; waits are bounded. */
+class Recorder {
+  readonly messages: Array<{ type: string; data: Json }> = [];
+  readonly binary: Buffer[] = [];
+  readonly ws: WebSocket;
+  #waiters: Array<() => void> = [];
+
+  constructor(url: string, clientId: string) {
+    this.ws = new WebSocket(`${url.replace('http', 'ws')}/ws?clientId=${clientId}`);
+    this.ws.on('message', (data, isBinary) => {
+      if (isBinary) this.binary.push(data as Buffer);
+      else this.messages.push(JSON.parse(String(data)));
+      for (const w of this.#waiters.splice(0)) w();
+    });
+  }
+
+  /** Resolves when `pred` holds over the messages so far (or rejects after `ms`). */
+  async until(pred: (m: Recorder['messages']) => boolean, ms = 10_000): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (!pred(this.messages)) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out; saw ${this.messages.map((m) => m.type).join(',')}`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        this.#waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+
+  close(): void {
+    this.ws.terminate();
+  }
+}
+
+describe('native ComfyUI facade over two simulator instances', () => {
+  let stack: TestStack;
+  let client: ComfyClient;
+
+  before(async () => {
+    stack = await startTestStack({ instances: 2, env: { DATA_DIR: '/tmp/comfy-facade-test' } });
+    client = new ComfyClient({ baseUrl: stack.url, historyPollIntervalMs: 200 });
+  });
+  after(async () => {
+    await client.close();
+    await stack.close();
+  });
+
+  it('runs examples/invert.json with ComfyClient.run, and /view serves the pixels', async () => {
+    const prompt = JSON.parse(await readFile(new URL('invert.json', examples), 'utf8')) as ApiPrompt;
+    const events: string[] = [];
+    const result = await client.run(prompt, { timeoutMs: 20_000, onEvent: (e) => events.push(e.type) });
+    assert.equal(result.outputs.length, 1);
+    const file = result.outputs[0]!;
+    assert.equal(file.nodeId, '3');
+    assert.match(file.filename, /^gw_invert_\d{5}_\.png$/);
+    assert.match(file.subfolder, /^gw-[0-9a-f]{8}$/);
+    assert.ok(events.includes('started'), events.join());
+    const view = await client.view(file);
+    assert.equal(view.status, 200);
+    const png = await body(view.body);
+    const recorded = await readFile(
+      '/work/shared/comfyui-transcripts/files/prompt_success_invert_output.png',
+    );
+    assert.equal(png.subarray(0, 8).toString('hex'), '89504e470d0a1a0a');
+    assert.equal(png.readUInt32BE(16), 512);
+    assert.equal(png.length > 0 && recorded.length > 0, true);
+    // The job behind it is an ordinary gateway job.
+    const history = await client.getHistory(result.promptId);
+    assert.equal(history?.status?.status_str, 'success');
+    const jobId = (await stack.request(`/api/v2/jobs?limit=5`)).body.jobs.find(
+      (j: Json) => j.metadata?.comfy_facade?.prompt_id === result.promptId,
+    )?.id;
+    assert.ok(jobId, 'the prompt is visible as a v2 job');
+    const job = await stack.request(`/api/v2/jobs/${jobId}`);
+    assert.equal(job.body.status, 'succeeded');
+  });
+
+  it('spreads parallel runs over both instances and keeps same-named outputs apart', async () => {
+    const results = await Promise.all(
+      [0x112233, 0x445566, 0x778899, 0xaabbcc].map((color) => {
+        const p = invertPrompt('same') as ApiPrompt;
+        (p['1'] as Json).inputs.color = color;
+        return client.run(p, { timeoutMs: 20_000 });
+      }),
+    );
+    const tags = new Set(results.map((r) => r.outputs[0]!.subfolder));
+    assert.equal(tags.size, 2, 'both instances ran prompts');
+    const digests = new Set<string>();
+    for (const r of results) {
+      const v = await client.view(r.outputs[0]!);
+      digests.add((await body(v.body)).toString('base64'));
+    }
+    assert.equal(digests.size, 4, 'each run has its own image');
+  });
+
+  it('answers a validation failure with ComfyUI 400 shape and node_errors', async () => {
+    const bad = invertPrompt('bad') as ApiPrompt;
+    (bad['1'] as Json).inputs.width = 0;
+    await assert.rejects(client.queuePrompt(bad), (err: unknown) => {
+      assert.ok(err instanceof ComfyValidationError);
+      assert.equal(err.error.type, 'prompt_outputs_failed_validation');
+      const n = err.nodeErrors['1'] as Json;
+      assert.equal(n.class_type, 'EmptyImage');
+      assert.deepEqual(n.dependent_outputs, ['3']);
+      assert.equal(n.errors[0].type, 'value_smaller_than_min');
+      assert.equal(n.errors[0].message, 'Value 0 smaller than min of 1');
+      assert.equal(n.errors[0].details, 'width');
+      return true;
+    });
+    const unknown = await stack.request('/prompt', {
+      body: { prompt: { '1': { class_type: 'NoSuchNode', inputs: {} } } },
+    });
+    assert.equal(unknown.status, 400);
+    assert.deepEqual(unknown.body, {
+      error: {
+        type: 'invalid_prompt',
+        message: 'Cannot execute because node NoSuchNode does not exist.',
+        details: "Node ID '#1'",
+        extra_info: {},
+      },
+      node_errors: {},
+    });
+    const none = await stack.request('/api/prompt', { body: { nothing: true } });
+    assert.equal(none.status, 400);
+    assert.equal(none.body.error.type, 'no_prompt');
+  });
+
+  it('uploads an image and a later LoadImage prompt gets it on its instance', async () => {
+    const png = await readFile(new URL('example.png', examples));
+    const first = await client.uploadImage(png, { filename: 'facade_example.png' });
+    assert.deepEqual(first, { name: 'facade_example.png', subfolder: '', type: 'input' });
+    const again = await client.uploadImage(png, { filename: 'facade_example.png' });
+    assert.equal(again.name, 'facade_example.png', 'same bytes, same name');
+    const other = await client.uploadImage(Buffer.concat([png, Buffer.from([0])]), {
+      filename: 'facade_example.png',
+    });
+    assert.equal(other.name, 'facade_example (1).png', 'other bytes are renamed');
+    const sub = await client.uploadImage(png, { filename: 'in_sub.png', subfolder: 'a/b' });
+    assert.deepEqual(sub, { name: 'in_sub.png', subfolder: 'a/b', type: 'input' });
+    const view = await client.view({ filename: 'in_sub.png', subfolder: 'a/b', type: 'input' });
+    assert.deepEqual(await body(view.body), png);
+
+    const prompt = JSON.parse(await readFile(new URL('upload.json', examples), 'utf8')) as ApiPrompt;
+    (prompt['1'] as Json).inputs.image = 'a/b/in_sub.png';
+    const result = await client.run(prompt, { timeoutMs: 20_000 });
+    const out = await body((await client.view(result.outputs[0]!)).body);
+    assert.equal(out.readUInt32BE(16), 128);
+    assert.equal(out.readUInt32BE(20), 96);
+    const history = await client.getHistory(result.promptId);
+    assert.equal((history?.prompt as Json)[2]['1'].inputs.image, 'a/b/in_sub.png', 'history keeps the name');
+  });
+
+  it('relays ComfyUI messages for a client id and a status on connect', async () => {
+    const rec = new Recorder(stack.url, 'facade-ws-1');
+    try {
+      await rec.until((m) => m.some((x) => x.type === 'status'));
+      assert.equal(rec.messages[0]?.data.sid, 'facade-ws-1');
+      const res = await stack.request('/prompt', {
+        body: { prompt: invertPrompt('ws'), client_id: 'facade-ws-1' },
+      });
+      assert.equal(res.status, 200);
+      const id = res.body.prompt_id;
+      await rec.until((m) =>
+        m.some((x) => x.type === 'executing' && x.data.node === null && x.data.prompt_id === id),
+      );
+      const types = rec.messages.filter((m) => m.data?.prompt_id === id).map((m) => m.type);
+      for (const t of ['execution_start', 'execution_cached', 'executed', 'execution_success'])
+        assert.ok(types.includes(t), types.join());
+      const executed = rec.messages.find((m) => m.type === 'executed')!;
+      assert.equal(executed.data.node, '3');
+      assert.match(executed.data.output.images[0].filename, /^ws_\d{5}_\.png$/);
+    } finally {
+      rec.close();
+    }
+  });
+});
