@@ -71,7 +71,12 @@ export class Pool extends EventEmitter<PoolEvents> {
       breakerHalfOpenAfterMs: options.breakerHalfOpenAfterMs ?? Math.min(1000, interval),
       stuckTimeoutMs: options.stuckTimeoutMs ?? 120_000,
       capabilityTimeoutMs: Math.max(30_000, options.healthCheckTimeoutMs ?? 0),
-      clientOptions: options.clientOptions ?? {},
+      // A short reconnect ceiling: while the socket is down the instance gets no work, so a
+      // restarted ComfyUI should be noticed within ~2 s, not the client's general 10 s.
+      clientOptions: {
+        ...options.clientOptions,
+        reconnect: { maxDelayMs: 2000, ...options.clientOptions?.reconnect },
+      },
     };
     // Validate everything up front so a bad list fails at construction, naming the entry.
     const ids = new Set<string>();

@@ -1,0 +1,75 @@
+// Capability-aware routing with instances that really differ: a proxy edits one instance's
+// /object_info. Only instances with every class get the work; canEverRun names what no instance
+// has; a 400 for an unknown class refreshes that instance's /object_info.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { Pool } from '../../src/pool/index.ts';
+import { type Simulator, startSimulator } from '../../src/simulator/index.ts';
+import { type ObjectInfoProxy, startObjectInfoProxy } from './fixtures/object-info-proxy.ts';
+import { FAST_POOL, tinyPrompt, waitFor } from './helpers.ts';
+
+let sim: Simulator;
+let proxy: ObjectInfoProxy;
+before(async () => {
+  sim = await startSimulator({ port: 0, instances: 2 });
+  proxy = await startObjectInfoProxy(sim.instances[1]!.url, { drop: ['ImageInvert'] });
+});
+after(async () => {
+  await proxy.close();
+  await sim.close();
+});
+
+async function startPool(t: { after: (fn: () => Promise<void>) => void }): Promise<Pool> {
+  const pool = new Pool({
+    ...FAST_POOL,
+    maxJobsPerInstance: 2,
+    instances: [
+      { id: 'full', url: sim.instances[0]!.url },
+      { id: 'partial', url: proxy.url },
+    ],
+  });
+  t.after(() => pool.close());
+  await pool.start();
+  await waitFor(pool, 'instance', () => pool.list().every((s) => s.state === 'healthy'), 5000, 'healthy');
+  await Promise.all([pool.nodeDefsFor('full'), pool.nodeDefsFor('partial')]);
+  return pool;
+}
+
+test('routes work needing a class only to instances that have it', async (t) => {
+  proxy.add = [];
+  const pool = await startPool(t);
+  const invert = ['EmptyImage', 'ImageInvert', 'SaveImage'];
+  const plain = ['EmptyImage', 'SaveImage'];
+  assert.ok('ImageInvert' in (await pool.nodeDefsFor('full')));
+  assert.equal('ImageInvert' in (await pool.nodeDefsFor('partial')), false);
+  const a = pool.tryAcquire({ classTypes: invert })!;
+  const b = pool.tryAcquire({ classTypes: invert })!;
+  assert.deepEqual([a.instanceId, b.instanceId], ['full', 'full'], 'even when the other instance is idle');
+  assert.equal(pool.tryAcquire({ classTypes: invert }), null, 'the only capable instance is full');
+  assert.equal(pool.tryAcquire({ classTypes: plain })?.instanceId, 'partial');
+  assert.deepEqual(pool.canEverRun(invert), { ok: true });
+  assert.deepEqual(pool.canEverRun(['ImageInvert', 'NotAnywhere']), { ok: false, missing: ['NotAnywhere'] });
+});
+
+test('a 400 for an unknown class refreshes the instance and stops routing that class there', async (t) => {
+  proxy.add = ['GhostNode'];
+  const pool = await startPool(t);
+  assert.deepEqual(pool.canEverRun(['GhostNode']), { ok: true });
+  const lease = pool.tryAcquire({ classTypes: ['GhostNode'] })!;
+  assert.equal(lease.instanceId, 'partial');
+  const prompt = { ...tinyPrompt('ghost', 3), '3': { class_type: 'GhostNode', inputs: {} } };
+  const error = await lease.client.queuePrompt(prompt).then(
+    () => assert.fail('the server does not have GhostNode'),
+    (e: unknown) => e,
+  );
+  assert.equal((error as { code?: string }).code, 'comfy_validation');
+  // The instance no longer advertises it (e.g. a custom node was uninstalled).
+  proxy.add = [];
+  const before = proxy.objectInfoRequests;
+  lease.release({ ok: false, error, infrastructure: false });
+  assert.equal(pool.get('partial')!.breaker, 'closed', 'a validation error is not an infrastructure failure');
+  assert.equal(pool.tryAcquire({ classTypes: ['GhostNode'] }), null);
+  await waitFor(pool, 'instance', () => proxy.objectInfoRequests > before, 5000, '/object_info refreshed');
+  await waitFor(pool, 'instance', () => !pool.canEverRun(['GhostNode']).ok, 5000, 'capabilities updated');
+  assert.deepEqual(pool.canEverRun(['GhostNode']), { ok: false, missing: ['GhostNode'] });
+});
