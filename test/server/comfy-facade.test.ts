@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
+import { PNG } from 'pngjs';
 import WebSocket from 'ws';
 import { type ApiPrompt, ComfyClient, ComfyValidationError } from '../../src/comfy/index.ts';
 import { invertPrompt, type Json, startTestStack, type TestStack } from '../support/gateway.ts';
@@ -167,8 +168,8 @@ describe('native ComfyUI facade over two simulator instances', () => {
     const out = await body((await client.view(result.outputs[0]!)).body);
     assert.equal(out.readUInt32BE(16), 128);
     assert.equal(out.readUInt32BE(20), 96);
-    const history = await client.getHistory(result.promptId);
-    assert.equal((history?.prompt as Json)[2]['1'].inputs.image, 'a/b/in_sub.png', 'history keeps the name');
+    const history = (await client.getHistory(result.promptId)) as Json;
+    assert.equal(history.prompt[2]['1'].inputs.image, 'a/b/in_sub.png', 'history keeps the name');
   });
 
   it('relays ComfyUI messages for a client id and a status on connect', async () => {
@@ -195,3 +196,146 @@ describe('native ComfyUI facade over two simulator instances', () => {
     }
   });
 });
+
+describe('native ComfyUI facade: queue, interrupt, history and discovery', () => {
+  let stack: TestStack;
+  let client: ComfyClient;
+
+  before(async () => {
+    stack = await startTestStack({
+      instances: 1,
+      nodeDelayMs: 150,
+      env: { DATA_DIR: '/tmp/comfy-facade-test', MAX_JOBS_PER_INSTANCE: '1' },
+    });
+    client = new ComfyClient({ baseUrl: stack.url, historyPollIntervalMs: 100 });
+  });
+  after(async () => {
+    await client.close();
+    await stack.close();
+  });
+
+  const submit = async (tag: string, extra: Record<string, unknown> = {}) => {
+    const res = await stack.request('/prompt', { body: { prompt: invertPrompt(tag), ...extra } });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    return res.body as { prompt_id: string; number: number; node_errors: Json };
+  };
+
+  it('lists running and pending prompts as ComfyUI queue items, deletes pending ones, and interrupts', async () => {
+    const rec = new Recorder(stack.url, 'facade-q');
+    try {
+      const a = await submit('qa', { client_id: 'facade-q', extra_data: { extra_pnginfo: { x: 1 } } });
+      const b = await submit('qb', { client_id: 'facade-q' });
+      const c = await submit('qc', { client_id: 'facade-q', prompt_id: 'my-own-id' });
+      assert.equal(c.prompt_id, 'my-own-id');
+      assert.ok(b.number > a.number && c.number > b.number);
+      await rec.until((m) => m.some((x) => x.type === 'execution_start' && x.data.prompt_id === a.prompt_id));
+      const queue = (await stack.request('/queue')).body;
+      assert.equal(queue.queue_running.length, 1);
+      const [number, id, prompt, extra, outputs] = queue.queue_running[0];
+      assert.deepEqual([number, id], [a.number, a.prompt_id]);
+      assert.equal(prompt['3'].class_type, 'SaveImage');
+      assert.deepEqual(extra.extra_pnginfo, { x: 1 });
+      assert.equal(extra.client_id, 'facade-q');
+      assert.deepEqual(outputs, ['3']);
+      assert.deepEqual(
+        queue.queue_pending.map((q: Json) => q[1]),
+        [b.prompt_id, 'my-own-id'],
+      );
+      assert.equal((await stack.request('/api/prompt')).body.exec_info.queue_remaining, 3);
+
+      // Delete a pending one: it never runs and never shows in history.
+      await client.deleteFromQueue(['my-own-id']);
+      const after1 = (await stack.request('/queue')).body;
+      assert.deepEqual(
+        after1.queue_pending.map((q: Json) => q[1]),
+        [b.prompt_id],
+      );
+      // Interrupt the running one by id.
+      await client.interrupt(a.prompt_id);
+      await rec.until((m) =>
+        m.some((x) => x.type === 'execution_interrupted' && x.data.prompt_id === a.prompt_id),
+      );
+      await rec.until((m) =>
+        m.some((x) => x.type === 'executing' && x.data.node === null && x.data.prompt_id === a.prompt_id),
+      );
+      const ha = (await client.getHistory(a.prompt_id)) as Json;
+      assert.equal(ha.status.status_str, 'error');
+      assert.equal(ha.status.completed, false);
+      assert.ok(ha.status.messages.some((m: Json) => m[0] === 'execution_interrupted'));
+      // b runs next and succeeds; the deleted prompt has no history.
+      const rb = await client.waitForPrompt(b.prompt_id, { timeoutMs: 15_000 });
+      assert.equal(rb.outputs.length, 1);
+      assert.deepEqual((await stack.request('/history/my-own-id')).body, {});
+      assert.equal(await client.getPromptState('my-own-id'), 'unknown');
+    } finally {
+      rec.close();
+    }
+  });
+
+  it('interrupt without a prompt id stops every running facade prompt', async () => {
+    const a = await submit('ia');
+    await eventually(async () => (await client.getPromptState(a.prompt_id)) === 'running');
+    await client.interrupt();
+    await eventually(async () => (await client.getPromptState(a.prompt_id)) === 'failed');
+  });
+
+  it('serves history with max_items, deletes and clears it (jobs stay in the v2 API)', async () => {
+    const one = await submit('h1');
+    await client.waitForPrompt(one.prompt_id, { timeoutMs: 15_000 });
+    const two = await submit('h2');
+    await client.waitForPrompt(two.prompt_id, { timeoutMs: 15_000 });
+    const last = (await stack.request('/history?max_items=1')).body;
+    assert.deepEqual(Object.keys(last), [two.prompt_id]);
+    const entry = last[two.prompt_id];
+    assert.deepEqual(Object.keys(entry).sort(), ['meta', 'outputs', 'prompt', 'status']);
+    assert.deepEqual(
+      entry.status.messages.map((m: Json) => m[0]),
+      ['execution_start', 'execution_cached', 'execution_success'],
+    );
+    assert.deepEqual(entry.meta['3'], {
+      node_id: '3',
+      display_node: '3',
+      parent_node: null,
+      real_node_id: '3',
+    });
+    await client.deleteHistory([two.prompt_id]);
+    assert.deepEqual((await stack.request(`/api/history/${two.prompt_id}`)).body, {});
+    assert.ok(one.prompt_id in (await stack.request('/history')).body);
+    await client.clearHistory();
+    assert.deepEqual((await stack.request('/history')).body, {});
+    assert.equal((await stack.request(`/api/v2/jobs/${one.prompt_id}`)).body.status, 'succeeded');
+  });
+
+  it('answers object_info, system_stats and features in ComfyUI shapes', async () => {
+    const all = await client.getObjectInfo({ refresh: true });
+    assert.ok(Object.keys(all).length > 100);
+    assert.equal((await client.getNodeInfo('ImageInvert'))?.name, 'ImageInvert');
+    assert.deepEqual((await stack.request('/object_info/NoSuchNode')).body, {});
+    const stats = (await stack.request('/api/system_stats')).body;
+    assert.equal(stats.system.gateway.name, 'comfy-gateway');
+    assert.equal(stats.system.gateway.instances.length, 1);
+    assert.equal(typeof stats.system.comfyui_version, 'string');
+    assert.ok(stats.devices.length >= 1);
+    assert.equal(typeof stats.devices[0].vram_total, 'number');
+    const features = await client.getFeatures();
+    assert.equal(features.supports_preview_metadata, true);
+    assert.equal(typeof features.max_upload_size, 'number');
+  });
+
+  it('follows ComfyUI /view error codes', async () => {
+    assert.equal((await fetch(`${stack.url}/view`)).status, 404);
+    assert.equal((await fetch(`${stack.url}/view?filename=x.png&type=bogus`)).status, 400);
+    assert.equal((await fetch(`${stack.url}/view?filename=../x.png`)).status, 400);
+    assert.equal((await fetch(`${stack.url}/view?filename=x.png&subfolder=../..`)).status, 403);
+    assert.equal((await fetch(`${stack.url}/view?filename=nope.png`)).status, 404);
+  });
+});
+
+/** Polls `check` until it holds (bounded). */
+async function eventually(check: () => Promise<boolean>, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
