@@ -128,7 +128,7 @@ const SETTINGS = {
   ),
   S3_ENDPOINT: str(undefined, httpUrl),
   PUBLIC_URL: str(undefined, httpUrl),
-  WORKFLOWS_DIR: str(undefined),
+  WORKFLOWS_DIR: str('./workflows'),
   MAX_JOBS_PER_INSTANCE: int({ min: 1, max: 64, default: 2 }),
   HEALTH_CHECK_INTERVAL_MS: int({ min: 100, max: 3_600_000, default: 30_000 }),
   HEALTH_FAILURE_THRESHOLD: int({ min: 1, max: 100, default: 3 }),
@@ -171,7 +171,7 @@ export interface Config {
   readonly storageUrl: string | undefined;
   readonly s3Endpoint: string | undefined;
   readonly publicUrl: string | undefined;
-  readonly workflowsDir: string | undefined;
+  readonly workflowsDir: string;
   readonly maxJobsPerInstance: number;
   readonly healthCheckIntervalMs: number;
   readonly healthFailureThreshold: number;
@@ -291,7 +291,7 @@ export function loadConfig(
     storageUrl: values.STORAGE_URL,
     s3Endpoint: values.S3_ENDPOINT,
     publicUrl: values.PUBLIC_URL?.replace(/\/+$/, ''),
-    workflowsDir: values.WORKFLOWS_DIR,
+    workflowsDir: values.WORKFLOWS_DIR ?? './workflows',
     maxJobsPerInstance: values.MAX_JOBS_PER_INSTANCE,
     healthCheckIntervalMs: values.HEALTH_CHECK_INTERVAL_MS,
     healthFailureThreshold: values.HEALTH_FAILURE_THRESHOLD,

@@ -62,7 +62,7 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
       const body = request.body as SubmitJobBody;
       const query = request.query as { wait?: number };
       return createJob({ manager, publicUrl, shutdownSignal }, request, reply, {
-        prepare: () => prepareWorkflow(body.workflow, body.overrides, prepare),
+        prepare: async () => ({ workflow: await prepareWorkflow(body.workflow, body.overrides, prepare) }),
         options: body,
         ...(query.wait !== undefined ? { wait: query.wait } : {}),
       });
@@ -156,6 +156,12 @@ export interface JobCreateContext {
 /** The job options of a submit body (everything but the workflow itself). */
 export type JobSubmitOptions = Omit<SubmitJobBody, 'workflow' | 'overrides'>;
 
+/** A prepared workflow, with file inputs the preparation derived (merged over the body's `inputs`). */
+export interface PreparedJob {
+  workflow: ApiPrompt;
+  inputs?: Record<string, string>;
+}
+
 /**
  * The one job-creation path of every route that runs something (/api/v2/jobs, /v1/workflows):
  * Idempotency-Key (checked before `prepare`, v2 §11), submit, `?wait`, 201 with the v2 Job.
@@ -164,19 +170,20 @@ export async function createJob(
   ctx: JobCreateContext,
   request: FastifyRequest,
   reply: FastifyReply,
-  input: { prepare: () => Promise<ApiPrompt>; options: JobSubmitOptions; wait?: number },
+  input: { prepare: () => Promise<PreparedJob>; options: JobSubmitOptions; wait?: number },
 ): Promise<FastifyReply> {
   const { manager, publicUrl, shutdownSignal } = ctx;
   const body = input.options;
   const key = idempotencyKey(request.headers['idempotency-key']);
   if (key && manager.hasIdempotencyKey(key)) throw new IdempotencyKeyReuseError();
-  const workflow = await input.prepare();
+  const { workflow, inputs: derived } = await input.prepare();
+  const inputs = derived ? { ...body.inputs, ...derived } : body.inputs;
   let job = manager.submit({
     workflow,
     ...(body.priority !== undefined ? { priority: body.priority } : {}),
     idempotencyKey: key,
     request: {
-      ...(body.inputs ? { inputs: body.inputs } : {}),
+      ...(inputs && Object.keys(inputs).length ? { inputs } : {}),
       ...(body.output ? { output: body.output } : {}),
       ...(body.webhook_url ? { webhook_url: body.webhook_url } : {}),
       ...(body.timeout_ms ? { timeout_ms: body.timeout_ms } : {}),
