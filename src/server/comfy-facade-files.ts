@@ -85,7 +85,9 @@ export const fileRoutes: FastifyPluginAsync<{ ctx: FacadeContext; maxUploadBytes
       }
       if (!blob || !filename) return reply.code(400).send();
       if (mask) {
-        const composed = await composeMask(blob.path, fields.original_ref);
+        const composed = await composeMask(blob.path, fields.original_ref).catch((err: unknown) => {
+          throw err instanceof MaskError ? err : new MaskError('the mask or the original is not an image');
+        });
         await uploads.discard(blob);
         blob = await uploads.ingest(Readable.from(composed));
         contentType = 'image/png';
@@ -123,21 +125,18 @@ export const fileRoutes: FastifyPluginAsync<{ ctx: FacadeContext; maxUploadBytes
         String(ref.type ?? 'input'),
       );
       if (!original) throw new MaskError('the original image was not found');
-      const base = sharp(original).rotate();
-      const { width, height } = await base.metadata();
+      // EXIF-transposed RGB of the original, then the mask's alpha as its alpha (PIL putalpha).
+      const rgb = await sharp(original).rotate().removeAlpha().raw().toBuffer({ resolveWithObject: true });
       const alpha = await sharp(maskPath)
         .ensureAlpha()
         .extractChannel(3)
         .raw()
         .toBuffer({ resolveWithObject: true });
-      const rotated = await base.toBuffer({ resolveWithObject: true });
-      const w = rotated.info.width ?? width;
-      const h = rotated.info.height ?? height;
-      if (alpha.info.width !== w || alpha.info.height !== h)
+      const { width, height, channels } = rgb.info;
+      if (alpha.info.width !== width || alpha.info.height !== height)
         throw new MaskError('the mask size differs from the image');
-      return sharp(rotated.data)
-        .removeAlpha()
-        .joinChannel(alpha.data, { raw: { width: w, height: h, channels: 1 } })
+      return sharp(rgb.data, { raw: { width, height, channels } })
+        .joinChannel(alpha.data, { raw: { width, height, channels: 1 } })
         .png({ compressionLevel: 4 })
         .toBuffer();
     }

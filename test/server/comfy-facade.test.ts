@@ -79,13 +79,12 @@ describe('native ComfyUI facade over two simulator instances', () => {
     assert.ok(events.includes('started'), events.join());
     const view = await client.view(file);
     assert.equal(view.status, 200);
-    const png = await body(view.body);
-    const recorded = await readFile(
-      '/work/shared/comfyui-transcripts/files/prompt_success_invert_output.png',
+    const png = PNG.sync.read(await body(view.body));
+    const recorded = PNG.sync.read(
+      await readFile('/work/shared/comfyui-transcripts/files/prompt_success_invert_output.png'),
     );
-    assert.equal(png.subarray(0, 8).toString('hex'), '89504e470d0a1a0a');
-    assert.equal(png.readUInt32BE(16), 512);
-    assert.equal(png.length > 0 && recorded.length > 0, true);
+    assert.equal(png.width, 512);
+    assert.ok(png.data.equals(recorded.data), 'pixel-exact with the real ComfyUI output');
     // The job behind it is an ordinary gateway job.
     const history = await client.getHistory(result.promptId);
     assert.equal(history?.status?.status_str, 'success');
@@ -196,6 +195,154 @@ describe('native ComfyUI facade over two simulator instances', () => {
     }
   });
 });
+
+describe('native ComfyUI facade: masks, editor format, failures, sockets', () => {
+  let stack: TestStack;
+  let client: ComfyClient;
+
+  before(async () => {
+    stack = await startTestStack({ instances: 1, env: { DATA_DIR: '/tmp/comfy-facade-test' } });
+    client = new ComfyClient({ baseUrl: stack.url, historyPollIntervalMs: 100 });
+  });
+  after(async () => {
+    await client.close();
+    await stack.close();
+    stack.sim.instances[0]?.clearFaults();
+  });
+
+  it('composites an uploaded mask into the original image alpha like ComfyUI', async () => {
+    const original = new PNG({ width: 4, height: 2 });
+    original.data.fill(200);
+    const mask = new PNG({ width: 4, height: 2 });
+    for (let i = 0; i < 8; i++) mask.data[i * 4 + 3] = i * 30;
+    const up = await client.uploadImage(PNG.sync.write(original), { filename: 'm_orig.png' });
+    const res = await client.uploadMask(PNG.sync.write(mask), {
+      filename: 'm_masked.png',
+      mask: { originalRef: { filename: up.name, subfolder: up.subfolder, type: up.type } },
+    } as Json);
+    assert.equal(res.name, 'm_masked.png');
+    const view = await client.view({ filename: res.name, subfolder: res.subfolder, type: 'input' });
+    const out = PNG.sync.read(await body(view.body));
+    assert.deepEqual(
+      Array.from({ length: 8 }, (_, i) => out.data[i * 4 + 3]),
+      Array.from({ length: 8 }, (_, i) => i * 30),
+    );
+    assert.equal(out.data[0], 200);
+    const bad = await fetch(`${stack.url}/upload/mask`, { method: 'POST', body: formWith('image', 'x.png') });
+    assert.equal(bad.status, 400, 'a mask without original_ref is refused');
+  });
+
+  it('accepts an editor-format (UI) workflow and runs it', async () => {
+    const ui = {
+      last_node_id: 3,
+      last_link_id: 2,
+      version: 0.4,
+      nodes: [
+        {
+          id: 1,
+          type: 'EmptyImage',
+          mode: 0,
+          inputs: [],
+          outputs: [{ name: 'IMAGE', type: 'IMAGE', links: [1] }],
+          widgets_values: [32, 16, 1, 0],
+        },
+        {
+          id: 2,
+          type: 'ImageInvert',
+          mode: 0,
+          inputs: [{ name: 'image', type: 'IMAGE', link: 1 }],
+          outputs: [{ name: 'IMAGE', type: 'IMAGE', links: [2] }],
+          widgets_values: [],
+        },
+        {
+          id: 3,
+          type: 'SaveImage',
+          mode: 0,
+          inputs: [{ name: 'images', type: 'IMAGE', link: 2 }],
+          outputs: [],
+          widgets_values: ['ui_fmt'],
+        },
+      ],
+      links: [
+        [1, 1, 0, 2, 0, 'IMAGE'],
+        [2, 2, 0, 3, 0, 'IMAGE'],
+      ],
+    };
+    const res = await stack.request('/prompt', { body: { prompt: ui } });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    const result = await client.waitForPrompt(res.body.prompt_id, { timeoutMs: 15_000 });
+    assert.match(result.outputs[0]?.filename ?? '', /^ui_fmt_\d{5}_\.png$/);
+    const png = PNG.sync.read(await body((await client.view(result.outputs[0]!)).body));
+    assert.deepEqual([png.width, png.height], [32, 16]);
+  });
+
+  it('reports a node failure as execution_error on the socket and in history', async () => {
+    stack.sim.instances[0]!.setFaults({ failAtNode: '2' });
+    const rec = new Recorder(stack.url, 'facade-err');
+    try {
+      await rec.until((m) => m.length > 0);
+      const res = await stack.request('/prompt', {
+        body: { prompt: invertPrompt('err'), client_id: 'facade-err' },
+      });
+      const id = res.body.prompt_id;
+      await rec.until((m) =>
+        m.some((x) => x.type === 'executing' && x.data.node === null && x.data.prompt_id === id),
+      );
+      const error = rec.messages.find((m) => m.type === 'execution_error')!;
+      assert.equal(error.data.prompt_id, id);
+      assert.equal(error.data.node_id, '2');
+      assert.equal(error.data.node_type, 'ImageInvert');
+      assert.equal(typeof error.data.exception_message, 'string');
+      const entry = (await stack.request(`/history/${id}`)).body[id];
+      assert.equal(entry.status.status_str, 'error');
+      assert.ok(entry.status.messages.some((m: Json) => m[0] === 'execution_error'));
+    } finally {
+      rec.close();
+      stack.sim.instances[0]!.clearFaults();
+    }
+  });
+
+  it('gives a socket without clientId a fresh sid, answers feature_flags, and lets a newer socket take over', async () => {
+    const anon = new WebSocket(`${stack.url.replace('http', 'ws')}/api/ws`);
+    const first = await new Promise<Json>((resolve) =>
+      anon.once('message', (d) => resolve(JSON.parse(String(d)))),
+    );
+    assert.match(first.data.sid, /^[0-9a-f]{32}$/);
+    anon.send(JSON.stringify({ type: 'feature_flags', data: { supports_preview_metadata: true } }));
+    const flags = await new Promise<Json>((resolve) =>
+      anon.once('message', (d) => resolve(JSON.parse(String(d)))),
+    );
+    assert.equal(flags.type, 'feature_flags');
+    assert.equal(flags.data.supports_preview_metadata, true);
+    anon.terminate();
+
+    const old = new Recorder(stack.url, 'facade-take');
+    await old.until((m) => m.length > 0);
+    const fresh = new Recorder(stack.url, 'facade-take');
+    try {
+      await fresh.until((m) => m.length > 0);
+      const res = await stack.request('/prompt', {
+        body: { prompt: invertPrompt('take'), client_id: 'facade-take' },
+      });
+      await fresh.until((m) =>
+        m.some((x) => x.type === 'execution_success' && x.data.prompt_id === res.body.prompt_id),
+      );
+      assert.ok(
+        !old.messages.some((x) => x.data?.prompt_id === res.body.prompt_id),
+        'the old socket gets nothing',
+      );
+    } finally {
+      old.close();
+      fresh.close();
+    }
+  });
+});
+
+function formWith(field: string, filename: string): FormData {
+  const form = new FormData();
+  form.append(field, new Blob([Buffer.from('not really')], { type: 'image/png' }), filename);
+  return form;
+}
 
 describe('native ComfyUI facade: queue, interrupt, history and discovery', () => {
   let stack: TestStack;
