@@ -128,10 +128,13 @@ export interface OutputDeliveryLike {
       store: 'link' | 'inline' | 'storage';
       format?: 'png' | 'jpeg' | 'webp';
       quality?: number;
+      includePreviews?: boolean;
       linkBaseUrl: string;
       signal?: AbortSignal;
     },
-  ): Promise<Array<Record<string, unknown>>>;
+  ): Promise<
+    Array<Record<string, unknown> & { source?: { filename: string; subfolder: string; type: string } }>
+  >;
 }
 
 /** webhooks WebhookDispatcher. */

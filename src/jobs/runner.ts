@@ -191,10 +191,17 @@ export class Runner {
       store,
       ...(ctx.job.request.output?.format ? { format: ctx.job.request.output.format } : {}),
       ...(ctx.job.request.output?.quality ? { quality: ctx.job.request.output.quality } : {}),
+      // v2: nothing is silently dropped, previews (temp files) included.
+      includePreviews: true,
       linkBaseUrl: this.#options.linkBaseUrl,
       signal,
     });
-    return { outputs: delivered as JobOutput[], sources: links.sources };
+    // Content links index job.outputs, so sources follow the delivered order.
+    const sources = delivered.map((o, i) => ({
+      instanceId: ctx.instanceId,
+      ...(o.source ?? links.sources[i] ?? { filename: '', subfolder: '', type: 'output' }),
+    }));
+    return { outputs: delivered as unknown as JobOutput[], sources };
   }
 
   async #cancelOnInstance(ctx: AttemptContext): Promise<void> {

@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { Registry } from 'prom-client';
 import type { Config } from '../config.ts';
-import { AssetStore, InputResolver } from '../io/index.ts';
+import { AssetStore, InputResolver, OutputDelivery } from '../io/index.ts';
 import {
   type ApiPrompt,
   JobManager,
@@ -105,6 +105,14 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       logger,
     });
     closers.push(() => webhooks.close());
+    const delivery = new OutputDelivery({
+      ...(config.storageUrl ? { storageUrl: config.storageUrl } : {}),
+      ...(config.s3Endpoint ? { s3Endpoint: config.s3Endpoint } : {}),
+      maxInlineBytes: config.maxInlineBytes,
+      linkTtlSeconds: Math.floor(config.jobRetentionMs / 1000),
+      logger,
+    });
+    closers.push(() => delivery.close());
 
     const poolLike = pool as unknown as PoolLike;
     const manager = new JobManager({
@@ -116,6 +124,9 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       retentionMs: config.jobRetentionMs,
       inputResolver: resolver as unknown as NonNullable<
         ConstructorParameters<typeof JobManager>[0]['inputResolver']
+      >,
+      outputDelivery: delivery as unknown as NonNullable<
+        ConstructorParameters<typeof JobManager>[0]['outputDelivery']
       >,
       webhooks,
       ...(config.webhookUrl ? { webhookUrl: config.webhookUrl } : {}),
