@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { PNG } from 'pngjs';
@@ -40,6 +41,23 @@ function issueParams(body: Json): string[] {
   return body.error.details.issues.map((i: Json) => i.parameter);
 }
 
+/** A loopback server: GET /red.png serves a 3×2 red PNG, POST /hook records webhook deliveries. */
+const RED = Buffer.from(pngDataUri(3, 2, () => [250, 10, 20]).split(',')[1] as string, 'base64');
+const hooks: Json[] = [];
+const files = createServer((req, res) => {
+  if (req.method === 'GET' && req.url === '/red.png') {
+    res.writeHead(200, { 'content-type': 'image/png', 'content-length': RED.length }).end(RED);
+    return;
+  }
+  const chunks: Buffer[] = [];
+  req.on('data', (c: Buffer) => chunks.push(c));
+  req.on('end', () => {
+    hooks.push(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+    files.emit('hook');
+    res.writeHead(204).end();
+  });
+});
+
 describe('/v1/workflows', () => {
   let stack: TestStack;
   let dir: string;
@@ -48,11 +66,15 @@ describe('/v1/workflows', () => {
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'gw-workflows-'));
     cpSync(REPO_WORKFLOWS, dir, { recursive: true });
-    stack = await startTestStack({ env: { WORKFLOWS_DIR: dir } });
+    files.listen(0, '127.0.0.1');
+    await once(files, 'listening');
+    stack = await startTestStack({ env: { WORKFLOWS_DIR: dir, ALLOW_PRIVATE_INPUT_URLS: '127.0.0.1' } });
     registry = stack.gateway.workflows;
   });
   after(async () => {
     await stack?.close();
+    files.close();
+    files.closeAllConnections();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -120,6 +142,25 @@ describe('/v1/workflows', () => {
     const wf = await stack.request(`/api/v2/jobs/${res.body.id}/workflow`);
     assert.equal(wf.body.workflow['1'].inputs.image, 'example.png');
     assert.equal(wf.body.workflow['2'].class_type, 'ImageInvert');
+  });
+
+  it('fetches an image URL parameter and notifies webhook_url when the job ends', async () => {
+    const origin = `http://127.0.0.1:${(files.address() as { port: number }).port}`;
+    const delivered = once(files, 'hook', { signal: AbortSignal.timeout(15_000) });
+    const res = await stack.request('/v1/workflows/invert', {
+      body: { parameters: { image: `${origin}/red.png` }, webhook_url: `${origin}/hook` },
+    });
+    assert.equal(res.status, 201, JSON.stringify(res.body));
+    await delivered;
+    const hook = hooks.at(-1);
+    assert.match(JSON.stringify(hook), new RegExp(res.body.id));
+    assert.match(JSON.stringify(hook), /succeeded/);
+    const job = await stack.request(`/api/v2/jobs/${res.body.id}`);
+    assert.equal(job.body.status, 'succeeded', JSON.stringify(job.body.error));
+    const png = await fetchPng(job.body.outputs[0].url);
+    assert.deepEqual([png.width, png.height], [3, 2]);
+    const px = [...png.data.subarray(0, 3)];
+    [5, 245, 235].forEach((v, c) => assert.ok(Math.abs((px[c] as number) - v) <= 1, `inverted red: ${px}`));
   });
 
   it('runs resize with the default sample image and with a given image (aspect ratio kept at width 0)', async () => {
@@ -208,8 +249,8 @@ describe('/v1/workflows', () => {
     assert.equal(first.body.status, 'succeeded', JSON.stringify(first.body.error));
     assert.deepEqual(first.body.metadata, { order: 7 });
     assert.equal(first.body.priority, 5);
-    const small = await fetchPng(first.body.outputs[0].url);
-    assert.deepEqual([small.width, small.height], [8, 8]);
+    const inline = PNG.sync.read(Buffer.from(first.body.outputs[0].data_base64, 'base64'));
+    assert.deepEqual([inline.width, inline.height], [8, 8]);
 
     const again = await stack.request('/v1/workflows/resize', { body, headers: { 'idempotency-key': key } });
     assert.equal(again.status, 422);
