@@ -160,7 +160,8 @@ describe('/v1/workflows', () => {
     const png = await fetchPng(job.body.outputs[0].url);
     assert.deepEqual([png.width, png.height], [3, 2]);
     const px = [...png.data.subarray(0, 3)];
-    [5, 245, 235].forEach((v, c) => assert.ok(Math.abs((px[c] as number) - v) <= 1, `inverted red: ${px}`));
+    for (const [c, v] of [5, 245, 235].entries())
+      assert.ok(Math.abs((px[c] as number) - v) <= 1, `inverted red: ${px}`);
   });
 
   it('runs resize with the default sample image and with a given image (aspect ratio kept at width 0)', async () => {
