@@ -1,10 +1,12 @@
-// One instance in the pool: its ComfyClient, health, lease accounting, capabilities (node
-// classes from /object_info), recent models for affinity, and stuck detection.
+// One instance in the pool: its ComfyClient, health, lease accounting, capabilities, model
+// affinity, and stuck detection; it derives the state operators see.
 import type { Logger } from 'pino';
 import { ComfyClient, type ComfyClientOptions, type NodeDef } from '../comfy/index.ts';
+import { ModelAffinity } from './affinity.ts';
+import { Capabilities } from './capabilities.ts';
 import type { ResolvedInstanceConfig } from './config.ts';
 import { InstanceDownError } from './errors.ts';
-import { describe, InstanceHealth } from './instance-health.ts';
+import { InstanceHealth } from './instance-health.ts';
 import { type LeaseHost, PoolLease } from './lease.ts';
 import type { BreakerPosition, InstanceSnapshot, InstanceState, LeaseOutcome } from './types.ts';
 
@@ -29,7 +31,6 @@ export interface InstanceSettings {
   clientOptions: Partial<ComfyClientOptions>;
 }
 
-const RECENT_MODELS = 16;
 const ACTIVITY_MESSAGES = new Set([
   'execution_start',
   'execution_cached',
@@ -41,7 +42,6 @@ const ACTIVITY_MESSAGES = new Set([
   'execution_error',
   'execution_interrupted',
 ]);
-const UNKNOWN_CLASS = /node (\S+) does not exist/i;
 
 /** An instance's client, state and accounting. */
 export class PoolInstance implements LeaseHost {
@@ -56,8 +56,7 @@ export class PoolInstance implements LeaseHost {
 
   draining = false;
   comfyQueueRemaining: number | null = null;
-  /** Node classes from /object_info; null until first loaded. */
-  classes: Set<string> | null = null;
+  readonly capabilities: Capabilities;
   /** Set while the instance waits for its managed process to (re)start. */
   processDown = false;
 
@@ -65,15 +64,12 @@ export class PoolInstance implements LeaseHost {
   private readonly hooks: InstanceHooks;
   private readonly logger: Logger;
   private readonly leases = new Set<PoolLease>();
-  private readonly recentModels = new Map<string, number>();
+  private readonly models = new ModelAffinity();
   private running = 0;
   private queued = 0;
   private suspect: string | null = null;
   private stuck: string | null = null;
-  private capabilitiesStale = true;
-  private defs: Record<string, NodeDef> | null = null;
   private readonly idleWaiters = new Set<() => void>();
-  private capabilityLoad: Promise<Record<string, NodeDef>> | null = null;
   private lastActivityAt = Date.now();
   private wasOpen = false;
   private stuckTimer: NodeJS.Timeout | null = null;
@@ -102,6 +98,10 @@ export class PoolInstance implements LeaseHost {
       headers: { ...settings.clientOptions.headers, ...config.headers },
       logger: this.logger,
     });
+    this.capabilities = new Capabilities((signal) => this.client.getObjectInfo({ refresh: true, signal }), {
+      timeoutMs: settings.capabilityTimeoutMs,
+      closed: this.closeController.signal,
+    });
     this.health = new InstanceHealth({
       failureThreshold: settings.healthFailureThreshold,
       intervalMs: settings.healthCheckIntervalMs,
@@ -109,7 +109,7 @@ export class PoolInstance implements LeaseHost {
       timeoutMs: settings.healthCheckTimeoutMs,
       halfOpenAfterMs: settings.breakerHalfOpenAfterMs,
       probe: (signal) => this.probe(signal),
-      wantsFastProbe: () => this.suspect !== null || this.capabilitiesStale,
+      wantsFastProbe: () => this.suspect !== null || this.capabilities.stale,
       onChange: () => this.changed(),
       onBreaker: (position) => this.onBreaker(position),
       onProbed: (ok, error) => this.afterProbe(ok, error),
@@ -182,17 +182,12 @@ export class PoolInstance implements LeaseHost {
 
   /** True when the instance's known /object_info has every class (unknown info: only for no classes). */
   hasClasses(classTypes: readonly string[]): boolean {
-    if (classTypes.length === 0) return true;
-    if (this.classes === null) return false;
-    return classTypes.every((c) => this.classes!.has(c));
+    return this.capabilities.has(classTypes);
   }
 
   /** Fraction of the models this instance ran recently. */
   affinity(models: readonly string[] | undefined): number {
-    if (!models || models.length === 0) return 0;
-    let hits = 0;
-    for (const model of models) if (this.recentModels.has(model)) hits++;
-    return hits / models.length;
+    return this.models.score(models);
   }
 
   /** Creates a lease (the caller checked `canTake`). */
@@ -200,14 +195,7 @@ export class PoolInstance implements LeaseHost {
     const lease = new PoolLease(this, Date.now());
     this.leases.add(lease);
     this.queued++;
-    for (const model of models ?? []) {
-      this.recentModels.delete(model);
-      this.recentModels.set(model, Date.now());
-      if (this.recentModels.size > RECENT_MODELS) {
-        const oldest = this.recentModels.keys().next().value;
-        if (oldest !== undefined) this.recentModels.delete(oldest);
-      }
-    }
+    this.models.record(models);
     this.changed();
     return lease;
   }
@@ -243,13 +231,15 @@ export class PoolInstance implements LeaseHost {
 
   /** The instance's /object_info, loaded once and refreshed when marked stale. */
   async nodeDefs(signal?: AbortSignal): Promise<Record<string, NodeDef>> {
-    if (this.defs && !this.capabilitiesStale) return this.defs;
-    return this.loadCapabilities(signal);
+    return this.capabilities.get(signal).then((defs) => {
+      this.capabilitiesLoaded();
+      return defs;
+    });
   }
 
   /** Marks capabilities stale and re-checks soon (e.g. after a 400 for an unknown class). */
   refreshCapabilities(): void {
-    this.capabilitiesStale = true;
+    this.capabilities.stale = true;
     void this.health.probeNow();
   }
 
@@ -261,7 +251,7 @@ export class PoolInstance implements LeaseHost {
       this.health.pause();
       this.abortLeases('managed process exited');
     } else {
-      this.capabilitiesStale = true;
+      this.capabilities.stale = true;
       this.client.connect({ signal: this.closeController.signal }).catch(() => undefined);
       void this.health.probeNow();
     }
@@ -338,7 +328,7 @@ export class PoolInstance implements LeaseHost {
       this.logger.info({ reason: this.suspect }, 'instance answers again');
       this.suspect = null;
     }
-    if (this.capabilitiesStale || this.classes === null) {
+    if (this.capabilities.stale || this.capabilities.classes === null) {
       this.loadCapabilities().catch((error: unknown) => {
         this.logger.warn({ err: error }, 'could not load /object_info');
       });
@@ -346,32 +336,21 @@ export class PoolInstance implements LeaseHost {
     this.hooks.capacity();
   }
 
-  private loadCapabilities(signal?: AbortSignal): Promise<Record<string, NodeDef>> {
-    if (this.capabilityLoad) return this.capabilityLoad;
-    const timeout = AbortSignal.timeout(this.settings.capabilityTimeoutMs);
-    const signals = [this.closeController.signal, timeout, ...(signal ? [signal] : [])];
-    const load = this.client
-      .getObjectInfo({ refresh: true, signal: AbortSignal.any(signals) })
-      .then((defs) => {
-        this.defs = defs;
-        this.classes = new Set(Object.keys(defs));
-        this.capabilitiesStale = false;
-        this.changed();
-        this.hooks.capacity();
-        return defs;
-      })
-      .finally(() => {
-        this.capabilityLoad = null;
-      });
-    this.capabilityLoad = load;
-    return load;
+  private async loadCapabilities(): Promise<void> {
+    await this.capabilities.load();
+    this.capabilitiesLoaded();
+  }
+
+  private capabilitiesLoaded(): void {
+    this.changed();
+    this.hooks.capacity();
   }
 
   private onClientState(state: string): void {
     if (this.closed) return;
     if (state === 'open') {
       if (this.wasOpen) {
-        this.capabilitiesStale = true;
+        this.capabilities.stale = true;
         this.hooks.reconnect(this);
       }
       this.wasOpen = true;
@@ -398,16 +377,9 @@ export class PoolInstance implements LeaseHost {
   }
 
   private noteUnknownClass(error: unknown): void {
-    const code = (error as { code?: unknown } | null)?.code;
-    if (code !== 'comfy_validation') return;
-    const message = (error as { error?: { message?: unknown } }).error?.message;
-    const match = UNKNOWN_CLASS.exec(typeof message === 'string' ? message : describe(error));
-    if (!match) return;
-    this.logger.warn(
-      { classType: match[1] },
-      'instance rejected an unknown node class: refreshing /object_info',
-    );
-    this.classes?.delete(match[1]!);
+    const classType = this.capabilities.forgetUnknownClass(error);
+    if (classType === null) return;
+    this.logger.warn({ classType }, 'instance rejected an unknown node class: refreshing /object_info');
     this.refreshCapabilities();
   }
 

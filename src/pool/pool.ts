@@ -4,7 +4,13 @@ import { EventEmitter } from 'node:events';
 import pino, { type Logger } from 'pino';
 import type { ComfyClient, NodeDef } from '../comfy/index.ts';
 import { type ResolvedInstanceConfig, resolveInstanceConfig } from './config.ts';
-import { InstanceExistsError, InstanceNotFoundError, PoolClosedError, PoolError } from './errors.ts';
+import {
+  InstanceExistsError,
+  InstanceNotFoundError,
+  InvalidInstanceConfigError,
+  PoolClosedError,
+  PoolError,
+} from './errors.ts';
 import { type InstanceHooks, type InstanceSettings, PoolInstance } from './instance.ts';
 import { ManagedProcess } from './managed-process.ts';
 import { pickCandidate } from './router.ts';
@@ -16,6 +22,9 @@ import type {
   Lease,
   PoolOptions,
 } from './types.ts';
+
+/** Upper bound on instances added at run time (each holds a client, a socket and timers). */
+const MAX_INSTANCES = 1024;
 
 /** Events a Pool emits, with their payloads. */
 export interface PoolEvents {
@@ -175,8 +184,9 @@ export class Pool extends EventEmitter<PoolEvents> {
     const wanted = [...new Set(classTypes)];
     let best: string[] | null = null;
     for (const instance of this.instances.values()) {
-      if (instance.draining || instance.classes === null) continue;
-      const missing = wanted.filter((c) => !instance.classes!.has(c));
+      const classes = instance.capabilities.classes;
+      if (instance.draining || classes === null) continue;
+      const missing = wanted.filter((c) => !classes.has(c));
       if (missing.length === 0) return { ok: true };
       if (best === null || missing.length < best.length) best = missing;
     }
@@ -220,6 +230,9 @@ export class Pool extends EventEmitter<PoolEvents> {
   async add(config: InstanceConfig): Promise<InstanceSnapshot> {
     if (this.closing) throw new PoolClosedError();
     const resolved = resolveInstanceConfig(config, { maxJobs: this.options.maxJobsPerInstance });
+    if (this.instances.size >= MAX_INSTANCES) {
+      throw new InvalidInstanceConfigError('instances', `the pool already has ${MAX_INSTANCES} instances`);
+    }
     if (this.instances.has(resolved.id)) throw new InstanceExistsError(resolved.id);
     for (const other of this.instances.values()) {
       if (other.url === resolved.url) {

@@ -1,0 +1,75 @@
+// What one instance can run: the node classes of its /object_info, loaded once, refreshed when
+// marked stale (reconnect, or a 400 for a class it claimed to have), single-flight.
+import type { NodeDef } from '../comfy/index.ts';
+import { describe } from './instance-health.ts';
+
+const UNKNOWN_CLASS = /node (\S+) does not exist/i;
+
+/** Loads /object_info through the given function. */
+export type ObjectInfoLoader = (signal: AbortSignal) => Promise<Record<string, NodeDef>>;
+
+/** Node classes of one instance. */
+export class Capabilities {
+  /** Node classes from /object_info; null until first loaded. */
+  classes: Set<string> | null = null;
+  /** True when the classes must be (re)loaded before they can be trusted. */
+  stale = true;
+
+  private defs: Record<string, NodeDef> | null = null;
+  private loading: Promise<Record<string, NodeDef>> | null = null;
+  private readonly loader: ObjectInfoLoader;
+  private readonly timeoutMs: number;
+  private readonly closed: AbortSignal;
+
+  constructor(loader: ObjectInfoLoader, options: { timeoutMs: number; closed: AbortSignal }) {
+    this.loader = loader;
+    this.timeoutMs = options.timeoutMs;
+    this.closed = options.closed;
+  }
+
+  /** True when every class is known to exist (unknown info qualifies only for no classes). */
+  has(classTypes: readonly string[]): boolean {
+    if (classTypes.length === 0) return true;
+    const classes = this.classes;
+    if (classes === null) return false;
+    return classTypes.every((c) => classes.has(c));
+  }
+
+  /** The node definitions, from cache unless stale. */
+  get(signal?: AbortSignal): Promise<Record<string, NodeDef>> {
+    if (this.defs && !this.stale) return Promise.resolve(this.defs);
+    return this.load(signal);
+  }
+
+  /** Loads /object_info now (joining a load in flight). */
+  load(signal?: AbortSignal): Promise<Record<string, NodeDef>> {
+    if (this.loading) return this.loading;
+    const signals = [this.closed, AbortSignal.timeout(this.timeoutMs), ...(signal ? [signal] : [])];
+    const loading = this.loader(AbortSignal.any(signals))
+      .then((defs) => {
+        this.defs = defs;
+        this.classes = new Set(Object.keys(defs));
+        this.stale = false;
+        return defs;
+      })
+      .finally(() => {
+        this.loading = null;
+      });
+    this.loading = loading;
+    return loading;
+  }
+
+  /**
+   * When `error` is ComfyUI's 400 "node X does not exist", forgets X at once, marks the list stale
+   * and returns X; otherwise returns null.
+   */
+  forgetUnknownClass(error: unknown): string | null {
+    if ((error as { code?: unknown } | null)?.code !== 'comfy_validation') return null;
+    const message = (error as { error?: { message?: unknown } }).error?.message;
+    const match = UNKNOWN_CLASS.exec(typeof message === 'string' ? message : describe(error));
+    if (!match?.[1]) return null;
+    this.classes?.delete(match[1]);
+    this.stale = true;
+    return match[1];
+  }
+}
