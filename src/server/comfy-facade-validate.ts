@@ -96,13 +96,13 @@ function optionOf(cfg: unknown, key: string): unknown {
 }
 
 /**
- * Validates `prompt` as ComfyUI's POST /prompt would. `acceptFile(nodeId, input, value)` says
- * whether a file-input value that the definitions do not list is known anyway (a facade upload).
+ * Validates `prompt` as ComfyUI's POST /prompt would. `acceptFile(classType, input, value)` says
+ * whether an unlisted value of a file input is a facade upload ('known'), a missing file, or not a file input.
  */
 export function validateForFacade(
   prompt: unknown,
   defs: Record<string, unknown>,
-  acceptFile: (classType: string, input: string, value: unknown) => boolean,
+  acceptFile: (classType: string, input: string, value: unknown) => 'known' | 'missing' | 'not_a_file',
 ): FacadeValidation {
   if (!isObject(prompt)) return reject(comfyError('no_prompt', 'No prompt provided', 'No prompt provided'));
   const nodes = prompt as Prompt;
@@ -155,12 +155,26 @@ export function validateForFacade(
       }
     }
   }
+  // Loader nodes validate their file themselves in ComfyUI (VALIDATE_INPUTS).
+  for (const [id, node] of Object.entries(nodes)) {
+    for (const [name, value] of Object.entries(isObject(node.inputs) ? node.inputs : {})) {
+      if (typeof value !== 'string' || acceptFile(String(node.class_type), name, value) !== 'missing')
+        continue;
+      add(id, {
+        type: 'custom_validation_failed',
+        message: 'Custom validation failed for node',
+        details: `${name} - Invalid image file: ${value}`,
+        extra_info: { input_name: name },
+      });
+    }
+  }
   for (const issue of validatePrompt(prompt, defs as NodeDefs)) {
     if (issue.severity !== 'error' || !issue.node_id || !issue.input) continue;
     const node = nodes[issue.node_id];
     const value = isObject(node?.inputs) ? node.inputs[issue.input] : undefined;
     const classType = String(node?.class_type);
-    if (issue.code === 'value_not_in_list' && acceptFile(classType, issue.input, value)) continue;
+    if (issue.code === 'value_not_in_list' && acceptFile(classType, issue.input, value) !== 'not_a_file')
+      continue;
     if (perNode.get(issue.node_id)?.some((e) => e.details === issue.input)) continue;
     const cfg = inputConfig(defs[classType], issue.input);
     const known = MESSAGES[issue.code];

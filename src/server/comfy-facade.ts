@@ -107,7 +107,14 @@ export const comfyFacadeRoutes: FastifyPluginAsync<ComfyFacadeOptions> = async (
     const api = prompt as ApiPrompt;
     const verdict = validateForFacade(api, defs, (classType, input, value) => {
       const spec = fileInputsOf(defs[classType] as NodeDef | undefined).get(input);
-      return spec !== undefined && uploads.lookupValue(value) !== undefined;
+      if (spec === undefined) return 'not_a_file';
+      const name =
+        typeof value === 'string' && spec.folder !== 'input' && !/ \[(input|output|temp)\]$/.test(value)
+          ? `${value} [${spec.folder}]`
+          : value;
+      if (uploads.lookupValue(name) !== undefined) return 'known';
+      const listed = listedValues(defs[classType], input);
+      return listed === undefined || listed.includes(value) ? 'known' : 'missing';
     });
     if (!verdict.ok) return reply.code(400).send({ error: verdict.error, node_errors: verdict.nodeErrors });
 
@@ -267,6 +274,16 @@ function uploadInputs(prompt: ApiPrompt, defs: NodeDefs, uploads: FacadeUploads)
     }
   }
   return inputs;
+}
+
+/** The COMBO choices of an input (old `[[...]]` and new `["COMBO", {options}]` forms). */
+function listedValues(def: unknown, input: string): unknown[] | undefined {
+  const d = def as { input?: Record<string, Record<string, unknown> | undefined> } | undefined;
+  const spec = d?.input?.required?.[input] ?? d?.input?.optional?.[input];
+  if (!Array.isArray(spec)) return undefined;
+  if (Array.isArray(spec[0])) return spec[0];
+  const options = (spec[1] as { options?: unknown } | undefined)?.options;
+  return Array.isArray(options) ? options : undefined;
 }
 
 /** ComfyUI keeps extra_data verbatim; a huge one (embedded workflows) is not kept in memory here. */

@@ -141,6 +141,21 @@ describe('native ComfyUI facade over two simulator instances', () => {
       },
       node_errors: {},
     });
+    const missing = await stack.request('/prompt', {
+      body: {
+        prompt: {
+          ...invertPrompt('lm'),
+          '1': { class_type: 'LoadImage', inputs: { image: 'does_not_exist.png' } },
+        },
+      },
+    });
+    assert.equal(missing.status, 400);
+    assert.deepEqual(missing.body.node_errors['1'].errors[0], {
+      type: 'custom_validation_failed',
+      message: 'Custom validation failed for node',
+      details: 'image - Invalid image file: does_not_exist.png',
+      extra_info: { input_name: 'image' },
+    });
     const none = await stack.request('/api/prompt', { body: { nothing: true } });
     assert.equal(none.status, 400);
     assert.equal(none.body.error.type, 'no_prompt');
