@@ -109,6 +109,28 @@ export function jobErrorFrom(err: unknown): { error: JobError; retryable: boolea
   }
 }
 
+const REMOTE_VALUE = /^(https?:\/\/|data:|s3:\/\/)/i;
+
+/**
+ * True when the job has inputs to fetch or upload: an `inputs` map, a URL/data-URI string value, or
+ * a `core/ASSET` reference. Most prompts have none, and skipping io then saves a pass per job.
+ */
+export function needsInputResolution(job: JobRecord): boolean {
+  if (job.request.inputs && Object.keys(job.request.inputs).length > 0) return true;
+  for (const node of Object.values(job.workflow)) {
+    for (const value of Object.values(node.inputs)) {
+      if (
+        typeof value === 'string'
+          ? REMOTE_VALUE.test(value)
+          : typeof value === 'object' && value !== null && !Array.isArray(value)
+      ) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
 /** Runs attempts; stateless apart from its dependencies. */
 export class Runner {
   #options: RunnerOptions;
@@ -160,7 +182,7 @@ export class Runner {
     }
     let prompt = ctx.job.workflow;
     const resolver = this.#options.inputResolver;
-    if (resolver) {
+    if (resolver && needsInputResolution(ctx.job)) {
       const nodeDefs = this.#options.nodeDefsFor ? await this.#options.nodeDefsFor(ctx.instanceId) : {};
       const resolved = await resolver.resolve(prompt, {
         ...(ctx.job.request.inputs ? { inputs: ctx.job.request.inputs } : {}),

@@ -33,7 +33,26 @@ const MIGRATIONS: readonly string[] = [
      claimed_at INTEGER NOT NULL
    );
    CREATE INDEX idempotency_by_time ON idempotency_keys (claimed_at);`,
+  // The workflow is written once at insert; state updates no longer rewrite it (big prompts).
+  `ALTER TABLE jobs ADD COLUMN workflow TEXT;`,
 ];
+
+interface Row {
+  data: string;
+  workflow: string | null;
+}
+
+/** The record without its workflow (stored once, in its own column). */
+function stateJson(job: JobRecord): string {
+  return JSON.stringify({ ...job, workflow: undefined });
+}
+
+function fromRow(row: Row): JobRecord {
+  const job = JSON.parse(row.data) as JobRecord;
+  // Rows written before migration 2 carry the workflow inside `data`.
+  if (row.workflow !== null) job.workflow = JSON.parse(row.workflow) as JobRecord['workflow'];
+  return job;
+}
 
 const TERMINAL_LIST = [...TERMINAL_STATUSES].map((s) => `'${s}'`).join(',');
 
@@ -65,12 +84,12 @@ export class SqliteJobStore implements JobStore {
     const db = this.#db;
     this.#stmt = {
       insert: db.prepare(
-        'INSERT INTO jobs (id, status, created_at, expires_at, data) VALUES (?, ?, ?, ?, ?)',
+        'INSERT INTO jobs (id, status, created_at, expires_at, data, workflow) VALUES (?, ?, ?, ?, ?, ?)',
       ),
       update: db.prepare('UPDATE jobs SET status = ?, expires_at = ?, data = ? WHERE id = ?'),
-      get: db.prepare('SELECT data FROM jobs WHERE id = ?'),
+      get: db.prepare('SELECT data, workflow FROM jobs WHERE id = ?'),
       unfinished: db.prepare(
-        `SELECT data FROM jobs WHERE status NOT IN (${TERMINAL_LIST}) ORDER BY created_at ASC, id ASC`,
+        `SELECT data, workflow FROM jobs WHERE status NOT IN (${TERMINAL_LIST}) ORDER BY created_at ASC, id ASC`,
       ),
       keyGet: db.prepare('SELECT claimed_at FROM idempotency_keys WHERE key = ?'),
       keyUpsert: db.prepare(
@@ -103,9 +122,10 @@ export class SqliteJobStore implements JobStore {
   }
 
   insert(job: JobRecord, idempotencyKey?: string | null): void {
-    const data = JSON.stringify(job);
+    const data = stateJson(job);
+    const workflow = JSON.stringify(job.workflow);
     if (!idempotencyKey) {
-      this.#stmt.insert.run(job.id, job.status, job.created_at, job.expires_at, data);
+      this.#stmt.insert.run(job.id, job.status, job.created_at, job.expires_at, data, workflow);
       this.#writes++;
       return;
     }
@@ -115,7 +135,7 @@ export class SqliteJobStore implements JobStore {
       if (claimed && claimed.claimed_at + IDEMPOTENCY_TTL_MS > job.created_at)
         throw new IdempotencyKeyReuseError();
       this.#stmt.keyUpsert.run(idempotencyKey, job.id, job.created_at);
-      this.#stmt.insert.run(job.id, job.status, job.created_at, job.expires_at, data);
+      this.#stmt.insert.run(job.id, job.status, job.created_at, job.expires_at, data, workflow);
       this.#db.exec('COMMIT');
       this.#writes++;
     } catch (err) {
@@ -125,13 +145,13 @@ export class SqliteJobStore implements JobStore {
   }
 
   update(job: JobRecord): void {
-    this.#stmt.update.run(job.status, job.expires_at, JSON.stringify(job), job.id);
+    this.#stmt.update.run(job.status, job.expires_at, stateJson(job), job.id);
     this.#writes++;
   }
 
   get(id: string): JobRecord | undefined {
-    const row = this.#stmt.get.get(id) as { data: string } | undefined;
-    return row ? (JSON.parse(row.data) as JobRecord) : undefined;
+    const row = this.#stmt.get.get(id) as Row | undefined;
+    return row ? fromRow(row) : undefined;
   }
 
   list(query: ListQuery): JobPage {
@@ -146,9 +166,9 @@ export class SqliteJobStore implements JobStore {
       where.push('(created_at < ? OR (created_at = ? AND id < ?))');
       params.push(after.createdAt, after.createdAt, after.id);
     }
-    const sql = `SELECT data FROM jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id DESC LIMIT ?`;
-    const rows = this.#db.prepare(sql).all(...params, query.limit + 1) as Array<{ data: string }>;
-    const jobs = rows.slice(0, query.limit).map((r) => JSON.parse(r.data) as JobRecord);
+    const sql = `SELECT data, workflow FROM jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id DESC LIMIT ?`;
+    const rows = this.#db.prepare(sql).all(...params, query.limit + 1) as unknown as Row[];
+    const jobs = rows.slice(0, query.limit).map(fromRow);
     const last = jobs.at(-1);
     return { jobs, nextCursor: rows.length > query.limit && last ? encodeCursor(last) : null };
   }

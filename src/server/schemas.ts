@@ -4,6 +4,11 @@ import { JOB_STATUSES } from '../jobs/index.ts';
 
 const httpUrl = z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' });
 
+const inputsMap = z.record(
+  z.string().regex(/^[^.\s]+\.\S+$/, 'input names are "<node_id>.<input>", e.g. "10.image"'),
+  z.string().min(1),
+);
+
 /** Body of POST /api/v2/jobs (v2 fields plus our documented extensions). */
 export const submitJobBody = z
   .object({
@@ -22,10 +27,11 @@ export const submitJobBody = z
       .record(z.string(), z.record(z.string(), z.unknown()))
       .optional()
       .describe('Extension: `{node_id: {input: value}}` applied before the run.'),
-    inputs: z
-      .record(z.string(), z.string())
+    inputs: inputsMap
       .optional()
-      .describe('Extension: `{name: url | data URI | asset id}` uploaded to the instance before the run.'),
+      .describe(
+        'Extension: `{"<node_id>.<input>": url | data URI | asset id}` uploaded to the instance before the run.',
+      ),
     output: z
       .object({
         store: z.enum(['inline', 'storage', 'link']).default('link'),
@@ -193,7 +199,7 @@ export const promptSyncBody = z.object({
     .optional()
     .describe('Seconds; the job fails with timeout after it.'),
   overrides: z.record(z.string(), z.record(z.string(), z.unknown())).optional(),
-  inputs: z.record(z.string(), z.string()).optional(),
+  inputs: inputsMap.optional(),
   priority: z.int().min(-1_000_000).max(1_000_000).optional(),
   webhook_url: httpUrl.optional(),
 });

@@ -12,12 +12,19 @@ export class RequestValidationError extends Error {
   constructor(part: string, error: z.ZodError) {
     const issues = error.issues.map((i) => ({
       path: [part, ...i.path.map(String)].join('.'),
-      message: i.message,
+      message: detail(i),
     }));
     const first = issues[0];
     super(first ? `${first.path}: ${first.message}` : `${part} is invalid`);
     this.issues = issues;
   }
+}
+
+/** The most specific message of an issue (record keys nest theirs). */
+function detail(issue: z.core.$ZodIssue): string {
+  if (issue.code === 'invalid_key' && issue.issues[0]) return `invalid key: ${issue.issues[0].message}`;
+  if (issue.code === 'unrecognized_keys') return `unknown field(s) ${issue.keys.join(', ')}`;
+  return issue.message;
 }
 
 const registry = new WeakMap<object, { part: string; schema: z.ZodType }>();

@@ -85,6 +85,7 @@ function storeContract(name: string, make: () => Promise<{ store: JobStore; clea
         store.insert(job('a', 1));
         const got = store.get('a');
         assert.equal(got?.status, 'queued');
+        assert.deepEqual(got?.workflow, job('a', 1).workflow);
         if (!got) return;
         got.status = 'running';
         store.update(got);
@@ -193,7 +194,7 @@ test('SqliteJobStore persists across reopen, uses WAL and records its schema ver
     b.close();
     const raw = new DatabaseSync(path);
     assert.equal((raw.prepare('PRAGMA journal_mode').get() as { journal_mode: string }).journal_mode, 'wal');
-    assert.equal((raw.prepare('PRAGMA user_version').get() as { user_version: number }).user_version, 1);
+    assert.equal((raw.prepare('PRAGMA user_version').get() as { user_version: number }).user_version, 2);
     raw.close();
   } finally {
     await rm(dir, { recursive: true, force: true });

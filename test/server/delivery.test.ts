@@ -8,7 +8,12 @@ import { invertPrompt, startTestStack, type TestStack } from '../support/gateway
 const SECRET = `whsec_${Buffer.from('0123456789abcdef0123456789abcdef').toString('base64')}`;
 let stack: TestStack;
 const received: Array<{ headers: IncomingMessage['headers']; body: string }> = [];
+let servedPng: Buffer | null = null;
 const hook = createServer((req, res) => {
+  if (req.method === 'GET' && req.url === '/cat.png' && servedPng) {
+    res.writeHead(200, { 'content-type': 'image/png', 'content-length': servedPng.length }).end(servedPng);
+    return;
+  }
   const chunks: Buffer[] = [];
   req.on('data', (c) => chunks.push(c));
   req.on('end', () => {
@@ -41,6 +46,40 @@ test('output.store inline returns the bytes as base64 in the job', async () => {
   // The content link still works for delivered outputs.
   const viaLink = Buffer.from(await (await fetch(out.url)).arrayBuffer());
   assert.deepEqual(viaLink, png);
+  servedPng = png;
+});
+
+test('a URL input is fetched, uploaded to the instance and used by LoadImage', async () => {
+  assert.ok(servedPng, 'the inline test ran first');
+  const port = (hook.address() as { port: number }).port;
+  const workflow = {
+    '1': { class_type: 'LoadImage', inputs: { image: 'cat' } },
+    '2': { class_type: 'ImageInvert', inputs: { image: ['1', 0] } },
+    '3': { class_type: 'SaveImage', inputs: { images: ['2', 0], filename_prefix: 'fromurl' } },
+  };
+  const res = await stack.request('/api/v2/jobs?wait=10', {
+    body: {
+      workflow,
+      inputs: { '1.image': `http://127.0.0.1:${port}/cat.png` },
+      output: { store: 'inline' },
+    },
+  });
+  assert.equal(res.body.status, 'succeeded', JSON.stringify(res.body.error));
+  const direct = await stack.request('/api/v2/jobs?wait=10', {
+    body: {
+      workflow: {
+        ...workflow,
+        '1': { class_type: 'LoadImage', inputs: { image: `http://127.0.0.1:${port}/cat.png` } },
+      },
+    },
+  });
+  assert.equal(direct.body.status, 'succeeded', JSON.stringify(direct.body.error));
+  assert.ok(res.body.outputs[0].data_base64.length > 0);
+  const badKey = await stack.request('/api/v2/jobs', {
+    body: { workflow, inputs: { cat: 'http://x/y.png' } },
+  });
+  assert.equal(badKey.status, 400);
+  assert.match(badKey.body.error.message, /node_id/);
 });
 
 test('webhook_url gets a signed job.succeeded delivery with the job', async () => {
