@@ -271,11 +271,18 @@ export class WorkflowRegistry extends EventEmitter {
       // Node definitions are fetched only when a template needs them (a UI workflow, or an input
       // name only the definitions know), so a folder of API prompts never waits on an instance.
       let defs: NodeDefs | undefined | null = null;
+      const previousByFile = new Map([...this.#entries.values()].map((e) => [e.file, e]));
       for (const file of names) {
         const text = contents.get(file);
         if (text === undefined) continue;
-        let loaded = this.#load(file, text, contents, undefined);
-        if (loaded && needsDefs(loaded)) {
+        // Unchanged declaration and workflow files: keep the parsed template (no YAML/convert work).
+        const unchanged = previousByFile.get(file);
+        let loaded: TemplateEntry | TemplateLoadError | undefined =
+          unchanged?.source.text === text &&
+          [...unchanged.source.files].every(([k, v]) => contents.get(k) === v)
+            ? unchanged
+            : this.#load(file, text, contents, undefined);
+        if (loaded && loaded !== unchanged && needsDefs(loaded)) {
           if (defs === null) defs = await this.#nodeDefs();
           if (defs) loaded = this.#load(file, text, contents, defs);
         }
