@@ -29,6 +29,7 @@ export interface InstanceHealthOptions {
 }
 
 const LATENCY_SMOOTHING = 0.3;
+const OPEN_POLL_MS = 100;
 
 /** Breaker + probe loop for one instance. */
 export class InstanceHealth {
@@ -167,7 +168,14 @@ export class InstanceHealth {
       this.breaker.state === CircuitState.Closed &&
       this.lastCheckOk === true &&
       !this.options.wantsFastProbe();
-    const delay = healthy ? this.options.intervalMs : this.options.recoveryIntervalMs;
+    // While open, a refused probe costs nothing (no request is made), so check often: the
+    // half-open probe then runs within a moment of the breaker allowing it.
+    const open = this.breaker.state === CircuitState.Open;
+    const delay = healthy
+      ? this.options.intervalMs
+      : open
+        ? Math.min(this.options.recoveryIntervalMs, OPEN_POLL_MS)
+        : this.options.recoveryIntervalMs;
     this.timer = setTimeout(() => {
       this.timer = null;
       void this.probeNow();
