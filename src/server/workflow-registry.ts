@@ -6,6 +6,7 @@ import { EventEmitter } from 'node:events';
 import { type FSWatcher, readFileSync, realpathSync, statSync, watch } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, relative, resolve, sep } from 'node:path';
+import pLimit from 'p-limit';
 import type { LoggerLike } from '../jobs/index.ts';
 import {
   type ConversionIssue,
@@ -350,25 +351,38 @@ export class WorkflowRegistry extends EventEmitter {
   }
 
   async #readAll(names: string[], errors: TemplateLoadError[]): Promise<Map<string, string>> {
-    const contents = new Map<string, string>();
+    const read = new Map<string, string | TemplateLoadError>();
     const maxBytes = this.#o.maxFileBytes ?? 8 * 1024 * 1024;
+    const limit = pLimit(8);
+    await Promise.all(
+      names.map((file) =>
+        limit(async () => {
+          const path = join(this.dir, file);
+          try {
+            const info = await stat(path);
+            if (!info.isFile()) return;
+            if (info.size > maxBytes) {
+              read.set(
+                file,
+                fileError(file, 'template_file_too_large', `${file}: ${info.size} bytes (max ${maxBytes})`),
+              );
+              return;
+            }
+            read.set(file, await readFile(path, 'utf8'));
+          } catch (err) {
+            // Deleted between listing and reading: the next event re-scans.
+            if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+            read.set(file, fileError(file, 'template_file_unreadable', `${file}: ${(err as Error).message}`));
+          }
+        }),
+      ),
+    );
+    // Back in name order, so errors and duplicate resolution do not depend on I/O timing.
+    const contents = new Map<string, string>();
     for (const file of names) {
-      const path = join(this.dir, file);
-      try {
-        const info = await stat(path);
-        if (!info.isFile()) continue;
-        if (info.size > maxBytes) {
-          errors.push(
-            fileError(file, 'template_file_too_large', `${file}: ${info.size} bytes (max ${maxBytes})`),
-          );
-          continue;
-        }
-        contents.set(file, await readFile(path, 'utf8'));
-      } catch (err) {
-        // Deleted between listing and reading: the next event re-scans.
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
-        errors.push(fileError(file, 'template_file_unreadable', `${file}: ${(err as Error).message}`));
-      }
+      const r = read.get(file);
+      if (typeof r === 'string') contents.set(file, r);
+      else if (r) errors.push(r);
     }
     return contents;
   }
