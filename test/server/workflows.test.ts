@@ -352,6 +352,26 @@ parameters:
     assert.ok(spec.paths['/v1/workflows/invert']);
   });
 
+  it("serves a UI-format template, converted with the pool's node definitions", async () => {
+    writeFileSync(join(dir, 'ui.json'), JSON.stringify(uiInvert()));
+    writeFileSync(
+      join(dir, 'ui-invert.yaml'),
+      'workflow: ui.json\nparameters:\n  image: { type: image, required: true, target: { node: Source, input: image } }\n',
+    );
+    await until(registry, () => registry.get('ui-invert') !== undefined);
+    const described = await stack.request('/v1/workflows/ui-invert');
+    assert.equal(described.body.format, 'ui');
+    const image = pngDataUri(2, 2, () => [0, 100, 255]);
+    const res = await stack.request('/v1/workflows/ui-invert?wait=20', { body: { parameters: { image } } });
+    assert.equal(res.status, 201, JSON.stringify(res.body));
+    assert.equal(res.body.status, 'succeeded', JSON.stringify(res.body.error));
+    const png = await fetchPng(res.body.outputs[0].url);
+    const px = [...png.data.subarray(0, 3)];
+    for (const [c, v] of [255, 155, 0].entries()) assert.ok(Math.abs((px[c] as number) - v) <= 1, `${px}`);
+    rmSync(join(dir, 'ui-invert.yaml'));
+    await until(registry, () => registry.get('ui-invert') === undefined);
+  });
+
   it('picks up a change to the workflow file a declaration reads', async () => {
     const json = JSON.parse(readFileSync(join(dir, 'invert.json'), 'utf8'));
     const before = registry.get('invert');
@@ -387,21 +407,44 @@ describe('WorkflowRegistry', () => {
     }
   });
 
+  it('converts a UI template on first use when no node definitions were available at load', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gw-registry-'));
+    const registry = new WorkflowRegistry({
+      dir,
+      nodeDefs: async () => {
+        throw new Error('no instance is up');
+      },
+    });
+    try {
+      writeFileSync(join(dir, 'ui.json'), JSON.stringify(uiInvert()));
+      writeFileSync(
+        join(dir, 'ui-invert.yaml'),
+        'workflow: ui.json\nparameters:\n  image: { type: image, target: { node: Source, input: image } }\n',
+      );
+      await registry.start();
+      const entry = registry.get('ui-invert');
+      assert.ok(entry);
+      assert.equal(entry.template.prompt, undefined);
+      const template = await registry.resolved(entry, objectInfo());
+      assert.deepEqual(template.parameters.image?.targets, [{ node: '10', input: 'image' }]);
+      assert.equal(template.prompt?.['12']?.class_type, 'SaveImage');
+      assert.equal(registry.get('ui-invert')?.template, template, 'the conversion is kept');
+    } finally {
+      await registry.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('reports duplicate names and stray JSON, treats workflow files as workflows, and converts UI templates', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'gw-registry-'));
-    const objectInfo = JSON.parse(
-      readFileSync(
-        join(import.meta.dirname, '..', '..', 'src', 'simulator', 'data', 'object_info.json'),
-        'utf8',
-      ),
-    );
+    const defs = objectInfo();
     let defsCalls = 0;
     const registry = new WorkflowRegistry({
       dir,
       debounceMs: 10,
       nodeDefs: async () => {
         defsCalls++;
-        return objectInfo;
+        return defs;
       },
     });
     try {
@@ -442,6 +485,16 @@ describe('WorkflowRegistry', () => {
     }
   });
 });
+
+/** The recorded ComfyUI v0.8.0 /object_info. */
+function objectInfo(): Json {
+  return JSON.parse(
+    readFileSync(
+      join(import.meta.dirname, '..', '..', 'src', 'simulator', 'data', 'object_info.json'),
+      'utf8',
+    ),
+  );
+}
 
 /** A UI-format LoadImage → ImageInvert → SaveImage workflow. */
 function uiInvert(): Json {
