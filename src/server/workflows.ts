@@ -76,6 +76,26 @@ export const runWorkflowBody = submitJobBody
 type RunWorkflowBody = z.infer<typeof runWorkflowBody>;
 
 const nameParams = z.object({ name: z.string().min(1).max(64) });
+
+const loadError = z.object({
+  file: z.string(),
+  name: z.string(),
+  code: z.string(),
+  message: z.string(),
+  issues: z.array(z.record(z.string(), z.unknown())),
+});
+
+/** One template as GET /v1/workflows describes it. */
+const workflowSchema = z.object({
+  name: z.string(),
+  description: z.string(),
+  url: z.string().describe('POST here to run it.'),
+  file: z.string().describe('Declaration file in WORKFLOWS_DIR.'),
+  format: z.enum(['api', 'ui']),
+  parameters: z.record(z.string(), z.unknown()).describe('JSON Schema of the `parameters` object.'),
+  loaded_at: z.string(),
+  warnings: z.array(z.object({ code: z.string(), message: z.string() })),
+});
 const TAGS = ['workflows'];
 const RESOLVABLE = /^(https?:\/\/|s3:\/\/|data:|asset:)/i;
 
@@ -92,6 +112,7 @@ export const workflowRoutes: FastifyPluginAsync<WorkflowRoutesOptions> = async (
   app.get(
     '/v1/workflows',
     zodRoute({
+      response: { 200: z.object({ workflows: z.array(workflowSchema), errors: z.array(loadError) }) },
       summary: 'List the workflow templates and the files that failed to load',
       description:
         'Each template with the JSON Schema of its `parameters`. Templates are files in WORKFLOWS_DIR, reloaded on change.',
@@ -114,7 +135,7 @@ export const workflowRoutes: FastifyPluginAsync<WorkflowRoutesOptions> = async (
     '/v1/workflows/:name',
     zodRoute({
       params: nameParams,
-      response: { 404: errorSchema },
+      response: { 200: workflowSchema, 404: errorSchema },
       summary: 'One workflow template with its parameter schema',
       tags: TAGS,
       operationId: 'getWorkflow',
@@ -345,7 +366,7 @@ function operation(entry: TemplateEntry, schemaName: string): Record<string, unk
   });
   return {
     tags: TAGS,
-    operationId: `runWorkflow.${entry.name}`,
+    operationId: `runWorkflow_${entry.name.replace(/[^A-Za-z0-9_]/g, '_')}`,
     summary: entry.template.description || `Run the "${entry.name}" workflow template`,
     description: `Template \`${entry.name}\` (${entry.file}, ${entry.format} format) as a v2 job: same semantics as POST /api/v2/jobs.`,
     parameters: [

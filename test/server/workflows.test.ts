@@ -265,7 +265,8 @@ describe('/v1/workflows', () => {
     const spec = (await stack.request('/openapi.json')).body;
     assert.ok(spec.paths['/v1/workflows/{name}'].post, 'the generic route');
     const op = spec.paths['/v1/workflows/invert'].post;
-    assert.equal(op.operationId, 'runWorkflow.invert');
+    assert.equal(op.operationId, 'runWorkflow_invert');
+    assert.ok(spec.paths['/v1/workflows'].get.responses['200']);
     const ref: string = op.requestBody.content['application/json'].schema.$ref;
     const schema = spec.components.schemas[ref.replace('#/components/schemas/', '')];
     assert.deepEqual(schema.properties.parameters.required, ['image']);
