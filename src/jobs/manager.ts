@@ -267,17 +267,18 @@ export class JobManager extends EventEmitter {
     const job = this.require(id);
     if (isTerminal(job.status) || signal.aborted) return job;
     const { promise, resolve } = Promise.withResolvers<void>();
-    const scope = new AbortController();
-    const done = AbortSignal.any([signal, scope.signal]);
-    this.events.subscribe(
-      id,
-      (event) => {
-        if (event.type === 'status' && isTerminal(event.data.status)) scope.abort();
-      },
-      done,
-    );
-    done.addEventListener('abort', () => resolve(), { once: true });
-    await promise;
+    const onAbort = () => resolve();
+    signal.addEventListener('abort', onAbort, { once: true });
+    const off = this.events.subscribe(id, (event) => {
+      if (event.type === 'status' && isTerminal(event.data.status)) resolve();
+    });
+    try {
+      await promise;
+    } finally {
+      // Whichever side won, the other listener goes too.
+      off();
+      signal.removeEventListener('abort', onAbort);
+    }
     return this.get(id) ?? job;
   }
 
@@ -576,6 +577,15 @@ export class JobManager extends EventEmitter {
     for (const job of unfinished) {
       const live = this.#newLive(job);
       this.#live.set(job.id, live);
+      if (typeof job.workflow !== 'object' || job.workflow === null) {
+        // A record we cannot run again must not stop the gateway from starting.
+        job.error = {
+          code: 'unrecoverable',
+          message: 'The stored job has no workflow; it cannot be resumed.',
+        };
+        this.#finish(live, 'failed');
+        continue;
+      }
       if (!job.instance_id) {
         if (job.status === 'canceling') this.#finish(live, 'canceled');
         else this.#enqueue(job);

@@ -3,6 +3,7 @@
 // changes job state itself; the manager applies the outcome, so every state change has one owner.
 import type { JobError, JobOutput, JobRecord, OutputSource } from './job.ts';
 import { linkOutputs } from './outputs.ts';
+import { scopedSignal } from './scoped-signal.ts';
 import type {
   ComfyClientLike,
   InputResolverLike,
@@ -141,10 +142,8 @@ export class Runner {
 
   /** Runs one attempt to its outcome; never rejects. */
   async run(ctx: AttemptContext): Promise<AttemptOutcome> {
-    const timeout = AbortSignal.timeout(ctx.timeoutMs);
-    const signal = AbortSignal.any(
-      ctx.leaseSignal ? [ctx.signal, timeout, ctx.leaseSignal] : [ctx.signal, timeout],
-    );
+    const scope = scopedSignal([ctx.signal, ctx.leaseSignal], ctx.timeoutMs);
+    const signal = scope.signal;
     try {
       const result = await this.#execute(ctx, signal);
       const collected = await this.#collect(ctx, result, signal);
@@ -162,7 +161,7 @@ export class Runner {
           error: { code: 'instance_down', message: 'The instance was declared down mid-run.' },
         };
       }
-      if (timeout.aborted) {
+      if (scope.timedOut) {
         await this.#cancelOnInstance(ctx);
         return {
           kind: 'failed',
@@ -173,6 +172,8 @@ export class Runner {
       if (retryable) return { kind: 'retry', error };
       this.#options.logger?.debug({ job_id: ctx.job.id, err }, 'attempt failed');
       return { kind: 'failed', error };
+    } finally {
+      scope.dispose();
     }
   }
 

@@ -11,6 +11,8 @@ export interface QueueEntry {
   classTypes: string[];
   /** Instances to avoid (they failed this job before), when others exist. */
   exclude: string[];
+  /** Routing key (class set), filled in by the scheduler. */
+  key?: string;
 }
 
 /** Options of a Scheduler. */
@@ -68,6 +70,7 @@ export class Scheduler {
   /** Adds a job (or re-adds it for a retry). */
   enqueue(entry: QueueEntry): void {
     if (this.#closed) return;
+    entry.key = entry.classTypes.join('\u0000');
     let lo = 0;
     let hi = this.#queue.length;
     while (lo < hi) {
@@ -112,7 +115,7 @@ export class Scheduler {
     const noSlot = new Set<string>();
     while (index < this.#queue.length && scanned < this.#scanLimit) {
       const entry = this.#queue[index] as QueueEntry;
-      const key = entry.exclude.length === 0 ? entry.classTypes.join('\u0000') : null;
+      const key = entry.exclude.length === 0 ? (entry.key ?? null) : null;
       if (key !== null && noSlot.has(key)) {
         index++;
         scanned++;

@@ -174,9 +174,7 @@ export class SqliteJobStore implements JobStore {
   }
 
   listUnfinished(): JobRecord[] {
-    return (this.#stmt.unfinished.all() as Array<{ data: string }>).map(
-      (r) => JSON.parse(r.data) as JobRecord,
-    );
+    return (this.#stmt.unfinished.all() as unknown as Row[]).map(fromRow);
   }
 
   hasIdempotencyKey(key: string, now: number): boolean {

@@ -10,6 +10,7 @@ import {
   type JobStatus,
   type PrepareOptions,
   prepareWorkflow,
+  scopedSignal,
 } from '../jobs/index.ts';
 import { originOf, renderJob } from './render.ts';
 import {
@@ -195,12 +196,12 @@ export async function createJob(
   });
   request.log.info({ job_id: job.id, idempotency_key: key }, 'job created');
   if (input.wait && input.wait > 0) {
-    const signal = AbortSignal.any([
-      AbortSignal.timeout(input.wait * 1000),
-      replySignal(reply),
-      ...(shutdownSignal ? [shutdownSignal] : []),
-    ]);
-    job = await manager.waitForTerminal(job.id, signal);
+    const scope = scopedSignal([replySignal(reply), shutdownSignal], input.wait * 1000);
+    try {
+      job = await manager.waitForTerminal(job.id, scope.signal);
+    } finally {
+      scope.dispose();
+    }
   }
   return reply
     .code(201)

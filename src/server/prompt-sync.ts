@@ -11,6 +11,7 @@ import {
   type PoolLike,
   type PrepareOptions,
   prepareWorkflow,
+  scopedSignal,
 } from '../jobs/index.ts';
 import { renderError } from './errors.ts';
 import { replySignal } from './jobs.ts';
@@ -95,13 +96,24 @@ export const promptSyncRoutes: FastifyPluginAsync<PromptSyncRoutesOptions> = asy
         },
       });
       // The job's own timeout ends it; the extra margin covers queueing and the interrupt landing.
-      const signal = AbortSignal.any([
-        AbortSignal.timeout(timeoutMs + 30_000),
-        replySignal(reply),
-        shutdownSignal,
-      ]);
-      const job = await manager.waitForTerminal(created.id, signal);
+      const scope = scopedSignal([replySignal(reply), shutdownSignal], timeoutMs + 30_000);
+      let job: JobRecord;
+      try {
+        job = await manager.waitForTerminal(created.id, scope.signal);
+      } finally {
+        scope.dispose();
+      }
       if (reply.raw.destroyed) return reply;
+      if (!isTerminal(job.status) && !shutdownSignal.aborted) {
+        reply.header('location', `/api/v2/jobs/${job.id}`);
+        return fail(
+          reply,
+          504,
+          'timeout',
+          'The job is still waiting for an instance; poll it by prompt_id.',
+          job,
+        );
+      }
       if (!isTerminal(job.status)) {
         reply.header('location', `/api/v2/jobs/${job.id}`);
         return fail(
@@ -114,7 +126,7 @@ export const promptSyncRoutes: FastifyPluginAsync<PromptSyncRoutesOptions> = asy
       }
       if (job.status === 'succeeded') {
         const images = body.return_image_base64
-          ? await inlineImages(job, pool, maxInlineBytes, signal)
+          ? await inlineImages(job, pool, maxInlineBytes, AbortSignal.timeout(60_000))
           : undefined;
         const origin = originOf(request, publicUrl);
         return reply.code(200).send({

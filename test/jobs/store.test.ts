@@ -140,6 +140,8 @@ function storeContract(name: string, make: () => Promise<{ store: JobStore; clea
           store.listUnfinished().map((j) => j.id),
           ['j0', 'j2', 'j4', 'j6'],
         );
+        for (const j of [...store.listUnfinished(), ...p1.jobs])
+          assert.deepEqual(j.workflow, job('x', 0).workflow);
         assert.equal(store.counts().succeeded, 3);
       } finally {
         await cleanup();
