@@ -240,7 +240,7 @@ export class PoolInstance implements LeaseHost {
   /** Marks capabilities stale and re-checks soon (e.g. after a 400 for an unknown class). */
   refreshCapabilities(): void {
     this.capabilities.stale = true;
-    void this.health.probeNow();
+    if (!this.processDown) void this.health.probeNow();
   }
 
   /** Stops the process-health link while a managed process restarts. */
@@ -354,7 +354,7 @@ export class PoolInstance implements LeaseHost {
         this.hooks.reconnect(this);
       }
       this.wasOpen = true;
-      if (this.suspect !== null) void this.health.probeNow();
+      if (this.suspect !== null && !this.processDown) void this.health.probeNow();
       return;
     }
     if ((state === 'reconnecting' || state === 'closed') && this.wasOpen && this.suspect === null) {

@@ -68,7 +68,9 @@ test('spawns simulators, fails over when one dies, restarts it, and stops all on
   }
   assert.equal((held.signal.reason as { code?: string }).code, 'instance_down');
   held.release({ ok: false, error: held.signal.reason, infrastructure: true });
-  assert.equal(pool.tryAcquire({ classTypes: [] })?.instanceId, `managed-${ports[1]}`);
+  const other = pool.tryAcquire({ classTypes: [] })!;
+  assert.equal(other.instanceId, `managed-${ports[1]}`);
+  other.release({ ok: true });
 
   await waitFor(
     pool,
@@ -79,7 +81,14 @@ test('spawns simulators, fails over when one dies, restarts it, and stops all on
   );
   assert.notEqual(first!.pid, firstPid);
   assert.equal(first!.restarts, 1);
-  const pids = [first!.pid!, second!.pid!];
+  // Draining a managed instance stops its process once it is idle.
+  const secondPid = second!.pid!;
+  await pool.drain(`managed-${ports[1]}`, { signal: AbortSignal.timeout(10_000) });
+  assert.equal(pool.get(`managed-${ports[1]}`), undefined);
+  assert.equal(pool.managedProcess(`managed-${ports[1]}`), undefined);
+  assert.equal(alive(secondPid), false, 'the drained process stopped');
+
+  const firstNewPid = first!.pid!;
   await pool.close();
-  for (const pid of pids) assert.equal(alive(pid), false, `process ${pid} stopped`);
+  assert.equal(alive(firstNewPid), false, 'close() stops the remaining process');
 });
