@@ -231,10 +231,11 @@ export class PoolInstance implements LeaseHost {
 
   /** The instance's /object_info, loaded once and refreshed when marked stale. */
   async nodeDefs(signal?: AbortSignal): Promise<Record<string, NodeDef>> {
-    return this.capabilities.get(signal).then((defs) => {
-      this.capabilitiesLoaded();
-      return defs;
-    });
+    const loads = this.capabilities.stale || this.capabilities.classes === null;
+    const defs = await this.capabilities.get(signal);
+    // Only a real (re)load changes what the instance can take; cached reads stay silent.
+    if (loads) this.capabilitiesLoaded();
+    return defs;
   }
 
   /** Marks capabilities stale and re-checks soon (e.g. after a 400 for an unknown class). */
