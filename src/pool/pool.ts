@@ -103,6 +103,12 @@ export class Pool extends EventEmitter<PoolEvents> {
     });
     const managed = options.managed;
     if (managed) {
+      if (managed.ports.length === 0) throw new InvalidInstanceConfigError('managed.ports', 'no port given');
+      for (const port of managed.ports) {
+        if (!Number.isInteger(port) || port < 1 || port > 65535) {
+          throw new InvalidInstanceConfigError('managed.ports', `${port} is not a TCP port`);
+        }
+      }
       const host = managed.host ?? '127.0.0.1';
       for (const port of managed.ports) {
         const resolved = resolveInstanceConfig(
