@@ -129,9 +129,16 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
       return performance.now() - t0;
     };
     const writesBefore = gateway.manager.storeWrites;
+    const commitsBefore = gateway.manager.storeCommits ?? 0;
+    const cpuBefore = process.cpuUsage();
     const loadMs = await load(jobs);
+    const cpu = process.cpuUsage(cpuBefore);
+    // CPU time of this process (gateway + load generator; the simulator is another process) per
+    // job: unlike jobs/s it does not depend on what else runs on the machine.
+    const cpuMsPerJob = (cpu.user + cpu.system) / 1000 / jobs;
     const jobsPerSecond = jobs / (loadMs / 1000);
     const writesPerJob = (gateway.manager.storeWrites - writesBefore) / jobs;
+    const commitsPerJob = ((gateway.manager.storeCommits ?? 0) - commitsBefore) / jobs;
 
     // (3) RSS over many jobs: sampled every 10% after a warm-up tenth.
     const rss: Array<{ jobs: number; rssMb: number; heapMb: number }> = [];
@@ -159,7 +166,9 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
       overhead_p99_ms: round(overheadP99),
       throughput_jobs: jobs,
       jobs_per_second: round(jobsPerSecond, 1),
+      cpu_ms_per_job: round(cpuMsPerJob, 3),
       sqlite_writes_per_job: round(writesPerJob, 2),
+      sqlite_commits_per_job: round(commitsPerJob, 3),
       rss_jobs: rssJobs,
       rss_jobs_per_second: round(rssJobs / (rssMs / 1000), 1),
       rss_samples: rss,
@@ -171,7 +180,8 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
       `| overhead p50 (c=1) | ${data.overhead_p50_ms} ms (gateway ${data.gateway_p50_ms} vs direct ${data.direct_p50_ms}) | ≤ 1 ms |`,
       `| overhead p99 (c=1) | ${data.overhead_p99_ms} ms (gateway ${data.gateway_p99_ms} vs direct ${data.direct_p99_ms}) | ≤ 5 ms |`,
       `| throughput (c=${concurrency}, ${instances} instances) | ${data.jobs_per_second} jobs/s | ≥ 1000 |`,
-      `| ${storeKind} writes per job | ${data.sqlite_writes_per_job} | small |`,
+      `| gateway CPU per job (incl. load generator) | ${data.cpu_ms_per_job} ms | — |`,
+      `| ${storeKind} row writes per job | ${data.sqlite_writes_per_job} (${data.sqlite_commits_per_job} commits/job, group commit) | small |`,
       `| RSS after ${rssJobs} jobs | ${last?.rssMb ?? '?'} MB (growth after warm-up ${growth} MB) | flat |`,
     ].join('\n');
     return { data, summary };

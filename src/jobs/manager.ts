@@ -78,7 +78,7 @@ interface LiveJob {
   persistTimer: NodeJS.Timeout | null;
 }
 
-/** Events: 'started' (job), 'terminal' (job): for metrics. */
+/** Events: 'started' (job) and 'terminal' (job) for metrics; 'run-event' (jobId, RunEvent) raw run events. */
 export class JobManager extends EventEmitter {
   readonly events = new JobEvents();
   #o: Required<Pick<JobManagerOptions, 'maxQueue' | 'maxAttempts' | 'jobTimeoutMs' | 'retentionMs'>> &
@@ -131,6 +131,11 @@ export class JobManager extends EventEmitter {
   /** Store write count (benchmarks). */
   get storeWrites(): number {
     return this.#store.writes;
+  }
+
+  /** Store transactions (group commits) so far, where the store reports them. */
+  get storeCommits(): number | null {
+    return (this.#store as { commits?: number }).commits ?? null;
   }
 
   /** Recovers unfinished jobs, then starts dispatching and the retention sweep. */
@@ -200,6 +205,13 @@ export class JobManager extends EventEmitter {
   /** True when an Idempotency-Key is already claimed (checked before validation, v2 §11). */
   hasIdempotencyKey(key: string): boolean {
     return this.#store.hasIdempotencyKey(key, this.#clock());
+  }
+
+  /** submit(), then waits until the job is committed: use this before handing out its id. */
+  async create(input: SubmitInput): Promise<JobRecord> {
+    const job = this.submit(input);
+    await this.#store.durable();
+    return job;
   }
 
   /** The job (live or stored), or undefined when unknown or past retention. */
@@ -343,18 +355,29 @@ export class JobManager extends EventEmitter {
     live.controller = new AbortController();
     live.tracker = new ProgressTracker(live.job.workflow);
     const timeoutMs = live.job.request.timeout_ms ?? this.#o.jobTimeoutMs;
-    const task = this.#runner
-      .run({
-        job: live.job,
-        instanceId: lease.instanceId,
-        client: lease.client,
-        mode,
-        signal: live.controller.signal,
-        ...(lease.signal ? { leaseSignal: lease.signal } : {}),
-        timeoutMs,
-        ...(live.extraData ? { extraData: live.extraData } : {}),
-        onEvent: (event) => this.#onRunEvent(live, event),
-      })
+    const controller = live.controller;
+    // The dispatch (instance, attempt) is committed before the prompt can reach the instance, so a
+    // restart always knows where to look for it.
+    const task = this.#store
+      .durable()
+      .then(
+        () =>
+          this.#runner.run({
+            job: live.job,
+            instanceId: lease.instanceId,
+            client: lease.client,
+            mode,
+            signal: controller.signal,
+            ...(lease.signal ? { leaseSignal: lease.signal } : {}),
+            timeoutMs,
+            ...(live.extraData ? { extraData: live.extraData } : {}),
+            onEvent: (event) => this.#onRunEvent(live, event),
+          }),
+        (err: unknown): AttemptOutcome => ({
+          kind: 'retry',
+          error: { code: 'store_error', message: `The job state could not be saved: ${String(err)}` },
+        }),
+      )
       .then((outcome) => this.#applyOutcome(live, lease, outcome))
       .catch((err) =>
         this.#o.logger?.error({ err, job_id: live.job.id }, 'applying an attempt outcome failed'),
@@ -370,6 +393,8 @@ export class JobManager extends EventEmitter {
   #onRunEvent(live: LiveJob, event: RunEvent): void {
     const job = live.job;
     if (isTerminal(job.status)) return;
+    // Raw events for listeners that relay ComfyUI's own protocol (the native facade).
+    this.emit('run-event', job.id, event);
     switch (event.type) {
       case 'started': {
         live.lease?.markStarted();

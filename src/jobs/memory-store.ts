@@ -40,6 +40,10 @@ export class MemoryJobStore implements JobStore {
     this.#writes++;
   }
 
+  durable(): Promise<void> {
+    return Promise.resolve();
+  }
+
   get(id: string): JobRecord | undefined {
     const job = this.#jobs.get(id);
     return job ? structuredClone(job) : undefined;

@@ -1,7 +1,9 @@
 // The default JobStore: one SQLite file (node:sqlite, WAL) under DATA_DIR. A job row carries the
 // columns we query by plus the whole record as JSON; schema changes go through numbered
 // migrations keyed on PRAGMA user_version. WAL + synchronous=NORMAL survives a process kill
-// (the case we design for); only an OS crash can lose the last few commits.
+// (the case we design for); only an OS crash can lose the last few commits. Writes are group-
+// committed: buffered for one turn of the event loop and written in one transaction; callers that
+// need durability (a job id about to be returned) await `durable()`.
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
@@ -37,6 +39,20 @@ const MIGRATIONS: readonly string[] = [
   `ALTER TABLE jobs ADD COLUMN workflow TEXT;`,
 ];
 
+/** Most writes committed in one transaction. */
+const MAX_BATCH = 512;
+
+interface PendingWrite {
+  insert: boolean;
+  id: string;
+  status: string;
+  createdAt: number;
+  expiresAt: number;
+  data: string;
+  workflow: string | null;
+  key: string | null;
+}
+
 interface Row {
   data: string;
   workflow: string | null;
@@ -61,7 +77,14 @@ export class SqliteJobStore implements JobStore {
   readonly path: string;
   #db: DatabaseSync;
   #writes = 0;
+  #commits = 0;
   #closed = false;
+  /** Writes not yet committed, by job id (latest state wins), in arrival order. */
+  #pending = new Map<string, PendingWrite>();
+  #pendingKeys = new Map<string, number>();
+  #waiters: Array<{ resolve: () => void; reject: (err: unknown) => void }> = [];
+  #flushTimer: NodeJS.Immediate | null = null;
+  #onError: (err: unknown) => void;
   #stmt: {
     insert: StatementSync;
     update: StatementSync;
@@ -75,8 +98,9 @@ export class SqliteJobStore implements JobStore {
     counts: StatementSync;
   };
 
-  constructor(options: { path: string }) {
+  constructor(options: { path: string; onError?: (err: unknown) => void }) {
     this.path = options.path;
+    this.#onError = options.onError ?? (() => {});
     if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
     this.#db = new DatabaseSync(options.path);
     this.#db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;');
@@ -121,40 +145,133 @@ export class SqliteJobStore implements JobStore {
     return this.#writes;
   }
 
+  /** Transactions committed so far (group commit puts many writes in one). */
+  get commits(): number {
+    return this.#commits;
+  }
+
   insert(job: JobRecord, idempotencyKey?: string | null): void {
-    const data = stateJson(job);
-    const workflow = JSON.stringify(job.workflow);
-    if (!idempotencyKey) {
-      this.#stmt.insert.run(job.id, job.status, job.created_at, job.expires_at, data, workflow);
-      this.#writes++;
-      return;
+    this.#assertOpen();
+    if (idempotencyKey && this.hasIdempotencyKey(idempotencyKey, job.created_at)) {
+      throw new IdempotencyKeyReuseError();
     }
-    this.#db.exec('BEGIN IMMEDIATE');
-    try {
-      const claimed = this.#stmt.keyGet.get(idempotencyKey) as { claimed_at: number } | undefined;
-      if (claimed && claimed.claimed_at + IDEMPOTENCY_TTL_MS > job.created_at)
-        throw new IdempotencyKeyReuseError();
-      this.#stmt.keyUpsert.run(idempotencyKey, job.id, job.created_at);
-      this.#stmt.insert.run(job.id, job.status, job.created_at, job.expires_at, data, workflow);
-      this.#db.exec('COMMIT');
-      this.#writes++;
-    } catch (err) {
-      this.#db.exec('ROLLBACK');
-      throw err;
-    }
+    // Claimed in memory at once (one process owns the file), written with the job.
+    if (idempotencyKey) this.#pendingKeys.set(idempotencyKey, job.created_at);
+    this.#pending.set(job.id, {
+      insert: true,
+      id: job.id,
+      status: job.status,
+      createdAt: job.created_at,
+      expiresAt: job.expires_at,
+      data: stateJson(job),
+      workflow: JSON.stringify(job.workflow),
+      key: idempotencyKey ?? null,
+    });
+    this.#scheduleFlush();
   }
 
   update(job: JobRecord): void {
-    this.#stmt.update.run(job.status, job.expires_at, stateJson(job), job.id);
-    this.#writes++;
+    this.#assertOpen();
+    const pending = this.#pending.get(job.id);
+    const data = stateJson(job);
+    if (pending) {
+      pending.status = job.status;
+      pending.expiresAt = job.expires_at;
+      pending.data = data;
+    } else {
+      this.#pending.set(job.id, {
+        insert: false,
+        id: job.id,
+        status: job.status,
+        createdAt: job.created_at,
+        expiresAt: job.expires_at,
+        data,
+        workflow: null,
+        key: null,
+      });
+    }
+    this.#scheduleFlush();
+  }
+
+  durable(): Promise<void> {
+    if (this.#pending.size === 0) return Promise.resolve();
+    const { promise, resolve, reject } = Promise.withResolvers<void>();
+    this.#waiters.push({ resolve, reject });
+    return promise;
+  }
+
+  /** Commits every pending write in one transaction (group commit), then wakes `durable()` waiters. */
+  flush(): void {
+    this.#flushTimer = null;
+    if (this.#pending.size === 0 && this.#waiters.length === 0) return;
+    const batch = [...this.#pending.values()];
+    const waiters = this.#waiters.splice(0);
+    this.#pending.clear();
+    const keys = this.#pendingKeys;
+    this.#pendingKeys = new Map();
+    try {
+      this.#db.exec('BEGIN IMMEDIATE');
+      try {
+        for (const w of batch) {
+          if (w.insert) {
+            if (w.key) this.#stmt.keyUpsert.run(w.key, w.id, keys.get(w.key) ?? w.createdAt);
+            this.#stmt.insert.run(w.id, w.status, w.createdAt, w.expiresAt, w.data, w.workflow);
+          } else {
+            this.#stmt.update.run(w.status, w.expiresAt, w.data, w.id);
+          }
+          this.#writes++;
+        }
+        this.#db.exec('COMMIT');
+        this.#commits++;
+      } catch (err) {
+        this.#db.exec('ROLLBACK');
+        throw err;
+      }
+    } catch (err) {
+      for (const w of waiters) w.reject(err);
+      throw err;
+    }
+    for (const w of waiters) w.resolve();
+  }
+
+  #scheduleFlush(): void {
+    if (this.#pending.size >= MAX_BATCH) {
+      this.flush();
+      return;
+    }
+    if (this.#flushTimer) return;
+    // After the current I/O phase: every write of this turn of the loop shares one commit.
+    this.#flushTimer = setImmediate(() => {
+      try {
+        this.flush();
+      } catch (err) {
+        this.#onError(err);
+      }
+    });
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new Error('SqliteJobStore is closed');
   }
 
   get(id: string): JobRecord | undefined {
+    const pending = this.#pending.get(id);
+    if (pending) {
+      const job = JSON.parse(pending.data) as JobRecord;
+      if (pending.workflow !== null) {
+        job.workflow = JSON.parse(pending.workflow) as JobRecord['workflow'];
+        return job;
+      }
+      const stored = this.#stmt.get.get(id) as Row | undefined;
+      if (stored?.workflow) job.workflow = JSON.parse(stored.workflow) as JobRecord['workflow'];
+      return job;
+    }
     const row = this.#stmt.get.get(id) as Row | undefined;
     return row ? fromRow(row) : undefined;
   }
 
   list(query: ListQuery): JobPage {
+    this.flush();
     const where: string[] = [];
     const params: Array<string | number> = [];
     if (query.statuses?.length) {
@@ -174,20 +291,25 @@ export class SqliteJobStore implements JobStore {
   }
 
   listUnfinished(): JobRecord[] {
+    this.flush();
     return (this.#stmt.unfinished.all() as unknown as Row[]).map(fromRow);
   }
 
   hasIdempotencyKey(key: string, now: number): boolean {
+    const pending = this.#pendingKeys.get(key);
+    if (pending !== undefined) return pending + IDEMPOTENCY_TTL_MS > now;
     const row = this.#stmt.keyGet.get(key) as { claimed_at: number } | undefined;
     return row !== undefined && row.claimed_at + IDEMPOTENCY_TTL_MS > now;
   }
 
   releaseIdempotencyKey(key: string): void {
+    this.flush();
     this.#stmt.keyDelete.run(key);
     this.#writes++;
   }
 
   deleteExpired(now: number): number {
+    this.flush();
     const jobs = this.#stmt.expireJobs.run(now);
     const keys = this.#stmt.expireKeys.run(now - IDEMPOTENCY_TTL_MS);
     if (Number(jobs.changes) + Number(keys.changes) > 0) this.#writes++;
@@ -195,6 +317,7 @@ export class SqliteJobStore implements JobStore {
   }
 
   counts(): Record<JobStatus, number> {
+    this.flush();
     const out = Object.fromEntries(JOB_STATUSES.map((s) => [s, 0])) as Record<JobStatus, number>;
     for (const row of this.#stmt.counts.all() as Array<{ status: JobStatus; n: number }>)
       out[row.status] = row.n;
@@ -203,7 +326,12 @@ export class SqliteJobStore implements JobStore {
 
   close(): void {
     if (this.#closed) return;
-    this.#closed = true;
-    this.#db.close();
+    if (this.#flushTimer) clearImmediate(this.#flushTimer);
+    try {
+      this.flush();
+    } finally {
+      this.#closed = true;
+      this.#db.close();
+    }
   }
 }

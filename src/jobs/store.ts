@@ -23,6 +23,8 @@ export interface JobStore {
   insert(job: JobRecord, idempotencyKey?: string | null): void;
   /** Replaces a job's stored state. */
   update(job: JobRecord): void;
+  /** Resolves when every write made so far is committed (stores may group-commit). */
+  durable(): Promise<void>;
   get(id: string): JobRecord | undefined;
   list(query: ListQuery): JobPage;
   /** Jobs that are not terminal (for restart recovery), oldest first. */

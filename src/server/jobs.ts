@@ -179,7 +179,7 @@ export async function createJob(
   if (key && manager.hasIdempotencyKey(key)) throw new IdempotencyKeyReuseError();
   const { workflow, inputs: derived } = await input.prepare();
   const inputs = derived ? { ...body.inputs, ...derived } : body.inputs;
-  let job = manager.submit({
+  let job = await manager.create({
     workflow,
     ...(body.priority !== undefined ? { priority: body.priority } : {}),
     idempotencyKey: key,

@@ -84,7 +84,7 @@ export const promptSyncRoutes: FastifyPluginAsync<PromptSyncRoutesOptions> = asy
       const body = request.body as import('zod').infer<typeof promptSyncBody>;
       const workflow = await prepareWorkflow(body.prompt, body.overrides, prepare);
       const timeoutMs = body.timeout ? Math.round(body.timeout * 1000) : jobTimeoutMs;
-      const created = manager.submit({
+      const created = await manager.create({
         workflow,
         ...(body.priority !== undefined ? { priority: body.priority } : {}),
         request: {

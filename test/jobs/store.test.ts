@@ -91,7 +91,9 @@ function storeContract(name: string, make: () => Promise<{ store: JobStore; clea
         store.update(got);
         assert.equal(store.get('a')?.status, 'running');
         assert.equal(store.get('missing'), undefined);
-        assert.ok(store.writes >= 2);
+        await store.durable();
+        assert.ok(store.writes >= 1);
+        assert.equal(store.get('a')?.status, 'running');
       } finally {
         await cleanup();
       }
@@ -180,6 +182,34 @@ storeContract('SqliteJobStore', async () => {
       await rm(dir, { recursive: true, force: true });
     },
   };
+});
+
+test('SqliteJobStore group-commits a burst of writes in one transaction; durable() waits for it', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'gw-store-'));
+  const path = join(dir, 'jobs.sqlite');
+  try {
+    const a = new SqliteJobStore({ path });
+    const jobs = Array.from({ length: 100 }, (_, i) => job(`g${i}`, i));
+    for (const j of jobs) a.insert(j);
+    for (const j of jobs) {
+      j.status = 'running';
+      a.update(j);
+    }
+    assert.equal(a.commits, 0, 'nothing is written synchronously');
+    assert.equal(a.get('g5')?.status, 'running', 'reads see pending writes');
+    await a.durable();
+    assert.equal(a.commits, 1);
+    assert.equal(a.writes, 100, 'an insert and its later update merge into one row write');
+    const raw = new DatabaseSync(path);
+    assert.equal(
+      (raw.prepare("SELECT count(*) AS n FROM jobs WHERE status = 'running'").get() as { n: number }).n,
+      100,
+    );
+    raw.close();
+    a.close();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 test('SqliteJobStore persists across reopen, uses WAL and records its schema version', async () => {
