@@ -9,7 +9,8 @@ import type { Pool } from '../../src/pool/index.ts';
 /** What happened to one job. */
 export interface JobRecord {
   index: number;
-  attempts: Array<{ instanceId: string; ok: boolean; error?: string; at: number }>;
+  /** `leasedAt`: when the lease was granted; `at`: when the attempt ended. */
+  attempts: Array<{ instanceId: string; ok: boolean; error?: string; leasedAt: number; at: number }>;
   completedAt?: number;
 }
 
@@ -45,6 +46,7 @@ export async function runJobs(pool: Pool, options: WorkLoopOptions): Promise<Job
     record: JobRecord,
     lease: NonNullable<ReturnType<Pool['tryAcquire']>>,
   ): Promise<void> => {
+    const leasedAt = performance.now();
     const signal = AbortSignal.any([
       lease.signal,
       options.signal,
@@ -61,7 +63,7 @@ export async function runJobs(pool: Pool, options: WorkLoopOptions): Promise<Job
         },
       });
       lease.release({ ok: true });
-      record.attempts.push({ instanceId: lease.instanceId, ok: true, at: performance.now() });
+      record.attempts.push({ instanceId: lease.instanceId, ok: true, leasedAt, at: performance.now() });
       record.completedAt = performance.now();
       options.onComplete?.(record, lease.instanceId);
     } catch (error) {
@@ -71,6 +73,7 @@ export async function runJobs(pool: Pool, options: WorkLoopOptions): Promise<Job
         instanceId: lease.instanceId,
         ok: false,
         error: String(error),
+        leasedAt,
         at: performance.now(),
       });
       if (!infrastructure) failed ??= error as Error;
