@@ -101,7 +101,18 @@ test('1,000 jobs over 4 instances with random crashes: all succeed exactly once'
     () => pool.list().every((s) => s.state === 'healthy'),
     10_000,
     'all healthy',
-  );
+  ).catch((error: Error) => {
+    const detail = pool.list().map((s) => ({
+      id: s.id,
+      state: s.state,
+      reason: s.reason,
+      breaker: s.breaker,
+      lastError: s.lastError,
+      lastCheckAt: s.lastCheckAt,
+      socket: pool.client(s.id)?.state,
+    }));
+    throw new Error(`${error.message}: ${JSON.stringify(detail)} at ${new Date().toISOString()}`);
+  });
   assert.deepEqual(
     pool.list().map((s) => s.running + s.queued),
     [0, 0, 0, 0],
