@@ -1,65 +1,43 @@
-// `comfy-gateway run <prompt.json>`: runs one workflow straight against a ComfyUI server with a live
-// progress line, uploads `--input` files, saves every output under `--out` and prints the stats.
-// The work is split into parse (args → RunPlan), a Target that executes the plan (today: one
-// ComfyUI URL; a gateway target can be added beside it) and the reporter (progress and summary).
-import { createWriteStream } from 'node:fs';
-import { mkdir, readFile, stat } from 'node:fs/promises';
-import { basename, join, resolve, sep } from 'node:path';
-import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+// `comfy-gateway run <workflow.json>`: runs one workflow with a live progress line, saves every
+// output under `--out` and prints the stats — straight against a ComfyUI server (`--server`,
+// run-comfy.ts) or as a v2 job on a comfy-gateway (`--gateway`, run-gateway.ts). This file owns
+// the command line, the exit codes and the wording of errors; run-plan.ts parses the arguments.
+import { basename } from 'node:path';
 import type { Command } from 'commander';
-import {
-  type ApiPrompt,
-  ComfyClient,
-  ComfyError,
-  ComfyExecutionError,
-  ComfyValidationError,
-  type OutputFile,
-  type RunEvent,
-  type RunResult,
-} from '../comfy/index.ts';
-import { detectFormat, toApiPrompt } from '../workflow/index.ts';
-
-/** Everything a run needs, independent of where it runs. */
-export interface RunPlan {
-  workflowPath: string;
-  workflow: unknown;
-  sets: Array<{ nodeId: string; input: string; value: unknown }>;
-  inputs: Array<{ nodeId: string; input: string; path: string }>;
-  outDir: string;
-  timeoutMs: number;
-}
-
-/** Where a plan runs. */
-export interface RunTarget {
-  describe(): string;
-  execute(
-    plan: RunPlan,
-    reporter: Reporter,
-    signal: AbortSignal,
-  ): Promise<{ result: RunResult; saved: string[] }>;
-  close(): Promise<void>;
-}
+import { ComfyError, ComfyExecutionError, ComfyValidationError } from '../comfy/index.ts';
+import { ComfyTarget } from './run-comfy.ts';
+import { GatewayApiError, GatewayJobError, GatewayTarget } from './run-gateway.ts';
+import { parsePlan, type RunPlan, type RunTarget, RunTimeoutError, RunUsageError } from './run-plan.ts';
+import { printSummary, Reporter } from './run-reporter.ts';
 
 /** Options as commander hands them over. */
-interface RunCliOptions {
-  server: string;
+export interface RunCliOptions {
+  server?: string;
+  gateway?: string;
+  apiKey?: string;
   set: string[];
   input: string[];
   out: string;
   timeout: string;
 }
 
+const DEFAULT_SERVER = 'http://127.0.0.1:8188';
+/** Exit codes: 0 ok, 1 the run failed, 2 bad usage, 130 interrupted (Ctrl-C). */
+const EXIT_FAILED = 1;
+const EXIT_USAGE = 2;
+const EXIT_INTERRUPTED = 130;
+
 /** Adds the `run` subcommand. */
 export function register(program: Command): void {
   program
     .command('run')
-    .description('run one workflow (API or UI format) against a ComfyUI server and save its outputs')
-    .argument(
-      '<prompt.json>',
-      'API-format prompt (or a UI workflow, converted with the server’s /object_info)',
+    .description(
+      'run one workflow (API or UI format) on a ComfyUI server or a comfy-gateway and save its outputs',
     )
-    .option('--server <url>', 'ComfyUI base URL', 'http://127.0.0.1:8188')
+    .argument('<workflow.json>', 'API-format prompt, or a UI workflow (converted with /object_info)')
+    .option('--server <url>', `ComfyUI base URL (default: ${DEFAULT_SERVER})`)
+    .option('--gateway <url>', 'comfy-gateway base URL: run as a v2 job there instead')
+    .option('--api-key <key>', 'gateway API key (default: $COMFY_GATEWAY_API_KEY)')
     .option(
       '--set <node.input=value>',
       'override an input; value parsed as JSON when valid (repeatable)',
@@ -68,9 +46,18 @@ export function register(program: Command): void {
     )
     .option('--input <node.input=file>', 'upload a file and use it for that input (repeatable)', collect, [])
     .option('--out <dir>', 'directory for the outputs', './out')
-    .option('--timeout <seconds>', 'deadline of the whole run', '300')
+    .option(
+      '--timeout <seconds>',
+      'deadline of the whole run; the prompt/job is cancelled when it passes',
+      '300',
+    )
+    // Usage errors found by commander exit 2 like ours (commander's default is 1).
+    .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : EXIT_USAGE))
     .action(async (file: string, options: RunCliOptions) => {
-      process.exitCode = await runCommand(file, options);
+      process.exitCode = await runCommand(file, {
+        ...options,
+        apiKey: options.apiKey ?? process.env.COMFY_GATEWAY_API_KEY,
+      });
     });
 }
 
@@ -78,328 +65,137 @@ function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
-/** Runs the command; returns the exit code (0 ok, 1 run failed, 2 bad usage). */
+/** Runs the command; returns the exit code (0 ok, 1 run failed, 2 bad usage, 130 interrupted). */
 export async function runCommand(file: string, options: RunCliOptions): Promise<number> {
   const reporter = new Reporter(process.stderr);
   let plan: RunPlan;
+  let target: RunTarget;
   try {
     plan = await parsePlan(file, options);
+    target = makeTarget(options);
   } catch (err) {
     reporter.fail(err instanceof Error ? err.message : String(err));
-    return 2;
+    return EXIT_USAGE;
   }
-  const target: RunTarget = new ComfyTarget(options.server);
   const controller = new AbortController();
-  const onSignal = (): void => controller.abort(new Error('interrupted by the user'));
+  const interrupted = new Error('interrupted by the user');
+  const onSignal = (): void => controller.abort(interrupted);
+  const deadline = Date.now() + plan.timeoutMs;
+  const timer = setTimeout(
+    () =>
+      controller.abort(
+        new RunTimeoutError(`the run did not finish within --timeout ${plan.timeoutMs / 1000} s`),
+      ),
+    plan.timeoutMs,
+  );
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
     reporter.line(`running ${basename(plan.workflowPath)} on ${target.describe()}`);
-    const { result, saved } = await target.execute(plan, reporter, controller.signal);
+    const outcome = await target.execute(plan, { reporter, signal: controller.signal, deadline });
     reporter.done();
-    printSummary(result, saved, plan.outDir);
+    printSummary(outcome, plan.outDir);
     return 0;
   } catch (err) {
     reporter.done();
+    const reason: unknown = controller.signal.aborted ? controller.signal.reason : undefined;
+    // An abort surfaces as whatever the target was doing; name the cause instead.
+    if (reason instanceof RunTimeoutError && !(err instanceof ComfyError && err.code === 'comfy_timeout')) {
+      reporter.fail(`${reason.code}: ${reason.message}`);
+      return EXIT_FAILED;
+    }
+    if (reason === interrupted) {
+      reporter.fail('interrupted');
+      return EXIT_INTERRUPTED;
+    }
     reporter.fail(describeError(err));
-    return 1;
+    return err instanceof RunUsageError ? EXIT_USAGE : EXIT_FAILED;
   } finally {
+    clearTimeout(timer);
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     await target.close();
   }
 }
 
-/** Reads the workflow and parses --set / --input / --timeout. */
-export async function parsePlan(file: string, options: RunCliOptions): Promise<RunPlan> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    throw new Error(`cannot read ${file}: ${(err as Error).message}`);
+/** The target the options ask for; throws RunUsageError on bad URLs or conflicting flags. */
+function makeTarget(options: RunCliOptions): RunTarget {
+  if (options.gateway !== undefined) {
+    if (options.server !== undefined) throw new RunUsageError('use either --server or --gateway, not both');
+    return new GatewayTarget(checkUrl('--gateway', options.gateway), options.apiKey);
   }
-  let workflow: unknown;
-  try {
-    workflow = JSON.parse(text);
-  } catch (err) {
-    throw new Error(`${file} is not JSON: ${(err as Error).message}`);
-  }
-  // Accept a bare prompt or a POST /prompt body.
-  if (typeof workflow === 'object' && workflow !== null && 'prompt' in workflow) {
-    workflow = (workflow as { prompt: unknown }).prompt;
-  }
-  const timeout = Number(options.timeout);
-  if (!Number.isFinite(timeout) || timeout <= 0)
-    throw new Error(`--timeout must be a positive number of seconds`);
-  const sets = options.set.map((s) => {
-    const { nodeId, input, value } = splitAssignment(s, '--set');
-    return { nodeId, input, value: parseValue(value) };
-  });
-  const inputs = await Promise.all(
-    options.input.map(async (s) => {
-      const { nodeId, input, value } = splitAssignment(s, '--input');
-      const path = resolve(value);
-      const info = await stat(path).catch(() => undefined);
-      if (!info?.isFile()) throw new Error(`--input ${s}: ${value} is not a readable file`);
-      return { nodeId, input, path };
-    }),
-  );
-  return {
-    workflowPath: file,
-    workflow,
-    sets,
-    inputs,
-    outDir: resolve(options.out),
-    timeoutMs: timeout * 1000,
-  };
+  if (options.apiKey !== undefined && options.apiKey !== process.env.COMFY_GATEWAY_API_KEY)
+    throw new RunUsageError('--api-key is for --gateway (a ComfyUI server takes no key)');
+  return new ComfyTarget(checkUrl('--server', options.server ?? DEFAULT_SERVER));
 }
 
-/** Splits `6.text=a cat` into node id, input name and raw value. */
-export function splitAssignment(s: string, flag: string): { nodeId: string; input: string; value: string } {
-  const eq = s.indexOf('=');
-  const dot = s.indexOf('.');
-  if (eq < 0 || dot < 0 || dot > eq || dot === 0 || dot === eq - 1) {
-    throw new Error(`${flag} ${s}: expected <node id>.<input>=<value>, e.g. 6.text="a cat"`);
-  }
-  return { nodeId: s.slice(0, dot), input: s.slice(dot + 1, eq), value: s.slice(eq + 1) };
-}
-
-/** `--set` values: JSON when valid (numbers, booleans, arrays, quoted strings), else the raw string. */
-export function parseValue(raw: string): unknown {
+function checkUrl(flag: string, value: string): string {
+  let url: URL;
   try {
-    return JSON.parse(raw);
+    url = new URL(value);
   } catch {
-    return raw;
+    throw new RunUsageError(`${flag} ${value}: not a URL`);
   }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new RunUsageError(`${flag} ${value}: expected an http(s) URL`);
+  return value;
 }
 
-/** Applies --set values (and uploaded names) to a prompt copy; unknown nodes are an error. */
-export function applyAssignments(
-  prompt: ApiPrompt,
-  assignments: Array<{ nodeId: string; input: string; value: unknown }>,
-): ApiPrompt {
-  const out = structuredClone(prompt);
-  for (const a of assignments) {
-    const node = out[a.nodeId];
-    if (!node)
-      throw new Error(`node ${a.nodeId} is not in the prompt (nodes: ${Object.keys(out).join(', ')})`);
-    node.inputs[a.input] = a.value;
-  }
-  return out;
-}
-
-/** Runs the plan straight against one ComfyUI server. */
-class ComfyTarget implements RunTarget {
-  readonly #client: ComfyClient;
-
-  constructor(server: string) {
-    this.#client = new ComfyClient({ baseUrl: server, historyPollIntervalMs: 1000 });
-  }
-
-  describe(): string {
-    return this.#client.baseUrl;
-  }
-
-  async execute(
-    plan: RunPlan,
-    reporter: Reporter,
-    signal: AbortSignal,
-  ): Promise<{ result: RunResult; saved: string[] }> {
-    const client = this.#client;
-    let prompt: ApiPrompt;
-    const format = detectFormat(plan.workflow);
-    if (format === 'ui') {
-      reporter.line('UI workflow: converting with the server’s /object_info');
-      const defs = await client.getObjectInfo({ signal });
-      const converted = toApiPrompt(plan.workflow, defs as Parameters<typeof toApiPrompt>[1]);
-      for (const w of converted.warnings) reporter.line(`  warning ${w.code}: ${w.message}`);
-      prompt = converted.prompt as ApiPrompt;
-    } else if (format === 'api') {
-      prompt = plan.workflow as ApiPrompt;
-    } else {
-      throw new Error(`${plan.workflowPath} is neither an API prompt nor a UI workflow`);
-    }
-    const uploads: Array<{ nodeId: string; input: string; value: unknown }> = [];
-    for (const input of plan.inputs) {
-      const data = await readFile(input.path);
-      const uploaded = await client.uploadImage(data, { filename: basename(input.path), signal });
-      const name = uploaded.subfolder ? `${uploaded.subfolder}/${uploaded.name}` : uploaded.name;
-      reporter.line(`uploaded ${basename(input.path)} → ${name}`);
-      uploads.push({ nodeId: input.nodeId, input: input.input, value: name });
-    }
-    prompt = applyAssignments(prompt, [...plan.sets, ...uploads]);
-    reporter.setNodeCount(Object.keys(prompt).length);
-    const result = await client.run(prompt, {
-      signal,
-      timeoutMs: plan.timeoutMs,
-      onEvent: (event) => reporter.event(event, prompt),
-    });
-    reporter.done();
-    const saved: string[] = [];
-    await mkdir(plan.outDir, { recursive: true });
-    await client.downloadOutputs(
-      result,
-      async (file: OutputFile, stream: Readable) => {
-        const path = safeOutputPath(plan.outDir, file);
-        await mkdir(resolve(path, '..'), { recursive: true });
-        await pipeline(stream, createWriteStream(path));
-        saved.push(path);
-      },
-      { signal },
-    );
-    return { result, saved };
-  }
-
-  close(): Promise<void> {
-    return this.#client.close();
-  }
-}
-
-/** Where an output goes under `outDir`; names that try to escape it are flattened. */
-export function safeOutputPath(
-  outDir: string,
-  file: Pick<OutputFile, 'filename' | 'subfolder' | 'type'>,
-): string {
-  const parts = [
-    file.type === 'output' ? '' : file.type,
-    ...file.subfolder.split(/[\\/]/),
-    basename(file.filename),
-  ].filter((p) => p !== '' && p !== '.' && p !== '..');
-  const path = join(outDir, ...parts);
-  if (!path.startsWith(outDir + sep)) throw new Error(`refusing to write ${file.filename} outside ${outDir}`);
-  return path;
-}
-
-/** Progress on stderr: one redrawn line on a TTY, plain lines otherwise. */
-export class Reporter {
-  readonly #out: NodeJS.WriteStream;
-  readonly #tty: boolean;
-  readonly #started = Date.now();
-  #nodeCount = 0;
-  #nodesDone = 0;
-  #current = '';
-  #step = '';
-  #drawn = false;
-  #ticker: NodeJS.Timeout | undefined;
-
-  constructor(out: NodeJS.WriteStream) {
-    this.#out = out;
-    this.#tty = out.isTTY === true;
-  }
-
-  setNodeCount(n: number): void {
-    this.#nodeCount = n;
-    if (this.#tty && !this.#ticker) {
-      this.#ticker = setInterval(() => this.#draw(), 250);
-      this.#ticker.unref();
-    }
-  }
-
-  line(text: string): void {
-    this.#clear();
-    this.#out.write(`${text}\n`);
-    this.#draw();
-  }
-
-  fail(text: string): void {
-    this.#clear();
-    this.#out.write(`error: ${text}\n`);
-  }
-
-  event(event: RunEvent, prompt: ApiPrompt): void {
-    switch (event.type) {
-      case 'queued':
-        if (!this.#tty) this.line(`queued as #${event.number} (${event.promptId})`);
-        break;
-      case 'cached':
-        this.#nodesDone += event.nodes.length;
-        if (!this.#tty) this.line(`cached: ${event.nodes.join(', ')}`);
-        break;
-      case 'executing': {
-        if (this.#current !== '') this.#nodesDone++;
-        const cls = event.classType ?? prompt[event.nodeId]?.class_type ?? '?';
-        this.#current = `node ${event.nodeId} ${cls}`;
-        this.#step = '';
-        if (!this.#tty) this.line(`${this.#elapsed()} executing ${this.#current}`);
-        break;
-      }
-      case 'progress':
-        this.#step = `${event.value}/${event.max}`;
-        if (!this.#tty && event.value === event.max) this.line(`${this.#elapsed()}   step ${this.#step}`);
-        break;
-      default:
-        break;
-    }
-    this.#draw();
-  }
-
-  done(): void {
-    if (this.#ticker) clearInterval(this.#ticker);
-    this.#ticker = undefined;
-    this.#clear();
-    this.#current = '';
-  }
-
-  #elapsed(): string {
-    return `[${((Date.now() - this.#started) / 1000).toFixed(1)}s]`;
-  }
-
-  #draw(): void {
-    if (!this.#tty || this.#current === '') return;
-    const width = 20;
-    const frac = this.#nodeCount > 0 ? Math.min(1, this.#nodesDone / this.#nodeCount) : 0;
-    const bar = '█'.repeat(Math.round(frac * width)).padEnd(width, '░');
-    const step = this.#step ? ` step ${this.#step}` : '';
-    const text = `${bar} ${this.#nodesDone}/${this.#nodeCount} ${this.#current}${step} ${this.#elapsed()}`;
-    this.#out.write(`\r\x1b[2K${text.slice(0, (this.#out.columns ?? 100) - 1)}`);
-    this.#drawn = true;
-  }
-
-  #clear(): void {
-    if (this.#tty && this.#drawn) this.#out.write('\r\x1b[2K');
-    this.#drawn = false;
-  }
-}
-
-function printSummary(result: RunResult, saved: string[], outDir: string): void {
-  const s = result.stats;
-  const lines = [
-    `prompt ${result.promptId} finished`,
-    `  queue wait ${fmt(s.queueWaitMs)}, execution ${fmt(s.executionMs)}`,
-  ];
-  if (s.cachedNodes.length > 0) lines.push(`  cached nodes: ${s.cachedNodes.join(', ')}`);
-  for (const [id, t] of Object.entries(s.nodes)) {
-    lines.push(`  node ${id}: ${fmt(t.finishedAt === undefined ? undefined : t.finishedAt - t.startedAt)}`);
-  }
-  for (const t of result.texts) lines.push(`  text from node ${t.nodeId}: ${t.text}`);
-  if (result.nodeErrors)
-    lines.push(`  warning: some outputs were dropped at validation: ${JSON.stringify(result.nodeErrors)}`);
-  lines.push(`  ${saved.length} file(s) saved under ${outDir}`);
-  process.stderr.write(`${lines.join('\n')}\n`);
-  for (const path of saved) process.stdout.write(`${path}\n`);
-}
-
-function fmt(ms: number | undefined): string {
-  return ms === undefined ? '—' : ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(2)} s`;
-}
-
-/** A human message for any failure, with ComfyUI's node ids and messages. */
+/** A human message for any failure, with node ids and messages from ComfyUI or the gateway. */
 export function describeError(err: unknown): string {
   if (err instanceof ComfyValidationError) {
-    const lines = [`${err.code}: ${err.error.message}${err.error.details ? ` (${err.error.details})` : ''}`];
-    for (const [nodeId, v] of Object.entries(err.nodeErrors)) {
-      const entry = v as { class_type?: string; errors?: Array<{ message?: string; details?: string }> };
-      for (const e of entry.errors ?? []) {
-        lines.push(
-          `  node ${nodeId} (${entry.class_type ?? '?'}): ${e.message}${e.details ? `: ${e.details}` : ''}`,
-        );
-      }
-    }
-    return lines.join('\n');
+    const head = `${err.code}: ${err.error.message}${err.error.details ? ` (${err.error.details})` : ''}`;
+    return [head, ...nodeErrorLines(err.nodeErrors)].join('\n');
   }
   if (err instanceof ComfyExecutionError) {
     return `${err.code}: node ${err.nodeId} (${err.nodeType}) raised ${err.exceptionType}: ${err.exceptionMessage}`;
   }
+  if (err instanceof GatewayJobError) {
+    const e = err.job.error;
+    if (!e) return `job ${err.job.id} ended ${err.job.status}`;
+    const exception = e.details?.exception_type;
+    const head =
+      e.node_id !== undefined
+        ? `${e.code}: node ${e.node_id} (${e.class_type ?? '?'})${typeof exception === 'string' ? ` raised ${exception}` : ''}: ${e.message}`
+        : `${e.code}: ${e.message}`;
+    return [`job ${err.job.id} ${err.job.status}`, head, ...detailLines(e.details)].join('\n');
+  }
+  if (err instanceof GatewayApiError)
+    return [`${err.code}: ${err.message}`, ...detailLines(err.details)].join('\n');
   if (err instanceof ComfyError) return `${err.code}: ${err.message}`;
   return err instanceof Error ? err.message : String(err);
+}
+
+/** ComfyUI's node_errors as `node <id> (<class>): <message>: <details>` lines. */
+function nodeErrorLines(nodeErrors: unknown): string[] {
+  const lines: string[] = [];
+  if (typeof nodeErrors !== 'object' || nodeErrors === null) return lines;
+  for (const [nodeId, v] of Object.entries(nodeErrors)) {
+    const entry = v as { class_type?: string; errors?: Array<{ message?: string; details?: string }> };
+    for (const e of entry.errors ?? []) {
+      lines.push(
+        `  node ${nodeId} (${entry.class_type ?? '?'}): ${e.message}${e.details ? `: ${e.details}` : ''}`,
+      );
+    }
+  }
+  return lines;
+}
+
+/** The parts of an error's `details` a person needs: node errors, request issues, missing classes. */
+function detailLines(details: unknown): string[] {
+  if (typeof details !== 'object' || details === null) return [];
+  const d = details as { node_errors?: unknown; issues?: unknown; missing_node_classes?: unknown };
+  const lines = nodeErrorLines(d.node_errors);
+  if (Array.isArray(d.issues)) {
+    for (const issue of d.issues) {
+      const i = issue as { path?: unknown; field?: unknown; message?: unknown; reason?: unknown };
+      const where = Array.isArray(i.path) ? i.path.join('.') : (i.field ?? '');
+      lines.push(
+        `  ${where ? `${String(where)}: ` : ''}${String(i.message ?? i.reason ?? JSON.stringify(issue))}`,
+      );
+    }
+  }
+  if (Array.isArray(d.missing_node_classes))
+    lines.push(`  missing node classes: ${d.missing_node_classes.join(', ')}`);
+  return lines;
 }

@@ -1,0 +1,329 @@
+// The `run` target that submits the workflow to a comfy-gateway as a v2 job: `--set` become
+// `overrides`, `--input` files travel as data URIs in `inputs`, progress comes from the job's SSE
+// stream (falling back to polling when the stream cannot be used or ends early), outputs are
+// downloaded from their `url`s, and the deadline or Ctrl-C cancels the job on the gateway.
+import { createWriteStream } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { setTimeout as delay } from 'node:timers/promises';
+import { contentTypeFor } from '../comfy/index.ts';
+import { type RunContext, type RunPlan, type RunTarget, safeOutputPath } from './run-plan.ts';
+import { fmtMs, type Reporter, type RunOutcome } from './run-reporter.ts';
+import { readSse } from './run-sse.ts';
+
+/** The fields of a v2 Job this command reads. */
+export interface GatewayJob {
+  id: string;
+  status: string;
+  queue_position?: number | null;
+  outputs?: GatewayOutput[];
+  error?: GatewayJobErrorBody | null;
+  metrics?: { queue_ms?: number | null; execution_ms?: number | null };
+  instance_id?: string | null;
+  attempts?: Array<{ n: number; instance_id?: string; error?: GatewayJobErrorBody | null }>;
+  texts?: unknown[];
+  urls?: { events?: string; cancel?: string; self?: string };
+}
+
+/** One output of a job. */
+export interface GatewayOutput {
+  node_id: string;
+  name: string;
+  url?: string | null;
+  subfolder?: string;
+  comfy_type?: string;
+  content_type?: string;
+}
+
+/** The job's `error` object. */
+export interface GatewayJobErrorBody {
+  code: string;
+  message: string;
+  node_id?: string;
+  class_type?: string;
+  details?: Record<string, unknown> | null;
+}
+
+/** The job ended without success (failed, canceled, expired). */
+export class GatewayJobError extends Error {
+  readonly code: string;
+  readonly job: GatewayJob;
+  override readonly name = 'GatewayJobError';
+
+  constructor(job: GatewayJob) {
+    super(job.error?.message ?? `job ${job.id} ended ${job.status}`);
+    this.code = job.error?.code ?? `job_${job.status}`;
+    this.job = job;
+  }
+}
+
+/** The gateway answered an API call with an error envelope (or no JSON at all). */
+export class GatewayApiError extends Error {
+  readonly code: string;
+  readonly status: number;
+  readonly details: unknown;
+  override readonly name = 'GatewayApiError';
+
+  constructor(what: string, status: number, body: string) {
+    let code = `http_${status}`;
+    let message = body.slice(0, 300) || `HTTP ${status}`;
+    let details: unknown = null;
+    try {
+      const parsed = JSON.parse(body) as { error?: { code?: unknown; message?: unknown; details?: unknown } };
+      if (typeof parsed.error?.code === 'string') code = parsed.error.code;
+      if (typeof parsed.error?.message === 'string') message = parsed.error.message;
+      details = parsed.error?.details ?? null;
+    } catch {}
+    super(`${what} answered ${status}: ${message}`);
+    this.code = code;
+    this.status = status;
+    this.details = details;
+  }
+}
+
+const TERMINAL = new Set(['succeeded', 'failed', 'canceled', 'expired']);
+const POLL_INTERVAL_MS = 1_000;
+/** Bound of the cancel request sent after the deadline has already passed. */
+const CANCEL_TIMEOUT_MS = 10_000;
+/** Outputs downloaded at once. */
+const DOWNLOAD_CONCURRENCY = 4;
+/** The job's own time limit trails ours, so it only matters if this process dies first. */
+const SERVER_TIMEOUT_GRACE_MS = 30_000;
+
+/** Runs the plan as a v2 job on a comfy-gateway. */
+export class GatewayTarget implements RunTarget {
+  readonly #base: string;
+  readonly #headers: Record<string, string>;
+
+  constructor(gateway: string, apiKey: string | undefined) {
+    this.#base = gateway.replace(/\/+$/, '');
+    this.#headers = apiKey ? { authorization: `Bearer ${apiKey}` } : {};
+  }
+
+  describe(): string {
+    return `gateway ${this.#base}`;
+  }
+
+  async execute(plan: RunPlan, { reporter, signal, deadline }: RunContext): Promise<RunOutcome> {
+    const body = await this.#jobBody(plan, deadline, signal);
+    const submitted = await this.#json<GatewayJob>('POST /api/v2/jobs', `${this.#base}/api/v2/jobs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+      signal,
+    });
+    reporter.line(`job ${submitted.id} ${describeStatus(submitted)}`);
+    let job: GatewayJob;
+    try {
+      job = await this.#follow(submitted, reporter, signal);
+    } catch (err) {
+      if (signal.aborted) await this.#cancel(submitted, reporter);
+      throw err;
+    }
+    reporter.done();
+    if (job.status !== 'succeeded') throw new GatewayJobError(job);
+    const saved = await this.#download(job, plan.outDir, signal);
+    return { heading: `job ${job.id} succeeded`, details: jobDetails(job), saved };
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  async #jobBody(plan: RunPlan, deadline: number, signal: AbortSignal): Promise<Record<string, unknown>> {
+    const body: Record<string, unknown> = {
+      workflow: plan.workflow,
+      timeout_ms: Math.max(100, deadline - Date.now() + SERVER_TIMEOUT_GRACE_MS),
+    };
+    if (plan.sets.length > 0) {
+      const overrides: Record<string, Record<string, unknown>> = {};
+      for (const s of plan.sets) overrides[s.nodeId] = { ...overrides[s.nodeId], [s.input]: s.value };
+      body.overrides = overrides;
+    }
+    if (plan.inputs.length > 0) {
+      const inputs: Record<string, string> = {};
+      for (const input of plan.inputs) {
+        const data = await readFile(input.path, { signal });
+        const type = contentTypeFor(basename(input.path));
+        inputs[`${input.nodeId}.${input.input}`] = `data:${type};base64,${data.toString('base64')}`;
+      }
+      body.inputs = inputs;
+    }
+    return body;
+  }
+
+  /** Follows the job to a terminal status: SSE first, polling when the stream is unusable. */
+  async #follow(job: GatewayJob, reporter: Reporter, signal: AbortSignal): Promise<GatewayJob> {
+    const streamed = await this.#stream(job, reporter, signal);
+    if (streamed === 'terminal') return this.#get(job.id, signal);
+    reporter.line(`event stream ${streamed}; polling the job instead`);
+    let last = job.status;
+    for (;;) {
+      const now = await this.#get(job.id, signal);
+      if (now.status !== last) reporter.line(`job ${now.id} ${describeStatus(now)}`);
+      last = now.status;
+      if (TERMINAL.has(now.status)) return now;
+      await delay(POLL_INTERVAL_MS, undefined, { signal });
+    }
+  }
+
+  /** Reads the events stream; returns 'terminal' or why it gave up. Aborts propagate. */
+  async #stream(job: GatewayJob, reporter: Reporter, signal: AbortSignal): Promise<string> {
+    const url = job.urls?.events ?? `${this.#base}/api/v2/jobs/${encodeURIComponent(job.id)}/events`;
+    let res: Response;
+    try {
+      res = await fetch(url, { headers: { ...this.#headers, accept: 'text/event-stream' }, signal });
+    } catch (err) {
+      if (signal.aborted) throw signal.reason;
+      return `unavailable (${(err as Error).message})`;
+    }
+    if (res.status !== 200 || !res.body) {
+      const text = await res.text().catch(() => '');
+      return `refused (${new GatewayApiError('GET events', res.status, text).message})`;
+    }
+    let lastStatus = job.status;
+    try {
+      for await (const frame of readSse(res.body as AsyncIterable<Uint8Array>)) {
+        let data: Record<string, unknown>;
+        try {
+          data = JSON.parse(frame.data) as Record<string, unknown>;
+        } catch {
+          continue;
+        }
+        if (frame.event === 'status' && typeof data.status === 'string') {
+          if (data.status !== lastStatus) {
+            reporter.line(`job ${job.id} ${describeStatus(data as unknown as GatewayJob)}`);
+            lastStatus = data.status;
+          }
+          if (TERMINAL.has(data.status)) return 'terminal';
+        } else if (frame.event === 'progress') {
+          showProgress(reporter, data);
+        }
+      }
+    } catch (err) {
+      if (signal.aborted) throw signal.reason;
+      return `broke (${(err as Error).message})`;
+    } finally {
+      // Leaving the loop early (terminal status) must release the connection.
+      await res.body.cancel().catch(() => {});
+    }
+    return 'ended before the job finished';
+  }
+
+  async #get(id: string, signal: AbortSignal): Promise<GatewayJob> {
+    return this.#json<GatewayJob>('GET job', `${this.#base}/api/v2/jobs/${encodeURIComponent(id)}`, {
+      signal,
+    });
+  }
+
+  /** Cancels after a deadline or Ctrl-C (own bound: the run's signal has already fired). */
+  async #cancel(job: GatewayJob, reporter: Reporter): Promise<void> {
+    reporter.done();
+    const url = job.urls?.cancel ?? `${this.#base}/api/v2/jobs/${encodeURIComponent(job.id)}/cancel`;
+    try {
+      const after = await this.#json<GatewayJob>('POST cancel', url, {
+        method: 'POST',
+        signal: AbortSignal.timeout(CANCEL_TIMEOUT_MS),
+      });
+      reporter.line(`job ${job.id} cancel requested: ${after.status}`);
+    } catch (err) {
+      reporter.line(`job ${job.id}: cancel failed (${(err as Error).message}); it may still run`);
+    }
+  }
+
+  /** Streams every output to disk, a few at a time; the first failure stops the rest. */
+  async #download(job: GatewayJob, outDir: string, signal: AbortSignal): Promise<string[]> {
+    const outputs = job.outputs ?? [];
+    const saved: string[] = [];
+    if (outputs.length === 0) return saved;
+    await mkdir(outDir, { recursive: true });
+    const failure = new AbortController();
+    const both = AbortSignal.any([signal, failure.signal]);
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < outputs.length && !both.aborted) {
+        const output = outputs[next++];
+        if (!output) continue;
+        if (!output.url) throw new Error(`output ${output.name} of node ${output.node_id} has no url`);
+        const path = safeOutputPath(outDir, {
+          filename: output.name,
+          subfolder: output.subfolder ?? '',
+          type: output.comfy_type ?? 'output',
+        });
+        const res = await fetch(output.url, { headers: this.#headers, signal: both });
+        if (res.status !== 200 || !res.body) {
+          throw new GatewayApiError(`GET ${output.name}`, res.status, await res.text().catch(() => ''));
+        }
+        await mkdir(dirname(path), { recursive: true });
+        await pipeline(Readable.fromWeb(res.body as never), createWriteStream(path), { signal: both });
+        saved.push(path);
+      }
+    };
+    const workers = Array.from({ length: Math.min(DOWNLOAD_CONCURRENCY, outputs.length) }, () =>
+      worker().catch((err: unknown) => {
+        failure.abort(err);
+        throw err;
+      }),
+    );
+    const settled = await Promise.allSettled(workers);
+    const rejected = settled.find((s) => s.status === 'rejected');
+    if (rejected) throw failure.signal.aborted ? failure.signal.reason : rejected.reason;
+    return saved;
+  }
+
+  async #json<T>(what: string, url: string, init: RequestInit): Promise<T> {
+    let res: Response;
+    try {
+      res = await fetch(url, { ...init, headers: { ...this.#headers, ...(init.headers as object) } });
+    } catch (err) {
+      if (init.signal?.aborted) throw init.signal.reason;
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      throw new Error(`${what} ${url}: ${cause?.code ?? cause?.message ?? (err as Error).message}`);
+    }
+    const text = await res.text();
+    if (res.status < 200 || res.status > 299) throw new GatewayApiError(what, res.status, text);
+    try {
+      return JSON.parse(text) as T;
+    } catch {
+      throw new GatewayApiError(what, res.status, text);
+    }
+  }
+}
+
+/** `queued (position 2)`, `running on gpu-1:8188`, … */
+function describeStatus(job: Pick<GatewayJob, 'status' | 'queue_position' | 'instance_id'>): string {
+  if (job.status === 'queued' && typeof job.queue_position === 'number')
+    return `queued (position ${job.queue_position})`;
+  if (job.status === 'running' && job.instance_id) return `running on ${job.instance_id}`;
+  return job.status;
+}
+
+/** Feeds a v2 progress snapshot to the reporter. */
+function showProgress(reporter: Reporter, p: Record<string, unknown>): void {
+  if (typeof p.nodes_total === 'number') reporter.setNodeCount(p.nodes_total);
+  const done = typeof p.nodes_done === 'number' ? p.nodes_done : undefined;
+  if (typeof p.current_node === 'string') {
+    const cls = typeof p.current_node_class === 'string' ? p.current_node_class : '?';
+    reporter.nodeStarted(p.current_node, cls, done);
+  }
+  if (typeof p.step === 'number' && typeof p.steps === 'number' && p.steps > 0)
+    reporter.step(p.step, p.steps);
+}
+
+/** Summary lines of a finished job: metrics, where it ran, texts. */
+function jobDetails(job: GatewayJob): string[] {
+  const details = [
+    `queue wait ${fmtMs(job.metrics?.queue_ms)}, execution ${fmtMs(job.metrics?.execution_ms)}`,
+  ];
+  const attempts = job.attempts?.length ?? 0;
+  if (job.instance_id)
+    details.push(`ran on ${job.instance_id}${attempts > 1 ? ` (after ${attempts} attempts)` : ''}`);
+  for (const a of job.attempts ?? []) {
+    if (a.error)
+      details.push(`attempt ${a.n} on ${a.instance_id ?? '?'} failed: ${a.error.code}: ${a.error.message}`);
+  }
+  for (const t of job.texts ?? []) details.push(`text: ${typeof t === 'string' ? t : JSON.stringify(t)}`);
+  return details;
+}
