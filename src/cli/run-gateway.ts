@@ -162,7 +162,8 @@ export class GatewayTarget implements RunTarget {
     let last = job.status;
     for (;;) {
       const now = await this.#get(job.id, signal);
-      if (now.status !== last) reporter.line(`job ${now.id} ${describeStatus(now)}`);
+      if (now.status !== last && !TERMINAL.has(now.status))
+        reporter.line(`job ${now.id} ${describeStatus(now)}`);
       last = now.status;
       if (TERMINAL.has(now.status)) return now;
       await delay(POLL_INTERVAL_MS, undefined, { signal });
@@ -193,7 +194,8 @@ export class GatewayTarget implements RunTarget {
           continue;
         }
         if (frame.event === 'status' && typeof data.status === 'string') {
-          if (data.status !== lastStatus) {
+          // The terminal status is reported by the summary or the error.
+          if (data.status !== lastStatus && !TERMINAL.has(data.status)) {
             reporter.line(`job ${job.id} ${describeStatus(data as unknown as GatewayJob)}`);
             lastStatus = data.status;
           }

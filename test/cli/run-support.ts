@@ -1,6 +1,6 @@
 // Shared by the `run` command tests: runs the real CLI as a child process (bounded, always reaped)
 // and reads the PNGs it writes.
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -20,7 +20,12 @@ export interface CliResult {
 /** Runs `comfy-gateway <args>` with the project's Node; kills it (and fails) after `timeoutMs`. */
 export async function runCli(
   args: string[],
-  options: { timeoutMs?: number; env?: Record<string, string>; onStderr?: (text: string) => void } = {},
+  options: {
+    timeoutMs?: number;
+    env?: Record<string, string>;
+    /** Called with all of stderr so far after each chunk (e.g. to send a signal at a given point). */
+    onStderr?: (text: string, child: ChildProcess) => void;
+  } = {},
 ): Promise<CliResult> {
   const started = Date.now();
   const child = spawn(process.execPath, [join(REPO_ROOT, 'src/cli/main.ts'), ...args], {
@@ -35,7 +40,7 @@ export async function runCli(
   });
   child.stderr.setEncoding('utf8').on('data', (d: string) => {
     stderr += d;
-    options.onStderr?.(stderr);
+    options.onStderr?.(stderr, child);
   });
   const timeoutMs = options.timeoutMs ?? 30_000;
   const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);

@@ -1,0 +1,255 @@
+// `comfy-gateway run --gateway` as a real process against a real gateway in front of the simulator:
+// the job's outputs on disk, overrides, inputs as data URIs, job errors, cancel on --timeout, API
+// keys, and the polling fallback when the event stream is refused.
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { readEvents, startTestStack, type TestStack } from '../support/gateway.ts';
+import { REPO_ROOT } from '../support/shared.ts';
+import { isUniform, pixel, readPng, runCli, savedPaths, tempDir } from './run-support.ts';
+
+const INVERT = join(REPO_ROOT, 'examples/invert.json');
+const UPLOAD = join(REPO_ROOT, 'examples/upload.json');
+const EXAMPLE_PNG = join(REPO_ROOT, 'examples/example.png');
+const JOB_LINE = /job ([0-9a-f-]{36}) /;
+
+describe('run --gateway', () => {
+  let stack: TestStack;
+  let out: { path: string; remove: () => Promise<void> };
+
+  before(async () => {
+    stack = await startTestStack({ instances: 1, nodeDelayMs: 0 });
+    out = await tempDir('run-gw-');
+  });
+  after(async () => {
+    await stack.close();
+    await out.remove();
+  });
+
+  it('runs the workflow as a v2 job, downloads its output and prints the job metrics', async () => {
+    const dir = join(out.path, 'invert');
+    // Slow nodes, so the throttled progress snapshots (~2/s) show each node.
+    const comfy = stack.sim.instances[0]!;
+    comfy.setFaults({ nodeDelayMs: 700 });
+    const r = await runCli(['run', INVERT, '--gateway', stack.url, '--out', dir]).finally(() =>
+      comfy.clearFaults(),
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const [path, ...rest] = savedPaths(r.stdout);
+    assert.deepEqual(rest, []);
+    assert.match(path ?? '', /gw_invert_\d{5}_\.png$/);
+    assert.ok(path?.startsWith(`${dir}/`), path);
+    const png = await readPng(path ?? '');
+    assert.equal(png.width, 512);
+    assert.deepEqual(pixel(png, 0, 0), [0, 255, 255]);
+    assert.ok(isUniform(png));
+    const id = JOB_LINE.exec(r.stderr)?.[1];
+    assert.ok(id, r.stderr);
+    const job = await stack.request(`/api/v2/jobs/${id}`);
+    assert.equal(job.body.status, 'succeeded');
+    assert.match(r.stderr, new RegExp(`job ${id} succeeded`));
+    assert.match(r.stderr, /queue wait \d+ ms, execution \d+/);
+    assert.match(r.stderr, new RegExp(`ran on ${job.body.instance_id.replace(/\./g, '\\.')}`));
+    // Progress came from the event stream, not from polling.
+    assert.match(r.stderr, /executing node 1 EmptyImage\n(.*\n)*.*executing node 2 ImageInvert/);
+    assert.doesNotMatch(r.stderr, /polling/);
+  });
+
+  it('sends --set as overrides (the job’s executed workflow shows them)', async () => {
+    const dir = join(out.path, 'set');
+    const r = await runCli(['run', INVERT, '--gateway', stack.url, '--out', dir, '--set', '1.color=255']);
+    assert.equal(r.code, 0, r.stderr);
+    const png = await readPng(savedPaths(r.stdout)[0] ?? '');
+    assert.deepEqual(pixel(png, 3, 3), [255, 255, 0]);
+    const id = JOB_LINE.exec(r.stderr)?.[1];
+    const wf = await stack.request(`/api/v2/jobs/${id}/workflow`);
+    assert.equal(wf.body.workflow['1'].inputs.color, 255);
+  });
+
+  it('sends --input files as data URIs that the gateway uploads to the instance', async () => {
+    const dir = join(out.path, 'upload');
+    const r = await runCli([
+      'run',
+      UPLOAD,
+      '--gateway',
+      stack.url,
+      '--out',
+      dir,
+      '--input',
+      `1.image=${EXAMPLE_PNG}`,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const png = await readPng(savedPaths(r.stdout)[0] ?? '');
+    const source = await readPng(EXAMPLE_PNG);
+    assert.equal(png.width, 128);
+    assert.equal(png.height, 96);
+    for (let y = 0; y < 96; y += 7)
+      for (let x = 0; x < 128; x += 5)
+        assert.deepEqual(pixel(png, x, y), pixel(source, x >> 1, y >> 1), `pixel ${x},${y}`);
+  });
+
+  it('exits 1 with the job’s invalid_workflow error naming the node and message', async () => {
+    const r = await runCli(['run', INVERT, '--gateway', stack.url, '--out', out.path, '--set', '1.width=-5']);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /job [0-9a-f-]{36} failed/);
+    assert.match(r.stderr, /invalid_workflow: /);
+    assert.match(r.stderr, /node 1 \(EmptyImage\): Value -5 smaller than min of 1: width/);
+    assert.equal(r.stdout, '');
+  });
+
+  it('exits 1 with node_execution_error naming the node, class and exception', async () => {
+    const comfy = stack.sim.instances[0]!;
+    comfy.setFaults({ failAtNode: '2' });
+    try {
+      const r = await runCli([
+        'run',
+        INVERT,
+        '--gateway',
+        stack.url,
+        '--out',
+        out.path,
+        '--set',
+        '1.color=11',
+      ]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(
+        r.stderr,
+        /node_execution_error: node 2 \(ImageInvert\) raised RuntimeError: Simulated failure in node 2/,
+      );
+    } finally {
+      comfy.clearFaults();
+    }
+  });
+
+  it('reports a request the gateway rejects (override of a missing node) with its code', async () => {
+    const r = await runCli(['run', INVERT, '--gateway', stack.url, '--out', out.path, '--set', '42.x=1']);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /invalid_workflow: POST \/api\/v2\/jobs answered 422: .*42/);
+  });
+
+  it('--timeout cancels the job on the gateway and exits 1', async () => {
+    const comfy = stack.sim.instances[0]!;
+    comfy.setFaults({ hang: true });
+    try {
+      const r = await runCli(
+        ['run', INVERT, '--gateway', stack.url, '--out', out.path, '--timeout', '2', '--set', '1.color=13'],
+        { timeoutMs: 25_000 },
+      );
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /timeout: the run did not finish within --timeout 2 s/);
+      assert.match(r.stderr, /cancel requested: (canceling|canceled)/);
+      const id = JOB_LINE.exec(r.stderr)?.[1];
+      assert.ok(id, r.stderr);
+      // The hung prompt is interrupted on the instance, so the job reaches `canceled`.
+      const status = await waitForTerminal(stack, id);
+      assert.equal(status, 'canceled');
+    } finally {
+      comfy.clearFaults();
+    }
+  });
+
+  it('Ctrl-C cancels the job and exits 130', async () => {
+    const comfy = stack.sim.instances[0]!;
+    comfy.setFaults({ hang: true });
+    try {
+      let sent = false;
+      const r = await runCli(
+        ['run', INVERT, '--gateway', stack.url, '--out', out.path, '--set', '1.color=17'],
+        {
+          onStderr: (text, child) => {
+            if (!sent && /executing node 1/.test(text)) {
+              sent = true;
+              child.kill('SIGINT');
+            }
+          },
+        },
+      );
+      assert.equal(r.code, 130, r.stderr);
+      assert.match(r.stderr, /error: interrupted/);
+      const id = JOB_LINE.exec(r.stderr)?.[1];
+      assert.ok(id, r.stderr);
+      assert.equal(await waitForTerminal(stack, id), 'canceled');
+    } finally {
+      comfy.clearFaults();
+    }
+  });
+
+  it('falls back to polling when the event stream is refused', async () => {
+    const limited = await startTestStack({
+      instances: 2,
+      nodeDelayMs: 0,
+      env: { MAX_SSE_STREAMS: '1', MAX_JOBS_PER_INSTANCE: '1' },
+    });
+    const hold = new AbortController();
+    try {
+      // Occupy the only stream slot with a job that hangs on one instance (which it then fills).
+      for (const i of limited.sim.instances) i.setFaults({ hang: true });
+      const blocker = await limited.request('/api/v2/jobs', { body: { workflow: invert(5) } });
+      assert.equal(blocker.status, 201, JSON.stringify(blocker.body));
+      const frames = readEvents(blocker.body.urls.events, hold.signal);
+      for (;;) {
+        const frame = (await frames.next()).value;
+        if (frame?.event === 'status' && frame.data.status === 'running') break;
+        assert.ok(frame, 'blocker stream ended');
+      }
+      const busy = (await limited.request(`/api/v2/jobs/${blocker.body.id}`)).body.instance_id;
+      for (const i of limited.sim.instances) if (!busy.endsWith(`:${i.port}`)) i.clearFaults();
+      const r = await runCli(['run', INVERT, '--gateway', limited.url, '--out', join(out.path, 'poll')]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, /event stream refused \(.*429.*\); polling the job instead/);
+      assert.match(r.stderr, /job [0-9a-f-]{36} succeeded/);
+      assert.equal(savedPaths(r.stdout).length, 1);
+      await frames.return(undefined);
+    } finally {
+      hold.abort();
+      for (const i of limited.sim.instances) i.clearFaults();
+      await limited.close();
+    }
+  });
+
+  it('sends --api-key (or $COMFY_GATEWAY_API_KEY) as a bearer token', async () => {
+    const secured = await startTestStack({ instances: 1, nodeDelayMs: 0, env: { API_KEYS: 'k-123' } });
+    try {
+      const dir = join(out.path, 'auth');
+      const denied = await runCli(['run', INVERT, '--gateway', secured.url, '--out', dir]);
+      assert.equal(denied.code, 1);
+      assert.match(denied.stderr, /unauthorized: POST \/api\/v2\/jobs answered 401/);
+      const [flag, env] = await Promise.all([
+        runCli(['run', INVERT, '--gateway', secured.url, '--out', dir, '--api-key', 'k-123']),
+        runCli(['run', INVERT, '--gateway', secured.url, '--out', dir, '--set', '1.color=77'], {
+          env: { COMFY_GATEWAY_API_KEY: 'k-123' },
+        }),
+      ]);
+      assert.equal(flag.code, 0, flag.stderr);
+      assert.equal(env.code, 0, env.stderr);
+      assert.equal(savedPaths(flag.stdout).length, 1);
+    } finally {
+      await secured.close();
+    }
+  });
+});
+
+function invert(color: number): Record<string, unknown> {
+  return {
+    '1': { class_type: 'EmptyImage', inputs: { width: 8, height: 8, batch_size: 1, color } },
+    '2': { class_type: 'ImageInvert', inputs: { image: ['1', 0] } },
+    '3': { class_type: 'SaveImage', inputs: { images: ['2', 0], filename_prefix: 'blocker' } },
+  };
+}
+
+/** The job's terminal status, read from its event stream (bounded). */
+async function waitForTerminal(stack: TestStack, id: string): Promise<string> {
+  const job = await stack.request(`/api/v2/jobs/${id}`);
+  if (['succeeded', 'failed', 'canceled', 'expired'].includes(job.body.status)) return job.body.status;
+  for await (const frame of readEvents(
+    `${stack.url}/api/v2/jobs/${id}/events`,
+    AbortSignal.timeout(10_000),
+  )) {
+    if (
+      frame.event === 'status' &&
+      ['succeeded', 'failed', 'canceled', 'expired'].includes(frame.data.status)
+    )
+      return frame.data.status;
+  }
+  return (await stack.request(`/api/v2/jobs/${id}`)).body.status;
+}
