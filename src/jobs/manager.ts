@@ -90,6 +90,8 @@ export class JobManager extends EventEmitter {
   #throttleMs: number;
   #lazyMs: number;
   #live = new Map<string, LiveJob>();
+  /** Recently finished jobs, newest last: sync waiters and early polls read them without the store. */
+  #recent = new Map<string, JobRecord>();
   #scheduler: Scheduler;
   #runner: Runner;
   #webhookTasks = new Set<Promise<unknown>>();
@@ -218,7 +220,7 @@ export class JobManager extends EventEmitter {
   get(id: string): JobRecord | undefined {
     const live = this.#live.get(id);
     if (live) return live.job;
-    const job = this.#store.get(id);
+    const job = this.#recent.get(id) ?? this.#store.get(id);
     if (!job || job.expires_at <= this.#clock()) return undefined;
     return job;
   }
@@ -537,6 +539,8 @@ export class JobManager extends EventEmitter {
     live.progressTimer = null;
     this.#persist(live);
     this.#live.delete(job.id);
+    this.#recent.set(job.id, job);
+    if (this.#recent.size > RECENT_JOBS) this.#recent.delete(this.#recent.keys().next().value as string);
     this.#emitStatus(live, job.outputs);
     this.emit('terminal', job);
     this.#notifyWebhook(job);
@@ -707,11 +711,15 @@ export class JobManager extends EventEmitter {
       }
       this.events.close();
       this.#live.clear();
+      this.#recent.clear();
       this.#store.close();
     })();
     return this.#closing;
   }
 }
+
+/** How many finished jobs stay in memory for cheap reads (bounded; the store has them all). */
+const RECENT_JOBS = 1024;
 
 function detachedLease(instanceId: string, client: NonNullable<ReturnType<PoolLike['client']>>): LeaseLike {
   return { instanceId, url: client.baseUrl, client, markStarted() {}, release() {} };

@@ -204,7 +204,16 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
         },
       ],
     });
-    closers.push(() => app.close());
+    closers.push(async () => {
+      // Graceful first (waiting sync requests already got their job back); then, bounded, cut
+      // whatever connection is still open so shutdown never hangs on a slow or stuck client.
+      const force = setTimeout(() => app.server.closeAllConnections(), config.shutdownGraceMs);
+      try {
+        await app.close();
+      } finally {
+        clearTimeout(force);
+      }
+    });
     await app.listen({ host: config.host, port: config.port });
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : config.port;
