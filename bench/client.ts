@@ -1,14 +1,23 @@
 // Client benchmark: runs/s and per-run latency (p50/p99) of ComfyClient.run() at concurrency 1
 // and 16 against simulator instances with zero node time, next to a bare client (raw fetch + ws,
 // no deadlines, retries or cleanup) measured in the same process as the baseline; then resource
-// growth (active handles, listeners, tracked runs) and peak RSS after many runs.
+// growth (active handles, listeners, tracked runs) and the client's memory over many runs. The
+// simulator runs in a child process (`comfy-gateway simulate`), so the memory figures are the
+// client's alone (the simulator keeps up to 10 000 history entries and grows on its own).
 // Options: --runs N (per measurement, default 200), --leak-runs N (default 3000; the acceptance figure
 // is --leak-runs 10000), --concurrency a,b
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import WebSocket from 'ws';
 import { type ApiPrompt, ComfyClient } from '../src/comfy/index.ts';
-import { startSimulator } from '../src/simulator/index.ts';
 import type { BenchResult } from './run.ts';
 
 export const description = 'ComfyClient.run() throughput/latency vs a bare client, and leak check';
@@ -72,6 +81,70 @@ export class BareClient {
   }
 }
 
+/** Simulated ComfyUI instances in a child process. */
+interface SimulatorProcess {
+  urls: string[];
+  /** Resident memory of the simulator process (Linux /proc), for the record. */
+  rssMiB(): number | undefined;
+  close(): Promise<void>;
+}
+
+const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.ts');
+
+/** Starts `comfy-gateway simulate --port 0 --instances n` and waits (bounded) for its URLs. */
+async function startSimulatorProcess(instances: number): Promise<SimulatorProcess> {
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [MAIN, 'simulate', '--port', '0', '--instances', String(instances), '--node-delay-ms', '0'],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const close = async (): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = once(child, 'exit');
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+    await exited;
+    clearTimeout(timer);
+  };
+  const urls: string[] = [];
+  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+  const ready = AbortSignal.timeout(30_000);
+  try {
+    for await (const line of lines) {
+      const m = /listening on (http:\/\/\S+)/.exec(line);
+      if (m?.[1]) urls.push(m[1]);
+      if (urls.length === instances) break;
+      if (ready.aborted) throw new Error('simulator did not start within 30 s');
+    }
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  if (urls.length < instances) {
+    await close();
+    throw new Error(`simulator exited after printing ${urls.length} of ${instances} URLs`);
+  }
+  return {
+    urls,
+    rssMiB: () => {
+      try {
+        const kb = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1];
+        return kb === undefined ? undefined : Math.round(Number(kb) / 1024);
+      } catch {
+        return undefined;
+      }
+    },
+    close,
+  };
+}
+
+/** A full GC when possible, so heap figures compare live data and not garbage. */
+const collectGarbage: () => void = (() => {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as (() => void) | undefined;
+  return () => gc?.();
+})();
+
 interface Measurement {
   client: 'comfy' | 'bare';
   concurrency: number;
@@ -130,6 +203,14 @@ function listenerCounts(client: ComfyClient): Record<string, number> {
   return out;
 }
 
+/** One memory sample of this (client-only) process after a full GC. */
+interface MemorySample {
+  runs: number;
+  rssMiB: number;
+  heapUsedMiB: number;
+  simulatorRssMiB: number | undefined;
+}
+
 /** Runs the benchmark. */
 export async function run(args: Record<string, string>): Promise<BenchResult> {
   const runs = Number(args.runs ?? 200);
@@ -139,12 +220,12 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
   const sampler = setInterval(() => {
     peakRss = Math.max(peakRss, process.memoryUsage.rss());
   }, 50);
-  const sim = await startSimulator({ port: 0, instances: 2, nodeDelayMs: 0 });
-  const [a, b] = sim.instances;
+  const sim = await startSimulatorProcess(2);
+  const [a, b] = sim.urls;
   if (!a || !b) throw new Error('simulator did not start two instances');
   // Separate instances so the two clients never queue behind each other.
-  const client = new ComfyClient({ baseUrl: a.url });
-  const bare = await BareClient.open(b.url);
+  const client = new ComfyClient({ baseUrl: a });
+  const bare = await BareClient.open(b);
   const measurements: Measurement[] = [];
   let offset = 0;
   // Each measurement gets its own colour range, so no run is served from ComfyUI's cache.
@@ -169,21 +250,41 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
         if (best) measurements.push(best);
       }
     }
-    // Leak check: resources before and after many runs.
+    // Leak check: resources before and after many runs, memory after a full GC at every tenth.
     const before = {
       resources: resourceCounts(),
       listeners: listenerCounts(client),
       activeRuns: client.activeRuns,
     };
-    const rssBefore = process.memoryUsage.rss();
-    const leak = await measure('comfy', (i) => client.run(promptFor(i)), leakRuns, 16, fresh(leakRuns + 1));
+    const sample = (done: number): MemorySample => {
+      collectGarbage();
+      const m = process.memoryUsage();
+      return {
+        runs: done,
+        rssMiB: mb(m.rss),
+        heapUsedMiB: Math.round((m.heapUsed / 1024 / 1024) * 10) / 10,
+        simulatorRssMiB: sim.rssMiB(),
+      };
+    };
+    const samples: MemorySample[] = [sample(0)];
+    const slices = 10;
+    const perSlice = Math.max(1, Math.ceil(leakRuns / slices));
+    let done = 0;
+    let leakMs = 0;
+    while (done < leakRuns) {
+      const n = Math.min(perSlice, leakRuns - done);
+      const t0 = performance.now();
+      await measure('comfy', (i) => client.run(promptFor(i)), n, 16, fresh(n + 1));
+      leakMs += performance.now() - t0;
+      done += n;
+      samples.push(sample(done));
+    }
     await new Promise((r) => setImmediate(r));
     const after = {
       resources: resourceCounts(),
       listeners: listenerCounts(client),
       activeRuns: client.activeRuns,
     };
-    const rssAfter = process.memoryUsage.rss();
     const growth: Record<string, number> = {};
     for (const key of new Set([...Object.keys(before.resources), ...Object.keys(after.resources)])) {
       const d = (after.resources[key] ?? 0) - (before.resources[key] ?? 0);
@@ -194,6 +295,15 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
       const base = measurements.find((m) => m.client === 'bare' && m.concurrency === c);
       return ours && base ? round(ours.p50Ms / base.p50Ms) : undefined;
     };
+    const leakRunsPerSec = round((leakRuns / leakMs) * 1000);
+    // Flatness is judged after the first slice (JIT, pools and caches fill up there).
+    const settled = samples.slice(1);
+    const first = settled[0];
+    const last = settled[settled.length - 1];
+    const heapSlopeKiBPer1k =
+      first && last && last.runs > first.runs
+        ? round(((last.heapUsedMiB - first.heapUsedMiB) * 1024 * 1000) / (last.runs - first.runs))
+        : undefined;
     const summary = [
       '| client | concurrency | runs | runs/s | p50 ms | p99 ms |',
       '|---|---|---|---|---|---|',
@@ -203,16 +313,24 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
       '',
       ...concurrencies.map((c) => `p50 latency ratio comfy/bare at concurrency ${c}: ${ratio(c)}`),
       '',
-      `leak check: ${leakRuns} runs at concurrency 16 (${leak.runsPerSec} runs/s): active resources before ${JSON.stringify(before.resources)}, after ${JSON.stringify(after.resources)}, growth ${JSON.stringify(growth)}; listeners before ${JSON.stringify(before.listeners)} after ${JSON.stringify(after.listeners)}; tracked runs after ${after.activeRuns}`,
-      `RSS before leak runs ${mb(rssBefore)} MiB, after ${mb(rssAfter)} MiB, peak ${mb(peakRss)} MiB (simulator runs in the same process)`,
+      `leak check: ${leakRuns} runs at concurrency 16 (${leakRunsPerSec} runs/s): active resources before ${JSON.stringify(before.resources)}, after ${JSON.stringify(after.resources)}, growth ${JSON.stringify(growth)}; listeners before ${JSON.stringify(before.listeners)} after ${JSON.stringify(after.listeners)}; tracked runs after ${after.activeRuns}`,
+      '',
+      'Client process memory after a full GC (the simulator runs in its own process):',
+      '',
+      '| runs | client RSS MiB | client heap used MiB | simulator RSS MiB |',
+      '|---|---|---|---|',
+      ...samples.map((m) => `| ${m.runs} | ${m.rssMiB} | ${m.heapUsedMiB} | ${m.simulatorRssMiB ?? '—'} |`),
+      '',
+      `client heap growth after the first slice: ${heapSlopeKiBPer1k} KiB per 1000 runs; client peak RSS ${mb(peakRss)} MiB`,
     ].join('\n');
     return {
       summary,
       data: {
+        load: loadAverage(),
         measurements,
         ratios: Object.fromEntries(concurrencies.map((c) => [c, ratio(c)])),
-        leak: { runs: leakRuns, runsPerSec: leak.runsPerSec, before, after, growth },
-        rss: { beforeLeakMiB: mb(rssBefore), afterLeakMiB: mb(rssAfter), peakMiB: mb(peakRss) },
+        leak: { runs: leakRuns, runsPerSec: leakRunsPerSec, before, after, growth },
+        memory: { samples, heapSlopeKiBPer1kRuns: heapSlopeKiBPer1k, clientPeakRssMiB: mb(peakRss) },
       },
     };
   } finally {
@@ -220,6 +338,15 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
     bare.close();
     await client.close();
     await sim.close();
+  }
+}
+
+/** The machine's 1/5/15-minute load averages (other engineers share the box). */
+function loadAverage(): number[] {
+  try {
+    return readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).map(Number);
+  } catch {
+    return [];
   }
 }
 
