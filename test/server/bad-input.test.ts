@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { invertPrompt, startTestStack, type TestStack } from '../support/gateway.ts';
+import { invertPrompt, readEvents, startTestStack, type TestStack } from '../support/gateway.ts';
 
 let stack: TestStack;
 before(async () => {
-  stack = await startTestStack({ env: { MAX_BODY_BYTES: '65536' } });
+  stack = await startTestStack({ env: { MAX_BODY_BYTES: '65536', MAX_SSE_STREAMS: '1' } });
 });
 after(async () => {
   await stack.close();
@@ -163,5 +163,34 @@ test('an execution error fails the job with node id, class and message', async (
     assert.equal(res.body.attempts.length, 1, 'execution errors are not retried');
   } finally {
     stack.sim.instances[0]?.clearFaults();
+  }
+});
+
+test('a __proto__ key in the body is rejected, not merged', async () => {
+  const res = await stack.request('/api/v2/jobs', {
+    body: `{"workflow": {"__proto__": {"class_type": "X", "inputs": {}}}}`,
+    headers: { 'content-type': 'application/json' },
+  });
+  assertEnvelope(res, 400, 'invalid_request');
+});
+
+test('beyond MAX_SSE_STREAMS, /events is a 429 too_many_streams with Retry-After', async () => {
+  const sim = stack.sim.instances[0];
+  sim?.setFaults({ hang: true });
+  const controller = new AbortController();
+  try {
+    const created = await stack.request('/api/v2/jobs', { body: { workflow: invertPrompt('streams') } });
+    const url = `${stack.url}/api/v2/jobs/${created.body.id}/events`;
+    const first = readEvents(url, controller.signal);
+    assert.equal((await first.next()).value?.event, 'status');
+    const second = await stack.request(`/api/v2/jobs/${created.body.id}/events`);
+    assertEnvelope(second, 429, 'too_many_streams');
+    assert.equal(second.headers.get('retry-after'), '5');
+    controller.abort();
+    await first.return(undefined).catch(() => {});
+    await stack.request(`/api/v2/jobs/${created.body.id}/cancel`, { method: 'POST' });
+  } finally {
+    controller.abort();
+    sim?.clearFaults();
   }
 });
