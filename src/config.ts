@@ -151,6 +151,30 @@ const SETTINGS = {
 
 type SettingName = keyof typeof SETTINGS;
 
+/** Wraps a setting's parser as a zod schema whose issue message is the parser's one-line problem. */
+function zodSetting<T>(spec: SettingSpec<T>): z.ZodType<T> {
+  return z
+    .unknown()
+    .optional()
+    .transform((raw, ctx): T => {
+      try {
+        return spec.parse(raw as Raw);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        return z.NEVER;
+      }
+    });
+}
+
+/** The one schema of every setting (env names as keys), with defaults and one-line problems. */
+export const settingsSchema = z.object(
+  Object.fromEntries(
+    Object.entries(SETTINGS).map(([name, spec]) => [name, zodSetting(spec as SettingSpec<unknown>)]),
+  ) as {
+    [K in SettingName]: z.ZodType<ReturnType<(typeof SETTINGS)[K]['parse']>>;
+  },
+);
+
 /** The parsed, frozen gateway configuration. */
 export interface Config {
   readonly port: number;
@@ -257,15 +281,17 @@ export function loadConfig(
   overrides: Partial<Record<SettingName, string | number>> = {},
 ): Config {
   const fromFile = file ? readConfigFile(file) : {};
-  const values = {} as { [K in SettingName]: ReturnType<(typeof SETTINGS)[K]['parse']> };
+  const raw: Record<string, Raw> = {};
   for (const name of SETTING_NAMES) {
-    const raw: Raw = overrides[name] ?? env[name] ?? fromFile[name];
-    try {
-      (values as Record<string, unknown>)[name] = SETTINGS[name].parse(raw === undefined ? undefined : raw);
-    } catch (err) {
-      throw new ConfigError(name, (err as Error).message);
-    }
+    // Every key is present (undefined = unset) so each setting applies its own default.
+    raw[name] = overrides[name] ?? env[name] ?? fromFile[name];
   }
+  const parsed = settingsSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new ConfigError(String(issue?.path[0] ?? 'config'), issue?.message ?? 'invalid');
+  }
+  const values = parsed.data;
   const urls = [...values.COMFYUI_URLS, ...numberedHosts(env)].map((u) => u.replace(/\/+$/, ''));
   const hostDefaulted = values.HOST === undefined;
   const host = values.HOST ?? (values.API_KEYS.length === 0 ? '127.0.0.1' : '0.0.0.0');
