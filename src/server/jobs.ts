@@ -35,10 +35,17 @@ export interface JobRoutesOptions {
 
 const TAGS = ['jobs'];
 
-/** Aborts when the client goes away or the reply is sent (scoped wait for ?wait). */
+const CLIENT_GONE = Object.freeze(new Error('the client closed the connection'));
+
+/** Aborts when the client goes away before the reply is sent (scoped wait for ?wait and sync). */
 export function replySignal(reply: FastifyReply): AbortSignal {
   const controller = new AbortController();
-  reply.raw.once('close', () => controller.abort());
+  const raw = reply.raw;
+  // Only a response that did not finish means the client left; a preallocated reason avoids
+  // building a DOMException (with its stack) on every request.
+  raw.once('close', () => {
+    if (!raw.writableFinished) controller.abort(CLIENT_GONE);
+  });
   return controller.signal;
 }
 
