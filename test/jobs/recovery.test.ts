@@ -18,7 +18,7 @@ let dataDir: string;
 const children = new Set<ChildProcess>();
 
 before(async () => {
-  sim = await startSimulator({ port: 0, instances: 2, nodeDelayMs: 40 });
+  sim = await startSimulator({ port: 0, instances: 2, nodeDelayMs: 100 });
   dataDir = await mkdtemp(join(tmpdir(), 'gw-recovery-'));
 });
 after(async () => {
