@@ -87,7 +87,10 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       options.store ??
       (config.jobStore === 'memory'
         ? new MemoryJobStore()
-        : new SqliteJobStore({ path: join(config.dataDir, 'jobs.sqlite') }));
+        : new SqliteJobStore({
+            path: join(config.dataDir, 'jobs.sqlite'),
+            onError: (err) => logger.error({ err }, 'job store write failed'),
+          }));
     const assets = new AssetStore({ dir: join(config.dataDir, 'assets'), maxBytes: config.maxInputBytes });
     closers.push(() => assets.close());
     const resolver = new InputResolver({
