@@ -8,8 +8,9 @@ import { basename, dirname } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as delay } from 'node:timers/promises';
-import { contentTypeFor } from '../comfy/index.ts';
-import { type RunContext, type RunPlan, type RunTarget, safeOutputPath } from './run-plan.ts';
+import { type ApiPrompt, contentTypeFor } from '../comfy/index.ts';
+import { detectFormat } from '../workflow/index.ts';
+import { checkNodes, type RunContext, type RunPlan, type RunTarget, safeOutputPath } from './run-plan.ts';
 import { fmtMs, type Reporter, type RunOutcome } from './run-reporter.ts';
 import { readSse } from './run-sse.ts';
 
@@ -91,6 +92,10 @@ const CANCEL_TIMEOUT_MS = 10_000;
 const DOWNLOAD_CONCURRENCY = 4;
 /** The job's own time limit trails ours, so it only matters if this process dies first. */
 const SERVER_TIMEOUT_GRACE_MS = 30_000;
+/** The API's ceiling for `timeout_ms` (7 days). */
+const MAX_JOB_TIMEOUT_MS = 7 * 24 * 3_600_000;
+/** Consecutive failed polls tolerated (a gateway restart or a network blip) before giving up. */
+const MAX_POLL_FAILURES = 5;
 
 /** Runs the plan as a v2 job on a comfy-gateway. */
 export class GatewayTarget implements RunTarget {
@@ -107,6 +112,10 @@ export class GatewayTarget implements RunTarget {
   }
 
   async execute(plan: RunPlan, { reporter, signal, deadline }: RunContext): Promise<RunOutcome> {
+    // API prompts are checked here like with --server; UI workflows' node ids exist only after the
+    // gateway converted them, so it checks those.
+    if (detectFormat(plan.workflow) === 'api')
+      checkNodes(plan.workflow as ApiPrompt, [...plan.sets, ...plan.inputs]);
     const body = await this.#jobBody(plan, deadline, signal);
     const submitted = await this.#json<GatewayJob>('POST /api/v2/jobs', `${this.#base}/api/v2/jobs`, {
       method: 'POST',
@@ -135,7 +144,10 @@ export class GatewayTarget implements RunTarget {
   async #jobBody(plan: RunPlan, deadline: number, signal: AbortSignal): Promise<Record<string, unknown>> {
     const body: Record<string, unknown> = {
       workflow: plan.workflow,
-      timeout_ms: Math.max(100, deadline - Date.now() + SERVER_TIMEOUT_GRACE_MS),
+      timeout_ms: Math.min(
+        MAX_JOB_TIMEOUT_MS,
+        Math.max(100, deadline - Date.now() + SERVER_TIMEOUT_GRACE_MS),
+      ),
     };
     if (plan.sets.length > 0) {
       const overrides: Record<string, Record<string, unknown>> = {};
@@ -160,8 +172,20 @@ export class GatewayTarget implements RunTarget {
     if (streamed === 'terminal') return this.#get(job.id, signal);
     reporter.line(`event stream ${streamed}; polling the job instead`);
     let last = job.status;
+    let failures = 0;
     for (;;) {
-      const now = await this.#get(job.id, signal);
+      let now: GatewayJob;
+      try {
+        now = await this.#get(job.id, signal);
+        failures = 0;
+      } catch (err) {
+        // 4xx (unknown job, auth) will not heal; connection errors and 5xx may.
+        const permanent = err instanceof GatewayApiError && err.status < 500;
+        if (signal.aborted || permanent || ++failures >= MAX_POLL_FAILURES) throw err;
+        reporter.line(`polling job ${job.id} failed (${(err as Error).message}); retrying`);
+        await delay(POLL_INTERVAL_MS * failures, undefined, { signal });
+        continue;
+      }
       if (now.status !== last && !TERMINAL.has(now.status))
         reporter.line(`job ${now.id} ${describeStatus(now)}`);
       last = now.status;

@@ -2,6 +2,7 @@
 // the job's outputs on disk, overrides, inputs as data URIs, job errors, cancel on --timeout, API
 // keys, and the polling fallback when the event stream is refused.
 import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { readEvents, startTestStack, type TestStack } from '../support/gateway.ts';
@@ -121,10 +122,24 @@ describe('run --gateway', () => {
     }
   });
 
-  it('reports a request the gateway rejects (override of a missing node) with its code', async () => {
-    const r = await runCli(['run', INVERT, '--gateway', stack.url, '--out', out.path, '--set', '42.x=1']);
+  it('reports a request the gateway rejects (node classes no instance has) with its code and details', async () => {
+    const file = join(out.path, 'unknown-class.json');
+    await writeFile(
+      file,
+      JSON.stringify({ ...invert(3), '9': { class_type: 'NoSuchNodeAnywhere', inputs: {} } }),
+    );
+    const r = await runCli(['run', file, '--gateway', stack.url, '--out', out.path]);
     assert.equal(r.code, 1, r.stderr);
-    assert.match(r.stderr, /invalid_workflow: POST \/api\/v2\/jobs answered 422: .*42/);
+    assert.match(r.stderr, /invalid_workflow: POST \/api\/v2\/jobs answered 422: /);
+    assert.match(r.stderr, /missing node classes: NoSuchNodeAnywhere/);
+  });
+
+  it('exits 2 before submitting when --set names a node the API prompt lacks', async () => {
+    const before = (await stack.request('/api/v2/jobs?limit=100')).body.jobs.length;
+    const r = await runCli(['run', INVERT, '--gateway', stack.url, '--out', out.path, '--set', '42.x=1']);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /node 42 is not in the prompt/);
+    assert.equal((await stack.request('/api/v2/jobs?limit=100')).body.jobs.length, before);
   });
 
   it('--timeout cancels the job on the gateway and exits 1', async () => {
