@@ -96,6 +96,9 @@ export class JobManager extends EventEmitter {
   #runner: Runner;
   #webhookTasks = new Set<Promise<unknown>>();
   #retentionTimer: NodeJS.Timeout | null = null;
+  #positionTimer: NodeJS.Timeout | null = null;
+  /** Last queue_position sent to a watched waiting job (only jobs with SSE listeners). */
+  #sentPositions = new Map<string, number>();
   #started = false;
   #closing: Promise<void> | null = null;
 
@@ -149,6 +152,8 @@ export class JobManager extends EventEmitter {
     const sweepMs = Math.min(60_000, Math.max(1000, Math.floor(this.#o.retentionMs / 10)));
     this.#retentionTimer = setInterval(() => this.sweep(), sweepMs);
     this.#retentionTimer.unref();
+    this.#positionTimer = setInterval(() => this.#publishPositions(), POSITION_INTERVAL_MS);
+    this.#positionTimer.unref();
   }
 
   /** Deletes jobs past retention; returns how many went. */
@@ -294,6 +299,23 @@ export class JobManager extends EventEmitter {
       signal.removeEventListener('abort', onAbort);
     }
     return this.get(id) ?? job;
+  }
+
+  /**
+   * v2: `status` events carry queue_position changes while queued. Positions move with every
+   * dispatch, so watchers get them at most once per interval instead of on every change.
+   */
+  #publishPositions(): void {
+    const seen = new Set<string>();
+    this.#scheduler.waitingIds().forEach((id, index) => {
+      if (this.events.listenerCount(id) === 0) return;
+      seen.add(id);
+      const position = index + 1;
+      if (this.#sentPositions.get(id) === position) return;
+      this.#sentPositions.set(id, position);
+      this.events.emit(id, { type: 'status', data: { status: 'queued', queue_position: position } });
+    });
+    for (const id of this.#sentPositions.keys()) if (!seen.has(id)) this.#sentPositions.delete(id);
   }
 
   #newLive(job: JobRecord, extraData?: Record<string, unknown>): LiveJob {
@@ -697,6 +719,7 @@ export class JobManager extends EventEmitter {
     this.#closing ??= (async () => {
       this.#scheduler.close();
       if (this.#retentionTimer) clearInterval(this.#retentionTimer);
+      if (this.#positionTimer) clearInterval(this.#positionTimer);
       for (const live of this.#live.values()) {
         if (live.progressTimer) clearTimeout(live.progressTimer);
         if (live.persistTimer) this.#persist(live);
@@ -717,6 +740,9 @@ export class JobManager extends EventEmitter {
     return this.#closing;
   }
 }
+
+/** How often watchers of waiting jobs hear about their new queue_position. */
+const POSITION_INTERVAL_MS = 1000;
 
 /** How many finished jobs stay in memory for cheap reads (bounded; the store has them all). */
 const RECENT_JOBS = 1024;

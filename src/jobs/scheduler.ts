@@ -90,6 +90,11 @@ export class Scheduler {
     return true;
   }
 
+  /** Waiting job ids in dispatch order (a snapshot). */
+  waitingIds(): string[] {
+    return this.#queue.map((e) => e.id);
+  }
+
   /** 1-based position of a waiting job, or null. */
   position(id: string): number | null {
     const index = this.#queue.findIndex((e) => e.id === id);

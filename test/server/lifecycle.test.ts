@@ -111,6 +111,40 @@ test('cancel queued jobs, both waiting in the gateway and waiting on the instanc
   }
 });
 
+test('SSE watchers of a waiting job hear its queue_position move up', async () => {
+  sim().setFaults({ neverStart: true });
+  const ids: string[] = [];
+  const controller = new AbortController();
+  try {
+    for (let i = 0; i < 4; i++) {
+      ids.push(
+        (await stack.request('/api/v2/jobs', { body: { workflow: invertPrompt(`pos${i}`) } })).body.id,
+      );
+    }
+    const positions: Array<number | null> = [];
+    const watch = (async () => {
+      for await (const f of readEvents(`${stack.url}/api/v2/jobs/${ids[3]}/events`, controller.signal)) {
+        if (f.event !== 'status') continue;
+        positions.push(f.data.queue_position);
+        if (positions.length === 1) await stack.request(`/api/v2/jobs/${ids[2]}/cancel`, { method: 'POST' });
+        if (f.data.queue_position === 1) return;
+      }
+    })();
+    await Promise.race([
+      watch,
+      new Promise((_, reject) =>
+        setTimeout(() => reject(new Error('no position update in 5 s')), 5000).unref(),
+      ),
+    ]);
+    assert.deepEqual(positions, [2, 1]);
+  } finally {
+    controller.abort();
+    for (const id of ids) await stack.request(`/api/v2/jobs/${id}/cancel`, { method: 'POST' });
+    for (const id of ids) await waitForStatus(stack, id, ['canceled']);
+    sim().clearFaults();
+  }
+});
+
 test('timeout_ms fails a hanging job with code timeout and interrupts it', async () => {
   sim().setFaults({ hang: true });
   try {
