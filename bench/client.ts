@@ -22,11 +22,18 @@ import type { BenchResult } from './run.ts';
 
 export const description = 'ComfyClient.run() throughput/latency vs a bare client, and leak check';
 
-/** A tiny prompt; a distinct colour per run so nothing is served from cache. */
+/**
+ * A tiny prompt; a distinct colour per run so nothing is served from cache. Files go to a subfolder
+ * per 1000 runs: like ComfyUI, the simulator lists the target folder on every save, so one folder
+ * of 10 000 files would make the server, not the client, the bottleneck.
+ */
 function promptFor(i: number): ApiPrompt {
   return {
     '1': { class_type: 'EmptyImage', inputs: { width: 8, height: 8, batch_size: 1, color: i % 0xffffff } },
-    '2': { class_type: 'PreviewImage', inputs: { images: ['1', 0] } },
+    '2': {
+      class_type: 'SaveImage',
+      inputs: { images: ['1', 0], filename_prefix: `bench/${Math.floor(i / 1000)}/run` },
+    },
   };
 }
 
@@ -208,7 +215,10 @@ interface MemorySample {
   runs: number;
   rssMiB: number;
   heapUsedMiB: number;
+  heapUsedBytes: number;
   simulatorRssMiB: number | undefined;
+  /** Throughput of the slice that ended here. */
+  runsPerSec?: number;
 }
 
 /** Runs the benchmark. */
@@ -256,14 +266,16 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
       listeners: listenerCounts(client),
       activeRuns: client.activeRuns,
     };
-    const sample = (done: number): MemorySample => {
+    const sample = (done: number, runsPerSec?: number): MemorySample => {
       collectGarbage();
       const m = process.memoryUsage();
       return {
         runs: done,
         rssMiB: mb(m.rss),
         heapUsedMiB: Math.round((m.heapUsed / 1024 / 1024) * 10) / 10,
+        heapUsedBytes: m.heapUsed,
         simulatorRssMiB: sim.rssMiB(),
+        ...(runsPerSec !== undefined ? { runsPerSec } : {}),
       };
     };
     const samples: MemorySample[] = [sample(0)];
@@ -275,9 +287,12 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
       const n = Math.min(perSlice, leakRuns - done);
       const t0 = performance.now();
       await measure('comfy', (i) => client.run(promptFor(i)), n, 16, fresh(n + 1));
-      leakMs += performance.now() - t0;
+      const ms = performance.now() - t0;
+      leakMs += ms;
       done += n;
-      samples.push(sample(done));
+      // The simulator's history (capped at 10 000 entries) would otherwise grow through the check.
+      await client.clearHistory();
+      samples.push(sample(done, round((n / ms) * 1000)));
     }
     await new Promise((r) => setImmediate(r));
     const after = {
@@ -302,7 +317,7 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
     const last = settled[settled.length - 1];
     const heapSlopeKiBPer1k =
       first && last && last.runs > first.runs
-        ? round(((last.heapUsedMiB - first.heapUsedMiB) * 1024 * 1000) / (last.runs - first.runs))
+        ? round(((last.heapUsedBytes - first.heapUsedBytes) / 1024) * (1000 / (last.runs - first.runs)))
         : undefined;
     const summary = [
       '| client | concurrency | runs | runs/s | p50 ms | p99 ms |',
@@ -317,9 +332,12 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
       '',
       'Client process memory after a full GC (the simulator runs in its own process):',
       '',
-      '| runs | client RSS MiB | client heap used MiB | simulator RSS MiB |',
-      '|---|---|---|---|',
-      ...samples.map((m) => `| ${m.runs} | ${m.rssMiB} | ${m.heapUsedMiB} | ${m.simulatorRssMiB ?? '—'} |`),
+      '| runs | runs/s (slice) | client RSS MiB | client heap used MiB | simulator RSS MiB |',
+      '|---|---|---|---|---|',
+      ...samples.map(
+        (m) =>
+          `| ${m.runs} | ${m.runsPerSec ?? '—'} | ${m.rssMiB} | ${m.heapUsedMiB} | ${m.simulatorRssMiB ?? '—'} |`,
+      ),
       '',
       `client heap growth after the first slice: ${heapSlopeKiBPer1k} KiB per 1000 runs; client peak RSS ${mb(peakRss)} MiB`,
     ].join('\n');
