@@ -1,23 +1,26 @@
 // The `comfy-gateway` command line: one subcommand per file in this folder, each exporting a
-// `register(program)` that adds itself. Keep this file a list of those registrations.
+// `register(program)` that adds itself. Only the invoked subcommand's module is loaded (the gateway
+// pulls in far more than `simulate` needs, and the simulator must start in well under a second);
+// help and unknown commands load them all.
 import { Command } from 'commander';
-import { register as registerConvert } from './convert.ts';
-import { register as registerRun } from './run.ts';
-import { register as registerServe } from './serve.ts';
-import { register as registerSimulate } from './simulate.ts';
+
+type CommandModule = { register(program: Command): void };
+
+const commands: Record<string, () => Promise<CommandModule>> = {
+  convert: () => import('./convert.ts'),
+  run: () => import('./run.ts'),
+  serve: () => import('./serve.ts'),
+  simulate: () => import('./simulate.ts'),
+};
 
 const program = new Command()
   .name('comfy-gateway')
   .description('A production API gateway for ComfyUI')
   .showHelpAfterError();
 
-const registrations: Array<(program: Command) => void> = [
-  registerConvert,
-  registerRun,
-  registerServe,
-  registerSimulate,
-];
-
-for (const register of registrations) register(program);
+const invoked = process.argv[2];
+const load =
+  invoked !== undefined && Object.hasOwn(commands, invoked) ? [commands[invoked]!] : Object.values(commands);
+for (const module of await Promise.all(load.map((importModule) => importModule()))) module.register(program);
 
 await program.parseAsync(process.argv);
