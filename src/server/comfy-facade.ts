@@ -132,7 +132,7 @@ export const comfyFacadeRoutes: FastifyPluginAsync<ComfyFacadeOptions> = async (
     const clientId = typeof body.client_id === 'string' && body.client_id !== '' ? body.client_id : null;
     const extra = isObject(body.extra_data) ? { ...body.extra_data } : {};
     delete extra.client_id;
-    const job = manager.submit({
+    const job = await manager.create({
       workflow: api,
       priority: front ? 1 : 0,
       request: {
