@@ -2,7 +2,10 @@
 // the job's outputs on disk, overrides, inputs as data URIs, job errors, cancel on --timeout, API
 // keys, and the polling fallback when the event stream is refused.
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { readEvents, startTestStack, type TestStack } from '../support/gateway.ts';
@@ -219,6 +222,54 @@ describe('run --gateway', () => {
       hold.abort();
       for (const i of limited.sim.instances) i.clearFaults();
       await limited.close();
+    }
+  });
+
+  it('polls the job when its event stream ends before a terminal status', async () => {
+    // A front that passes everything through to the gateway but cuts every event stream short.
+    const front = createServer(async (req, res) => {
+      if (req.url?.endsWith('/events')) {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.end('event: status\ndata: {"status":"queued","queue_position":1}\n\n');
+        return;
+      }
+      const chunks: Buffer[] = [];
+      for await (const c of req) chunks.push(c as Buffer);
+      const upstream = await fetch(stack.url + (req.url ?? '/'), {
+        method: req.method ?? 'GET',
+        headers: { 'content-type': req.headers['content-type'] ?? 'application/json' },
+        ...(chunks.length > 0 ? { body: Buffer.concat(chunks) } : {}),
+      });
+      const type = upstream.headers.get('content-type') ?? 'application/octet-stream';
+      const bytes = Buffer.from(await upstream.arrayBuffer());
+      // Job links point back through the front, so downloads take the same path.
+      const body = type.includes('json') ? bytes.toString('utf8').replaceAll(stack.url, frontUrl) : bytes;
+      res.writeHead(upstream.status, { 'content-type': type });
+      res.end(body);
+    });
+    front.listen(0, '127.0.0.1');
+    await once(front, 'listening');
+    const frontUrl = `http://127.0.0.1:${(front.address() as AddressInfo).port}`;
+    try {
+      const r = await runCli([
+        'run',
+        INVERT,
+        '--gateway',
+        frontUrl,
+        '--out',
+        join(out.path, 'cut'),
+        '--set',
+        '1.color=21',
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, /event stream ended before the job finished; polling the job instead/);
+      assert.match(r.stderr, /job [0-9a-f-]{36} succeeded/);
+      const png = await readPng(savedPaths(r.stdout)[0] ?? '');
+      assert.equal(png.width, 512);
+    } finally {
+      front.closeAllConnections();
+      front.close();
+      await once(front, 'close');
     }
   });
 
