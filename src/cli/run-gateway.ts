@@ -2,8 +2,8 @@
 // `overrides`, `--input` files travel as data URIs in `inputs`, progress comes from the job's SSE
 // stream (falling back to polling when the stream cannot be used or ends early), outputs are
 // downloaded from their `url`s, and the deadline or Ctrl-C cancels the job on the gateway.
-import { createWriteStream } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
+import { createWriteStream, openAsBlob } from 'node:fs';
+import { mkdir, readFile, stat } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -88,6 +88,12 @@ const TERMINAL = new Set(['succeeded', 'failed', 'canceled', 'expired']);
 const POLL_INTERVAL_MS = 1_000;
 /** Bound of the cancel request sent after the deadline has already passed. */
 const CANCEL_TIMEOUT_MS = 10_000;
+/**
+ * Inputs up to this size travel inside the job request as data URIs (one request, base64 adds a
+ * third); larger ones are streamed to the asset store first and referenced as `asset:<id>`, so
+ * the job body stays far below the gateway's MAX_BODY_BYTES.
+ */
+const INLINE_INPUT_MAX_BYTES = 1024 * 1024;
 /** Outputs downloaded at once. */
 const DOWNLOAD_CONCURRENCY = 4;
 /** The job's own time limit trails ours, so it only matters if this process dies first. */
@@ -116,7 +122,7 @@ export class GatewayTarget implements RunTarget {
     // gateway converted them, so it checks those.
     if (detectFormat(plan.workflow) === 'api')
       checkNodes(plan.workflow as ApiPrompt, [...plan.sets, ...plan.inputs]);
-    const body = await this.#jobBody(plan, deadline, signal);
+    const body = await this.#jobBody(plan, deadline, reporter, signal);
     const submitted = await this.#json<GatewayJob>('POST /api/v2/jobs', `${this.#base}/api/v2/jobs`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -141,7 +147,12 @@ export class GatewayTarget implements RunTarget {
     return Promise.resolve();
   }
 
-  async #jobBody(plan: RunPlan, deadline: number, signal: AbortSignal): Promise<Record<string, unknown>> {
+  async #jobBody(
+    plan: RunPlan,
+    deadline: number,
+    reporter: Reporter,
+    signal: AbortSignal,
+  ): Promise<Record<string, unknown>> {
     const body: Record<string, unknown> = {
       workflow: plan.workflow,
       timeout_ms: Math.min(
@@ -157,13 +168,47 @@ export class GatewayTarget implements RunTarget {
     if (plan.inputs.length > 0) {
       const inputs: Record<string, string> = {};
       for (const input of plan.inputs) {
-        const data = await readFile(input.path, { signal });
         const type = contentTypeFor(basename(input.path));
-        inputs[`${input.nodeId}.${input.input}`] = `data:${type};base64,${data.toString('base64')}`;
+        const { size } = await stat(input.path);
+        const asset =
+          size > INLINE_INPUT_MAX_BYTES ? await this.#uploadAsset(input.path, type, signal) : undefined;
+        if (asset !== undefined) {
+          reporter.line(`uploaded ${basename(input.path)} (${size} bytes) as asset:${asset}`);
+          inputs[`${input.nodeId}.${input.input}`] = `asset:${asset}`;
+        } else {
+          if (size > INLINE_INPUT_MAX_BYTES)
+            reporter.line(
+              `gateway has no asset store; sending ${basename(input.path)} (${size} bytes) inline`,
+            );
+          const data = await readFile(input.path, { signal });
+          inputs[`${input.nodeId}.${input.input}`] = `data:${type};base64,${data.toString('base64')}`;
+        }
       }
       body.inputs = inputs;
     }
     return body;
+  }
+
+  /** Streams a file to POST /api/v2/assets; returns the asset id, or undefined without asset routes. */
+  async #uploadAsset(path: string, type: string, signal: AbortSignal): Promise<string | undefined> {
+    const form = new FormData();
+    form.append('file_path', basename(path));
+    form.append('content_type', type);
+    // A file-backed Blob: fetch streams it from disk instead of reading it into memory.
+    form.append('file', await openAsBlob(path, { type }), basename(path));
+    let asset: { id?: unknown };
+    try {
+      asset = await this.#json<{ id?: unknown }>('POST /api/v2/assets', `${this.#base}/api/v2/assets`, {
+        method: 'POST',
+        body: form,
+        signal,
+      });
+    } catch (err) {
+      if (err instanceof GatewayApiError && err.status === 404) return undefined;
+      throw err;
+    }
+    if (typeof asset.id !== 'string') throw new Error(`POST /api/v2/assets answered without an asset id`);
+    return asset.id;
   }
 
   /** Follows the job to a terminal status: SSE first, polling when the stream is unusable. */

@@ -8,6 +8,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { PNG } from 'pngjs';
 import { readEvents, startTestStack, type TestStack } from '../support/gateway.ts';
 import { REPO_ROOT } from '../support/shared.ts';
 import { isUniform, pixel, readPng, runCli, savedPaths, tempDir } from './run-support.ts';
@@ -90,6 +91,55 @@ describe('run --gateway', () => {
     for (let y = 0; y < 96; y += 7)
       for (let x = 0; x < 128; x += 5)
         assert.deepEqual(pixel(png, x, y), pixel(source, x >> 1, y >> 1), `pixel ${x},${y}`);
+  });
+
+  it('streams an --input over 1 MiB to the asset store (asset:<id>), inline when the gateway has none', async () => {
+    // Noise does not compress: a 640×640 RGBA PNG of it is well over 1 MiB.
+    const png = new PNG({ width: 640, height: 640 });
+    let seed = 12345;
+    for (let i = 0; i < png.data.length; i++) {
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      png.data[i] = i % 4 === 3 ? 255 : seed >>> 24;
+    }
+    const file = join(out.path, 'noise.png');
+    const bytes = PNG.sync.write(png);
+    assert.ok(bytes.length > 1024 * 1024, `${bytes.length} bytes`);
+    await writeFile(file, bytes);
+    const dir = join(out.path, 'asset');
+    const r = await runCli([
+      'run',
+      UPLOAD,
+      '--gateway',
+      stack.url,
+      '--out',
+      dir,
+      '--input',
+      `1.image=${file}`,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const id = /as asset:(\S+)/.exec(r.stderr)?.[1];
+    if (id === undefined) {
+      // A gateway without the asset routes gets the file inline instead.
+      assert.match(r.stderr, /gateway has no asset store; sending noise\.png \(\d+ bytes\) inline/);
+    } else {
+      const asset = await stack.request(`/api/v2/assets/${id}`);
+      assert.equal(asset.status, 200);
+      assert.equal(asset.body.size_bytes, bytes.length);
+    }
+    const result = await readPng(savedPaths(r.stdout)[0] ?? '');
+    assert.equal(result.width, 128);
+    assert.equal(result.height, 96);
+    // nearest-exact: output (x, y) samples source (floor((x + 0.5) · 640 / 128), floor((y + 0.5) · 640 / 96)).
+    for (const [x, y] of [
+      [0, 0],
+      [17, 40],
+      [127, 95],
+    ] as const) {
+      assert.deepEqual(
+        pixel(result, x, y),
+        pixel(png, Math.floor(((x + 0.5) * 640) / 128), Math.floor(((y + 0.5) * 640) / 96)),
+      );
+    }
   });
 
   it('exits 1 with the job’s invalid_workflow error naming the node and message', async () => {
