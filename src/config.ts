@@ -17,7 +17,7 @@ export class ConfigError extends Error {
   }
 }
 
-type Raw = string | number | boolean | string[] | undefined;
+type Raw = string | number | boolean | string[] | Array<Record<string, unknown>> | undefined;
 
 interface IntSpec {
   kind: 'int';
@@ -104,6 +104,53 @@ function httpUrl(s: string): string | undefined {
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** One ComfyUI instance with its own settings (COMFYUI_INSTANCES); the pool validates it further. */
+export interface InstanceSetting {
+  readonly url: string;
+  readonly id?: string;
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly weight?: number;
+  readonly labels?: Readonly<Record<string, string>>;
+  readonly maxJobs?: number;
+}
+
+const instanceSchema = z
+  .object({
+    url: z.string().min(1),
+    id: z.string().min(1).max(128).optional(),
+    headers: z.record(z.string(), z.string()).optional(),
+    weight: z.number().positive().finite().optional(),
+    labels: z.record(z.string(), z.string()).optional(),
+    max_jobs: z.number().int().min(1).max(64).optional(),
+  })
+  .strict();
+
+/** COMFYUI_INSTANCES: a list of instance objects in a config file, or the same list as JSON text. */
+function instances(): SettingSpec<InstanceSetting[]> {
+  return {
+    parse(raw) {
+      if (raw === undefined || raw === '') return [];
+      let value: unknown = raw;
+      if (typeof raw === 'string') {
+        try {
+          value = JSON.parse(raw);
+        } catch {
+          throw new Error(`expected a JSON list of {url, id?, headers?, weight?, labels?, max_jobs?}`);
+        }
+      }
+      const parsed = z.array(instanceSchema).safeParse(value);
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0];
+        throw new Error(`${issue?.path.join('.') || 'list'}: ${issue?.message ?? 'invalid'}`);
+      }
+      return parsed.data.map(({ max_jobs, ...rest }) => ({
+        ...rest,
+        ...(max_jobs !== undefined ? { maxJobs: max_jobs } : {}),
+      }));
+    },
+  };
+}
 const HOUR = 3_600_000;
 
 /** Every setting the gateway reads: env/file name → parser with its default. */
@@ -111,6 +158,7 @@ const SETTINGS = {
   PORT: int({ min: 1, max: 65535, default: 18188 }),
   HOST: str(undefined),
   COMFYUI_URLS: list(httpUrl),
+  COMFYUI_INSTANCES: instances(),
   COMFYUI_COMMAND: str(undefined),
   COMFYUI_MANAGED_PORTS: str(undefined, (s) =>
     /^\d+(-\d+)?(,\s*\d+(-\d+)?)*$/.test(s) ? undefined : 'expected ports like 8188-8191 or 8188,8190',
@@ -183,6 +231,8 @@ export interface Config {
   /** True when HOST was not set and we fell back to loopback because API_KEYS is empty. */
   readonly hostDefaultedToLoopback: boolean;
   readonly comfyuiUrls: readonly string[];
+  /** Instances with their own id, headers, weight, labels or max_jobs (config file or JSON). */
+  readonly comfyuiInstances: readonly InstanceSetting[];
   readonly comfyuiCommand: string | undefined;
   /** Ports of managed ComfyUI processes (with COMFYUI_COMMAND), e.g. `8188-8191`. */
   readonly comfyuiManagedPorts: string | undefined;
@@ -219,7 +269,13 @@ export const SETTING_NAMES = Object.keys(SETTINGS) as SettingName[];
 
 const fileSchema = z.record(
   z.string(),
-  z.union([z.string(), z.number(), z.boolean(), z.array(z.union([z.string(), z.number()]))]),
+  z.union([
+    z.string(),
+    z.number(),
+    z.boolean(),
+    z.array(z.union([z.string(), z.number()])),
+    z.array(z.record(z.string(), z.unknown())),
+  ]),
 );
 
 function readConfigFile(path: string): Record<string, Raw> {
@@ -252,7 +308,11 @@ function readConfigFile(path: string): Record<string, Raw> {
   for (const [key, value] of Object.entries(parsed.data)) {
     const name = key.toUpperCase().replaceAll('-', '_');
     if (!(name in SETTINGS)) throw new ConfigError(key, `unknown setting in ${path}`);
-    out[name] = Array.isArray(value) ? value.map(String) : value;
+    out[name] = Array.isArray(value)
+      ? value.every((item) => typeof item === 'object')
+        ? (value as Array<Record<string, unknown>>)
+        : value.map(String)
+      : value;
   }
   return out;
 }
@@ -306,6 +366,7 @@ export function loadConfig(
     host,
     hostDefaultedToLoopback: hostDefaulted && values.API_KEYS.length === 0,
     comfyuiUrls: Object.freeze([...new Set(urls)]),
+    comfyuiInstances: Object.freeze(values.COMFYUI_INSTANCES),
     comfyuiCommand: values.COMFYUI_COMMAND,
     comfyuiManagedPorts: values.COMFYUI_MANAGED_PORTS,
     dataDir: values.DATA_DIR ?? './data',

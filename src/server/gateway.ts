@@ -16,7 +16,13 @@ import {
   type PrepareOptions,
   SqliteJobStore,
 } from '../jobs/index.ts';
-import { parsePortList, Pool, registerPoolMetrics, splitCommand } from '../pool/index.ts';
+import {
+  type InstanceConfig,
+  parsePortList,
+  Pool,
+  registerPoolMetrics,
+  splitCommand,
+} from '../pool/index.ts';
 import { WebhookDispatcher } from '../webhooks/index.ts';
 import { toApiPrompt } from '../workflow/index.ts';
 import { buildApp } from './app.ts';
@@ -66,7 +72,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   };
   try {
     const pool = new Pool({
-      instances: config.comfyuiUrls.map((url) => ({ url })),
+      instances: instanceConfigs(config),
       maxJobsPerInstance: config.maxJobsPerInstance,
       healthCheckIntervalMs: config.healthCheckIntervalMs,
       healthFailureThreshold: config.healthFailureThreshold,
@@ -252,4 +258,18 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     await closeAll();
     throw err;
   }
+}
+
+/** COMFYUI_INSTANCES entries, then every COMFYUI_URLS / COMFYUI_HOST_n URL they do not already name. */
+function instanceConfigs(config: Config): InstanceConfig[] {
+  const detailed: InstanceConfig[] = config.comfyuiInstances.map((i) => ({
+    url: i.url,
+    ...(i.id !== undefined ? { id: i.id } : {}),
+    ...(i.headers ? { headers: { ...i.headers } } : {}),
+    ...(i.weight !== undefined ? { weight: i.weight } : {}),
+    ...(i.labels ? { labels: { ...i.labels } } : {}),
+    ...(i.maxJobs !== undefined ? { maxJobs: i.maxJobs } : {}),
+  }));
+  const named = new Set(detailed.map((i) => i.url.replace(/\/+$/, '')));
+  return [...detailed, ...config.comfyuiUrls.filter((url) => !named.has(url)).map((url) => ({ url }))];
 }

@@ -49,3 +49,48 @@ test('COMFYUI_URLS and COMFYUI_HOST_n are merged; file < env < overrides', async
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('COMFYUI_INSTANCES gives instances their own id, headers, weight, labels and max_jobs', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'gw-config-'));
+  try {
+    const file = join(dir, 'gw.yaml');
+    await writeFile(
+      file,
+      [
+        'comfyui_instances:',
+        '  - url: http://gpu-1:8188',
+        '    id: gpu-1',
+        '    headers: { authorization: "Bearer t" }',
+        '    weight: 2',
+        '    labels: { gpu: a100 }',
+        '    max_jobs: 3',
+        'COMFYUI_URLS: [http://gpu-2:8188]',
+      ].join('\n'),
+    );
+    const c = loadConfig({}, file);
+    assert.deepEqual(c.comfyuiInstances, [
+      {
+        url: 'http://gpu-1:8188',
+        id: 'gpu-1',
+        headers: { authorization: 'Bearer t' },
+        weight: 2,
+        labels: { gpu: 'a100' },
+        maxJobs: 3,
+      },
+    ]);
+    assert.deepEqual(c.comfyuiUrls, ['http://gpu-2:8188']);
+    const fromEnv = loadConfig({ COMFYUI_INSTANCES: '[{"url": "http://x:1", "max_jobs": 1}]' });
+    assert.deepEqual(fromEnv.comfyuiInstances, [{ url: 'http://x:1', maxJobs: 1 }]);
+    assert.throws(
+      () => loadConfig({ COMFYUI_INSTANCES: '[{"url": "http://x:1", "weight": -1}]' }),
+      /^ConfigError: Invalid setting COMFYUI_INSTANCES: 0\.weight: /,
+    );
+    assert.throws(() => loadConfig({ COMFYUI_INSTANCES: 'not json' }), /Invalid setting COMFYUI_INSTANCES/);
+    assert.throws(
+      () => loadConfig({ COMFYUI_INSTANCES: '[{"url": "http://x:1", "colour": "red"}]' }),
+      /Invalid setting COMFYUI_INSTANCES/,
+    );
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
