@@ -1,31 +1,39 @@
 // Gateway benchmark: the same zero-node-time prompt sent (a) straight to a simulator with the
 // client SDK and (b) through the gateway's POST /prompt_sync, interleaved, for the gateway's
 // overhead at concurrency 1; then jobs/s at concurrency 64 over 8 instances, SQLite writes per
-// job, and RSS of the gateway process over many jobs. The simulator runs in a child process so
-// RSS measures the gateway alone.
+// job, and RSS of the gateway process over many jobs.
+// Three processes, like a deployment where ComfyUI runs elsewhere: the simulators (the
+// `simulate` CLI), the gateway (this file re-run with --serve-gateway, reporting its own CPU,
+// memory and store counters over IPC), and this process as the load generator. CPU per job is
+// measured per process, so it does not depend on what else runs on the machine; jobs/s does.
 // Options: --samples N (c=1 pairs, default 300), --jobs N (throughput run, default 5000),
 // --concurrency N (default 64), --instances N (default 8), --rss-jobs N (default 50000),
-// --store sqlite|memory (default sqlite).
+// --store sqlite|memory (default sqlite), --profile FILE (V8 CPU profile of the gateway over the
+// throughput run, a .cpuprofile readable by Chrome DevTools).
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
-import pino from 'pino';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Agent, request } from 'undici';
-import { type ApiPrompt, ComfyClient } from '../src/comfy/index.ts';
-import { loadConfig } from '../src/config.ts';
-import { startGateway } from '../src/server/index.ts';
+import type { ApiPrompt } from '../src/comfy/index.ts';
+import { ComfyClient } from '../src/comfy/index.ts';
 import type { BenchResult } from './run.ts';
 
 export const description =
-  'Gateway overhead vs direct SDK (c=1), jobs/s (c=64, 8 instances), SQLite writes/job, RSS';
+  'Gateway overhead vs direct SDK (c=1), jobs/s (c=64, 8 instances), CPU/job per process, SQLite writes/job, RSS';
 
 const PROMPT: ApiPrompt = {
   '1': { class_type: 'EmptyImage', inputs: { width: 8, height: 8, batch_size: 1, color: 1234 } },
   '2': { class_type: 'PreviewImage', inputs: { images: ['1', 0] } },
 };
+
+const ROOT = join(import.meta.dirname, '..');
+/** Bound on any one exchange with a child process. */
+const CHILD_TIMEOUT_MS = 60_000;
 
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
@@ -33,25 +41,126 @@ function percentile(sorted: number[], p: number): number {
 }
 
 const round = (n: number, d = 3) => Math.round(n * 10 ** d) / 10 ** d;
+const loads = () => loadavg().map((l) => round(l, 2));
 
-/** Starts simulator instances in a child process; resolves with their URLs. */
-async function startSimulatorProcess(instances: number): Promise<{ urls: string[]; child: ChildProcess }> {
-  const script = `
-    import { startSimulator } from './src/simulator/index.ts';
-    const sim = await startSimulator({ port: 0, instances: ${instances}, nodeDelayMs: 0 });
-    console.log(JSON.stringify(sim.instances.map((i) => i.url)));
-    process.on('SIGTERM', async () => { await sim.close(); process.exit(0); });
-  `;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
-    cwd: join(import.meta.dirname, '..'),
-    stdio: ['ignore', 'pipe', 'inherit'],
+/** What the gateway child reports about itself. */
+interface GatewayStats {
+  cpuUs: number;
+  rss: number;
+  heapUsed: number;
+  writes: number;
+  commits: number;
+}
+
+type ChildMessage =
+  | { type: 'ready'; url: string }
+  | { type: 'stats'; stats: GatewayStats }
+  | { type: 'profile'; written: string }
+  | { type: 'error'; message: string };
+
+/** CPU seconds (user + system) a process has used so far, from /proc (Linux); null elsewhere. */
+function procCpuMs(pid: number | undefined): number | null {
+  if (pid === undefined) return null;
+  try {
+    // Fields after the ")" of the command name: utime and stime are the 12th and 13th.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    return Number.isFinite(ticks) ? ticks * 10 : null; // USER_HZ is 100 on Linux
+  } catch {
+    return null;
+  }
+}
+
+/** Waits for the first child message matching `type`, bounded. */
+function nextMessage<T extends ChildMessage['type']>(
+  child: ChildProcess,
+  type: T,
+): Promise<Extract<ChildMessage, { type: T }>> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () => done(new Error(`gateway child sent no "${type}" in time`)),
+      CHILD_TIMEOUT_MS,
+    );
+    const onMessage = (msg: ChildMessage) => {
+      if (msg.type === 'error') done(new Error(`gateway child: ${msg.message}`));
+      else if (msg.type === type) done(null, msg as Extract<ChildMessage, { type: T }>);
+    };
+    const onExit = (code: number | null) => done(new Error(`gateway child exited with ${code}`));
+    const done = (err: Error | null, msg?: Extract<ChildMessage, { type: T }>) => {
+      clearTimeout(timer);
+      child.off('message', onMessage);
+      child.off('exit', onExit);
+      if (err) reject(err);
+      else resolve(msg as Extract<ChildMessage, { type: T }>);
+    };
+    child.on('message', onMessage);
+    child.once('exit', onExit);
   });
+}
+
+/** Starts `simulate --instances N --node-delay-ms 0` in a child process; resolves with its URLs. */
+async function startSimulatorProcess(instances: number): Promise<{ urls: string[]; child: ChildProcess }> {
+  const child = spawn(
+    process.execPath,
+    ['src/cli/main.ts', 'simulate', '--port', '0', '--instances', String(instances), '--node-delay-ms', '0'],
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
-  const urls = await new Promise<string[]>((resolve, reject) => {
-    lines.once('line', (line) => resolve(JSON.parse(line) as string[]));
-    child.once('exit', (code) => reject(new Error(`simulator exited with ${code}`)));
+  const urls: string[] = [];
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('simulator did not start in time')), CHILD_TIMEOUT_MS);
+    lines.on('line', (line) => {
+      const url = /listening on (\S+)/.exec(line)?.[1];
+      if (url) urls.push(url);
+      if (urls.length === instances) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`simulator exited with ${code}`));
+    });
   });
   return { urls, child };
+}
+
+/** Starts the gateway in a child process (this file with --serve-gateway); resolves with its URL. */
+async function startGatewayProcess(
+  urls: string[],
+  dataDir: string,
+  store: string,
+): Promise<{ url: string; child: ChildProcess }> {
+  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--serve-gateway'], {
+    cwd: ROOT,
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    env: {
+      ...process.env,
+      COMFYUI_URLS: urls.join(','),
+      DATA_DIR: dataDir,
+      JOB_STORE: store,
+      MAX_QUEUE: '100000',
+      LOG_LEVEL: 'silent',
+    },
+  });
+  const ready = await nextMessage(child, 'ready');
+  return { url: ready.url, child };
+}
+
+async function stats(child: ChildProcess): Promise<GatewayStats> {
+  const reply = nextMessage(child, 'stats');
+  child.send({ type: 'stats' });
+  return (await reply).stats;
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  await exited;
+  clearTimeout(timer);
 }
 
 /** Runs the benchmark. */
@@ -62,25 +171,20 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
   const instances = Number(args.instances ?? 8);
   const rssJobs = Number(args['rss-jobs'] ?? 50_000);
   const storeKind = args.store ?? 'sqlite';
+  const profile = args.profile;
+  const loadAtStart = loads();
   const dataDir = await mkdtemp(join(tmpdir(), 'gw-bench-'));
   const sim = await startSimulatorProcess(instances);
-  const config = loadConfig({
-    COMFYUI_URLS: sim.urls.join(','),
-    DATA_DIR: dataDir,
-    JOB_STORE: storeKind,
-    MAX_QUEUE: '100000',
-    LOG_LEVEL: 'silent',
-  });
-  const gateway = await startGateway(Object.freeze({ ...config, port: 0, host: '127.0.0.1' }), {
-    logger: pino({ level: 'silent' }),
-  });
+  let gateway: { url: string; child: ChildProcess } | null = null;
   const agent = new Agent({ connections: concurrency * 2, pipelining: 1 });
   const direct = new ComfyClient({ baseUrl: sim.urls[0] as string });
   try {
+    gateway = await startGatewayProcess(sim.urls, dataDir, storeKind);
+    const gw = gateway;
     await direct.connect();
     const body = JSON.stringify({ prompt: PROMPT });
     const viaGateway = async (): Promise<void> => {
-      const res = await request(`${gateway.url}/prompt_sync`, {
+      const res = await request(`${gw.url}/prompt_sync`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body,
@@ -89,8 +193,8 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
       const text = await res.body.text();
       if (res.statusCode !== 200) throw new Error(`prompt_sync ${res.statusCode}: ${text}`);
     };
-    // Warm-up: JIT, connections, the instance's cache for this prompt.
-    for (let i = 0; i < 50; i++) {
+    // Warm-up: JIT (both processes), connections, the instance's cache for this prompt.
+    for (let i = 0; i < 200; i++) {
       await direct.run(PROMPT);
       await viaGateway();
     }
@@ -111,8 +215,8 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
     const overheadP50 = percentile(gatewayMs, 50) - percentile(directMs, 50);
     const overheadP99 = percentile(gatewayMs, 99) - percentile(directMs, 99);
 
-    // (2) Throughput at `concurrency` over all instances, and store writes per job.
-    const load = async (count: number, onProgress?: (done: number) => void): Promise<number> => {
+    // (2) Throughput at `concurrency` over all instances; CPU per job of each process.
+    const load = async (count: number, onProgress?: (done: number) => Promise<void>): Promise<number> => {
       let next = 0;
       let done = 0;
       const t0 = performance.now();
@@ -122,39 +226,60 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
             next++;
             await viaGateway();
             done++;
-            onProgress?.(done);
+            await onProgress?.(done);
           }
         }),
       );
       return performance.now() - t0;
     };
-    const writesBefore = gateway.manager.storeWrites;
-    const commitsBefore = gateway.manager.storeCommits ?? 0;
-    const cpuBefore = process.cpuUsage();
+    const loadBeforeThroughput = loads();
+    const gwBefore = await stats(gw.child);
+    const simCpuBefore = procCpuMs(sim.child.pid);
+    const genCpuBefore = process.cpuUsage();
+    if (profile) {
+      const started = nextMessage(gw.child, 'profile');
+      gw.child.send({ type: 'profile-start' });
+      await started;
+    }
     const loadMs = await load(jobs);
-    const cpu = process.cpuUsage(cpuBefore);
-    // CPU time of this process (gateway + load generator; the simulator is another process) per
-    // job: unlike jobs/s it does not depend on what else runs on the machine.
-    const cpuMsPerJob = (cpu.user + cpu.system) / 1000 / jobs;
+    const genCpu = process.cpuUsage(genCpuBefore);
+    const simCpuAfter = procCpuMs(sim.child.pid);
+    let profileWritten: string | null = null;
+    if (profile) {
+      const written = nextMessage(gw.child, 'profile');
+      gw.child.send({ type: 'profile-stop', path: profile });
+      profileWritten = (await written).written;
+    }
+    const gwAfter = await stats(gw.child);
+    const gatewayCpuMsPerJob = (gwAfter.cpuUs - gwBefore.cpuUs) / 1000 / jobs;
+    const generatorCpuMsPerJob = (genCpu.user + genCpu.system) / 1000 / jobs;
+    const simulatorCpuMsPerJob =
+      simCpuBefore !== null && simCpuAfter !== null ? (simCpuAfter - simCpuBefore) / jobs : null;
     const jobsPerSecond = jobs / (loadMs / 1000);
-    const writesPerJob = (gateway.manager.storeWrites - writesBefore) / jobs;
-    const commitsPerJob = ((gateway.manager.storeCommits ?? 0) - commitsBefore) / jobs;
+    const writesPerJob = (gwAfter.writes - gwBefore.writes) / jobs;
+    const commitsPerJob = (gwAfter.commits - gwBefore.commits) / jobs;
 
-    // (3) RSS over many jobs: sampled every 10% after a warm-up tenth.
+    // (3) Gateway RSS over many jobs: sampled every 10%; the first half is warm-up.
     const rss: Array<{ jobs: number; rssMb: number; heapMb: number }> = [];
     const step = Math.max(1, Math.floor(rssJobs / 10));
-    const rssMs = await load(rssJobs, (done) => {
+    const rssMs = await load(rssJobs, async (done) => {
       if (done % step === 0) {
-        const m = process.memoryUsage();
-        rss.push({ jobs: done, rssMb: round(m.rss / 2 ** 20, 1), heapMb: round(m.heapUsed / 2 ** 20, 1) });
+        const s = await stats(gw.child);
+        rss.push({ jobs: done, rssMb: round(s.rss / 2 ** 20, 1), heapMb: round(s.heapUsed / 2 ** 20, 1) });
       }
     });
-    // Warm-up is the first half: V8 grows its heap lazily for a while; after that RSS must be flat.
     const warm = rss[Math.floor(rss.length / 2) - 1] ?? rss[0];
     const last = rss.at(-1);
     const growth = warm && last ? round(last.rssMb - warm.rssMb, 1) : null;
+    const loadAtEnd = loads();
 
     const data = {
+      processes:
+        'simulators: one child process (simulate CLI); gateway: one child process; load generator + direct SDK client: the bench process; all on this machine',
+      cpus: (await import('node:os')).availableParallelism(),
+      loadavg_start: loadAtStart,
+      loadavg_before_throughput: loadBeforeThroughput,
+      loadavg_end: loadAtEnd,
       instances,
       concurrency,
       store: storeKind,
@@ -167,30 +292,97 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
       overhead_p99_ms: round(overheadP99),
       throughput_jobs: jobs,
       jobs_per_second: round(jobsPerSecond, 1),
-      cpu_ms_per_job: round(cpuMsPerJob, 3),
+      gateway_cpu_ms_per_job: round(gatewayCpuMsPerJob, 3),
+      gateway_cpu_bound_jobs_per_second: round(1000 / gatewayCpuMsPerJob, 0),
+      generator_cpu_ms_per_job: round(generatorCpuMsPerJob, 3),
+      simulator_cpu_ms_per_job: simulatorCpuMsPerJob === null ? null : round(simulatorCpuMsPerJob, 3),
       sqlite_writes_per_job: round(writesPerJob, 2),
       sqlite_commits_per_job: round(commitsPerJob, 3),
       rss_jobs: rssJobs,
       rss_jobs_per_second: round(rssJobs / (rssMs / 1000), 1),
       rss_samples: rss,
       rss_growth_second_half_mb: growth,
+      profile: profileWritten,
     };
     const summary = [
+      `Processes: simulators (${instances} instances, one child), gateway (one child), load generator (this process); ${data.cpus} CPUs; loadavg ${loadAtStart.join('/')} at start, ${loadBeforeThroughput.join('/')} before the throughput run, ${loadAtEnd.join('/')} at end.`,
+      '',
       `| metric | value | target |`,
       `|---|---|---|`,
       `| overhead p50 (c=1) | ${data.overhead_p50_ms} ms (gateway ${data.gateway_p50_ms} vs direct ${data.direct_p50_ms}) | ≤ 1 ms |`,
       `| overhead p99 (c=1) | ${data.overhead_p99_ms} ms (gateway ${data.gateway_p99_ms} vs direct ${data.direct_p99_ms}) | ≤ 5 ms |`,
-      `| throughput (c=${concurrency}, ${instances} instances) | ${data.jobs_per_second} jobs/s | ≥ 1000 |`,
-      `| gateway CPU per job (incl. load generator) | ${data.cpu_ms_per_job} ms | — |`,
+      `| throughput (c=${concurrency}, ${instances} instances, all processes on this box) | ${data.jobs_per_second} jobs/s | ≥ 1000 |`,
+      `| gateway process CPU per job | ${data.gateway_cpu_ms_per_job} ms (= ${data.gateway_cpu_bound_jobs_per_second} jobs/s per gateway core) | — |`,
+      `| load generator / simulator CPU per job | ${data.generator_cpu_ms_per_job} ms / ${data.simulator_cpu_ms_per_job ?? '?'} ms | — |`,
       `| ${storeKind} row writes per job | ${data.sqlite_writes_per_job} (${data.sqlite_commits_per_job} commits/job, group commit) | small |`,
-      `| RSS after ${rssJobs} jobs | ${last?.rssMb ?? '?'} MB (${growth} MB change over the second half) | flat |`,
+      `| gateway RSS after ${rssJobs} jobs | ${last?.rssMb ?? '?'} MB (${growth} MB change over the second half) | flat |`,
     ].join('\n');
     return { data, summary };
   } finally {
     await direct.close();
-    await gateway.close();
     await agent.close();
-    sim.child.kill('SIGTERM');
+    if (gateway) await stopChild(gateway.child);
+    await stopChild(sim.child);
     await rm(dataDir, { recursive: true, force: true });
   }
+}
+
+/** Child mode: runs the gateway from env settings and answers stats/profile requests over IPC. */
+async function serveGateway(): Promise<void> {
+  const send = (msg: ChildMessage) => process.send?.(msg);
+  try {
+    const [{ loadConfig }, { startGateway }, pino, { Session }] = await Promise.all([
+      import('../src/config.ts'),
+      import('../src/server/index.ts'),
+      import('pino'),
+      import('node:inspector/promises'),
+    ]);
+    const config = loadConfig(process.env);
+    const gateway = await startGateway(Object.freeze({ ...config, port: 0, host: '127.0.0.1' }), {
+      logger: pino.default({ level: 'silent' }),
+    });
+    const session = new Session();
+    process.on('message', async (msg: { type: string; path?: string }) => {
+      try {
+        if (msg.type === 'stats') {
+          const cpu = process.cpuUsage();
+          const mem = process.memoryUsage();
+          send({
+            type: 'stats',
+            stats: {
+              cpuUs: cpu.user + cpu.system,
+              rss: mem.rss,
+              heapUsed: mem.heapUsed,
+              writes: gateway.manager.storeWrites,
+              commits: gateway.manager.storeCommits ?? 0,
+            },
+          });
+        } else if (msg.type === 'profile-start') {
+          session.connect();
+          await session.post('Profiler.enable');
+          await session.post('Profiler.setSamplingInterval', { interval: 200 });
+          await session.post('Profiler.start');
+          send({ type: 'profile', written: '' });
+        } else if (msg.type === 'profile-stop' && msg.path) {
+          const { profile } = await session.post('Profiler.stop');
+          session.disconnect();
+          await writeFile(msg.path, JSON.stringify(profile));
+          send({ type: 'profile', written: msg.path });
+        }
+      } catch (err) {
+        send({ type: 'error', message: String(err) });
+      }
+    });
+    process.once('SIGTERM', () => {
+      void gateway.close().finally(() => process.exit(0));
+    });
+    send({ type: 'ready', url: gateway.url });
+  } catch (err) {
+    send({ type: 'error', message: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+    process.exitCode = 1;
+  }
+}
+
+if (process.argv[2] === '--serve-gateway' && import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  void serveGateway();
 }
