@@ -21,7 +21,7 @@ export {
   UrlForbiddenError,
 } from './errors.ts';
 export type { UrlCredential } from './inputs/credentials.ts';
-export { fileInputsOf } from './inputs/file-inputs.ts';
+export { fileInputsOf, isResolvableString } from './inputs/file-inputs.ts';
 export { InputResolver } from './inputs/input-resolver.ts';
 export type {
   InputResolverOptions,

@@ -1,6 +1,7 @@
 // One attempt of one job on one lease: resolve inputs, submit (or re-attach to) the prompt under
 // the job id, stream events to the caller, collect outputs, and classify how it ended. It never
 // changes job state itself; the manager applies the outcome, so every state change has one owner.
+import { isResolvableString } from '../io/index.ts';
 import type { JobError, JobOutput, JobRecord, OutputSource } from './job.ts';
 import { linkOutputs } from './outputs.ts';
 import { scopedSignal } from './scoped-signal.ts';
@@ -110,8 +111,6 @@ export function jobErrorFrom(err: unknown): { error: JobError; retryable: boolea
   }
 }
 
-const REMOTE_VALUE = /^(https?:\/\/|data:|s3:\/\/)/i;
-
 /**
  * True when the job has inputs to fetch or upload: an `inputs` map, a URL/data-URI string value, or
  * a `core/ASSET` reference. Most prompts have none, and skipping io then saves a pass per job.
@@ -122,7 +121,7 @@ export function needsInputResolution(job: JobRecord): boolean {
     for (const value of Object.values(node.inputs)) {
       if (
         typeof value === 'string'
-          ? REMOTE_VALUE.test(value)
+          ? isResolvableString(value)
           : typeof value === 'object' && value !== null && !Array.isArray(value)
       ) {
         return true;

@@ -26,6 +26,7 @@ import {
 import { WebhookDispatcher } from '../webhooks/index.ts';
 import { toApiPrompt } from '../workflow/index.ts';
 import { buildApp } from './app.ts';
+import { assetsRoutes } from './assets.ts';
 import { comfyFacadeRoutes } from './comfy-facade.ts';
 import { healthRoutes } from './health.ts';
 import { instancesRoutes } from './instances.ts';
@@ -190,6 +191,10 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
           },
         },
         { plugin: instancesRoutes, options: { pool } },
+        {
+          plugin: assetsRoutes,
+          options: { assets, ...(config.publicUrl ? { publicBaseUrl: config.publicUrl } : {}) },
+        },
         {
           plugin: workflowRoutes,
           options: {

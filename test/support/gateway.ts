@@ -1,4 +1,7 @@
 // Starts a real simulator and a real gateway on loopback for tests, and tears both down.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pino from 'pino';
 import { type Config, loadConfig } from '../../src/config.ts';
 import type { JobStore } from '../../src/jobs/index.ts';
@@ -40,13 +43,15 @@ export async function startTestStack(
     nodeDelayMs: options.nodeDelayMs ?? 0,
   });
   let gateway: Gateway | undefined;
+  // Each stack gets its own DATA_DIR: assets and the input cache live there, and test files run in parallel.
+  const dataDir = await mkdtemp(join(tmpdir(), 'gw-test-data-'));
   try {
     const base = loadConfig({
       COMFYUI_URLS: sim.instances.map((i) => i.url).join(','),
       JOB_STORE: 'memory',
       HEALTH_CHECK_INTERVAL_MS: '1000',
       SHUTDOWN_GRACE_MS: '1000',
-      DATA_DIR: '/tmp/comfy-gateway-test-unused',
+      DATA_DIR: dataDir,
       ...options.env,
     });
     const config: Config = Object.freeze({ ...base, port: 0, host: '127.0.0.1' });
@@ -84,11 +89,13 @@ export async function startTestStack(
       async close() {
         await g.close();
         await sim.close();
+        await rm(dataDir, { recursive: true, force: true });
       },
     };
   } catch (err) {
     await gateway?.close();
     await sim.close();
+    await rm(dataDir, { recursive: true, force: true });
     throw err;
   }
 }

@@ -201,7 +201,12 @@ export class InputResolver {
             spec: fileInputs.get(input),
           });
         } else if (typeof value === 'string' && fileInputs.has(input) && isResolvableString(value)) {
-          tasks.set(`${nodeId}\0${input}`, { nodeId, input, source: value, spec: fileInputs.get(input) });
+          tasks.set(`${nodeId}\0${input}`, {
+            nodeId,
+            input,
+            source: sourceOf(value),
+            spec: fileInputs.get(input),
+          });
         }
       }
     }
@@ -222,11 +227,10 @@ export class InputResolver {
           `input ${JSON.stringify(name)} must be an http(s) URL, s3:// URL, data URI or asset:<id>`,
           { input: name },
         );
-      const source = /^asset:/i.test(value) ? { assetId: value.replace(/^asset:(\/\/)?/i, '') } : value;
       tasks.set(`${nodeId}\0${input}`, {
         nodeId,
         input,
-        source,
+        source: sourceOf(value),
         spec: fileInputsOf(options.nodeDefs[node.class_type]).get(input),
       });
     }
@@ -409,4 +413,9 @@ function safeParse(url: string): URL | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** A resolvable string as a task source: `asset:<id>` (or `asset://<id>`) names an asset, anything else is fetched. */
+function sourceOf(value: string): string | { assetId: string } {
+  return /^asset:/i.test(value) ? { assetId: value.replace(/^asset:(\/\/)?/i, '') } : value;
 }
