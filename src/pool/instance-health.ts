@@ -197,11 +197,10 @@ function positionOf(state: CircuitState): BreakerPosition {
 
 /** A short, log-safe description of an error. */
 export function describe(error: unknown): string {
-  if (error instanceof Error) {
-    const code = (error as { code?: unknown }).code;
-    return typeof code === 'string' && !error.message.includes(code)
-      ? `${code}: ${error.message}`
-      : error.message;
+  // Errors, and the plain `{code, message}` job errors the gateway reports when it releases a lease.
+  if (error !== null && typeof error === 'object' && typeof (error as Error).message === 'string') {
+    const { code, message } = error as { code?: unknown; message: string };
+    return typeof code === 'string' && !message.includes(code) ? `${code}: ${message}` : message;
   }
   return String(error);
 }

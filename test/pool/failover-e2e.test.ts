@@ -124,6 +124,12 @@ test('1,000 jobs over 4 instances with random crashes: all succeed exactly once'
     pool.list().map((s) => s.running + s.queued),
     [0, 0, 0, 0],
   );
+  // Failed leases leave a readable last error (the job error's code and message).
+  for (const s of pool.list()) assert.doesNotMatch(s.lastError ?? '', /\[object Object\]/);
+  assert.ok(
+    pool.list().some((s) => /^(comfy_connection|upstream_unavailable|instance_down)/.test(s.lastError ?? '')),
+    JSON.stringify(pool.list().map((s) => s.lastError)),
+  );
   const health = await stack.request('/health');
   assert.equal(health.status, 200);
   assert.equal(health.body.status, 'ok');
