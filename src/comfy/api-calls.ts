@@ -1,7 +1,8 @@
 // The small request helpers every endpoint group of ComfyClient shares: JSON GETs (optionally
 // `undefined` on 404), bodiless-answer POSTs, and the closed-client check in front of each call.
 import { ComfyClosedError, ComfyServerError } from './errors.ts';
-import type { HttpTransport } from './http.ts';
+import { callHeaders } from './headers.ts';
+import type { HttpRequest, HttpTransport } from './http.ts';
 import type { CallOptions } from './types.ts';
 
 /** Query parameters; undefined values are left out. */
@@ -32,8 +33,7 @@ export class ApiCalls {
       path,
       idempotent: true,
       ...(query ? { query } : {}),
-      ...(options.signal ? { signal: options.signal } : {}),
-      ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
+      ...callScope(options),
     });
   }
 
@@ -55,8 +55,16 @@ export class ApiCalls {
       path,
       json,
       idempotent: true,
-      ...(options.signal ? { signal: options.signal } : {}),
-      ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
+      ...callScope(options),
     });
   }
+}
+
+/** The parts of a request that come from the caller's CallOptions (headers validated here). */
+export function callScope(options: CallOptions): Pick<HttpRequest, 'signal' | 'timeoutMs' | 'callHeaders'> {
+  const out: Pick<HttpRequest, 'signal' | 'timeoutMs' | 'callHeaders'> = {};
+  if (options.signal) out.signal = options.signal;
+  if (options.timeoutMs !== undefined) out.timeoutMs = options.timeoutMs;
+  if (options.headers !== undefined) out.callHeaders = callHeaders(options.headers);
+  return out;
 }

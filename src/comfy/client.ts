@@ -8,7 +8,8 @@ import { EventEmitter } from 'node:events';
 import { ApiCalls } from './api-calls.ts';
 import type { OutputSink } from './downloads.ts';
 import { ComfyArgumentError, ComfyClosedError, ComfyError } from './errors.ts';
-import { FilesApi, type ViewOptions } from './files-api.ts';
+import { type DownloadOptions, FilesApi, type ViewOptions } from './files-api.ts';
+import { callHeaders } from './headers.ts';
 import { HttpTransport } from './http.ts';
 import { InfoApi } from './info-api.ts';
 import { type BinaryFrame, type ComfyMessage, messagePromptId, type PromptMessage } from './messages.ts';
@@ -27,7 +28,6 @@ import type {
   JobsPage,
   JobsQuery,
   NodeDef,
-  OutputFile,
   PreviewFrame,
   PromptState,
   QueuedPrompt,
@@ -111,7 +111,7 @@ export class ComfyClient extends EventEmitter<ComfyClientEvents> {
     wsUrl.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
     this.#socket = new ComfySocket({
       url: wsUrl.toString(),
-      headers: options.headers ?? {},
+      headers: this.#http.headers,
       openTimeoutMs: Math.min(requestTimeoutMs, 10_000),
       reconnect: {
         initialDelayMs: options.reconnect?.initialDelayMs ?? 250,
@@ -169,8 +169,10 @@ export class ComfyClient extends EventEmitter<ComfyClientEvents> {
   async run(prompt: ApiPrompt, options: RunOptions = {}): Promise<RunResult> {
     this.#assertOpen();
     validatePrompt(prompt);
+    // Validated before anything is tracked or sent; the normalised copy is reused by every call.
+    const headers = options.headers === undefined ? undefined : callHeaders(options.headers);
     const promptId = options.promptId ?? randomUUID();
-    const run = this.#track(promptId, { ...options, prompt, cancelOnAbort: true });
+    const run = this.#track(promptId, { ...options, prompt, cancelOnAbort: true, headers });
     try {
       // Subscribe before submitting: ComfyUI may send events before it answers the POST.
       await this.#ensureSocket(options.signal);
@@ -180,6 +182,7 @@ export class ComfyClient extends EventEmitter<ComfyClientEvents> {
         ...(options.front ? { front: true } : {}),
         ...(options.extraData ? { extraData: options.extraData } : {}),
         ...(options.signal ? { signal: options.signal } : {}),
+        ...(headers ? { headers } : {}),
       });
       run.accepted({ number: queued.number, nodeErrors: queued.nodeErrors, queuedAt });
     } catch (err) {
@@ -193,7 +196,12 @@ export class ComfyClient extends EventEmitter<ComfyClientEvents> {
     this.#assertOpen();
     if (typeof promptId !== 'string' || promptId === '')
       throw new ComfyArgumentError('promptId must be a non-empty string');
-    const run = this.#track(promptId, { ...options, cancelOnAbort: options.cancelOnAbort ?? true });
+    const headers = options.headers === undefined ? undefined : callHeaders(options.headers);
+    const run = this.#track(promptId, {
+      ...options,
+      cancelOnAbort: options.cancelOnAbort ?? true,
+      headers,
+    });
     try {
       await this.#ensureSocket(options.signal);
       run.attach();
@@ -274,7 +282,7 @@ export class ComfyClient extends EventEmitter<ComfyClientEvents> {
   downloadOutputs(
     result: Pick<RunResult, 'outputs'>,
     sink: OutputSink,
-    options: { concurrency?: number; signal?: AbortSignal; files?: OutputFile[] } = {},
+    options: DownloadOptions = {},
   ): Promise<void> {
     return this.#files.downloadOutputs(result, sink, options);
   }
@@ -347,16 +355,20 @@ export class ComfyClient extends EventEmitter<ComfyClientEvents> {
       onEvent?: RunOptions['onEvent'];
       prompt?: ApiPrompt;
       cancelOnAbort: boolean;
+      headers: Record<string, string> | undefined;
     },
   ): PromptRun {
+    // Every call the run makes on its own (polls, the cancel on abort) carries the caller's headers.
+    const headers = options.headers;
+    const scoped = (signal: AbortSignal): CallOptions => (headers ? { signal, headers } : { signal });
     const run = new PromptRun(
       {
         baseUrl: this.baseUrl,
         pollIntervalMs: this.#options.historyPollIntervalMs ?? 1_000,
         ...(this.#options.logger ? { logger: this.#options.logger } : {}),
-        getHistory: (id, signal) => this.getHistory(id, { signal }),
-        getQueuePosition: (id, signal) => this.#queue.queuePosition(id, signal),
-        cancel: (id, signal) => this.cancel(id, { signal }),
+        getHistory: (id, signal) => this.getHistory(id, scoped(signal)),
+        getQueuePosition: (id, signal) => this.#queue.queuePosition(id, scoped(signal)),
+        cancel: (id, signal) => this.cancel(id, scoped(signal)),
         release: (r) => this.#runs.delete(r),
       },
       {

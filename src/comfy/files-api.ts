@@ -1,9 +1,10 @@
 // ComfyClient's file endpoints: uploads (POST /upload/image|mask, streamed multipart), GET /view
 // as a stream, and bounded, streamed downloads of a run's outputs.
 import { Readable } from 'node:stream';
-import type { ApiCalls } from './api-calls.ts';
+import { type ApiCalls, callScope } from './api-calls.ts';
 import { downloadAll, type OutputSink } from './downloads.ts';
 import { ComfyArgumentError, ComfyServerError } from './errors.ts';
+import { callHeaders } from './headers.ts';
 import type {
   CallOptions,
   ComfyLogger,
@@ -18,6 +19,12 @@ import { contentTypeFor, multipartBody, type UploadData } from './upload.ts';
 
 /** Options of `view`. */
 export type ViewOptions = CallOptions & { range?: string; preview?: string; channel?: 'rgba' | 'rgb' | 'a' };
+
+/** Options of `downloadOutputs`; `headers` go on every GET /view it makes. */
+export type DownloadOptions = Pick<CallOptions, 'signal' | 'headers'> & {
+  concurrency?: number;
+  files?: OutputFile[];
+};
 
 /** Uploads, views and downloads on one ComfyUI server. */
 export class FilesApi {
@@ -57,8 +64,7 @@ export class FilesApi {
         channel: options.channel,
       },
       ...(options.range ? { headers: { range: options.range } } : {}),
-      ...(options.signal ? { signal: options.signal } : {}),
-      ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
+      ...callScope(options),
     });
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(res.headers))
@@ -89,12 +95,14 @@ export class FilesApi {
   async downloadOutputs(
     result: Pick<RunResult, 'outputs'>,
     sink: OutputSink,
-    options: { concurrency?: number; signal?: AbortSignal; files?: OutputFile[] } = {},
+    options: DownloadOptions = {},
   ): Promise<void> {
     this.#calls.assertOpen();
+    // Validated once here rather than failing file by file.
+    const headers = options.headers === undefined ? undefined : callHeaders(options.headers);
     await downloadAll(
       options.files ?? result.outputs,
-      (file, signal) => this.view(file, { signal }),
+      (file, signal) => this.view(file, headers ? { signal, headers } : { signal }),
       sink as (file: OutputFile, stream: Readable) => Promise<void>,
       {
         concurrency: options.concurrency ?? this.#downloadConcurrency,
@@ -129,7 +137,10 @@ export class FilesApi {
       makeBody: () => Readable.from(form.body()),
       headers: { 'content-type': form.contentType },
       idempotent: form.replayable,
-      ...(options.signal ? { signal: options.signal } : {}),
+      ...callScope({
+        ...(options.signal ? { signal: options.signal } : {}),
+        ...(options.headers !== undefined ? { headers: options.headers } : {}),
+      }),
     });
     if (res.status !== 200) {
       throw new ComfyServerError(

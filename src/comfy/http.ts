@@ -13,6 +13,7 @@ import {
   ComfyServerError,
   ComfyTimeoutError,
 } from './errors.ts';
+import { clientHeaders, type HeaderMap } from './headers.ts';
 
 /** Error codes meaning the request never left this process (safe to resend anything). */
 const NOT_SENT_CODES = new Set([
@@ -47,7 +48,10 @@ export interface HttpRequest {
   body?: Dispatcher.DispatchOptions['body'];
   /** Builds a fresh body per attempt (streamed bodies cannot be resent). */
   makeBody?: () => Dispatcher.DispatchOptions['body'];
+  /** Headers the request itself needs (content type, range): they win over every other header. */
   headers?: Record<string, string>;
+  /** The caller's per-call headers (validated by callHeaders), merged over the client's. */
+  callHeaders?: HeaderMap;
   signal?: AbortSignal;
   timeoutMs?: number;
   /** Safe to repeat after a broken connection (GETs, deletes, interrupts). */
@@ -81,7 +85,7 @@ export class HttpTransport {
   readonly origin: string;
   readonly pathPrefix: string;
   readonly #pool: Pool;
-  readonly #headers: Record<string, string>;
+  readonly #headers: HeaderMap;
   readonly #timeoutMs: number;
   readonly #retryOptions: HttpTransportOptions['retry'];
   /** Aborted by close(): cancels every in-flight call. */
@@ -92,7 +96,7 @@ export class HttpTransport {
     this.origin = url.origin;
     this.pathPrefix = url.pathname.replace(/\/+$/, '');
     this.baseUrl = this.origin + this.pathPrefix;
-    this.#headers = { ...options.headers };
+    this.#headers = clientHeaders(options.headers);
     this.#timeoutMs = options.requestTimeoutMs;
     this.#retryOptions = options.retry;
     this.#pool = new Pool(this.origin, {
@@ -102,7 +106,7 @@ export class HttpTransport {
     });
   }
 
-  /** The headers sent with every request (also used for the WebSocket upgrade). */
+  /** The headers sent with every request (also used for the WebSocket upgrade), names lower-cased. */
   get headers(): Record<string, string> {
     return { ...this.#headers };
   }
@@ -182,7 +186,7 @@ export class HttpTransport {
       const res = await this.#pool.request({
         method: req.method,
         path: this.url(req.path, req.query),
-        headers: { ...this.#headers, ...req.headers },
+        headers: this.#requestHeaders(req),
         signal: scope.signal,
         headersTimeout: timeoutMs,
         bodyTimeout: timeoutMs,
@@ -224,7 +228,7 @@ export class HttpTransport {
   async #sendOnce(req: HttpRequest): Promise<HttpResponse> {
     this.#assertOpen();
     const scope = scopedSignal([req.signal, this.#closing.signal], req.timeoutMs ?? this.#timeoutMs);
-    const headers: Record<string, string> = { ...this.#headers, ...req.headers };
+    const headers = this.#requestHeaders(req);
     let body = req.makeBody ? req.makeBody() : req.body;
     if (req.json !== undefined) {
       body = JSON.stringify(req.json);
@@ -255,6 +259,10 @@ export class HttpTransport {
     } finally {
       scope.dispose();
     }
+  }
+
+  #requestHeaders(req: HttpRequest): Record<string, string> {
+    return { ...this.#headers, ...req.callHeaders, ...req.headers };
   }
 
   #context(req: HttpRequest): { baseUrl: string; promptId?: string } {

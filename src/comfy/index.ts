@@ -19,5 +19,6 @@ export type * from './types.ts';
 export { ComfyClient, isComfyError } from './client.ts';
 export type { ComfyClientEvents } from './client.ts';
 export type { OutputSink } from './downloads.ts';
+export type { DownloadOptions, ViewOptions } from './files-api.ts';
 export { contentTypeFor } from './upload.ts';
 export type { UploadData } from './upload.ts';

@@ -2,7 +2,7 @@
 // resubmission after an ambiguous failure), /queue, /history, /interrupt, and the cancel and
 // locate logic built on them. Prompt shape checks and the POST /prompt answer parser live here too.
 import { randomUUID } from 'node:crypto';
-import type { ApiCalls } from './api-calls.ts';
+import { type ApiCalls, callScope } from './api-calls.ts';
 import {
   ComfyArgumentError,
   ComfyConnectionError,
@@ -56,6 +56,10 @@ export class QueueApi {
     if (options.front) body.front = true;
     if (options.number !== undefined) body.number = options.number;
     if (options.partialExecutionTargets) body.partial_execution_targets = options.partialExecutionTargets;
+    const scope = callScope({
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.headers !== undefined ? { headers: options.headers } : {}),
+    });
     let res: Awaited<ReturnType<HttpTransport['send']>>;
     try {
       res = await this.#calls.http.send({
@@ -64,12 +68,12 @@ export class QueueApi {
         json: body,
         retryNotSent: true,
         promptId,
-        ...(options.signal ? { signal: options.signal } : {}),
+        ...scope,
       });
     } catch (err) {
       // The request may have reached the server: find out by id instead of resubmitting.
       if (err instanceof ComfyConnectionError && !err.notSent) {
-        const found = await this.locate(promptId, options.signal).catch(() => undefined);
+        const found = await this.locate(promptId, lookupOptions(options)).catch(() => undefined);
         if (found && found.where !== 'absent')
           return { promptId, number: found.number ?? Number.NaN, nodeErrors: {} };
       }
@@ -80,7 +84,7 @@ export class QueueApi {
 
   /** Where a prompt is: pending/running (queue), completed/failed (history) or unknown. */
   async getPromptState(promptId: string, options: CallOptions = {}): Promise<PromptState> {
-    const found = await this.locate(promptId, options.signal);
+    const found = await this.locate(promptId, lookupOptions(options));
     if (found.where === 'history')
       return found.entry?.status?.status_str === 'error' ? 'failed' : 'completed';
     if (found.where === 'absent') return 'unknown';
@@ -147,37 +151,44 @@ export class QueueApi {
 
   /** Cancels a prompt: removed from the queue if pending, interrupted (targeted) if running. */
   async cancel(promptId: string, options: CallOptions = {}): Promise<void> {
-    const position = await this.queuePosition(promptId, options.signal);
+    const lookup = lookupOptions(options);
+    const position = await this.queuePosition(promptId, lookup);
     if (position === 'pending') {
       await this.deleteFromQueue([promptId], options);
       // It may have started between the two calls.
-      if ((await this.queuePosition(promptId, options.signal)) === 'running')
-        await this.interrupt(promptId, options);
+      if ((await this.queuePosition(promptId, lookup)) === 'running') await this.interrupt(promptId, options);
     } else if (position === 'running') {
       await this.interrupt(promptId, options);
     }
   }
 
   /** Whether a prompt is running, pending, or in neither list. */
-  async queuePosition(promptId: string, signal?: AbortSignal): Promise<QueuePosition> {
-    const queue = await this.getQueue(signal ? { signal } : {});
+  async queuePosition(promptId: string, options: CallOptions = {}): Promise<QueuePosition> {
+    const queue = await this.getQueue(options);
     if (queue.running.some((i) => i.promptId === promptId)) return 'running';
     if (queue.pending.some((i) => i.promptId === promptId)) return 'pending';
     return 'absent';
   }
 
   /** Finds a prompt: queue first, then history (the order that makes "absent" trustworthy). */
-  async locate(promptId: string, signal?: AbortSignal): Promise<PromptLocation> {
-    const opts = signal ? { signal } : {};
-    const queue = await this.getQueue(opts);
+  async locate(promptId: string, options: CallOptions = {}): Promise<PromptLocation> {
+    const queue = await this.getQueue(options);
     const running = queue.running.find((i) => i.promptId === promptId);
     if (running) return { where: 'running', number: running.number };
     const pending = queue.pending.find((i) => i.promptId === promptId);
     if (pending) return { where: 'pending', number: pending.number };
-    const entry = await this.getHistory(promptId, opts);
+    const entry = await this.getHistory(promptId, options);
     if (entry) return { where: 'history', number: entry.prompt?.[0], entry };
     return { where: 'absent' };
   }
+}
+
+/** The signal and headers of a call, for the look-ups it makes (their own timeouts stay the default). */
+function lookupOptions(options: { signal?: AbortSignal; headers?: Record<string, string> }): CallOptions {
+  const out: CallOptions = {};
+  if (options.signal) out.signal = options.signal;
+  if (options.headers !== undefined) out.headers = options.headers;
+  return out;
 }
 
 /** Rejects prompts that are not objects of `{class_type, inputs}` nodes before any I/O. */

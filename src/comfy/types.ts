@@ -192,6 +192,11 @@ export interface CallOptions {
   signal?: AbortSignal;
   /** Overrides the client's requestTimeoutMs for this call. */
   timeoutMs?: number;
+  /**
+   * Extra headers for this call only, merged over the client's `headers` (names are
+   * case-insensitive), e.g. `{ 'x-request-id': id }` to trace a gateway request into ComfyUI's logs.
+   */
+  headers?: Record<string, string>;
 }
 
 /** pino-compatible logger subset. */
@@ -234,6 +239,8 @@ export interface RunOptions {
   extraData?: Record<string, unknown>;
   front?: boolean;
   onEvent?: (event: RunEvent) => void;
+  /** Extra headers on every HTTP call the run makes (POST /prompt, polls, the cancel on abort). */
+  headers?: Record<string, string>;
 }
 
 /** Options of `waitForPrompt()`. */
@@ -243,6 +250,8 @@ export interface WaitOptions {
   onEvent?: (event: RunEvent) => void;
   /** Cancel the prompt on the server when the deadline passes or the signal aborts (default true). */
   cancelOnAbort?: boolean;
+  /** Extra headers on every HTTP call the wait makes (polls, the cancel on abort). */
+  headers?: Record<string, string>;
 }
 
 /** Options of `queuePrompt()`. */
@@ -253,6 +262,8 @@ export interface QueuePromptOptions {
   extraData?: Record<string, unknown>;
   partialExecutionTargets?: string[];
   signal?: AbortSignal;
+  /** Extra headers for this call only (also on the look-up after an ambiguous failure). */
+  headers?: Record<string, string>;
 }
 
 /** Answer of `queuePrompt()`. */
@@ -280,6 +291,8 @@ export interface UploadOptions {
   /** Content type of the file part (default from the file name). */
   contentType?: string;
   signal?: AbortSignal;
+  /** Extra headers for this upload only. */
+  headers?: Record<string, string>;
 }
 
 /** Answer of an upload. */
