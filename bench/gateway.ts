@@ -9,13 +9,14 @@
 // Options: --samples N (c=1 pairs, default 300), --jobs N (throughput run, default 5000),
 // --concurrency N (default 64), --instances N (default 8), --rss-jobs N (default 50000),
 // --store sqlite|memory (default sqlite), --profile FILE (V8 CPU profile of the gateway over the
-// throughput run, a .cpuprofile readable by Chrome DevTools).
+// throughput run, a .cpuprofile readable by Chrome DevTools), --heap-profile FILE (sampled
+// allocations of the gateway over the throughput run, collected objects included, .heapprofile).
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
+import { constants, PerformanceObserver, performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Agent, request } from 'undici';
@@ -46,10 +47,16 @@ const loads = () => loadavg().map((l) => round(l, 2));
 /** What the gateway child reports about itself. */
 interface GatewayStats {
   cpuUs: number;
+  sysUs: number;
   rss: number;
   heapUsed: number;
   writes: number;
   commits: number;
+  /** Main-thread GC pauses so far (ms), minor (scavenge) and major (mark-compact) apart. */
+  gcMinorMs: number;
+  gcMajorMs: number;
+  /** CPU ms per thread name (Linux: the main thread is "node", V8 helpers "V8 Worker"…). */
+  threads: Record<string, number>;
 }
 
 type ChildMessage =
@@ -58,18 +65,33 @@ type ChildMessage =
   | { type: 'profile'; written: string }
   | { type: 'error'; message: string };
 
-/** CPU seconds (user + system) a process has used so far, from /proc (Linux); null elsewhere. */
-function procCpuMs(pid: number | undefined): number | null {
-  if (pid === undefined) return null;
+/** CPU ms (user + system) of a process or thread so far, from its /proc stat file (Linux); null elsewhere. */
+function procCpuMs(statPath: string | undefined): number | null {
+  if (statPath === undefined) return null;
   try {
     // Fields after the ")" of the command name: utime and stime are the 12th and 13th.
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = readFileSync(statPath, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     const ticks = Number(fields[11]) + Number(fields[12]);
     return Number.isFinite(ticks) ? ticks * 10 : null; // USER_HZ is 100 on Linux
   } catch {
     return null;
   }
+}
+
+/** CPU ms of this process's threads, summed by thread name, from /proc (Linux); {} elsewhere. */
+function threadCpuMs(): Record<string, number> {
+  const out: Record<string, number> = {};
+  try {
+    for (const tid of readdirSync('/proc/self/task')) {
+      const name = readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim();
+      const ms = procCpuMs(`/proc/self/task/${tid}/stat`);
+      if (ms !== null) out[name] = (out[name] ?? 0) + ms;
+    }
+  } catch {
+    // Not Linux: per-thread figures are simply absent.
+  }
+  return out;
 }
 
 /** Waits for the first child message matching `type`, bounded. */
@@ -172,6 +194,7 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
   const rssJobs = Number(args['rss-jobs'] ?? 50_000);
   const storeKind = args.store ?? 'sqlite';
   const profile = args.profile;
+  const heapProfile = args['heap-profile'];
   const loadAtStart = loads();
   const dataDir = await mkdtemp(join(tmpdir(), 'gw-bench-'));
   const sim = await startSimulatorProcess(instances);
@@ -234,30 +257,38 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
     };
     const loadBeforeThroughput = loads();
     const gwBefore = await stats(gw.child);
-    const simCpuBefore = procCpuMs(sim.child.pid);
+    const simCpuBefore = procCpuMs(sim.child.pid === undefined ? undefined : `/proc/${sim.child.pid}/stat`);
     const genCpuBefore = process.cpuUsage();
-    if (profile) {
+    if (profile || heapProfile) {
       const started = nextMessage(gw.child, 'profile');
-      gw.child.send({ type: 'profile-start' });
+      gw.child.send({ type: 'profile-start', cpu: Boolean(profile), heap: Boolean(heapProfile) });
       await started;
     }
     const loadMs = await load(jobs);
     const genCpu = process.cpuUsage(genCpuBefore);
-    const simCpuAfter = procCpuMs(sim.child.pid);
+    const simCpuAfter = procCpuMs(sim.child.pid === undefined ? undefined : `/proc/${sim.child.pid}/stat`);
     let profileWritten: string | null = null;
-    if (profile) {
+    if (profile || heapProfile) {
       const written = nextMessage(gw.child, 'profile');
-      gw.child.send({ type: 'profile-stop', path: profile });
+      gw.child.send({ type: 'profile-stop', path: profile, heapPath: heapProfile });
       profileWritten = (await written).written;
     }
     const gwAfter = await stats(gw.child);
     const gatewayCpuMsPerJob = (gwAfter.cpuUs - gwBefore.cpuUs) / 1000 / jobs;
+    const gatewaySysMsPerJob = (gwAfter.sysUs - gwBefore.sysUs) / 1000 / jobs;
     const generatorCpuMsPerJob = (genCpu.user + genCpu.system) / 1000 / jobs;
     const simulatorCpuMsPerJob =
       simCpuBefore !== null && simCpuAfter !== null ? (simCpuAfter - simCpuBefore) / jobs : null;
     const jobsPerSecond = jobs / (loadMs / 1000);
     const writesPerJob = (gwAfter.writes - gwBefore.writes) / jobs;
     const commitsPerJob = (gwAfter.commits - gwBefore.commits) / jobs;
+    const gcMinorMsPerJob = (gwAfter.gcMinorMs - gwBefore.gcMinorMs) / jobs;
+    const threadMsPerJob = Object.fromEntries(
+      Object.entries(gwAfter.threads)
+        .map(([name, ms]) => [name, round((ms - (gwBefore.threads[name] ?? 0)) / jobs, 3)] as const)
+        .filter(([, ms]) => ms > 0),
+    );
+    const gcMajorMsPerJob = (gwAfter.gcMajorMs - gwBefore.gcMajorMs) / jobs;
 
     // (3) Gateway RSS over many jobs: sampled every 10%; the first half is warm-up.
     const rss: Array<{ jobs: number; rssMb: number; heapMb: number }> = [];
@@ -293,7 +324,10 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
       throughput_jobs: jobs,
       jobs_per_second: round(jobsPerSecond, 1),
       gateway_cpu_ms_per_job: round(gatewayCpuMsPerJob, 3),
+      gateway_cpu_system_ms_per_job: round(gatewaySysMsPerJob, 3),
       gateway_cpu_bound_jobs_per_second: round(1000 / gatewayCpuMsPerJob, 0),
+      gateway_thread_cpu_ms_per_job: threadMsPerJob,
+      gateway_gc_pause_ms_per_job: { minor: round(gcMinorMsPerJob, 4), major: round(gcMajorMsPerJob, 4) },
       generator_cpu_ms_per_job: round(generatorCpuMsPerJob, 3),
       simulator_cpu_ms_per_job: simulatorCpuMsPerJob === null ? null : round(simulatorCpuMsPerJob, 3),
       sqlite_writes_per_job: round(writesPerJob, 2),
@@ -312,7 +346,11 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
       `| overhead p50 (c=1) | ${data.overhead_p50_ms} ms (gateway ${data.gateway_p50_ms} vs direct ${data.direct_p50_ms}) | ≤ 1 ms |`,
       `| overhead p99 (c=1) | ${data.overhead_p99_ms} ms (gateway ${data.gateway_p99_ms} vs direct ${data.direct_p99_ms}) | ≤ 5 ms |`,
       `| throughput (c=${concurrency}, ${instances} instances, all processes on this box) | ${data.jobs_per_second} jobs/s | ≥ 1000 |`,
-      `| gateway process CPU per job | ${data.gateway_cpu_ms_per_job} ms (= ${data.gateway_cpu_bound_jobs_per_second} jobs/s per gateway core) | — |`,
+      `| gateway process CPU per job | ${data.gateway_cpu_ms_per_job} ms, ${data.gateway_cpu_system_ms_per_job} ms of it in the kernel (= ${data.gateway_cpu_bound_jobs_per_second} jobs/s per gateway core) | — |`,
+      `| gateway CPU per job by thread | ${Object.entries(threadMsPerJob)
+        .map(([name, ms]) => `${name} ${ms} ms`)
+        .join(', ')} | — |`,
+      `| gateway GC pauses per job (main thread) | ${data.gateway_gc_pause_ms_per_job.minor} ms minor, ${data.gateway_gc_pause_ms_per_job.major} ms major | — |`,
       `| load generator / simulator CPU per job | ${data.generator_cpu_ms_per_job} ms / ${data.simulator_cpu_ms_per_job ?? '?'} ms | — |`,
       `| ${storeKind} row writes per job | ${data.sqlite_writes_per_job} (${data.sqlite_commits_per_job} commits/job, group commit) | small |`,
       `| gateway RSS after ${rssJobs} jobs | ${last?.rssMb ?? '?'} MB (${growth} MB change over the second half) | flat |`,
@@ -342,37 +380,72 @@ async function serveGateway(): Promise<void> {
       logger: pino.default({ level: 'silent' }),
     });
     const session = new Session();
-    process.on('message', async (msg: { type: string; path?: string }) => {
-      try {
-        if (msg.type === 'stats') {
-          const cpu = process.cpuUsage();
-          const mem = process.memoryUsage();
-          send({
-            type: 'stats',
-            stats: {
-              cpuUs: cpu.user + cpu.system,
-              rss: mem.rss,
-              heapUsed: mem.heapUsed,
-              writes: gateway.manager.storeWrites,
-              commits: gateway.manager.storeCommits ?? 0,
-            },
-          });
-        } else if (msg.type === 'profile-start') {
-          session.connect();
-          await session.post('Profiler.enable');
-          await session.post('Profiler.setSamplingInterval', { interval: 200 });
-          await session.post('Profiler.start');
-          send({ type: 'profile', written: '' });
-        } else if (msg.type === 'profile-stop' && msg.path) {
-          const { profile } = await session.post('Profiler.stop');
-          session.disconnect();
-          await writeFile(msg.path, JSON.stringify(profile));
-          send({ type: 'profile', written: msg.path });
-        }
-      } catch (err) {
-        send({ type: 'error', message: String(err) });
+    const gc = { minor: 0, major: 0 };
+    const gcObserver = new PerformanceObserver((list) => {
+      for (const entry of list.getEntries()) {
+        const kind = (entry as { detail?: { kind?: number } }).detail?.kind;
+        if (kind === constants.NODE_PERFORMANCE_GC_MINOR) gc.minor += entry.duration;
+        else gc.major += entry.duration;
       }
     });
+    gcObserver.observe({ entryTypes: ['gc'] });
+    process.on(
+      'message',
+      async (msg: { type: string; cpu?: boolean; heap?: boolean; path?: string; heapPath?: string }) => {
+        try {
+          if (msg.type === 'stats') {
+            const cpu = process.cpuUsage();
+            const mem = process.memoryUsage();
+            send({
+              type: 'stats',
+              stats: {
+                cpuUs: cpu.user + cpu.system,
+                sysUs: cpu.system,
+                rss: mem.rss,
+                heapUsed: mem.heapUsed,
+                writes: gateway.manager.storeWrites,
+                commits: gateway.manager.storeCommits ?? 0,
+                gcMinorMs: gc.minor,
+                gcMajorMs: gc.major,
+                threads: threadCpuMs(),
+              },
+            });
+          } else if (msg.type === 'profile-start') {
+            session.connect();
+            if (msg.cpu) {
+              await session.post('Profiler.enable');
+              await session.post('Profiler.setSamplingInterval', { interval: 200 });
+              await session.post('Profiler.start');
+            }
+            if (msg.heap) {
+              await session.post('HeapProfiler.enable');
+              await session.post('HeapProfiler.startSampling', {
+                samplingInterval: 16_384,
+                includeObjectsCollectedByMajorGC: true,
+                includeObjectsCollectedByMinorGC: true,
+              });
+            }
+            send({ type: 'profile', written: '' });
+          } else if (msg.type === 'profile-stop') {
+            const written: string[] = [];
+            if (msg.path) {
+              const { profile } = await session.post('Profiler.stop');
+              await writeFile(msg.path, JSON.stringify(profile));
+              written.push(msg.path);
+            }
+            if (msg.heapPath) {
+              const { profile } = await session.post('HeapProfiler.stopSampling');
+              await writeFile(msg.heapPath, JSON.stringify(profile));
+              written.push(msg.heapPath);
+            }
+            session.disconnect();
+            send({ type: 'profile', written: written.join(', ') });
+          }
+        } catch (err) {
+          send({ type: 'error', message: String(err) });
+        }
+      },
+    );
     process.once('SIGTERM', () => {
       void gateway.close().finally(() => process.exit(0));
     });

@@ -202,10 +202,7 @@ export class JobManager extends EventEmitter {
     const live = this.#newLive(job, input.extraData);
     this.#live.set(id, live);
     this.#enqueue(job);
-    this.events.emit(id, {
-      type: 'status',
-      data: { status: 'queued', queue_position: this.#scheduler.position(id) },
-    });
+    this.#emitStatus(live);
     return job;
   }
 
@@ -501,7 +498,8 @@ export class JobManager extends EventEmitter {
           transition(job, 'running', now, this.#o.retentionMs);
           job.queue_ms ??= now - job.created_at;
         }
-        for (const output of job.outputs) this.events.emit(job.id, { type: 'output', data: output });
+        if (this.events.listenerCount(job.id) > 0)
+          for (const output of job.outputs) this.events.emit(job.id, { type: 'output', data: output });
         this.#finish(live, 'succeeded');
         return;
       }
@@ -588,6 +586,8 @@ export class JobManager extends EventEmitter {
 
   #emitStatus(live: LiveJob, outputs?: JobOutput[]): void {
     const job = live.job;
+    // Most jobs have no stream watching them; queue_position is a scan of the queue.
+    if (this.events.listenerCount(job.id) === 0) return;
     this.events.emit(job.id, {
       type: 'status',
       data: {

@@ -26,6 +26,18 @@ export interface SchedulerOptions {
   tickMs?: number;
 }
 
+/**
+ * False only for a snapshot that shows a full instance (running + queued ≥ maxJobs): its event
+ * cannot give a waiting job a slot. Anything else (other shapes included) may, so it pumps.
+ */
+function mayHaveFreeSlot(snapshot: unknown): boolean {
+  if (typeof snapshot !== 'object' || snapshot === null) return true;
+  const s = snapshot as { running?: unknown; queued?: unknown; maxJobs?: unknown };
+  if (typeof s.running !== 'number' || typeof s.queued !== 'number' || typeof s.maxJobs !== 'number')
+    return true;
+  return s.running + s.queued < s.maxJobs;
+}
+
 function before(a: QueueEntry, b: QueueEntry): boolean {
   if (a.priority !== b.priority) return a.priority > b.priority;
   if (a.createdAt !== b.createdAt) return a.createdAt < b.createdAt;
@@ -41,10 +53,17 @@ export class Scheduler {
   /** Sorted: index 0 runs next. Bounded by MAX_QUEUE at submission. */
   #queue: QueueEntry[] = [];
   #pumpScheduled = false;
+  /** True while #pump runs: the pool events its own acquisitions raise need no second pump. */
+  #pumping = false;
   #paused = true;
   #closed = false;
   #timer: NodeJS.Timeout | null = null;
   #onCapacity = () => this.schedulePump();
+  /** Instance changes (start, acquire, status) fire several times per job; only a free slot matters. */
+  #onInstance = (snapshot: unknown) => {
+    if (this.#queue.length === 0 || !mayHaveFreeSlot(snapshot)) return;
+    this.schedulePump();
+  };
 
   constructor(options: SchedulerOptions) {
     this.#pool = options.pool;
@@ -52,7 +71,7 @@ export class Scheduler {
     this.#scanLimit = options.scanLimit ?? 32;
     this.#tickMs = options.tickMs ?? 1000;
     this.#pool.on('capacity', this.#onCapacity);
-    this.#pool.on('instance', this.#onCapacity);
+    this.#pool.on('instance', this.#onInstance);
   }
 
   /** Number of waiting jobs. */
@@ -103,11 +122,16 @@ export class Scheduler {
 
   /** Coalesces pump requests into one run per microtask. */
   schedulePump(): void {
-    if (this.#pumpScheduled || this.#paused || this.#closed) return;
+    if (this.#pumpScheduled || this.#pumping || this.#paused || this.#closed) return;
     this.#pumpScheduled = true;
     queueMicrotask(() => {
       this.#pumpScheduled = false;
-      this.#pump();
+      this.#pumping = true;
+      try {
+        this.#pump();
+      } finally {
+        this.#pumping = false;
+      }
     });
   }
 
@@ -160,7 +184,7 @@ export class Scheduler {
     if (this.#closed) return;
     this.#closed = true;
     this.#pool.off('capacity', this.#onCapacity);
-    this.#pool.off('instance', this.#onCapacity);
+    this.#pool.off('instance', this.#onInstance);
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
     this.#queue = [];

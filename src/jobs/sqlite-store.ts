@@ -3,7 +3,9 @@
 // migrations keyed on PRAGMA user_version. WAL + synchronous=NORMAL survives a process kill
 // (the case we design for); only an OS crash can lose the last few commits. Writes are group-
 // committed: buffered for one turn of the event loop and written in one transaction; callers that
-// need durability (a job id about to be returned) await `durable()`.
+// need durability (a job id about to be returned) await `durable()`. A pending write keeps the
+// record itself and serialises it at commit, so several updates of one job in a turn cost one
+// JSON.stringify and the row gets the job's latest state.
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
@@ -44,11 +46,7 @@ const MAX_BATCH = 512;
 
 interface PendingWrite {
   insert: boolean;
-  id: string;
-  status: string;
-  createdAt: number;
-  expiresAt: number;
-  data: string;
+  job: JobRecord;
   workflow: string | null;
   key: string | null;
 }
@@ -159,11 +157,7 @@ export class SqliteJobStore implements JobStore {
     if (idempotencyKey) this.#pendingKeys.set(idempotencyKey, job.created_at);
     this.#pending.set(job.id, {
       insert: true,
-      id: job.id,
-      status: job.status,
-      createdAt: job.created_at,
-      expiresAt: job.expires_at,
-      data: stateJson(job),
+      job,
       workflow: JSON.stringify(job.workflow),
       key: idempotencyKey ?? null,
     });
@@ -173,23 +167,8 @@ export class SqliteJobStore implements JobStore {
   update(job: JobRecord): void {
     this.#assertOpen();
     const pending = this.#pending.get(job.id);
-    const data = stateJson(job);
-    if (pending) {
-      pending.status = job.status;
-      pending.expiresAt = job.expires_at;
-      pending.data = data;
-    } else {
-      this.#pending.set(job.id, {
-        insert: false,
-        id: job.id,
-        status: job.status,
-        createdAt: job.created_at,
-        expiresAt: job.expires_at,
-        data,
-        workflow: null,
-        key: null,
-      });
-    }
+    if (pending) pending.job = job;
+    else this.#pending.set(job.id, { insert: false, job, workflow: null, key: null });
     this.#scheduleFlush();
   }
 
@@ -212,12 +191,19 @@ export class SqliteJobStore implements JobStore {
     try {
       this.#db.exec('BEGIN IMMEDIATE');
       try {
-        for (const w of batch) {
-          if (w.insert) {
-            if (w.key) this.#stmt.keyUpsert.run(w.key, w.id, keys.get(w.key) ?? w.createdAt);
-            this.#stmt.insert.run(w.id, w.status, w.createdAt, w.expiresAt, w.data, w.workflow);
+        for (const { insert, job, workflow, key } of batch) {
+          if (insert) {
+            if (key) this.#stmt.keyUpsert.run(key, job.id, keys.get(key) ?? job.created_at);
+            this.#stmt.insert.run(
+              job.id,
+              job.status,
+              job.created_at,
+              job.expires_at,
+              stateJson(job),
+              workflow,
+            );
           } else {
-            this.#stmt.update.run(w.status, w.expiresAt, w.data, w.id);
+            this.#stmt.update.run(job.status, job.expires_at, stateJson(job), job.id);
           }
           this.#writes++;
         }
@@ -257,7 +243,8 @@ export class SqliteJobStore implements JobStore {
   get(id: string): JobRecord | undefined {
     const pending = this.#pending.get(id);
     if (pending) {
-      const job = JSON.parse(pending.data) as JobRecord;
+      // A copy, as from the database: callers must not share the live record.
+      const job = JSON.parse(stateJson(pending.job)) as JobRecord;
       if (pending.workflow !== null) {
         job.workflow = JSON.parse(pending.workflow) as JobRecord['workflow'];
         return job;

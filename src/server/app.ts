@@ -51,8 +51,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     return503OnClosing: true,
     forceCloseConnections: 'idle',
   });
-  app.addHook('onSend', async (request, reply) => {
+  // Callback style: an async hook costs a promise per response on every request.
+  app.addHook('onSend', (request, reply, payload, done) => {
     reply.header('x-request-id', request.id);
+    done(null, payload);
   });
   // JSON only: a text body would otherwise reach the schemas as a string and get a vaguer error.
   app.removeContentTypeParser('text/plain');
