@@ -25,3 +25,10 @@ export class WebhookClosedError extends WebhookError {
     super('webhook_closed', 503, 'the webhook dispatcher is closed');
   }
 }
+
+/** Extra delivery headers are malformed or name a header the dispatcher owns. */
+export class WebhookHeaderError extends WebhookError {
+  constructor(message: string) {
+    super('webhook_header_invalid', 422, message);
+  }
+}

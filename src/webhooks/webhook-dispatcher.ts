@@ -7,7 +7,9 @@ import { LRUCache } from 'lru-cache';
 import { Webhook } from 'standardwebhooks';
 import { type Dispatcher, request } from 'undici';
 import { IoError, type LookupFunction, redactUrl, SsrfGuard } from '../io/index.ts';
+import { WebhookHeaderError } from './errors.ts';
 import type { WebhookAttempt, WebhookDelivery, WebhookEventType } from './webhook-delivery.ts';
+import { webhookHeaders } from './webhook-headers.ts';
 
 /** A pino-compatible logger (only what webhooks call). */
 export interface WebhookLogger {
@@ -38,6 +40,16 @@ export interface WebhookDispatcherOptions {
   maxJobs?: number;
   /** DNS resolution (tests inject names). */
   lookup?: LookupFunction;
+}
+
+/** Per-delivery options of `send()`. */
+export interface WebhookSendOptions {
+  /**
+   * Extra headers on every attempt, e.g. `{ 'x-request-id': id }` to correlate with gateway logs. They
+   * are not signed (Standard Webhooks signs id, timestamp and body), not recorded in the delivery log
+   * and never logged; `webhook-*`, content-type, user-agent and framing headers are refused.
+   */
+  headers?: Record<string, string>;
 }
 
 /** Sends signed, retried webhook deliveries and keeps their log. */
@@ -82,8 +94,22 @@ export class WebhookDispatcher {
     this.#guard.checkUrlShape(url);
   }
 
-  /** Delivers one event; resolves when delivered, finally failed or skipped (never rejects). */
-  send(jobId: string, url: string, eventType: WebhookEventType, payload: unknown): Promise<WebhookDelivery> {
+  /** Checks extra delivery headers (throws WebhookHeaderError; call at submission to fail early). */
+  validateHeaders(headers: Record<string, string>): void {
+    webhookHeaders(headers);
+  }
+
+  /**
+   * Delivers one event; resolves when delivered, finally failed or skipped (never rejects). Invalid
+   * `options.headers` fail the delivery at once, without an attempt, with the reason in its error.
+   */
+  send(
+    jobId: string,
+    url: string,
+    eventType: WebhookEventType,
+    payload: unknown,
+    options: WebhookSendOptions = {},
+  ): Promise<WebhookDelivery> {
     const delivery: WebhookDelivery = {
       id: `msg_${randomUUID().replaceAll('-', '')}`,
       job_id: jobId,
@@ -97,6 +123,14 @@ export class WebhookDispatcher {
     };
     if (this.#closed)
       return Promise.resolve(this.#finish(delivery, 'skipped', 'the webhook dispatcher is closed'));
+    let extraHeaders: Record<string, string>;
+    try {
+      extraHeaders = webhookHeaders(options.headers);
+    } catch (err) {
+      if (!(err instanceof WebhookHeaderError)) throw err;
+      this.#record(delivery);
+      return Promise.resolve(this.#finish(delivery, 'failed', `${err.code}: ${err.message}`));
+    }
     if (eventType === 'job.progress') {
       const key = `${jobId}\0${url}`;
       const last = this.#lastProgress.get(key);
@@ -109,7 +143,7 @@ export class WebhookDispatcher {
       this.#lastProgress.delete(`${jobId}\0${url}`);
     }
     this.#record(delivery);
-    const run = this.#deliver(delivery, url, payload).catch((err: unknown) =>
+    const run = this.#deliver(delivery, url, payload, extraHeaders).catch((err: unknown) =>
       this.#finish(delivery, 'failed', `internal error: ${(err as Error).message}`),
     );
     this.#pending.add(run);
@@ -145,11 +179,18 @@ export class WebhookDispatcher {
     await this.#agent.close().catch(() => {});
   }
 
-  async #deliver(delivery: WebhookDelivery, url: string, payload: unknown): Promise<WebhookDelivery> {
+  async #deliver(
+    delivery: WebhookDelivery,
+    url: string,
+    payload: unknown,
+    extraHeaders: Record<string, string>,
+  ): Promise<WebhookDelivery> {
     const started = Date.now();
     const timestamp = new Date();
     const body = JSON.stringify({ type: delivery.event, timestamp: timestamp.toISOString(), data: payload });
+    // The dispatcher's own headers are spread last: nothing a caller passes can replace them.
     const headers: Record<string, string> = {
+      ...extraHeaders,
       'content-type': 'application/json',
       'user-agent': 'comfy-gateway-webhooks',
       'webhook-id': delivery.id,

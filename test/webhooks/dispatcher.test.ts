@@ -1,12 +1,12 @@
 // WebhookDispatcher against real HTTP receivers on loopback: signatures, retries, awaited failures,
-// SSRF refusals, progress throttling, flush on shutdown.
+// SSRF refusals, progress throttling, flush on shutdown, extra headers (request ids).
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, describe, test } from 'node:test';
 import { Webhook } from 'standardwebhooks';
-import { WebhookDispatcher } from '../../src/webhooks/index.ts';
+import { WebhookDispatcher, WebhookHeaderError, type WebhookLogger } from '../../src/webhooks/index.ts';
 
 const SECRET = `whsec_${Buffer.from('a test secret of 32 bytes long!!').toString('base64')}`;
 
@@ -202,5 +202,67 @@ describe('WebhookDispatcher', () => {
     assert.equal(delivery.status, 'delivered');
     assert.equal(n, 2);
     assert.match(delivery.attempts[0]?.error ?? '', /timed out|abort/i);
+  });
+  test('sends extra headers (x-request-id) on every retry attempt; the signature still verifies', async () => {
+    const r = await receiver((_req, n, res) => res.writeHead(n <= 2 ? 503 : 200).end());
+    servers.push(r.server);
+    const logged: unknown[] = [];
+    const logger: WebhookLogger = {
+      debug: (obj) => logged.push(obj),
+      warn: (obj) => logged.push(obj),
+      info: (obj) => logged.push(obj),
+    };
+    const d = dispatcher({ logger });
+    const job = { id: 'job-9', status: 'succeeded' };
+    const delivery = await d.send('job-9', r.url, 'job.succeeded', job, {
+      headers: { 'X-Request-Id': 'req-9f2c', 'x-trace-token': 'tr4ce-s3cret' },
+    });
+    assert.equal(delivery.status, 'delivered');
+    assert.equal(r.received.length, 3);
+    for (const got of r.received) {
+      assert.equal(got.headers['x-request-id'], 'req-9f2c');
+      assert.equal(got.headers['x-trace-token'], 'tr4ce-s3cret');
+      assert.equal(got.headers['content-type'], 'application/json');
+      assert.equal(got.headers['webhook-id'], delivery.id);
+      const verified = new Webhook(SECRET).verify(got.body, got.headers as Record<string, string>) as {
+        data: unknown;
+      };
+      assert.deepEqual(verified.data, job);
+    }
+    // Neither the delivery log (served on GET /jobs/{id}) nor the logs keep header values.
+    const recorded = JSON.stringify([delivery, d.deliveries('job-9'), logged]);
+    assert.ok(logged.length > 0);
+    assert.ok(!recorded.includes('tr4ce-s3cret'));
+    assert.ok(!recorded.includes('req-9f2c'));
+  });
+
+  test('refuses extra headers that would replace signature, content or framing headers, or are malformed', async () => {
+    const r = await receiver((_req, _n, res) => res.writeHead(200).end());
+    servers.push(r.server);
+    const d = dispatcher();
+    const cases: Array<[Record<string, string>, RegExp]> = [
+      [{ 'Webhook-Signature': 'v1,forged' }, /webhook-signature is set by the dispatcher/],
+      [{ 'webhook-id': 'msg_mine' }, /webhook-id is set by the dispatcher/],
+      [{ 'Content-Type': 'text/plain' }, /content-type is set by the dispatcher/],
+      [{ 'transfer-encoding': 'chunked' }, /transfer-encoding is set by the dispatcher/],
+      [{ 'bad name': 'x' }, /invalid webhook header name "bad name"/],
+      [{ 'x-request-id': 'a\r\nx-injected: s3cret' }, /x-request-id has a control character/],
+      [{ 'X-Request-Id': 'a', 'x-request-id': 'b' }, /given twice/],
+    ];
+    for (const [headers, pattern] of cases) {
+      const delivery = await d.send('job-10', r.url, 'job.failed', {}, { headers });
+      assert.equal(delivery.status, 'failed', JSON.stringify(headers));
+      assert.equal(delivery.attempts.length, 0);
+      assert.match(delivery.error ?? '', /^webhook_header_invalid: /);
+      assert.match(delivery.error ?? '', pattern);
+      assert.doesNotMatch(delivery.error ?? '', /s3cret|forged/);
+      assert.throws(
+        () => d.validateHeaders(headers),
+        (err: unknown) => err instanceof WebhookHeaderError && err.code === 'webhook_header_invalid',
+      );
+    }
+    assert.equal(r.received.length, 0);
+    assert.equal(d.deliveries('job-10').length, cases.length);
+    d.validateHeaders({ 'x-request-id': 'fine' });
   });
 });
