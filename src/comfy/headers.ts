@@ -64,8 +64,7 @@ function normalize(headers: Record<string, string> | undefined, what: string, pe
       throw new ComfyArgumentError(`${what}: header ${lower} has a control character in its value`);
     if (value.length > MAX_VALUE_LENGTH)
       throw new ComfyArgumentError(`${what}: header ${lower} is longer than ${MAX_VALUE_LENGTH} characters`);
-    if (Object.hasOwn(out, lower))
-      throw new ComfyArgumentError(`${what}: header ${lower} is given twice (names are case-insensitive)`);
+    // Case variants of one name: the last wins, as with the object spreads callers merge layers with.
     out[lower] = value;
   }
   return Object.freeze(out);

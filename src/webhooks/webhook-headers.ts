@@ -50,8 +50,7 @@ export function webhookHeaders(headers: Record<string, string> | undefined): Rec
       throw new WebhookHeaderError(`webhook header ${lower} has a control character in its value`);
     if (value.length > MAX_VALUE_LENGTH)
       throw new WebhookHeaderError(`webhook header ${lower} is longer than ${MAX_VALUE_LENGTH} characters`);
-    if (Object.hasOwn(out, lower))
-      throw new WebhookHeaderError(`webhook header ${lower} is given twice (names are case-insensitive)`);
+    // Case variants of one name: the last wins, as with object spreads.
     out[lower] = value;
   }
   return out;

@@ -215,7 +215,8 @@ describe('WebhookDispatcher', () => {
     const d = dispatcher({ logger });
     const job = { id: 'job-9', status: 'succeeded' };
     const delivery = await d.send('job-9', r.url, 'job.succeeded', job, {
-      headers: { 'X-Request-Id': 'req-9f2c', 'x-trace-token': 'tr4ce-s3cret' },
+      // Case variants of one name are one header: the last wins.
+      headers: { 'X-Request-Id': 'stale', 'x-request-id': 'req-9f2c', 'X-Trace-Token': 'tr4ce-s3cret' },
     });
     assert.equal(delivery.status, 'delivered');
     assert.equal(r.received.length, 3);
@@ -247,7 +248,6 @@ describe('WebhookDispatcher', () => {
       [{ 'transfer-encoding': 'chunked' }, /transfer-encoding is set by the dispatcher/],
       [{ 'bad name': 'x' }, /invalid webhook header name "bad name"/],
       [{ 'x-request-id': 'a\r\nx-injected: s3cret' }, /x-request-id has a control character/],
-      [{ 'X-Request-Id': 'a', 'x-request-id': 'b' }, /given twice/],
     ];
     for (const [headers, pattern] of cases) {
       const delivery = await d.send('job-10', r.url, 'job.failed', {}, { headers });
