@@ -8,7 +8,8 @@
 // measured per process, so it does not depend on what else runs on the machine; jobs/s does.
 // Options: --samples N (c=1 pairs, default 300), --jobs N (throughput run, default 5000),
 // --concurrency N (default 64), --instances N (default 8), --rss-jobs N (default 50000),
-// --store sqlite|memory (default sqlite), --profile FILE (V8 CPU profile of the gateway over the
+// --store sqlite|memory (default sqlite), --log-level L (gateway LOG_LEVEL, default info, the
+// gateway's default; logs go to a discarded stdout), --profile FILE (V8 CPU profile of the gateway over the
 // throughput run, a .cpuprofile readable by Chrome DevTools), --heap-profile FILE (sampled
 // allocations of the gateway over the throughput run, collected objects included, .heapprofile).
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -153,17 +154,19 @@ async function startGatewayProcess(
   urls: string[],
   dataDir: string,
   store: string,
+  logLevel: string,
 ): Promise<{ url: string; child: ChildProcess }> {
   const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--serve-gateway'], {
     cwd: ROOT,
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    // Logs (stdout) are written and discarded, as a log shipper would take them; errors show.
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
     env: {
       ...process.env,
       COMFYUI_URLS: urls.join(','),
       DATA_DIR: dataDir,
       JOB_STORE: store,
       MAX_QUEUE: '100000',
-      LOG_LEVEL: 'silent',
+      LOG_LEVEL: logLevel,
     },
   });
   const ready = await nextMessage(child, 'ready');
@@ -195,6 +198,8 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
   const storeKind = args.store ?? 'sqlite';
   const profile = args.profile;
   const heapProfile = args['heap-profile'];
+  // The gateway's own default: what a deployment pays for its logs.
+  const logLevel = args['log-level'] ?? 'info';
   const loadAtStart = loads();
   const dataDir = await mkdtemp(join(tmpdir(), 'gw-bench-'));
   const sim = await startSimulatorProcess(instances);
@@ -202,7 +207,7 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
   const agent = new Agent({ connections: concurrency * 2, pipelining: 1 });
   const direct = new ComfyClient({ baseUrl: sim.urls[0] as string });
   try {
-    gateway = await startGatewayProcess(sim.urls, dataDir, storeKind);
+    gateway = await startGatewayProcess(sim.urls, dataDir, storeKind, logLevel);
     const gw = gateway;
     await direct.connect();
     const body = JSON.stringify({ prompt: PROMPT });
@@ -314,6 +319,7 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
       instances,
       concurrency,
       store: storeKind,
+      log_level: logLevel,
       samples,
       direct_p50_ms: round(percentile(directMs, 50)),
       direct_p99_ms: round(percentile(directMs, 99)),
@@ -339,7 +345,7 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
       profile: profileWritten,
     };
     const summary = [
-      `Processes: simulators (${instances} instances, one child), gateway (one child), load generator (this process); ${data.cpus} CPUs; loadavg ${loadAtStart.join('/')} at start, ${loadBeforeThroughput.join('/')} before the throughput run, ${loadAtEnd.join('/')} at end.`,
+      `Processes: simulators (${instances} instances, one child), gateway (one child, LOG_LEVEL=${logLevel}), load generator (this process); ${data.cpus} CPUs; loadavg ${loadAtStart.join('/')} at start, ${loadBeforeThroughput.join('/')} before the throughput run, ${loadAtEnd.join('/')} at end.`,
       '',
       `| metric | value | target |`,
       `|---|---|---|`,
@@ -377,7 +383,7 @@ async function serveGateway(): Promise<void> {
     ]);
     const config = loadConfig(process.env);
     const gateway = await startGateway(Object.freeze({ ...config, port: 0, host: '127.0.0.1' }), {
-      logger: pino.default({ level: 'silent' }),
+      logger: pino.default({ level: config.logLevel, base: { service: 'comfy-gateway' } }),
     });
     const session = new Session();
     const gc = { minor: 0, major: 0 };
