@@ -58,10 +58,16 @@ export class Scheduler {
   #paused = true;
   #closed = false;
   #timer: NodeJS.Timeout | null = null;
-  #onCapacity = () => this.schedulePump();
+  /** Routing keys the last pump found no slot for; valid until the pool reports a change. */
+  #noSlot: Set<string> | null = null;
+  #onCapacity = () => {
+    this.#noSlot = null;
+    this.schedulePump();
+  };
   /** Instance changes (start, acquire, status) fire several times per job; only a free slot matters. */
   #onInstance = (snapshot: unknown) => {
     if (this.#queue.length === 0 || !mayHaveFreeSlot(snapshot)) return;
+    this.#noSlot = null;
     this.schedulePump();
   };
 
@@ -98,6 +104,8 @@ export class Scheduler {
       else hi = mid;
     }
     this.#queue.splice(lo, 0, entry);
+    // At saturation every arrival would pump in vain: nothing freed a slot for its kind since.
+    if (entry.exclude.length === 0 && this.#noSlot?.has(entry.key)) return;
     this.schedulePump();
   }
 
@@ -167,6 +175,7 @@ export class Scheduler {
       index++;
       scanned++;
     }
+    this.#noSlot = noSlot.size > 0 ? noSlot : null;
     this.#armTimer();
   }
 
@@ -174,6 +183,7 @@ export class Scheduler {
     if (this.#queue.length === 0 || this.#timer || this.#closed) return;
     this.#timer = setTimeout(() => {
       this.#timer = null;
+      this.#noSlot = null;
       this.schedulePump();
     }, this.#tickMs);
     this.#timer.unref();
