@@ -228,16 +228,26 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
     }
 
     // (1) Overhead at concurrency 1, interleaved so drift hits both sides alike.
+    // CPU is counted too: the SDK's own cost per run (the part of the gateway's work that is the
+    // same client code) and the gateway process's cost per job without batching.
     const directMs: number[] = [];
     const gatewayMs: number[] = [];
+    let sdkCpuUs = 0;
+    const gwSerialBefore = await stats(gw.child);
     for (let i = 0; i < samples; i++) {
       let t = performance.now();
+      const cpu = process.cpuUsage();
       await direct.run(PROMPT);
+      const used = process.cpuUsage(cpu);
+      sdkCpuUs += used.user + used.system;
       directMs.push(performance.now() - t);
       t = performance.now();
       await viaGateway();
       gatewayMs.push(performance.now() - t);
     }
+    const gwSerialAfter = await stats(gw.child);
+    const gatewayCpuMsPerJobC1 = (gwSerialAfter.cpuUs - gwSerialBefore.cpuUs) / 1000 / samples;
+    const sdkCpuMsPerRun = sdkCpuUs / 1000 / samples;
     directMs.sort((a, b) => a - b);
     gatewayMs.sort((a, b) => a - b);
     const overheadP50 = percentile(gatewayMs, 50) - percentile(directMs, 50);
@@ -327,6 +337,8 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
       gateway_p99_ms: round(percentile(gatewayMs, 99)),
       overhead_p50_ms: round(overheadP50),
       overhead_p99_ms: round(overheadP99),
+      gateway_cpu_ms_per_job_c1: round(gatewayCpuMsPerJobC1, 3),
+      sdk_client_cpu_ms_per_run_c1: round(sdkCpuMsPerRun, 3),
       throughput_jobs: jobs,
       jobs_per_second: round(jobsPerSecond, 1),
       gateway_cpu_ms_per_job: round(gatewayCpuMsPerJob, 3),
@@ -351,6 +363,7 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
       `|---|---|---|`,
       `| overhead p50 (c=1) | ${data.overhead_p50_ms} ms (gateway ${data.gateway_p50_ms} vs direct ${data.direct_p50_ms}) | ≤ 1 ms |`,
       `| overhead p99 (c=1) | ${data.overhead_p99_ms} ms (gateway ${data.gateway_p99_ms} vs direct ${data.direct_p99_ms}) | ≤ 5 ms |`,
+      `| CPU per job at c=1: gateway process / the SDK alone (direct run, bench process) | ${data.gateway_cpu_ms_per_job_c1} ms / ${data.sdk_client_cpu_ms_per_run_c1} ms | — |`,
       `| throughput (c=${concurrency}, ${instances} instances, all processes on this box) | ${data.jobs_per_second} jobs/s | ≥ 1000 |`,
       `| gateway process CPU per job | ${data.gateway_cpu_ms_per_job} ms, ${data.gateway_cpu_system_ms_per_job} ms of it in the kernel (= ${data.gateway_cpu_bound_jobs_per_second} jobs/s per gateway core) | — |`,
       `| gateway CPU per job by thread | ${Object.entries(threadMsPerJob)

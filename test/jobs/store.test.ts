@@ -212,6 +212,41 @@ test('SqliteJobStore group-commits a burst of writes in one transaction; durable
   }
 });
 
+test('SqliteJobStore: an update nobody awaits rides along with the next durable commit, or commits on its own within lazyCommitMs', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'gw-store-'));
+  try {
+    const store = new SqliteJobStore({ path: join(dir, 'jobs.sqlite'), lazyCommitMs: 50 });
+    const first = job('first', 1);
+    store.insert(first);
+    await store.durable();
+    assert.equal(store.commits, 1);
+    first.status = 'succeeded';
+    store.update(first);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(store.commits, 1, 'the update waits instead of committing alone');
+    assert.equal(store.get('first')?.status, 'succeeded', 'reads see it meanwhile');
+    store.insert(job('second', 2));
+    await store.durable();
+    assert.equal(store.commits, 2, 'one commit for the insert and the waiting update');
+    assert.equal(store.writes, 3);
+    const raw = new DatabaseSync(join(dir, 'jobs.sqlite'));
+    const row = raw.prepare("SELECT status FROM jobs WHERE id = 'first'").get() as { status: string };
+    assert.equal(row.status, 'succeeded');
+    // Alone, it still commits once the window passes.
+    first.status = 'expired';
+    store.update(first);
+    const deadline = Date.now() + 5000;
+    while (store.commits < 3 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+    assert.equal(store.commits, 3);
+    const after = raw.prepare("SELECT status FROM jobs WHERE id = 'first'").get() as { status: string };
+    assert.equal(after.status, 'expired');
+    raw.close();
+    store.close();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
 test('SqliteJobStore persists across reopen, uses WAL and records its schema version', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'gw-store-'));
   const path = join(dir, 'jobs.sqlite');
