@@ -3,7 +3,14 @@
 import { randomUUID } from 'node:crypto';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync } from 'fastify';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyPluginAsync,
+  type FastifyReply,
+  type FastifyRequest,
+  LogController,
+} from 'fastify';
 import type { Registry } from 'prom-client';
 import type { JobManager, PoolLike, PrepareOptions } from '../jobs/index.ts';
 import { installAuth } from './auth.ts';
@@ -41,11 +48,20 @@ export interface AppOptions {
   plugins?: ExtraPlugin[];
 }
 
-/** True when the logger writes debug lines (pino's isLevelEnabled, or its level name). */
-function debugEnabled(logger: FastifyBaseLogger): boolean {
-  const pinoLike = logger as FastifyBaseLogger & { isLevelEnabled?: (level: string) => boolean };
-  if (typeof pinoLike.isLevelEnabled === 'function') return pinoLike.isLevelEnabled('debug');
-  return logger.level === 'debug' || logger.level === 'trace';
+/** Fastify's per-request log lines at debug instead of info; errors keep Fastify's levels. */
+class DebugRequestLog extends LogController {
+  override incomingRequest(request: FastifyRequest): void {
+    request.log.debug({ req: request }, 'incoming request');
+  }
+
+  override requestCompleted(
+    error: Error | null | undefined,
+    request: FastifyRequest,
+    reply: FastifyReply,
+  ): void {
+    if (error) super.requestCompleted(error, request, reply);
+    else reply.log.debug({ res: reply, responseTime: reply.elapsedTime }, 'request completed');
+  }
 }
 
 /** Creates the app (not listening). */
@@ -58,25 +74,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     // Fastify's two info lines per request were the largest per-job cost of the gateway at the
-    // default LOG_LEVEL (info); access lines go at debug below, failures are logged by the error
-    // handler, and job-level events carry job_id.
-    disableRequestLogging: true,
+    // default LOG_LEVEL (info): they go at debug; failures keep their levels.
+    logController: new DebugRequestLog(),
   });
-  if (debugEnabled(options.logger)) {
-    app.addHook('onResponse', (request, reply, done) => {
-      request.log.debug(
-        {
-          method: request.method,
-          url: request.url,
-          statusCode: reply.statusCode,
-          responseTime: reply.elapsedTime,
-        },
-        'request completed',
-      );
-      done();
-    });
-  }
-  // Callback style: an async hook costs a promise per response on every request.
+  // Callback style: an async hook costs a promise per response.
   app.addHook('onSend', (request, reply, payload, done) => {
     reply.header('x-request-id', request.id);
     done(null, payload);
