@@ -26,7 +26,7 @@ import type {
   WebhookDispatcherLike,
 } from './ports.ts';
 import { ProgressTracker } from './progress.ts';
-import { type AbortReason, type AttemptOutcome, Runner } from './runner.ts';
+import { type AbortReason, type AttemptOutcome, Runner, requestHeaders } from './runner.ts';
 import { type QueueEntry, Scheduler } from './scheduler.ts';
 import type { JobPage, JobStore, ListQuery } from './store.ts';
 
@@ -579,7 +579,7 @@ export class JobManager extends EventEmitter {
     // Tracked so shutdown waits for it; the dispatcher retries and never rejects.
     this.#trackWebhook(
       webhooks
-        .send(job.id, url, type, webhookPayload(job))
+        .send(job.id, url, type, webhookPayload(job), requestHeaders(job))
         .catch((err) => this.#o.logger?.error({ err, job_id: job.id }, 'webhook dispatch failed')),
     );
   }

@@ -65,17 +65,23 @@ export interface ComfyClientLike {
       timeoutMs?: number;
       extraData?: Record<string, unknown>;
       onEvent?: (event: RunEvent) => void;
+      headers?: Record<string, string>;
     },
   ): Promise<RunResult>;
   waitForPrompt(
     promptId: string,
-    options?: { signal?: AbortSignal; timeoutMs?: number; onEvent?: (event: RunEvent) => void },
+    options?: {
+      signal?: AbortSignal;
+      timeoutMs?: number;
+      onEvent?: (event: RunEvent) => void;
+      headers?: Record<string, string>;
+    },
   ): Promise<RunResult>;
   getPromptState(
     promptId: string,
     options?: { signal?: AbortSignal },
   ): Promise<'pending' | 'running' | 'completed' | 'failed' | 'unknown'>;
-  cancel(promptId: string): Promise<void>;
+  cancel(promptId: string, options?: { headers?: Record<string, string> }): Promise<void>;
   view(
     file: { filename: string; subfolder?: string; type?: string },
     options?: { signal?: AbortSignal; range?: string },
@@ -144,6 +150,7 @@ export interface WebhookDispatcherLike {
     url: string,
     eventType: 'job.succeeded' | 'job.failed' | 'job.canceled' | 'job.progress',
     payload: unknown,
+    options?: { headers?: Record<string, string> },
   ): Promise<unknown>;
 }
 

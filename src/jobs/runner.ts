@@ -111,6 +111,13 @@ export function jobErrorFrom(err: unknown): { error: JobError; retryable: boolea
   }
 }
 
+/** `{ headers: { 'x-request-id' } }` for calls made on behalf of a job, so ComfyUI-side logs and
+ * proxies can be matched to the gateway request that created it; `{}` when it has none. */
+export function requestHeaders(job: JobRecord): { headers?: Record<string, string> } {
+  const id = job.request.request_id;
+  return id ? { headers: { 'x-request-id': id } } : {};
+}
+
 /**
  * True when the job has inputs to fetch or upload: an `inputs` map, a URL/data-URI string value, or
  * a `core/ASSET` reference. Most prompts have none, and skipping io then saves a pass per job.
@@ -178,7 +185,11 @@ export class Runner {
 
   async #execute(ctx: AttemptContext, signal: AbortSignal): Promise<RunResult> {
     if (ctx.mode === 'attach') {
-      return ctx.client.waitForPrompt(ctx.job.id, { signal, onEvent: ctx.onEvent });
+      return ctx.client.waitForPrompt(ctx.job.id, {
+        signal,
+        onEvent: ctx.onEvent,
+        ...requestHeaders(ctx.job),
+      });
     }
     let prompt = ctx.job.workflow;
     const resolver = this.#options.inputResolver;
@@ -197,6 +208,7 @@ export class Runner {
       signal,
       ...(ctx.extraData ? { extraData: ctx.extraData } : {}),
       onEvent: ctx.onEvent,
+      ...requestHeaders(ctx.job),
     });
   }
 
@@ -231,7 +243,7 @@ export class Runner {
     let timer: NodeJS.Timeout | undefined;
     try {
       await Promise.race([
-        ctx.client.cancel(ctx.job.id),
+        ctx.client.cancel(ctx.job.id, requestHeaders(ctx.job)),
         new Promise<void>((resolve) => {
           timer = setTimeout(resolve, bound);
         }),
