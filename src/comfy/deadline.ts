@@ -10,48 +10,67 @@ export interface ScopedSignal {
   dispose(): void;
 }
 
+/**
+ * One controller, at most one timer and one shared listener function for all parents: this runs
+ * for every HTTP attempt and every prompt run, so it allocates as little as it can (no
+ * AbortSignal.any, no per-parent closures).
+ */
+class Scope implements ScopedSignal {
+  readonly #controller = new AbortController();
+  readonly #parents: AbortSignal[] = [];
+  #timer: NodeJS.Timeout | undefined;
+  #timedOut = false;
+  /** Shared by every parent: the aborted parent is the event's target. */
+  readonly #onParentAbort = (event: Event): void => {
+    this.abort((event.target as AbortSignal).reason);
+  };
+
+  constructor(parents: Array<AbortSignal | undefined>, timeoutMs: number | undefined) {
+    for (const parent of parents) {
+      if (parent === undefined) continue;
+      if (parent.aborted) {
+        this.abort(parent.reason);
+        return;
+      }
+      parent.addEventListener('abort', this.#onParentAbort, { once: true });
+      this.#parents.push(parent);
+    }
+    if (timeoutMs !== undefined && Number.isFinite(timeoutMs)) {
+      this.#timer = setTimeout(
+        () => {
+          this.#timedOut = true;
+          this.abort(new DOMException(`deadline of ${timeoutMs} ms passed`, 'TimeoutError'));
+        },
+        Math.max(0, timeoutMs),
+      );
+    }
+  }
+
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  get timedOut(): boolean {
+    return this.#timedOut;
+  }
+
+  abort(reason?: unknown): void {
+    this.dispose();
+    if (!this.#controller.signal.aborted) this.#controller.abort(reason);
+  }
+
+  dispose(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const parents = this.#parents;
+    for (let i = 0; i < parents.length; i++) parents[i]?.removeEventListener('abort', this.#onParentAbort);
+    parents.length = 0;
+  }
+}
+
 /** Links `parents` and an optional timeout into one signal, released by `dispose()`. */
 export function scopedSignal(parents: Array<AbortSignal | undefined>, timeoutMs?: number): ScopedSignal {
-  const controller = new AbortController();
-  let timer: NodeJS.Timeout | undefined;
-  let timedOut = false;
-  const cleanups: Array<() => void> = [];
-  const dispose = (): void => {
-    if (timer !== undefined) clearTimeout(timer);
-    timer = undefined;
-    for (const c of cleanups.splice(0)) c();
-  };
-  const abort = (reason?: unknown): void => {
-    dispose();
-    if (!controller.signal.aborted) controller.abort(reason);
-  };
-  for (const parent of parents) {
-    if (parent === undefined) continue;
-    if (parent.aborted) {
-      abort(parent.reason);
-      break;
-    }
-    const onAbort = (): void => abort(parent.reason);
-    parent.addEventListener('abort', onAbort, { once: true });
-    cleanups.push(() => parent.removeEventListener('abort', onAbort));
-  }
-  if (!controller.signal.aborted && timeoutMs !== undefined && Number.isFinite(timeoutMs)) {
-    timer = setTimeout(
-      () => {
-        timedOut = true;
-        abort(new DOMException(`deadline of ${timeoutMs} ms passed`, 'TimeoutError'));
-      },
-      Math.max(0, timeoutMs),
-    );
-  }
-  return {
-    signal: controller.signal,
-    get timedOut() {
-      return timedOut;
-    },
-    abort,
-    dispose,
-  };
+  return new Scope(parents, timeoutMs);
 }
 
 /** Resolves after `ms`, or rejects with the signal's reason when it aborts first. */

@@ -1,10 +1,10 @@
 // HTTP transport to one ComfyUI server: a keep-alive undici Pool, per-call deadlines, mapping of
 // transport failures and statuses onto the error hierarchy, and bounded retries (with jitter) of
 // calls that are safe to repeat.
-import { ExponentialBackoff, handleWhen, retry } from 'cockatiel';
+import { ExponentialBackoff, handleWhen, type RetryPolicy, retry } from 'cockatiel';
 import { Pool } from 'undici';
 import type { Dispatcher } from 'undici';
-import { scopedSignal } from './deadline.ts';
+import { type ScopedSignal, scopedSignal } from './deadline.ts';
 import {
   ComfyAbortError,
   ComfyClosedError,
@@ -88,8 +88,17 @@ export class HttpTransport {
   readonly #headers: HeaderMap;
   readonly #timeoutMs: number;
   readonly #retryOptions: HttpTransportOptions['retry'];
-  /** Aborted by close(): cancels every in-flight call. */
+  /** Retries any retryable failure (idempotent calls); built once, policies keep no per-call state. */
+  readonly #retryIdempotent: RetryPolicy;
+  /** Retries only failures of requests that provably never left this process. */
+  readonly #retryNotSent: RetryPolicy;
+  /** Aborted by close(): marks the transport closed. */
   readonly #closing = new AbortController();
+  /**
+   * Scopes of the attempts in flight (bounded by the pool's concurrency plus its queue): close()
+   * aborts them, which is cheaper than every attempt listening on the closing signal.
+   */
+  readonly #inflight = new Set<ScopedSignal>();
 
   constructor(options: HttpTransportOptions) {
     const url = new URL(options.baseUrl);
@@ -99,6 +108,19 @@ export class HttpTransport {
     this.#headers = clientHeaders(options.headers);
     this.#timeoutMs = options.requestTimeoutMs;
     this.#retryOptions = options.retry;
+    const backoff = new ExponentialBackoff({
+      initialDelay: options.retry.initialDelayMs,
+      maxDelay: options.retry.maxDelayMs,
+    });
+    const maxAttempts = options.retry.maxAttempts - 1;
+    this.#retryIdempotent = retry(
+      handleWhen((err) => err instanceof ComfyError && err.retryable),
+      { maxAttempts, backoff },
+    );
+    this.#retryNotSent = retry(
+      handleWhen((err) => err instanceof ComfyConnectionError && err.retryable && err.notSent),
+      { maxAttempts, backoff },
+    );
     this.#pool = new Pool(this.origin, {
       connections: options.connections,
       keepAliveTimeout: 10_000,
@@ -128,30 +150,17 @@ export class HttpTransport {
     this.#assertOpen();
     const canRetry = req.idempotent === true || req.retryNotSent === true;
     if (!canRetry || this.#retryOptions.maxAttempts <= 1) return this.#sendOnce(req);
-    const policy = retry(
-      handleWhen(
-        (err) =>
-          err instanceof ComfyError &&
-          err.retryable &&
-          (req.idempotent === true || (err instanceof ComfyConnectionError && err.notSent)),
-      ),
-      {
-        maxAttempts: this.#retryOptions.maxAttempts - 1,
-        backoff: new ExponentialBackoff({
-          initialDelay: this.#retryOptions.initialDelayMs,
-          maxDelay: this.#retryOptions.maxDelayMs,
-        }),
-      },
-    );
-    const outer = scopedSignal([req.signal, this.#closing.signal]);
+    const policy = req.idempotent === true ? this.#retryIdempotent : this.#retryNotSent;
+    // cockatiel only reads `aborted` on this signal after a failed attempt, to stop retrying. No
+    // linked scope is needed for close(): a closed transport fails every attempt with the
+    // non-retryable ComfyClosedError (#mapError and #assertOpen check it first).
+    const stop = req.signal ?? this.#closing.signal;
     try {
-      return await policy.execute(() => this.#sendOnce(req), outer.signal);
+      return await policy.execute(() => this.#sendOnce(req), stop);
     } catch (err) {
-      // cockatiel rejects with its own abort error when the signal fires between attempts.
+      // Guard against cockatiel rejecting with its own error (e.g. an abort between attempts).
       if (!(err instanceof ComfyError)) throw this.#mapError(err, req, undefined);
       throw err;
-    } finally {
-      outer.dispose();
     }
   }
 
@@ -203,7 +212,10 @@ export class HttpTransport {
   /** Cancels in-flight calls and closes the connections. Idempotent. */
   async close(): Promise<void> {
     if (this.#closing.signal.aborted) return;
-    this.#closing.abort(new ComfyClosedError('client closed', { baseUrl: this.baseUrl }));
+    const reason = new ComfyClosedError('client closed', { baseUrl: this.baseUrl });
+    this.#closing.abort(reason);
+    for (const scope of this.#inflight) scope.abort(reason);
+    this.#inflight.clear();
     await this.#pool.destroy().catch(() => undefined);
   }
 
@@ -227,13 +239,15 @@ export class HttpTransport {
 
   async #sendOnce(req: HttpRequest): Promise<HttpResponse> {
     this.#assertOpen();
-    const scope = scopedSignal([req.signal, this.#closing.signal], req.timeoutMs ?? this.#timeoutMs);
     const headers = this.#requestHeaders(req);
     let body = req.makeBody ? req.makeBody() : req.body;
     if (req.json !== undefined) {
       body = JSON.stringify(req.json);
       headers['content-type'] = 'application/json';
     }
+    // Created last: nothing between here and the try below can throw and leak its timer.
+    const scope = scopedSignal([req.signal], req.timeoutMs ?? this.#timeoutMs);
+    this.#inflight.add(scope);
     try {
       const res = await this.#pool.request({
         method: req.method,
@@ -242,8 +256,8 @@ export class HttpTransport {
         body: body ?? null,
         signal: scope.signal,
       });
-      const text = await readText(res.body, res.statusCode >= 300 ? MAX_ERROR_BODY : Infinity);
-      const out: HttpResponse = { status: res.statusCode, headers: flattenHeaders(res.headers), text };
+      const text = res.statusCode >= 300 ? await readCapped(res.body, MAX_ERROR_BODY) : await res.body.text();
+      const out: HttpResponse = new ReadResponse(res.statusCode, res.headers, text);
       if (res.statusCode >= 500 && req.idempotent) {
         // Surface retryable 5xx as errors so the retry policy sees them.
         throw new ComfyServerError(
@@ -258,6 +272,7 @@ export class HttpTransport {
       throw this.#mapError(err, req, scope);
     } finally {
       scope.dispose();
+      this.#inflight.delete(scope);
     }
   }
 
@@ -313,14 +328,39 @@ export function errorCode(err: unknown): string | undefined {
   return undefined;
 }
 
-function flattenHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string> {
+type RawHeaders = Record<string, string | string[] | undefined>;
+
+/** A read response whose headers are flattened on first use: most callers only need the text. */
+class ReadResponse implements HttpResponse {
+  readonly status: number;
+  readonly text: string;
+  #raw: RawHeaders;
+  #headers: Record<string, string> | undefined;
+
+  constructor(status: number, raw: RawHeaders, text: string) {
+    this.status = status;
+    this.#raw = raw;
+    this.text = text;
+  }
+
+  get headers(): Record<string, string> {
+    if (this.#headers === undefined) {
+      this.#headers = flattenHeaders(this.#raw);
+      this.#raw = {};
+    }
+    return this.#headers;
+  }
+}
+
+function flattenHeaders(headers: RawHeaders): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(headers))
     if (v !== undefined) out[k] = Array.isArray(v) ? v.join(', ') : v;
   return out;
 }
 
-async function readText(body: AsyncIterable<Buffer | Uint8Array>, limit: number): Promise<string> {
+/** Keeps the first `limit` bytes (plus at most one chunk) and drains the rest so the connection is reused. */
+async function readCapped(body: AsyncIterable<Buffer | Uint8Array>, limit: number): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of body) {
