@@ -66,6 +66,8 @@ export class PromptRun {
   #pollTimer: NodeJS.Timeout | undefined;
   #pollDueAt = 0;
   #polling = false;
+  /** A history/queue request of a poll is in flight (the only listener of the scope's signal). */
+  #pollRequest = false;
   #pollAgain = false;
   #pollFailures = 0;
   // What the socket told us.
@@ -257,6 +259,7 @@ export class PromptRun {
     this.#polling = true;
     const signal = this.#scope.signal;
     try {
+      this.#pollRequest = true;
       let entry = await this.#deps.getHistory(this.promptId, signal);
       if (!entry && this.#accepted) {
         const position = await this.#deps.getQueuePosition(this.promptId, signal);
@@ -264,6 +267,7 @@ export class PromptRun {
         // prompt in neither (read in this order) is gone: deleted, or the server restarted.
         if (position === 'absent') {
           entry = await this.#deps.getHistory(this.promptId, signal);
+          this.#pollRequest = false;
           if (!entry) {
             this.#settle(
               undefined,
@@ -276,12 +280,14 @@ export class PromptRun {
           }
         }
       }
+      this.#pollRequest = false;
       this.#pollFailures = 0;
       if (entry) {
         this.#finish(entry);
         return;
       }
     } catch (err) {
+      this.#pollRequest = false;
       if (this.#settled || signal.aborted) return;
       this.#pollFailures++;
       this.#deps.logger?.debug({ err: String(err), prompt_id: this.promptId }, 'comfy: history poll failed');
@@ -373,8 +379,10 @@ export class PromptRun {
     this.#settled = true;
     if (this.#pollTimer !== undefined) clearTimeout(this.#pollTimer);
     this.#pollTimer = undefined;
-    // Stops in-flight polls; the deadline timer and the caller's signal listener go with it.
-    this.#scope.abort(RUN_FINISHED);
+    // Stops an in-flight poll; without one, releasing the deadline timer and the caller's signal
+    // listener is enough (aborting would dispatch an abort event nobody needs, on every run).
+    if (this.#pollRequest) this.#scope.abort(RUN_FINISHED);
+    else this.#scope.dispose();
     this.#deps.release(this);
     if (error) this.#reject(error);
     else if (result) this.#resolve(result);
