@@ -1,0 +1,134 @@
+// HTTP transport edge cases against a raw loopback server: close() and caller aborts cancel a
+// request the server never answers, retries stop on a caller abort, error bodies stay capped
+// while 2xx bodies are read whole, and response headers are still readable (flattened lazily).
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { ComfyClient } from '../../src/comfy/index.ts';
+import { HttpTransport } from '../../src/comfy/http.ts';
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+
+describe('HTTP transport', () => {
+  let server: Server;
+  let url: string;
+  let handler: Handler = () => undefined;
+  const held = new Set<ServerResponse>();
+
+  before(async () => {
+    server = createServer((req, res) => handler(req, res));
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+
+  after(async () => {
+    for (const res of held) res.destroy();
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  /** The server holds every request open; resolves on the first one it receives. */
+  function holdRequests(): Promise<IncomingMessage> {
+    return new Promise((resolve) => {
+      handler = (req, res) => {
+        held.add(res);
+        resolve(req);
+      };
+    });
+  }
+
+  it('close() ends a request the server never answers with comfy_closed', { timeout: 10_000 }, async () => {
+    const client = new ComfyClient({ baseUrl: url, requestTimeoutMs: 60_000 });
+    const arrived = holdRequests();
+    const pending = client.getQueue();
+    const rejected = assert.rejects(pending, { code: 'comfy_closed' });
+    await arrived;
+    await client.close();
+    await rejected;
+    await client.close();
+  });
+
+  it('close() also ends a request that carries a caller signal', { timeout: 10_000 }, async () => {
+    const client = new ComfyClient({ baseUrl: url, requestTimeoutMs: 60_000 });
+    const caller = new AbortController();
+    const arrived = holdRequests();
+    const rejected = assert.rejects(client.getQueue({ signal: caller.signal }), { code: 'comfy_closed' });
+    await arrived;
+    await client.close();
+    await rejected;
+    assert.equal(caller.signal.aborted, false);
+  });
+
+  it('a caller abort ends the request with comfy_aborted and the client stays usable', {
+    timeout: 10_000,
+  }, async () => {
+    const client = new ComfyClient({ baseUrl: url, requestTimeoutMs: 60_000 });
+    try {
+      const caller = new AbortController();
+      const arrived = holdRequests();
+      const rejected = assert.rejects(client.getQueue({ signal: caller.signal }), { code: 'comfy_aborted' });
+      await arrived;
+      caller.abort();
+      await rejected;
+      handler = (_req, res) => res.end(JSON.stringify({ queue_running: [], queue_pending: [] }));
+      assert.deepEqual(await client.getQueue(), { running: [], pending: [] });
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('does not retry once the caller aborted during a failing attempt', { timeout: 10_000 }, async () => {
+    const client = new ComfyClient({
+      baseUrl: url,
+      retry: { maxAttempts: 5, initialDelayMs: 50, maxDelayMs: 50 },
+    });
+    try {
+      const caller = new AbortController();
+      let requests = 0;
+      handler = (_req, res) => {
+        requests++;
+        caller.abort();
+        res.statusCode = 503;
+        res.end('busy');
+      };
+      // The abort lands (same process) before the 503 is read: the attempt ends aborted, not retried.
+      await assert.rejects(client.getQueue({ signal: caller.signal }), { code: 'comfy_aborted' });
+      assert.equal(requests, 1);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('keeps at most about 64 KiB of an error body and reads 2xx bodies whole', async () => {
+    const transport = new HttpTransport({
+      baseUrl: url,
+      requestTimeoutMs: 10_000,
+      connections: 1,
+      retry: { maxAttempts: 1, initialDelayMs: 10, maxDelayMs: 10 },
+    });
+    try {
+      const big = 'x'.repeat(4 * 1024 * 1024);
+      handler = (req, res) => {
+        res.statusCode = req.url === '/missing' ? 404 : 200;
+        res.setHeader('x-multi', ['a', 'b']);
+        res.end(big);
+      };
+      const missing = await transport.send({ method: 'GET', path: '/missing' });
+      assert.equal(missing.status, 404);
+      assert.ok(
+        missing.text.length >= 64 * 1024 && missing.text.length < 1024 * 1024,
+        `${missing.text.length}`,
+      );
+      const ok = await transport.send({ method: 'GET', path: '/ok' });
+      assert.equal(ok.status, 200);
+      assert.equal(ok.text.length, big.length);
+      assert.equal(ok.headers['x-multi'], 'a, b');
+      assert.equal(ok.headers['content-length'], String(big.length));
+    } finally {
+      await transport.close();
+    }
+  });
+});
