@@ -1,49 +1,11 @@
-// The slices of the comfy/, pool/, io/ and webhooks/ contracts that the job layer uses, written as
+// The slices of the comfy/, pool/, io/ and webhooks/ contracts that the job layer uses: behaviour as
 // structural types so jobs/ depends on behaviour, not on classes. The real ComfyClient, Pool,
 // InputResolver, OutputDelivery and WebhookDispatcher satisfy them as they are.
 import type { EventEmitter } from 'node:events';
+import type { ApiPrompt, RunEvent, RunResult } from '../comfy/index.ts';
 
-/** API-format prompt. */
-export type ApiPrompt = Record<
-  string,
-  { class_type: string; inputs: Record<string, unknown>; _meta?: { title?: string } }
->;
-
-/** A file a run produced (comfy contract). */
-export interface OutputFile {
-  nodeId: string;
-  kind: 'image' | 'video' | 'audio' | 'text' | 'file';
-  filename: string;
-  subfolder: string;
-  type: string;
-}
-
-/** Result of one prompt (comfy contract). */
-export interface RunResult {
-  promptId: string;
-  outputs: OutputFile[];
-  texts: Array<{ nodeId: string; text: string }>;
-  rawOutputs: Record<string, Record<string, unknown>>;
-  stats: {
-    queuedAt: number;
-    startedAt?: number;
-    finishedAt: number;
-    queueWaitMs?: number;
-    executionMs?: number;
-    nodes: Record<string, { startedAt: number; finishedAt?: number }>;
-    cachedNodes: string[];
-  };
-}
-
-/** Events a run reports (comfy contract). */
-export type RunEvent =
-  | { type: 'queued'; promptId: string; number: number }
-  | { type: 'started'; promptId: string }
-  | { type: 'cached'; promptId: string; nodes: string[] }
-  | { type: 'executing'; promptId: string; nodeId: string; displayNodeId?: string; classType?: string }
-  | { type: 'progress'; promptId: string; nodeId: string; value: number; max: number }
-  | { type: 'executed'; promptId: string; nodeId: string; output: Record<string, unknown> }
-  | { type: 'preview'; promptId: string; nodeId?: string; mime: string; data: Buffer };
+// The data types are the client SDK's own (jobs/ may import comfy/); only behaviour is structural.
+export type { ApiPrompt, OutputFile, RunEvent, RunResult } from '../comfy/index.ts';
 
 /** Streamed file from /view (comfy contract). */
 export interface ViewResponse {

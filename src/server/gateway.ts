@@ -124,7 +124,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     });
     closers.push(() => delivery.close());
 
-    const poolLike = pool as unknown as PoolLike;
+    const poolLike: PoolLike = pool;
     const manager = new JobManager({
       store,
       pool: poolLike,
