@@ -10,7 +10,8 @@
 // --concurrency N (default 64), --instances N (default 8), --rss-jobs N (default 50000),
 // --store sqlite|memory (default sqlite), --log-level L (gateway LOG_LEVEL, default info, the
 // gateway's default; logs go to a discarded stdout), --profile FILE (V8 CPU profile of the gateway over the
-// throughput run, a .cpuprofile readable by Chrome DevTools), --heap-profile FILE (sampled
+// throughput run, a .cpuprofile readable by Chrome DevTools), --profile-c1 FILE (the same over the
+// concurrency-1 overhead run), --heap-profile FILE (sampled
 // allocations of the gateway over the throughput run, collected objects included, .heapprofile).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -198,6 +199,7 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
   const rssJobs = Number(args['rss-jobs'] ?? 50_000);
   const storeKind = args.store ?? 'sqlite';
   const profile = args.profile;
+  const profileC1 = args['profile-c1'];
   const heapProfile = args['heap-profile'];
   // The gateway's own default: what a deployment pays for its logs.
   const logLevel = args['log-level'] ?? 'info';
@@ -235,6 +237,11 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
     const gatewayMs: number[] = [];
     let sdkCpuUs = 0;
     const gwSerialBefore = await stats(gw.child);
+    if (profileC1) {
+      const started = nextMessage(gw.child, 'profile');
+      gw.child.send({ type: 'profile-start', cpu: true, heap: false });
+      await started;
+    }
     for (let i = 0; i < samples; i++) {
       let t = performance.now();
       const cpu = process.cpuUsage();
@@ -247,6 +254,11 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
       gatewayMs.push(performance.now() - t);
     }
     const gwSerialAfter = await stats(gw.child);
+    if (profileC1) {
+      const written = nextMessage(gw.child, 'profile');
+      gw.child.send({ type: 'profile-stop', path: profileC1 });
+      await written;
+    }
     const gatewayCpuMsPerJobC1 = (gwSerialAfter.cpuUs - gwSerialBefore.cpuUs) / 1000 / samples;
     const sdkCpuMsPerRun = sdkCpuUs / 1000 / samples;
     directMs.sort((a, b) => a - b);

@@ -63,7 +63,9 @@ export class PromptRun {
   readonly #options: PromptRunOptions;
   /** Aborts in-flight polls and the deadline when the run ends. */
   readonly #scope;
-  #pollTimer: NodeJS.Timeout | undefined;
+  /** The next poll: an Immediate when due now (setTimeout(0) waits at least 1 ms), else a Timeout. */
+  #pollTimer: NodeJS.Timeout | NodeJS.Immediate | undefined;
+  #pollImmediate = false;
   #pollDueAt = 0;
   #polling = false;
   /** A history/queue request of a poll is in flight (the only listener of the scope's signal). */
@@ -245,13 +247,25 @@ export class PromptRun {
     // Never postpone a poll that is already due sooner (e.g. `executing null` seen before the POST answer).
     if (this.#pollTimer !== undefined) {
       if (this.#pollDueAt <= dueAt) return;
-      clearTimeout(this.#pollTimer);
+      this.#clearPollTimer();
     }
     this.#pollDueAt = dueAt;
-    this.#pollTimer = setTimeout(() => {
+    const poll = () => {
       this.#pollTimer = undefined;
       void this.#poll();
-    }, ms);
+    };
+    // `executing null` means history is written: read it in this turn of the loop, not 1 ms later.
+    this.#pollImmediate = ms <= 0;
+    this.#pollTimer = ms <= 0 ? setImmediate(poll) : setTimeout(poll, ms);
+  }
+
+  #clearPollTimer(): void {
+    const timer = this.#pollTimer;
+    this.#pollTimer = undefined;
+    if (timer === undefined) return;
+    // Each clear function must get its own kind: clearImmediate on a Timeout corrupts Node's counts.
+    if (this.#pollImmediate) clearImmediate(timer as NodeJS.Immediate);
+    else clearTimeout(timer as NodeJS.Timeout);
   }
 
   async #poll(): Promise<void> {
@@ -349,8 +363,7 @@ export class PromptRun {
   async #onAbort(): Promise<void> {
     if (this.#settled) return;
     this.#aborting = true;
-    if (this.#pollTimer !== undefined) clearTimeout(this.#pollTimer);
-    this.#pollTimer = undefined;
+    this.#clearPollTimer();
     const timedOut = this.#scope.timedOut;
     const error = timedOut
       ? new ComfyTimeoutError(
@@ -377,8 +390,7 @@ export class PromptRun {
   #settle(result: RunResult | undefined, error: Error | undefined): void {
     if (this.#settled) return;
     this.#settled = true;
-    if (this.#pollTimer !== undefined) clearTimeout(this.#pollTimer);
-    this.#pollTimer = undefined;
+    this.#clearPollTimer();
     // Stops an in-flight poll; without one, releasing the deadline timer and the caller's signal
     // listener is enough (aborting would dispatch an abort event nobody needs, on every run).
     if (this.#pollRequest) this.#scope.abort(RUN_FINISHED);
