@@ -366,8 +366,15 @@ export class JobManager extends EventEmitter {
     job.instance_id = lease.instanceId;
     job.prompt_id = job.id;
     job.updated_at = now;
-    // Durable before the prompt is submitted, so a restart knows where to look for it.
+    // Committed in this turn of the loop, while the prompt is on its way: waiting for the commit
+    // first would add it to every job's latency. A kill in between leaves a prompt the store has
+    // no instance for; recovery finds it by its id (= the job id) on the instances (#locate).
     this.#persist(live);
+    this.#store
+      .durable()
+      .catch((err: unknown) =>
+        this.#o.logger?.error({ err, job_id: job.id }, 'could not persist a dispatch'),
+      );
     this.#startAttempt(live, lease, 'submit');
   }
 
@@ -377,28 +384,18 @@ export class JobManager extends EventEmitter {
     live.tracker = new ProgressTracker(live.job.workflow);
     const timeoutMs = live.job.request.timeout_ms ?? this.#o.jobTimeoutMs;
     const controller = live.controller;
-    // The dispatch (instance, attempt) is committed before the prompt can reach the instance, so a
-    // restart always knows where to look for it.
-    const task = this.#store
-      .durable()
-      .then(
-        () =>
-          this.#runner.run({
-            job: live.job,
-            instanceId: lease.instanceId,
-            client: lease.client,
-            mode,
-            signal: controller.signal,
-            ...(lease.signal ? { leaseSignal: lease.signal } : {}),
-            timeoutMs,
-            ...(live.extraData ? { extraData: live.extraData } : {}),
-            onEvent: (event) => this.#onRunEvent(live, event),
-          }),
-        (err: unknown): AttemptOutcome => ({
-          kind: 'retry',
-          error: { code: 'store_error', message: `The job state could not be saved: ${String(err)}` },
-        }),
-      )
+    const task = this.#runner
+      .run({
+        job: live.job,
+        instanceId: lease.instanceId,
+        client: lease.client,
+        mode,
+        signal: controller.signal,
+        ...(lease.signal ? { leaseSignal: lease.signal } : {}),
+        timeoutMs,
+        ...(live.extraData ? { extraData: live.extraData } : {}),
+        onEvent: (event) => this.#onRunEvent(live, event),
+      })
       .then((outcome) => this.#applyOutcome(live, lease, outcome))
       .catch((err) =>
         this.#o.logger?.error({ err, job_id: live.job.id }, 'applying an attempt outcome failed'),
@@ -624,8 +621,22 @@ export class JobManager extends EventEmitter {
     const unfinished = this.#store.listUnfinished();
     if (unfinished.length === 0) return;
     this.#o.logger?.info({ jobs: unfinished.length }, 'recovering unfinished jobs');
+    const located = unfinished.some((job) => !job.instance_id) ? await this.#locate() : new Map();
     const pending: Array<Promise<void>> = [];
     for (const job of unfinished) {
+      const foundOn = job.instance_id ? undefined : located.get(job.id);
+      if (foundOn) {
+        // Dispatched just before the stop, without the dispatch reaching the store.
+        job.instance_id = foundOn;
+        job.prompt_id = job.id;
+        job.attempts.push({
+          n: job.attempts.length + 1,
+          instance_id: foundOn,
+          started_at: job.updated_at,
+          finished_at: null,
+          error: null,
+        });
+      }
       const live = this.#newLive(job);
       this.#live.set(job.id, live);
       if (typeof job.workflow !== 'object' || job.workflow === null) {
@@ -647,6 +658,34 @@ export class JobManager extends EventEmitter {
       if (pending.length >= 16) await Promise.all(pending.splice(0));
     }
     await Promise.all(pending);
+  }
+
+  /**
+   * Prompt id → instance for the prompts each instance has queued, running or among its latest
+   * history entries. Only a dispatch in the last turn of the loop before a kill can be missing
+   * from the store, so its prompt is among the newest an instance has seen.
+   */
+  async #locate(): Promise<Map<string, string>> {
+    const found = new Map<string, string>();
+    const instances = this.#pool.list();
+    await Promise.all(
+      instances.map(async ({ id }) => {
+        const client = this.#pool.client(id);
+        if (!client) return;
+        const signal = AbortSignal.timeout(10_000);
+        try {
+          const [queue, history] = await Promise.all([
+            client.getQueue({ signal }),
+            client.getHistories({ signal, maxItems: LOCATE_HISTORY_ITEMS }),
+          ]);
+          for (const item of [...queue.running, ...queue.pending]) found.set(item.promptId, id);
+          for (const promptId of Object.keys(history)) if (!found.has(promptId)) found.set(promptId, id);
+        } catch (err) {
+          this.#o.logger?.warn({ err, instance: id }, 'could not list the prompts of an instance');
+        }
+      }),
+    );
+    return found;
   }
 
   async #reattach(live: LiveJob): Promise<void> {
@@ -743,6 +782,9 @@ export class JobManager extends EventEmitter {
 
 /** How often watchers of waiting jobs hear about their new queue_position. */
 const POSITION_INTERVAL_MS = 1000;
+
+/** History entries per instance searched for prompts whose dispatch the store missed. */
+const LOCATE_HISTORY_ITEMS = 256;
 
 /** How many finished jobs stay in memory for cheap reads (bounded; the store has them all). */
 const RECENT_JOBS = 1024;

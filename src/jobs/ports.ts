@@ -44,6 +44,11 @@ export interface ComfyClientLike {
     options?: { signal?: AbortSignal },
   ): Promise<'pending' | 'running' | 'completed' | 'failed' | 'unknown'>;
   cancel(promptId: string, options?: { headers?: Record<string, string> }): Promise<void>;
+  getQueue(options?: { signal?: AbortSignal }): Promise<{
+    running: Array<{ promptId: string }>;
+    pending: Array<{ promptId: string }>;
+  }>;
+  getHistories(options?: { signal?: AbortSignal; maxItems?: number }): Promise<Record<string, unknown>>;
   view(
     file: { filename: string; subfolder?: string; type?: string },
     options?: { signal?: AbortSignal; range?: string },

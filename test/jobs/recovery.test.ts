@@ -9,6 +9,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, test } from 'node:test';
+import { randomUUID } from 'node:crypto';
+import pino from 'pino';
+import { ComfyClient } from '../../src/comfy/index.ts';
+import { loadConfig } from '../../src/config.ts';
+import { SqliteJobStore } from '../../src/jobs/index.ts';
+import { type Gateway, startGateway } from '../../src/server/index.ts';
 import { type Simulator, startSimulator } from '../../src/simulator/index.ts';
 import { invertPrompt, type Json } from '../support/gateway.ts';
 import { REPO_ROOT } from '../support/shared.ts';
@@ -133,4 +139,71 @@ test('kill -9 under load: every job ends succeeded after restart, none ran twice
   child.kill('SIGTERM');
   const [code] = await exitedAgain;
   assert.equal(code, 0, 'graceful shutdown exits 0');
+});
+
+test('a prompt the store has no instance for (killed between dispatch and commit) is found on its instance and re-attached, not re-run', async () => {
+  // The state a kill leaves when it lands after the prompt went out and before the dispatch was
+  // committed: the job is stored as queued with no instance, while one instance has its prompt.
+  const dir = await mkdtemp(join(tmpdir(), 'gw-recovery-locate-'));
+  const local = await startSimulator({ port: 0, instances: 2, nodeDelayMs: 200 });
+  const id = randomUUID();
+  const now = Date.now();
+  const workflow = invertPrompt('located');
+  const store = new SqliteJobStore({ path: join(dir, 'jobs.sqlite') });
+  store.insert({
+    id,
+    status: 'queued',
+    priority: 0,
+    created_at: now,
+    updated_at: now,
+    started_at: null,
+    completed_at: null,
+    expires_at: now + 3_600_000,
+    workflow,
+    class_types: ['EmptyImage', 'ImageInvert', 'SaveImage'],
+    request: {},
+    progress: null,
+    outputs: [],
+    output_sources: [],
+    error: null,
+    attempts: [],
+    instance_id: null,
+    prompt_id: null,
+    idempotency_key: null,
+    queue_ms: null,
+    execution_ms: null,
+    texts: [],
+  });
+  store.close();
+  const second = local.instances[1];
+  assert.ok(second);
+  const comfy = new ComfyClient({ baseUrl: second.url });
+  let gateway: Gateway | undefined;
+  try {
+    await comfy.queuePrompt(workflow, { promptId: id });
+    const config = loadConfig({
+      COMFYUI_URLS: local.instances.map((i) => i.url).join(','),
+      DATA_DIR: dir,
+      HEALTH_CHECK_INTERVAL_MS: '1000',
+    });
+    gateway = await startGateway(Object.freeze({ ...config, port: 0, host: '127.0.0.1' }), {
+      logger: pino({ level: 'silent' }),
+    });
+    const job = await gateway.manager.waitForTerminal(id, AbortSignal.timeout(20_000));
+    assert.equal(job.status, 'succeeded', JSON.stringify(job));
+    assert.equal(job.attempts.length, 1, JSON.stringify(job.attempts));
+    const instanceIds = gateway.pool.list().map((s) => s.id);
+    assert.equal(job.attempts[0]?.instance_id, instanceIds[1], 'attached where the prompt was');
+    assert.equal(job.outputs.length, 1);
+    assert.equal(
+      local.instances.reduce((n, i) => n + i.stats.promptsExecuted, 0),
+      1,
+      'the prompt ran once, on the instance that had it',
+    );
+  } finally {
+    await comfy.close();
+    await gateway?.close();
+    await local.close();
+    await rm(dir, { recursive: true, force: true });
+  }
 });
