@@ -44,6 +44,8 @@ export class SimulatedInstance {
   private boundPort = 0;
   private closed = false;
   private closing: Promise<void> | null = null;
+  /** What the routes see; rebuilt by start() (queue, history and port change on restart). */
+  private ctx: RouteContext | null = null;
 
   constructor(opts: InstanceOptions) {
     this.opts = opts;
@@ -72,6 +74,7 @@ export class SimulatedInstance {
   async start(): Promise<void> {
     if (this.closed) throw new InstanceStoppedError();
     this.life = new AbortController();
+    this.ctx = null;
     this.queue = new PromptQueue();
     this.history = new PromptHistory();
     this.counter = 0;
@@ -111,6 +114,7 @@ export class SimulatedInstance {
     this.server = server;
     const addr = server.address();
     this.boundPort = typeof addr === 'object' && addr ? addr.port : port;
+    this.ctx = this.routeContext();
     this.worker = this.runWorker(this.life.signal);
   }
 
@@ -189,7 +193,8 @@ export class SimulatedInstance {
           return;
         }
       }
-      await route(this.routeContext(), req, res, url, getBody);
+      this.ctx ??= this.routeContext();
+      await route(this.ctx, req, res, url, getBody);
     } catch (err) {
       if (signal.aborted) {
         res.destroy();
@@ -201,12 +206,15 @@ export class SimulatedInstance {
   }
 
   private async runWorker(signal: AbortSignal): Promise<void> {
+    // One abort listener for the worker's life (stop() also calls wake); a listener per wait would
+    // pile up on the signal, and EventTarget scans its listeners on every add.
+    const onAbort = () => this.wake?.();
+    signal.addEventListener('abort', onAbort, { once: true });
     while (!signal.aborted) {
       const item = this.queue.popRunnable();
       if (!item) {
         await new Promise<void>((resolve) => {
           this.wake = resolve;
-          signal.addEventListener('abort', () => resolve(), { once: true });
         });
         this.wake = null;
         continue;
