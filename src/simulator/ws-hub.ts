@@ -1,6 +1,8 @@
 // The instance's WebSocket side: sockets registered by client id (a reconnect with the same id takes
 // over, and the old socket's close unregisters the id, exactly like ComfyUI), feature-flag
 // negotiation on the first JSON message, and sending text (Python json.dumps) and binary frames.
+// Frames written in one tick leave in one write per socket: the socket is corked at the first frame
+// and uncorked on the next tick (same bytes and order, one syscall instead of one per message).
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -27,6 +29,10 @@ export class WsHub {
   private readonly sockets = new Map<string, WebSocket>();
   private readonly meta = new Map<string, SocketMeta>();
   private readonly all = new Set<WebSocket>();
+  /** The TCP socket under each WebSocket (what gets corked). */
+  private readonly raw = new Map<WebSocket, Duplex>();
+  /** Sockets corked until the scheduled flush. */
+  private corked: Duplex[] = [];
   private readonly greet: (sid: string) => Array<Record<string, unknown>>;
 
   constructor(greet: (sid: string) => Array<Record<string, unknown>>) {
@@ -43,11 +49,13 @@ export class WsHub {
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       const sid = url.searchParams.get('clientId') || randomUUID().replaceAll('-', '');
       this.all.add(ws);
+      this.raw.set(ws, socket);
       this.sockets.set(sid, ws);
       this.meta.set(sid, { flags: {}, sawFirstJson: false });
       ws.on('error', () => {});
       ws.on('close', () => {
         this.all.delete(ws);
+        this.raw.delete(ws);
         // ComfyUI pops the id even when a newer socket took it over.
         this.sockets.delete(sid);
         this.meta.delete(sid);
@@ -66,34 +74,42 @@ export class WsHub {
         if (msg && typeof msg === 'object' && (msg as { type?: unknown }).type === 'feature_flags') {
           const d = (msg as { data?: unknown }).data;
           m.flags = d && typeof d === 'object' ? (d as Record<string, unknown>) : {};
-          this.sendJson(ws, { type: 'feature_flags', data: serverFeatureFlags() });
+          this.write(ws, messageText('feature_flags', serverFeatureFlags()));
         }
       });
-      for (const msg of this.greet(sid)) this.sendJson(ws, msg);
+      for (const msg of this.greet(sid)) this.write(ws, messageText(msg.type, msg.data));
     });
   }
 
-  private sendJson(ws: WebSocket, msg: Record<string, unknown>): void {
+  /** Sends a text (string) or binary (Buffer) frame, corking the socket until the next tick. */
+  private write(ws: WebSocket, frame: string | Buffer): void {
     if (ws.readyState !== WebSocket.OPEN) return;
-    ws.send(
-      pyDumps(
-        ordered([
-          ['type', msg.type],
-          ['data', msg.data],
-        ]),
-      ),
-    );
+    const socket = this.raw.get(ws);
+    if (socket && !socket.writableCorked) {
+      socket.cork();
+      if (this.corked.length === 0) process.nextTick(this.flush);
+      this.corked.push(socket);
+    }
+    ws.send(frame);
   }
+
+  /** Uncorks every socket corked since the last flush. */
+  private readonly flush = (): void => {
+    const corked = this.corked;
+    this.corked = [];
+    for (const s of corked) s.uncork();
+  };
 
   /** send_sync(event, data, sid): to one registered client, or to every registered socket when sid is null. */
   send(type: string, data: unknown, sid: string | null): void {
-    const msg = { type, data };
     if (sid === null) {
-      for (const ws of this.sockets.values()) this.sendJson(ws, msg);
+      if (this.sockets.size === 0) return;
+      const text = messageText(type, data);
+      for (const ws of this.sockets.values()) this.write(ws, text);
       return;
     }
     const ws = this.sockets.get(sid);
-    if (ws) this.sendJson(ws, msg);
+    if (ws) this.write(ws, messageText(type, data));
   }
 
   /** True when that client negotiated `supports_preview_metadata`. */
@@ -105,11 +121,13 @@ export class WsHub {
   sendBinary(frame: Buffer, sid: string | null): void {
     const targets =
       sid === null ? [...this.sockets.values()] : [this.sockets.get(sid)].filter((w) => w !== undefined);
-    for (const ws of targets) if (ws.readyState === WebSocket.OPEN) ws.send(frame);
+    for (const ws of targets) this.write(ws, frame);
   }
 
   /** Drops every socket abruptly (no close frame), like a crash or a network cut. */
   dropAll(): void {
+    // What was sent before the cut goes out first, as it did before it was corked.
+    this.flush();
     for (const ws of this.all) ws.terminate();
   }
 
@@ -117,8 +135,16 @@ export class WsHub {
   close(): void {
     this.dropAll();
     this.all.clear();
+    this.raw.clear();
     this.sockets.clear();
     this.meta.clear();
     this.wss.close();
   }
+}
+
+/** One `{"type": ..., "data": ...}` text message, as json.dumps writes it. */
+function messageText(type: unknown, data: unknown): string {
+  return data === undefined
+    ? `{"type": ${pyDumps(type)}}`
+    : `{"type": ${pyDumps(type)}, "data": ${pyDumps(data)}}`;
 }
