@@ -31,23 +31,37 @@ type Obj = Record<string, unknown> & { [KEY_ORDER]?: string[] };
 export function ordered(entries: Array<[string, unknown]>): Record<string, unknown> {
   const out: Obj = {};
   const keys: string[] = [];
-  for (const [k, v] of entries) {
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i]!;
+    const k = e[0];
     if (!(k in out)) keys.push(k);
-    out[k] = v;
+    out[k] = e[1];
   }
   out[KEY_ORDER] = keys;
   return out;
 }
 
-/** Own keys of an object in Python order (parse order first, then later additions). */
-export function pyKeys(obj: object): string[] {
+/** pyKeys without the copy: may return the recorded order array itself, so never mutate it. */
+function keysOf(obj: object): readonly string[] {
   const order = (obj as Obj)[KEY_ORDER];
   const own = Object.keys(obj);
   if (!order) return own;
+  // Usual case: the recorded order still names exactly the own keys (none deleted or added).
+  if (order.length === own.length) {
+    let i = 0;
+    while (i < order.length && Object.hasOwn(obj, order[i]!)) i++;
+    if (i === order.length) return order;
+  }
   const present = order.filter((k) => Object.hasOwn(obj, k));
   const seen = new Set(present);
   for (const k of own) if (!seen.has(k)) present.push(k);
   return present;
+}
+
+/** Own keys of an object in Python order (parse order first, then later additions). */
+export function pyKeys(obj: object): string[] {
+  const keys = keysOf(obj);
+  return keys === (obj as Obj)[KEY_ORDER] ? keys.slice() : (keys as string[]);
 }
 
 /** Sets a key on an object, recording it in the Python key order. */
@@ -55,6 +69,11 @@ export function pySet(obj: Record<string, unknown>, key: string, value: unknown)
   const o = obj as Obj;
   if (!Object.hasOwn(o, key)) {
     if (!o[KEY_ORDER]) o[KEY_ORDER] = Object.keys(o);
+    else {
+      // A key deleted earlier comes back at the end, as in a Python dict (and only once).
+      const stale = o[KEY_ORDER].indexOf(key);
+      if (stale >= 0) o[KEY_ORDER].splice(stale, 1);
+    }
     o[KEY_ORDER].push(key);
   }
   o[key] = value;
@@ -77,6 +96,8 @@ export function pyClone<T>(v: T): T {
   }
   return v;
 }
+
+const NUMBER = /-?(?:0|[1-9]\d*)(\.\d+)?([eE][-+]?\d+)?/y;
 
 /** Parses JSON like Python's json.loads (accepts NaN/Infinity, keeps key order and float literals). */
 export function parsePyJson(text: string): unknown {
@@ -141,11 +162,14 @@ export function parsePyJson(text: string): unknown {
     const c = text[i];
     if (c === '{') {
       i++;
-      const entries: Array<[string, unknown]> = [];
+      // Built like ordered(): a repeated key keeps its first position and takes the last value.
+      const out: Obj = {};
+      const keys: string[] = [];
       ws();
       if (text[i] === '}') {
         i++;
-        return ordered(entries);
+        out[KEY_ORDER] = keys;
+        return out;
       }
       while (true) {
         ws();
@@ -154,7 +178,9 @@ export function parsePyJson(text: string): unknown {
         ws();
         if (text[i] !== ':') fail("Expecting ':' delimiter");
         i++;
-        entries.push([key, parseValue(depth + 1)]);
+        const v = parseValue(depth + 1);
+        if (!(key in out)) keys.push(key);
+        out[key] = v;
         ws();
         if (text[i] === ',') {
           i++;
@@ -162,7 +188,8 @@ export function parsePyJson(text: string): unknown {
         }
         if (text[i] === '}') {
           i++;
-          return ordered(entries);
+          out[KEY_ORDER] = keys;
+          return out;
         }
         fail("Expecting ',' delimiter");
       }
@@ -214,7 +241,10 @@ export function parsePyJson(text: string): unknown {
       i += 9;
       return new PyFloat(Number.NEGATIVE_INFINITY);
     }
-    const m = /^-?(?:0|[1-9]\d*)(\.\d+)?([eE][-+]?\d+)?/.exec(text.slice(i, i + 400));
+    NUMBER.lastIndex = i;
+    let m = NUMBER.exec(text);
+    // Numbers are read from a 400-character window; the window only matters for very long ones.
+    if (!m || m[0].length > 390) m = /^-?(?:0|[1-9]\d*)(\.\d+)?([eE][-+]?\d+)?/.exec(text.slice(i, i + 400));
     if (!m) return fail('Expecting value');
     i += m[0].length;
     if (m[1] !== undefined || m[2] !== undefined) return new PyFloat(Number(m[0]));
@@ -254,7 +284,11 @@ export function pyFloatRepr(v: number): string {
   return neg ? `-${body}` : body;
 }
 
+/** Strings json.dumps writes as they are: printable ASCII without a double quote or backslash. */
+const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+
 function pyString(s: string): string {
+  if (PLAIN.test(s)) return `"${s}"`;
   return JSON.stringify(s).replace(
     /[\u007f-\uffff]/g,
     (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`,
@@ -264,29 +298,31 @@ function pyString(s: string): string {
 /** Serialises like Python's json.dumps(value) with default options. */
 export function pyDumps(value: unknown): string {
   if (value === null || value === undefined) return 'null';
+  if (typeof value === 'string') return pyString(value);
+  if (typeof value === 'number') return Number.isInteger(value) ? String(value) : pyFloatRepr(value);
   if (value === true) return 'true';
   if (value === false) return 'false';
-  if (typeof value === 'number') {
-    return Number.isInteger(value) ? String(value) : pyFloatRepr(value);
-  }
   if (typeof value === 'bigint') return value.toString();
+  if (typeof value !== 'object') return 'null';
   if (value instanceof PyFloat) return pyFloatRepr(value.value);
-  if (typeof value === 'string') return pyString(value);
-  if (Array.isArray(value)) return `[${value.map((v) => pyDumps(v)).join(', ')}]`;
+  if (Array.isArray(value)) {
+    if (value.length === 0) return '[]';
+    let out = `[${pyDumps(value[0])}`;
+    for (let i = 1; i < value.length; i++) out += `, ${pyDumps(value[i])}`;
+    return `${out}]`;
+  }
+  let out = '{';
   if (value instanceof Map) {
-    const parts: string[] = [];
-    for (const [k, v] of value) parts.push(`${pyString(String(k))}: ${pyDumps(v)}`);
-    return `{${parts.join(', ')}}`;
+    for (const [k, v] of value) out += `${out.length > 1 ? ', ' : ''}${pyString(String(k))}: ${pyDumps(v)}`;
+    return `${out}}`;
   }
-  if (typeof value === 'object') {
-    const obj = value as Record<string, unknown>;
-    const parts: string[] = [];
-    for (const k of pyKeys(obj)) {
-      const v = obj[k];
-      if (v === undefined) continue;
-      parts.push(`${pyString(k)}: ${pyDumps(v)}`);
-    }
-    return `{${parts.join(', ')}}`;
+  const obj = value as Record<string, unknown>;
+  const keys = keysOf(obj);
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i]!;
+    const v = obj[k];
+    if (v === undefined) continue;
+    out += `${out.length > 1 ? ', ' : ''}${pyString(k)}: ${pyDumps(v)}`;
   }
-  return 'null';
+  return `${out}}`;
 }
