@@ -4,7 +4,7 @@
 import { ExponentialBackoff, handleWhen, type RetryPolicy, retry } from 'cockatiel';
 import { Pool } from 'undici';
 import type { Dispatcher } from 'undici';
-import { type ScopedSignal, scopedSignal } from './deadline.ts';
+import { scopedSignal } from './deadline.ts';
 import {
   ComfyAbortError,
   ComfyClosedError,
@@ -95,10 +95,10 @@ export class HttpTransport {
   /** Aborted by close(): marks the transport closed. */
   readonly #closing = new AbortController();
   /**
-   * Scopes of the attempts in flight (bounded by the pool's concurrency plus its queue): close()
-   * aborts them, which is cheaper than every attempt listening on the closing signal.
+   * Attempts in flight (bounded by the pool's concurrency plus its queue): close() aborts them,
+   * which is cheaper than every attempt listening on the closing signal.
    */
-  readonly #inflight = new Set<ScopedSignal>();
+  readonly #inflight = new Set<Attempt>();
 
   constructor(options: HttpTransportOptions) {
     const url = new URL(options.baseUrl);
@@ -214,7 +214,7 @@ export class HttpTransport {
     if (this.#closing.signal.aborted) return;
     const reason = new ComfyClosedError('client closed', { baseUrl: this.baseUrl });
     this.#closing.abort(reason);
-    for (const scope of this.#inflight) scope.abort(reason);
+    for (const attempt of this.#inflight) attempt.abort(reason);
     this.#inflight.clear();
     await this.#pool.destroy().catch(() => undefined);
   }
@@ -245,35 +245,28 @@ export class HttpTransport {
       body = JSON.stringify(req.json);
       headers['content-type'] = 'application/json';
     }
-    // Created last: nothing between here and the try below can throw and leak its timer.
-    const scope = scopedSignal([req.signal], req.timeoutMs ?? this.#timeoutMs);
-    this.#inflight.add(scope);
+    const attempt = new Attempt(req.signal, req.timeoutMs ?? this.#timeoutMs, body, this.#inflight);
+    let res: HttpResponse;
     try {
-      const res = await this.#pool.request({
+      res = await attempt.send(this.#pool, {
         method: req.method,
         path: this.url(req.path, req.query),
         headers,
         body: body ?? null,
-        signal: scope.signal,
       });
-      const text = res.statusCode >= 300 ? await readCapped(res.body, MAX_ERROR_BODY) : await res.body.text();
-      const out: HttpResponse = new ReadResponse(res.statusCode, res.headers, text);
-      if (res.statusCode >= 500 && req.idempotent) {
-        // Surface retryable 5xx as errors so the retry policy sees them.
-        throw new ComfyServerError(
-          `${req.method} ${req.path} answered ${res.statusCode}`,
-          res.statusCode,
-          text,
-          this.#context(req),
-        );
-      }
-      return out;
     } catch (err) {
-      throw this.#mapError(err, req, scope);
-    } finally {
-      scope.dispose();
-      this.#inflight.delete(scope);
+      throw this.#mapError(err, req, attempt);
     }
+    if (res.status >= 500 && req.idempotent) {
+      // Surface retryable 5xx as errors so the retry policy sees them.
+      throw new ComfyServerError(
+        `${req.method} ${req.path} answered ${res.status}`,
+        res.status,
+        res.text,
+        this.#context(req),
+      );
+    }
+    return res;
   }
 
   #requestHeaders(req: HttpRequest): Record<string, string> {
@@ -286,16 +279,12 @@ export class HttpTransport {
       : { baseUrl: this.baseUrl, promptId: req.promptId };
   }
 
-  #mapError(
-    err: unknown,
-    req: HttpRequest,
-    scope: { timedOut: boolean; signal: AbortSignal } | undefined,
-  ): ComfyError {
+  #mapError(err: unknown, req: HttpRequest, attempt: { readonly timedOut: boolean } | undefined): ComfyError {
     if (err instanceof ComfyError) return err;
     const ctx = { ...this.#context(req), cause: err };
     const what = `${req.method} ${req.path}`;
     if (this.#closing.signal.aborted) return new ComfyClosedError(`${what}: client closed`, ctx);
-    if (scope?.timedOut) {
+    if (attempt?.timedOut) {
       return new ComfyTimeoutError(`${what}: no answer within ${req.timeoutMs ?? this.#timeoutMs} ms`, ctx);
     }
     if (req.signal?.aborted) {
@@ -330,6 +319,139 @@ export function errorCode(err: unknown): string | undefined {
 
 type RawHeaders = Record<string, string | string[] | undefined>;
 
+/**
+ * One attempt of a request whose body is read whole, as an undici dispatch handler. It is its own
+ * deadline and abort scope (one timer, one listener on the caller's signal) and collects the body
+ * chunks itself: no AbortController, response stream or async resource per attempt, as
+ * `pool.request()` would create. 2xx bodies are read whole (a leading UTF-8 BOM dropped, as
+ * `body.text()` does); other bodies keep their first MAX_ERROR_BODY bytes (plus at most one chunk)
+ * and the rest is drained so the connection is reused.
+ */
+class Attempt implements Dispatcher.DispatchHandler {
+  /** True when the deadline (not the caller or close()) ended the attempt. */
+  timedOut = false;
+  readonly #signal: AbortSignal | undefined;
+  readonly #body: unknown;
+  readonly #inflight: Set<Attempt>;
+  readonly #timeoutMs: number;
+  #timer: NodeJS.Timeout | undefined;
+  #resolve!: (res: HttpResponse) => void;
+  #reject!: (err: unknown) => void;
+  #done = false;
+  /** Set when aborted before undici connected the request: it is dropped when it gets a socket. */
+  #abortReason: unknown;
+  #controller: Dispatcher.DispatchController | undefined;
+  #status = 0;
+  #headers: RawHeaders = {};
+  #chunks: Buffer[] = [];
+  #size = 0;
+  #limit = Number.POSITIVE_INFINITY;
+
+  constructor(signal: AbortSignal | undefined, timeoutMs: number, body: unknown, inflight: Set<Attempt>) {
+    this.#signal = signal;
+    this.#body = body;
+    this.#inflight = inflight;
+    this.#timeoutMs = timeoutMs;
+    if (!Number.isFinite(timeoutMs)) return;
+    this.#timer = setTimeout(this.#onTimeout, Math.max(0, timeoutMs));
+  }
+
+  /** Dispatches the request on `pool`; settles with the read response or the failure. */
+  send(pool: Pool, options: Dispatcher.DispatchOptions): Promise<HttpResponse> {
+    const done = new Promise<HttpResponse>((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
+    const signal = this.#signal;
+    if (signal?.aborted) {
+      this.abort(signal.reason);
+      return done;
+    }
+    signal?.addEventListener('abort', this.#onSignalAbort);
+    this.#inflight.add(this);
+    pool.dispatch(options, this);
+    return done;
+  }
+
+  /** Ends the attempt with `reason`, aborting the request wherever it is (queued, sent, reading). */
+  abort(reason: unknown): void {
+    if (this.#done) return;
+    this.#abortReason = reason ?? new Error('aborted');
+    this.#controller?.abort(this.#abortReason as Error);
+    this.#fail(this.#abortReason);
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    if (this.#abortReason !== undefined) {
+      controller.abort(this.#abortReason as Error);
+      return;
+    }
+    this.#controller = controller;
+  }
+
+  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: RawHeaders): void {
+    if (statusCode < 200) return; // informational (1xx): the real answer follows
+    this.#status = statusCode;
+    this.#headers = headers;
+    if (statusCode >= 300) this.#limit = MAX_ERROR_BODY;
+  }
+
+  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.#size >= this.#limit) return; // drained, not kept
+    this.#chunks.push(chunk);
+    this.#size += chunk.length;
+  }
+
+  onResponseEnd(): void {
+    if (this.#done) return;
+    this.#finish();
+    this.#resolve(new ReadResponse(this.#status, this.#headers, this.#text()));
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    // Like pool.request(): a streamed request body is destroyed when the request fails.
+    const body = this.#body as { destroy?: (err: Error) => void; on?: (e: string, f: () => void) => void };
+    if (typeof body?.destroy === 'function') {
+      body.on?.('error', () => undefined);
+      body.destroy(err);
+    }
+    this.#fail(err);
+  }
+
+  readonly #onTimeout = (): void => {
+    this.#timer = undefined;
+    this.timedOut = true;
+    this.abort(new DOMException(`deadline of ${this.#timeoutMs} ms passed`, 'TimeoutError'));
+  };
+
+  readonly #onSignalAbort = (): void => {
+    this.abort(this.#signal?.reason);
+  };
+
+  #text(): string {
+    const chunks = this.#chunks;
+    if (chunks.length === 0) return '';
+    const buf = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
+    this.#chunks = [];
+    const bom = this.#status < 300 && buf.length > 2 && buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf;
+    return buf.toString('utf8', bom ? 3 : 0);
+  }
+
+  #fail(err: unknown): void {
+    if (this.#done) return;
+    this.#finish();
+    this.#reject(err);
+  }
+
+  #finish(): void {
+    this.#done = true;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#signal?.removeEventListener('abort', this.#onSignalAbort);
+    this.#inflight.delete(this);
+  }
+}
+
 /** A read response whose headers are flattened on first use: most callers only need the text. */
 class ReadResponse implements HttpResponse {
   readonly status: number;
@@ -357,17 +479,4 @@ function flattenHeaders(headers: RawHeaders): Record<string, string> {
   for (const [k, v] of Object.entries(headers))
     if (v !== undefined) out[k] = Array.isArray(v) ? v.join(', ') : v;
   return out;
-}
-
-/** Keeps the first `limit` bytes (plus at most one chunk) and drains the rest so the connection is reused. */
-async function readCapped(body: AsyncIterable<Buffer | Uint8Array>, limit: number): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    if (size >= limit) continue; // drain the rest so the connection can be reused
-    const buf = Buffer.from(chunk);
-    chunks.push(buf);
-    size += buf.length;
-  }
-  return Buffer.concat(chunks).toString('utf8');
 }

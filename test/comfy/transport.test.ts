@@ -1,10 +1,14 @@
 // HTTP transport edge cases against a raw loopback server: close() and caller aborts cancel a
 // request the server never answers, retries stop on a caller abort, error bodies stay capped
 // while 2xx bodies are read whole, and response headers are still readable (flattened lazily).
+// Bodies are collected by the transport's own dispatch handler: a request still queued for a
+// connection ends at its deadline or abort and is never sent, chunked and BOM-prefixed 2xx bodies
+// decode as `body.text()` did, and a streamed request body is destroyed when the request fails.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { ComfyClient } from '../../src/comfy/index.ts';
 import { HttpTransport } from '../../src/comfy/http.ts';
@@ -127,6 +131,104 @@ describe('HTTP transport', () => {
       assert.equal(ok.text.length, big.length);
       assert.equal(ok.headers['x-multi'], 'a, b');
       assert.equal(ok.headers['content-length'], String(big.length));
+    } finally {
+      await transport.close();
+    }
+  });
+
+  it('a request queued for a connection ends at its deadline or abort, and is never sent', {
+    timeout: 10_000,
+  }, async () => {
+    const transport = new HttpTransport({
+      baseUrl: url,
+      requestTimeoutMs: 60_000,
+      connections: 1,
+      retry: { maxAttempts: 1, initialDelayMs: 10, maxDelayMs: 10 },
+    });
+    try {
+      const seen: string[] = [];
+      handler = (req, res) => {
+        seen.push(req.url ?? '');
+        if (req.url === '/hold') held.add(res);
+        else res.end('{}');
+      };
+      const caller = new AbortController();
+      const holding = assert.rejects(
+        transport.send({ method: 'GET', path: '/hold', signal: caller.signal }),
+        {
+          code: 'comfy_aborted',
+        },
+      );
+      while (seen.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+      // The only connection is busy: these two wait in the pool's queue.
+      const started = Date.now();
+      await assert.rejects(transport.send({ method: 'GET', path: '/timed-out', timeoutMs: 50 }), {
+        code: 'comfy_timeout',
+      });
+      assert.ok(Date.now() - started < 2_000, `${Date.now() - started} ms`);
+      const queuedCaller = new AbortController();
+      const queued = transport.send({ method: 'GET', path: '/aborted', signal: queuedCaller.signal });
+      queuedCaller.abort();
+      await assert.rejects(queued, { code: 'comfy_aborted' });
+      caller.abort();
+      await holding;
+      const ok = await transport.json<Record<string, never>>({ method: 'GET', path: '/after' });
+      assert.deepEqual(ok, {});
+      assert.deepEqual(seen, ['/hold', '/after']);
+    } finally {
+      await transport.close();
+    }
+  });
+
+  it('decodes a chunked 2xx body whole, dropping a UTF-8 BOM like body.text()', async () => {
+    const transport = new HttpTransport({
+      baseUrl: url,
+      requestTimeoutMs: 10_000,
+      connections: 1,
+      retry: { maxAttempts: 1, initialDelayMs: 10, maxDelayMs: 10 },
+    });
+    try {
+      const json = Buffer.from(
+        JSON.stringify({ name: 'café ☕', list: Array.from({ length: 2000 }, (_, i) => i) }),
+      );
+      handler = (_req, res) => {
+        res.setHeader('content-type', 'application/json');
+        res.write(Buffer.from([0xef, 0xbb, 0xbf]));
+        // Split inside the multi-byte characters and across many writes.
+        for (let i = 0; i < json.length; i += 7) res.write(json.subarray(i, i + 7));
+        res.end();
+      };
+      const body = await transport.json<{ name: string; list: number[] }>({
+        method: 'GET',
+        path: '/chunked',
+      });
+      assert.equal(body.name, 'café ☕');
+      assert.equal(body.list.length, 2000);
+      handler = (_req, res) => res.end();
+      const empty = await transport.send({ method: 'GET', path: '/empty' });
+      assert.equal(empty.text, '');
+    } finally {
+      await transport.close();
+    }
+  });
+
+  it('destroys a streamed request body when the request fails', { timeout: 10_000 }, async () => {
+    const transport = new HttpTransport({
+      baseUrl: url,
+      requestTimeoutMs: 10_000,
+      connections: 1,
+      retry: { maxAttempts: 1, initialDelayMs: 10, maxDelayMs: 10 },
+    });
+    try {
+      handler = (req) => req.socket.destroy();
+      // A body that never ends: only a destroy releases it.
+      const body = new Readable({ read() {} });
+      body.push('part of an upload');
+      await assert.rejects(
+        transport.send({ method: 'POST', path: '/upload', body, headers: { 'content-type': 'text/plain' } }),
+        { code: 'comfy_connection' },
+      );
+      assert.equal(body.destroyed, true);
     } finally {
       await transport.close();
     }
