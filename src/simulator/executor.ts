@@ -2,7 +2,7 @@
 // "UX friendly" node order, per-node progress_state/executing/executed messages, interrupts (checked
 // when a node starts and at progress ticks), execution errors with ComfyUI's payload, and the
 // history entry. Faults (delay, failure, hang, socket drop) are applied here.
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { InstanceStoppedError, InterruptedError, NodeExecutionError } from './errors.ts';
 import type { SimulatorFaults } from './faults.ts';
@@ -139,20 +139,21 @@ export class Executor {
       const hit = sigs.get(id);
       if (hit) return hit;
       const node = prompt[id]!;
-      const h = createHash('sha256').update(node.class_type).update('\0');
+      // One string hashed at once: the same bytes the digest used to get in pieces.
+      let text = `${node.class_type}\0`;
       if (node.class_type === 'LoadImage' || node.class_type === 'LoadImageMask') {
         const p = this.deps.files.annotatedPath(String(node.inputs.image));
-        h.update(p ? this.deps.files.fileHash(p) : '');
+        text += p ? this.deps.files.fileHash(p) : '';
       }
-      for (const k of [...pyKeys(node.inputs)].sort()) {
+      for (const k of pyKeys(node.inputs).sort()) {
         const v = node.inputs[k];
-        h.update(k).update('=');
+        text += `${k}=`;
         if (isLink(v) && Object.hasOwn(prompt, v[0]) && depth < 10_000)
-          h.update(`link:${sigOf(v[0], depth + 1)}:${v[1]}`);
-        else h.update(pyDumps(v));
-        h.update('\0');
+          text += `link:${sigOf(v[0], depth + 1)}:${v[1]}`;
+        else text += pyDumps(v);
+        text += '\0';
       }
-      const s = h.digest('hex');
+      const s = hash('sha256', text, 'hex');
       sigs.set(id, s);
       return s;
     };

@@ -31,8 +31,18 @@ export function reason(status: number): string {
   return REASONS[status] ?? 'Unknown';
 }
 
-function httpDate(d = new Date()): string {
-  return d.toUTCString();
+let dateSecond = -1;
+let dateText = '';
+
+/** The Date header (second resolution, so built once per second). */
+function httpDate(): string {
+  const now = Date.now();
+  const second = Math.floor(now / 1000);
+  if (second !== dateSecond) {
+    dateSecond = second;
+    dateText = new Date(now).toUTCString();
+  }
+  return dateText;
 }
 
 function write(
@@ -44,26 +54,25 @@ function write(
   if (res.headersSent || res.destroyed) return;
   const buf = typeof body === 'string' ? Buffer.from(body) : body;
   res.sendDate = false;
-  res.writeHead(
-    status,
-    reason(status),
-    [...headers.flat(), 'Date', httpDate(), 'Server', SERVER_HEADER].map(String) as unknown as string[],
-  );
+  const flat: string[] = [];
+  for (const [name, value] of headers) flat.push(name, value);
+  flat.push('Date', httpDate(), 'Server', SERVER_HEADER);
+  res.writeHead(status, reason(status), flat);
   res.end(buf);
 }
 
 /** web.json_response: body written with Python's json.dumps. */
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = pyDumps(body);
+  const buf = Buffer.from(pyDumps(body));
   write(
     res,
     status,
     [
       ['Content-Type', 'application/json; charset=utf-8'],
       ['Content-Security-Policy', CSP],
-      ['Content-Length', String(Buffer.byteLength(text))],
+      ['Content-Length', String(buf.length)],
     ],
-    text,
+    buf,
   );
 }
 

@@ -217,27 +217,28 @@ export function parsePyJson(text: string): unknown {
       }
     }
     if (c === '"') return parseString();
-    if (text.startsWith('true', i)) {
+    // Dispatch on the first character (the literals and numbers cannot share one).
+    if (c === 't' && text.startsWith('true', i)) {
       i += 4;
       return true;
     }
-    if (text.startsWith('false', i)) {
+    if (c === 'f' && text.startsWith('false', i)) {
       i += 5;
       return false;
     }
-    if (text.startsWith('null', i)) {
+    if (c === 'n' && text.startsWith('null', i)) {
       i += 4;
       return null;
     }
-    if (text.startsWith('NaN', i)) {
+    if (c === 'N' && text.startsWith('NaN', i)) {
       i += 3;
       return new PyFloat(Number.NaN);
     }
-    if (text.startsWith('Infinity', i)) {
+    if (c === 'I' && text.startsWith('Infinity', i)) {
       i += 8;
       return new PyFloat(Number.POSITIVE_INFINITY);
     }
-    if (text.startsWith('-Infinity', i)) {
+    if (c === '-' && text.startsWith('-Infinity', i)) {
       i += 9;
       return new PyFloat(Number.NEGATIVE_INFINITY);
     }
