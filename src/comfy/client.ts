@@ -9,11 +9,11 @@ import { ApiCalls } from './api-calls.ts';
 import type { OutputSink } from './downloads.ts';
 import { ComfyArgumentError, ComfyClosedError, ComfyError } from './errors.ts';
 import { type DownloadOptions, FilesApi, type ViewOptions } from './files-api.ts';
-import { callHeaders } from './headers.ts';
+import { callHeaders, type HeaderMap } from './headers.ts';
 import { HttpTransport } from './http.ts';
 import { InfoApi } from './info-api.ts';
 import { type BinaryFrame, type ComfyMessage, messagePromptId, type PromptMessage } from './messages.ts';
-import { PromptRun } from './prompt-run.ts';
+import { PromptRun, type PromptRunDeps, type PromptRunOptions } from './prompt-run.ts';
 import { QueueApi, validatePrompt } from './queue-api.ts';
 import { RunRegistry } from './run-registry.ts';
 import { ComfySocket } from './socket.ts';
@@ -72,6 +72,8 @@ export class ComfyClient extends EventEmitter<ComfyClientEvents> {
   readonly #queue: QueueApi;
   readonly #files: FilesApi;
   readonly #info: InfoApi;
+  /** What every run needs from this client (one object for all runs; per-run state is the run's). */
+  readonly #runDeps: PromptRunDeps;
   #closing: Promise<void> | undefined;
 
   constructor(options: ComfyClientOptions) {
@@ -107,6 +109,17 @@ export class ComfyClient extends EventEmitter<ComfyClientEvents> {
       ...(options.logger ? { logger: options.logger } : {}),
     });
     this.#info = new InfoApi(this.#calls);
+    // Every call a run makes on its own (polls, the cancel on abort) carries the run's headers.
+    this.#runDeps = {
+      baseUrl: this.baseUrl,
+      pollIntervalMs: options.historyPollIntervalMs ?? 1_000,
+      ...(options.logger ? { logger: options.logger } : {}),
+      getHistory: (id, signal, headers) => this.getHistory(id, runCallOptions(signal, headers)),
+      getQueuePosition: (id, signal, headers) =>
+        this.#queue.queuePosition(id, runCallOptions(signal, headers)),
+      cancel: (id, signal, headers) => this.cancel(id, runCallOptions(signal, headers)),
+      release: (run) => this.#runs.delete(run),
+    };
     const wsUrl = new URL(this.#http.url('/ws', { clientId: this.clientId }), this.#http.origin);
     wsUrl.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
     this.#socket = new ComfySocket({
@@ -172,18 +185,17 @@ export class ComfyClient extends EventEmitter<ComfyClientEvents> {
     // Validated before anything is tracked or sent; the normalised copy is reused by every call.
     const headers = options.headers === undefined ? undefined : callHeaders(options.headers);
     const promptId = options.promptId ?? randomUUID();
-    const run = this.#track(promptId, { ...options, prompt, cancelOnAbort: true, headers });
+    const run = this.#track(promptId, options, headers, true, prompt);
     try {
       // Subscribe before submitting: ComfyUI may send events before it answers the POST.
-      await this.#ensureSocket(options.signal);
+      if (this.#socket.state !== 'open') await this.#ensureSocket(options.signal);
+      const submit: QueuePromptOptions = { promptId };
+      if (options.front) submit.front = true;
+      if (options.extraData) submit.extraData = options.extraData;
+      if (options.signal) submit.signal = options.signal;
+      if (headers) submit.headers = headers;
       const queuedAt = Date.now();
-      const queued = await this.queuePrompt(prompt, {
-        promptId,
-        ...(options.front ? { front: true } : {}),
-        ...(options.extraData ? { extraData: options.extraData } : {}),
-        ...(options.signal ? { signal: options.signal } : {}),
-        ...(headers ? { headers } : {}),
-      });
+      const queued = await this.queuePrompt(prompt, submit);
       run.accepted({ number: queued.number, nodeErrors: queued.nodeErrors, queuedAt });
     } catch (err) {
       run.fail(err as Error);
@@ -197,13 +209,9 @@ export class ComfyClient extends EventEmitter<ComfyClientEvents> {
     if (typeof promptId !== 'string' || promptId === '')
       throw new ComfyArgumentError('promptId must be a non-empty string');
     const headers = options.headers === undefined ? undefined : callHeaders(options.headers);
-    const run = this.#track(promptId, {
-      ...options,
-      cancelOnAbort: options.cancelOnAbort ?? true,
-      headers,
-    });
+    const run = this.#track(promptId, options, headers, options.cancelOnAbort ?? true);
     try {
-      await this.#ensureSocket(options.signal);
+      if (this.#socket.state !== 'open') await this.#ensureSocket(options.signal);
       run.attach();
     } catch (err) {
       run.fail(err as Error);
@@ -349,37 +357,21 @@ export class ComfyClient extends EventEmitter<ComfyClientEvents> {
 
   #track(
     promptId: string,
-    options: {
-      signal?: AbortSignal;
-      timeoutMs?: number;
-      onEvent?: RunOptions['onEvent'];
-      prompt?: ApiPrompt;
-      cancelOnAbort: boolean;
-      headers: Record<string, string> | undefined;
-    },
+    options: { signal?: AbortSignal; timeoutMs?: number; onEvent?: RunOptions['onEvent'] },
+    headers: HeaderMap | undefined,
+    cancelOnAbort: boolean,
+    prompt?: ApiPrompt,
   ): PromptRun {
-    // Every call the run makes on its own (polls, the cancel on abort) carries the caller's headers.
-    const headers = options.headers;
-    const scoped = (signal: AbortSignal): CallOptions => (headers ? { signal, headers } : { signal });
-    const run = new PromptRun(
-      {
-        baseUrl: this.baseUrl,
-        pollIntervalMs: this.#options.historyPollIntervalMs ?? 1_000,
-        ...(this.#options.logger ? { logger: this.#options.logger } : {}),
-        getHistory: (id, signal) => this.getHistory(id, scoped(signal)),
-        getQueuePosition: (id, signal) => this.#queue.queuePosition(id, scoped(signal)),
-        cancel: (id, signal) => this.cancel(id, scoped(signal)),
-        release: (r) => this.#runs.delete(r),
-      },
-      {
-        promptId,
-        timeoutMs: options.timeoutMs ?? DEFAULT_RUN_TIMEOUT_MS,
-        cancelOnAbort: options.cancelOnAbort,
-        ...(options.prompt ? { prompt: options.prompt } : {}),
-        ...(options.signal ? { signal: options.signal } : {}),
-        ...(options.onEvent ? { onEvent: options.onEvent } : {}),
-      },
-    );
+    const runOptions: PromptRunOptions = {
+      promptId,
+      timeoutMs: options.timeoutMs ?? DEFAULT_RUN_TIMEOUT_MS,
+      cancelOnAbort,
+    };
+    if (prompt) runOptions.prompt = prompt;
+    if (options.signal) runOptions.signal = options.signal;
+    if (options.onEvent) runOptions.onEvent = options.onEvent;
+    if (headers) runOptions.headers = headers;
+    const run = new PromptRun(this.#runDeps, runOptions);
     this.#runs.add(run);
     return run;
   }
@@ -425,6 +417,11 @@ export class ComfyClient extends EventEmitter<ComfyClientEvents> {
     this.emit('preview', preview);
     this.#runs.routePreview(preview);
   }
+}
+
+/** The options of a call a run makes on its own: the run's signal and headers. */
+function runCallOptions(signal: AbortSignal, headers: HeaderMap | undefined): CallOptions {
+  return headers ? { signal, headers } : { signal };
 }
 
 /** True when `err` is a ComfyError of one of `codes`. */

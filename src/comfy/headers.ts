@@ -30,6 +30,13 @@ export type HeaderMap = Readonly<Record<string, string>>;
 
 const EMPTY: HeaderMap = Object.freeze({});
 
+/**
+ * Per-call maps built by callHeaders (frozen, so they cannot change after validation). A run
+ * validates its headers once and hands the map to every call it makes (POST /prompt, polls, the
+ * cancel); those calls take it as it is instead of validating and copying it again.
+ */
+const validatedCallMaps = new WeakSet<HeaderMap>();
+
 /** Validates the client's constructor headers; names are lower-cased. */
 export function clientHeaders(headers: Record<string, string> | undefined): HeaderMap {
   return normalize(headers, 'headers', false);
@@ -42,6 +49,7 @@ export function callHeaders(headers: Record<string, string> | undefined): Header
 
 function normalize(headers: Record<string, string> | undefined, what: string, perCall: boolean): HeaderMap {
   if (headers === undefined) return EMPTY;
+  if (perCall && validatedCallMaps.has(headers)) return headers;
   if (typeof headers !== 'object' || headers === null || Array.isArray(headers))
     throw new ComfyArgumentError(`${what} must be an object of header names to string values`);
   const entries = Object.entries(headers);
@@ -67,5 +75,7 @@ function normalize(headers: Record<string, string> | undefined, what: string, pe
     // Case variants of one name: the last wins, as with the object spreads callers merge layers with.
     out[lower] = value;
   }
-  return Object.freeze(out);
+  const map: HeaderMap = Object.freeze(out);
+  if (perCall) validatedCallMaps.add(map);
+  return map;
 }

@@ -10,6 +10,7 @@ import {
   ComfyInterruptedError,
   ComfyTimeoutError,
 } from './errors.ts';
+import type { HeaderMap } from './headers.ts';
 import { historyOutcome, historyTimes, resultFromHistory } from './history.ts';
 import { isBlockedExecution, type PromptMessage } from './messages.ts';
 import type { ApiPrompt, ComfyLogger, HistoryEntry, PreviewFrame, RunEvent, RunResult } from './types.ts';
@@ -22,9 +23,10 @@ export interface PromptRunDeps {
   baseUrl: string;
   pollIntervalMs: number;
   logger?: ComfyLogger;
-  getHistory(promptId: string, signal: AbortSignal): Promise<HistoryEntry | undefined>;
-  getQueuePosition(promptId: string, signal: AbortSignal): Promise<QueuePosition>;
-  cancel(promptId: string, signal: AbortSignal): Promise<void>;
+  // `headers` are the run's own (PromptRunOptions.headers): every call it makes carries them.
+  getHistory(promptId: string, signal: AbortSignal, headers?: HeaderMap): Promise<HistoryEntry | undefined>;
+  getQueuePosition(promptId: string, signal: AbortSignal, headers?: HeaderMap): Promise<QueuePosition>;
+  cancel(promptId: string, signal: AbortSignal, headers?: HeaderMap): Promise<void>;
   /** Called once when the run ends, whatever the outcome (the client unregisters it). */
   release(run: PromptRun): void;
 }
@@ -37,6 +39,8 @@ export interface PromptRunOptions {
   timeoutMs: number;
   onEvent?: (event: RunEvent) => void;
   cancelOnAbort: boolean;
+  /** Validated per-call headers, sent on every HTTP call the run makes. */
+  headers?: HeaderMap;
 }
 
 /** Consecutive failed polls (each already retried by the transport) before the run gives up. */
@@ -272,15 +276,16 @@ export class PromptRun {
     if (this.#settled) return;
     this.#polling = true;
     const signal = this.#scope.signal;
+    const headers = this.#options.headers;
     try {
       this.#pollRequest = true;
-      let entry = await this.#deps.getHistory(this.promptId, signal);
+      let entry = await this.#deps.getHistory(this.promptId, signal, headers);
       if (!entry && this.#accepted) {
-        const position = await this.#deps.getQueuePosition(this.promptId, signal);
+        const position = await this.#deps.getQueuePosition(this.promptId, signal, headers);
         // Queue first, then history: ComfyUI moves a prompt from queue to history atomically, so a
         // prompt in neither (read in this order) is gone: deleted, or the server restarted.
         if (position === 'absent') {
-          entry = await this.#deps.getHistory(this.promptId, signal);
+          entry = await this.#deps.getHistory(this.promptId, signal, headers);
           this.#pollRequest = false;
           if (!entry) {
             this.#settle(
@@ -374,7 +379,7 @@ export class PromptRun {
     if (this.#options.cancelOnAbort && this.#accepted) {
       const cancelScope = scopedSignal([], CANCEL_TIMEOUT_MS);
       try {
-        await this.#deps.cancel(this.promptId, cancelScope.signal);
+        await this.#deps.cancel(this.promptId, cancelScope.signal, this.#options.headers);
       } catch (err) {
         this.#deps.logger?.warn(
           { err: String(err), prompt_id: this.promptId },

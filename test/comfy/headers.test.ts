@@ -11,6 +11,7 @@ import {
   type RunResult,
 } from '../../src/comfy/index.ts';
 import { type Simulator, startSimulator } from '../../src/simulator/index.ts';
+import { callHeaders, clientHeaders } from '../../src/comfy/headers.ts';
 import { freshColor, invertPrompt } from './helpers.ts';
 import { type RecordedRequest, RecordingProxy } from './recording-proxy.ts';
 
@@ -263,5 +264,19 @@ describe('ComfyClient per-call headers', () => {
       () => new ComfyClient({ baseUrl: proxy.url, headers: { 'x-ok': 'fine', 'x-bad': 'a\nb' } }),
       ComfyArgumentError,
     );
+  });
+
+  it('validates a per-call map once: its own output passes as is, a caller object never does', () => {
+    const map = callHeaders({ 'X-Request-Id': 'r-1' });
+    assert.deepEqual(map, { 'x-request-id': 'r-1' });
+    assert.ok(Object.isFrozen(map));
+    // What a run hands to each of its calls: taken as is, not copied or checked again.
+    assert.equal(callHeaders(map), map);
+    // A caller's object is always checked, even frozen and already lower-case.
+    assert.throws(() => callHeaders(Object.freeze({ 'x-bad': 'a\nb' })), ComfyArgumentError);
+    const plain = { 'x-request-id': 'r-2' };
+    assert.notEqual(callHeaders(plain), plain);
+    // A client (constructor) map is not a valid per-call map: reserved names are refused per call.
+    assert.throws(() => callHeaders(clientHeaders({ host: 'elsewhere' })), /host is set by the client/);
   });
 });
