@@ -317,7 +317,8 @@ export function errorCode(err: unknown): string | undefined {
   return undefined;
 }
 
-type RawHeaders = Record<string, string | string[] | undefined>;
+/** Response headers as undici reads them: name, value, name, value… */
+type RawHeaders = ReadonlyArray<Buffer | string>;
 
 /**
  * One attempt of a request whose body is read whole, as an undici dispatch handler. It is its own
@@ -326,6 +327,11 @@ type RawHeaders = Record<string, string | string[] | undefined>;
  * `pool.request()` would create. 2xx bodies are read whole (a leading UTF-8 BOM dropped, as
  * `body.text()` does); other bodies keep their first MAX_ERROR_BODY bytes (plus at most one chunk)
  * and the rest is drained so the connection is reused.
+ *
+ * It implements undici's original handler methods (onConnect/onHeaders/onData/onComplete/onError,
+ * marked deprecated in undici 7's types but what its own `request()` uses): they receive the raw
+ * header buffers, which are decoded only if someone reads `headers`. With the controller methods
+ * (onRequestStart…) undici would parse every response's headers into an object first.
  */
 class Attempt implements Dispatcher.DispatchHandler {
   /** True when the deadline (not the caller or close()) ended the attempt. */
@@ -340,9 +346,9 @@ class Attempt implements Dispatcher.DispatchHandler {
   #done = false;
   /** Set when aborted before undici connected the request: it is dropped when it gets a socket. */
   #abortReason: unknown;
-  #controller: Dispatcher.DispatchController | undefined;
+  #abortRequest: ((err: Error) => void) | undefined;
   #status = 0;
-  #headers: RawHeaders = {};
+  #rawHeaders: RawHeaders = [];
   #chunks: Buffer[] = [];
   #size = 0;
   #limit = Number.POSITIVE_INFINITY;
@@ -377,38 +383,41 @@ class Attempt implements Dispatcher.DispatchHandler {
   abort(reason: unknown): void {
     if (this.#done) return;
     this.#abortReason = reason ?? new Error('aborted');
-    this.#controller?.abort(this.#abortReason as Error);
+    this.#abortRequest?.(this.#abortReason as Error);
     this.#fail(this.#abortReason);
   }
 
-  onRequestStart(controller: Dispatcher.DispatchController): void {
+  onConnect(abort: (err: Error) => void): void {
     if (this.#abortReason !== undefined) {
-      controller.abort(this.#abortReason as Error);
+      abort(this.#abortReason as Error);
       return;
     }
-    this.#controller = controller;
+    this.#abortRequest = abort;
   }
 
-  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: RawHeaders): void {
-    if (statusCode < 200) return; // informational (1xx): the real answer follows
+  onHeaders(statusCode: number, rawHeaders: Buffer[]): boolean {
+    if (statusCode < 200) return true; // informational (1xx): the real answer follows
     this.#status = statusCode;
-    this.#headers = headers;
+    this.#rawHeaders = rawHeaders;
     if (statusCode >= 300) this.#limit = MAX_ERROR_BODY;
+    return true;
   }
 
-  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (this.#size >= this.#limit) return; // drained, not kept
-    this.#chunks.push(chunk);
-    this.#size += chunk.length;
+  onData(chunk: Buffer): boolean {
+    if (this.#size < this.#limit) {
+      this.#chunks.push(chunk);
+      this.#size += chunk.length;
+    } // else drained, not kept
+    return true;
   }
 
-  onResponseEnd(): void {
+  onComplete(): void {
     if (this.#done) return;
     this.#finish();
-    this.#resolve(new ReadResponse(this.#status, this.#headers, this.#text()));
+    this.#resolve(new ReadResponse(this.#status, this.#rawHeaders, this.#text()));
   }
 
-  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+  onError(err: Error): void {
     // Like pool.request(): a streamed request body is destroyed when the request fails.
     const body = this.#body as { destroy?: (err: Error) => void; on?: (e: string, f: () => void) => void };
     if (typeof body?.destroy === 'function') {
@@ -468,15 +477,21 @@ class ReadResponse implements HttpResponse {
   get headers(): Record<string, string> {
     if (this.#headers === undefined) {
       this.#headers = flattenHeaders(this.#raw);
-      this.#raw = {};
+      this.#raw = [];
     }
     return this.#headers;
   }
 }
 
-function flattenHeaders(headers: RawHeaders): Record<string, string> {
+/** Lower-cased names; a repeated header's values joined with ", " (latin1, as undici decodes them). */
+function flattenHeaders(raw: RawHeaders): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(headers))
-    if (v !== undefined) out[k] = Array.isArray(v) ? v.join(', ') : v;
+  const text = (v: Buffer | string | undefined): string =>
+    v === undefined ? '' : typeof v === 'string' ? v : v.toString('latin1');
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = text(raw[i]).toLowerCase();
+    const value = text(raw[i + 1]);
+    out[name] = Object.hasOwn(out, name) ? `${out[name]}, ${value}` : value;
+  }
   return out;
 }
