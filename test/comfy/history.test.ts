@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import {
   historyOutcome,
   historyTimes,
@@ -112,6 +113,20 @@ describe('history parsing', () => {
       [['2', 'audio']],
     );
     assert.deepEqual(sortNodeIds(['10', '2', '10:3', '1']), ['1', '2', '10', '10:3']);
+  });
+
+  it('sorts node ids exactly as localeCompare(en, numeric) does', () => {
+    const nodeId = fc.oneof(
+      fc.nat({ max: 200 }).map(String),
+      fc.tuple(fc.nat({ max: 200 }), fc.nat({ max: 30 })).map(([a, b]) => `${a}:${b}`),
+      fc.string({ maxLength: 6 }),
+    );
+    fc.assert(
+      fc.property(fc.array(nodeId, { maxLength: 30 }), (ids) => {
+        const expected = [...ids].sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+        assert.deepEqual(sortNodeIds(ids), expected);
+      }),
+    );
   });
 
   it('decodes queue tuples and rejects malformed ones', () => {
