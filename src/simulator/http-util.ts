@@ -129,6 +129,22 @@ export function sendFile(
   write(res, 200, headers, data);
 }
 
+/** The parts of a request URL the routes read. */
+export interface RequestUrl {
+  readonly pathname: string;
+  readonly searchParams: URLSearchParams;
+}
+
+/** Paths that WHATWG URL parsing leaves as they are: no query, dots, escapes or leading "//". */
+const PLAIN_PATH = /^\/(?!\/)[\w\-/]*$/;
+
+/** Parses a request target like `new URL(target, 'http://x')`, without the parser for plain paths. */
+export function requestUrl(target: string | undefined): RequestUrl {
+  const raw = target ?? '/';
+  if (PLAIN_PATH.test(raw)) return { pathname: raw, searchParams: new URLSearchParams() };
+  return new URL(raw, 'http://x');
+}
+
 /** Error raised when a body exceeds the upload limit. */
 export class BodyTooLargeError extends Error {
   readonly code = 'body_too_large';

@@ -8,11 +8,11 @@ import { Executor } from './executor.ts';
 import { defaultFaults, type SimulatorFaults } from './faults.ts';
 import { InstanceFiles } from './files.ts';
 import { PromptHistory } from './history.ts';
-import { readBody, sendAiohttpError } from './http-util.ts';
+import { readBody, requestUrl, sendAiohttpError } from './http-util.ts';
 import { PromptQueue, type QueueItem } from './prompt-queue.ts';
 import { ordered } from './py-json.ts';
 import { type RouteContext, route } from './routes.ts';
-import { WsHub } from './ws-hub.ts';
+import { messageText, WsHub } from './ws-hub.ts';
 
 /** Options of one instance. */
 export interface InstanceOptions {
@@ -46,6 +46,8 @@ export class SimulatedInstance {
   private closing: Promise<void> | null = null;
   /** What the routes see; rebuilt by start() (queue, history and port change on restart). */
   private ctx: RouteContext | null = null;
+  /** `status` broadcasts by queue_remaining (sent several times per prompt; a few distinct values). */
+  private readonly statusTexts = new Map<number, string>();
 
   constructor(opts: InstanceOptions) {
     this.opts = opts;
@@ -135,11 +137,16 @@ export class SimulatedInstance {
   }
 
   private queueChanged(): void {
-    this.hub.send(
-      'status',
-      ordered([['status', ordered([['exec_info', ordered([['queue_remaining', this.queue.remaining()]])]])]]),
-      null,
-    );
+    const remaining = this.queue.remaining();
+    let text = this.statusTexts.get(remaining);
+    if (text === undefined) {
+      text = messageText(
+        'status',
+        ordered([['status', ordered([['exec_info', ordered([['queue_remaining', remaining]])]])]]),
+      );
+      if (this.statusTexts.size < 256) this.statusTexts.set(remaining, text);
+    }
+    this.hub.sendText(text, null);
   }
 
   private routeContext(): RouteContext {
@@ -172,7 +179,7 @@ export class SimulatedInstance {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const signal = this.life.signal;
-    const url = new URL(req.url ?? '/', 'http://x');
+    const url = requestUrl(req.url);
     let bodyPromise: Promise<Buffer> | null = null;
     const getBody = () => {
       bodyPromise ??= readBody(req, signal);

@@ -11,6 +11,7 @@ import { entryJson, getJob, itemTuple, listJobs, type PromptHistory } from './hi
 import {
   BodyTooLargeError,
   parseMultipart,
+  type RequestUrl,
   sendAiohttpError,
   sendEmpty,
   sendFile,
@@ -284,7 +285,7 @@ async function postPrompt(ctx: RouteContext, body: Buffer, res: ServerResponse):
   );
 }
 
-function viewRoute(ctx: RouteContext, url: URL, res: ServerResponse): void {
+function viewRoute(ctx: RouteContext, url: RequestUrl, res: ServerResponse): void {
   const r = ctx.files.viewPath(url.searchParams);
   if ('status' in r) {
     sendEmpty(res, r.status);
@@ -407,7 +408,7 @@ export async function route(
   ctx: RouteContext,
   req: IncomingMessage,
   res: ServerResponse,
-  url: URL,
+  url: RequestUrl,
   getBody: () => Promise<Buffer>,
 ): Promise<void> {
   const method = req.method ?? 'GET';

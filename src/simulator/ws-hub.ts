@@ -103,13 +103,21 @@ export class WsHub {
   /** send_sync(event, data, sid): to one registered client, or to every registered socket when sid is null. */
   send(type: string, data: unknown, sid: string | null): void {
     if (sid === null) {
-      if (this.sockets.size === 0) return;
-      const text = messageText(type, data);
-      for (const ws of this.sockets.values()) this.write(ws, text);
+      if (this.sockets.size > 0) this.sendText(messageText(type, data), null);
       return;
     }
     const ws = this.sockets.get(sid);
     if (ws) this.write(ws, messageText(type, data));
+  }
+
+  /** Like send() for a message already serialised with messageText(). */
+  sendText(text: string, sid: string | null): void {
+    if (sid === null) {
+      for (const ws of this.sockets.values()) this.write(ws, text);
+      return;
+    }
+    const ws = this.sockets.get(sid);
+    if (ws) this.write(ws, text);
   }
 
   /** True when that client negotiated `supports_preview_metadata`. */
@@ -143,7 +151,7 @@ export class WsHub {
 }
 
 /** One `{"type": ..., "data": ...}` text message, as json.dumps writes it. */
-function messageText(type: unknown, data: unknown): string {
+export function messageText(type: unknown, data: unknown): string {
   return data === undefined
     ? `{"type": ${pyDumps(type)}}`
     : `{"type": ${pyDumps(type)}, "data": ${pyDumps(data)}}`;
