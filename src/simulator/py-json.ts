@@ -34,7 +34,7 @@ export function ordered(entries: Array<[string, unknown]>): Record<string, unkno
   for (let i = 0; i < entries.length; i++) {
     const e = entries[i]!;
     const k = e[0];
-    if (!(k in out)) keys.push(k);
+    if (!Object.hasOwn(out, k)) keys.push(k);
     out[k] = e[1];
   }
   out[KEY_ORDER] = keys;
@@ -179,7 +179,7 @@ export function parsePyJson(text: string): unknown {
         if (text[i] !== ':') fail("Expecting ':' delimiter");
         i++;
         const v = parseValue(depth + 1);
-        if (!(key in out)) keys.push(key);
+        if (!Object.hasOwn(out, key)) keys.push(key);
         out[key] = v;
         ws();
         if (text[i] === ',') {
@@ -241,6 +241,19 @@ export function parsePyJson(text: string): unknown {
     if (c === '-' && text.startsWith('-Infinity', i)) {
       i += 9;
       return new PyFloat(Number.NEGATIVE_INFINITY);
+    }
+    // Plain integers (the usual number) without the regex: digits not followed by a fraction or exponent.
+    let j = c === '-' ? i + 1 : i;
+    const d0 = text.charCodeAt(j);
+    if (d0 >= 48 && d0 <= 57) {
+      j++;
+      if (d0 !== 48) while (j < n && text.charCodeAt(j) >= 48 && text.charCodeAt(j) <= 57) j++;
+      const next = text.charCodeAt(j);
+      if (next !== 46 && next !== 101 && next !== 69 && j - i <= 15) {
+        const v = Number(text.slice(i, j));
+        i = j;
+        return v;
+      }
     }
     NUMBER.lastIndex = i;
     let m = NUMBER.exec(text);

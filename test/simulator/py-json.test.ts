@@ -133,6 +133,20 @@ describe('py-json fast paths', () => {
     );
   });
 
+  it('keeps keys named like Object.prototype members in place', () => {
+    const text = '{"b": 1, "constructor": 2, "toString": {"valueOf": 3, "a": 4}, "a": 5}';
+    assert.equal(pyDumps(parsePyJson(text)), text);
+    assert.equal(
+      pyDumps(
+        ordered([
+          ['hasOwnProperty', 1],
+          ['a', 2],
+        ]),
+      ),
+      '{"hasOwnProperty": 1, "a": 2}',
+    );
+  });
+
   it('parses numbers like the windowed reader, long ones included', () => {
     assert.equal(
       pyDumps(parsePyJson('[1.5e3, -0, 12345678901234567890, 2.50]')),
