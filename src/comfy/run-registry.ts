@@ -5,34 +5,36 @@ import type { PromptMessage } from './messages.ts';
 import type { PromptRun } from './prompt-run.ts';
 import type { PreviewFrame } from './types.ts';
 
-/** Runs by prompt id; bounded by the caller's concurrency, emptied as runs end. */
+/**
+ * Runs by prompt id; bounded by the caller's concurrency, emptied as runs end. Almost always one
+ * run per prompt, so each id keeps a small array (several runs only when a prompt is awaited twice).
+ */
 export class RunRegistry {
-  readonly #runs = new Map<string, Set<PromptRun>>();
+  readonly #runs = new Map<string, PromptRun[]>();
   /** The prompt the socket last reported activity for (type-1 previews carry no ids). */
   #activePromptId: string | undefined;
 
   /** Number of runs being tracked. */
   get size(): number {
     let n = 0;
-    for (const set of this.#runs.values()) n += set.size;
+    for (const list of this.#runs.values()) n += list.length;
     return n;
   }
 
   /** Starts routing `run`'s prompt traffic to it. */
   add(run: PromptRun): void {
-    let set = this.#runs.get(run.promptId);
-    if (!set) {
-      set = new Set();
-      this.#runs.set(run.promptId, set);
-    }
-    set.add(run);
+    const list = this.#runs.get(run.promptId);
+    if (list === undefined) this.#runs.set(run.promptId, [run]);
+    else if (!list.includes(run)) list.push(run);
   }
 
   /** Stops tracking `run` (called by the run itself when it settles). */
   delete(run: PromptRun): void {
-    const set = this.#runs.get(run.promptId);
-    set?.delete(run);
-    if (set?.size === 0) this.#runs.delete(run.promptId);
+    const list = this.#runs.get(run.promptId);
+    if (list === undefined) return;
+    const i = list.indexOf(run);
+    if (i >= 0) list.splice(i, 1);
+    if (list.length === 0) this.#runs.delete(run.promptId);
   }
 
   /** Delivers a message of prompt `promptId` to its runs and tracks which prompt is active. */
@@ -42,7 +44,10 @@ export class RunRegistry {
         message.type === 'executing' && message.data.node === null ? undefined : promptId;
     }
     const runs = this.#runs.get(promptId);
-    if (runs) for (const run of [...runs]) run.handleMessage(message);
+    if (runs === undefined) return;
+    // A handler may end its run (and so change the list): deliver to the runs tracked right now.
+    if (runs.length === 1) runs[0]?.handleMessage(message);
+    else for (const run of [...runs]) run.handleMessage(message);
   }
 
   /** Gives an id-less (type 1) preview the id of the prompt the socket last reported active. */
@@ -60,11 +65,11 @@ export class RunRegistry {
   /** After a socket drop or reconnect: nothing is known to be active; every run re-checks. */
   reconcile(): void {
     this.#activePromptId = undefined;
-    for (const set of this.#runs.values()) for (const run of set) run.reconcile();
+    for (const list of this.#runs.values()) for (const run of list) run.reconcile();
   }
 
   /** Ends every run with `error` (client closing). */
   failAll(error: Error): void {
-    for (const set of [...this.#runs.values()]) for (const run of [...set]) run.fail(error);
+    for (const list of [...this.#runs.values()]) for (const run of [...list]) run.fail(error);
   }
 }
