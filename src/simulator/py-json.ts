@@ -277,6 +277,8 @@ export function pyFloatRepr(v: number): string {
   if (v === Number.POSITIVE_INFINITY) return 'Infinity';
   if (v === Number.NEGATIVE_INFINITY) return '-Infinity';
   if (v === 0) return Object.is(v, -0) ? '-0.0' : '0.0';
+  // Integral values below 1e16 print as their digits and ".0" (1.0, -42.0).
+  if (Number.isInteger(v) && v < 1e16 && v > -1e16) return `${v}.0`;
   const [mant, expStr] = v.toExponential().split('e') as [string, string];
   const exp = Number(expStr);
   const neg = mant.startsWith('-');
@@ -298,11 +300,15 @@ export function pyFloatRepr(v: number): string {
   return neg ? `-${body}` : body;
 }
 
-/** Strings json.dumps writes as they are: printable ASCII without a double quote or backslash. */
-const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
-
 function pyString(s: string): string {
-  if (PLAIN.test(s)) return `"${s}"`;
+  // Printable ASCII without a double quote or backslash is written as it is.
+  let i = 0;
+  while (i < s.length) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) break;
+    i++;
+  }
+  if (i === s.length) return `"${s}"`;
   return JSON.stringify(s).replace(
     /[\u007f-\uffff]/g,
     (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`,

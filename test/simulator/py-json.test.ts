@@ -71,6 +71,8 @@ const leaf = fc.oneof(
   fc.boolean(),
   fc.integer(),
   fc.double().map((d) => new PyFloat(d)),
+  fc.maxSafeInteger().map((d) => new PyFloat(d)),
+  fc.constantFrom(1e16, -1e16, 1e16 - 2, 2 ** 60, 1e21, -0).map((d) => new PyFloat(d)),
   fc.double(),
   fc.bigInt().map((b) => (Number.isSafeInteger(Number(b)) ? b * 10n ** 20n : b)),
   fc.string({ maxLength: 10 }),
