@@ -2,6 +2,7 @@
 // Server: Python/3.11 aiohttp/3.8.4, octet-stream empty bodies, text/plain error pages), bounded
 // body reading and multipart parsing.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { finished } from 'node:stream';
 import busboy from 'busboy';
 import { pyDumps } from './py-json.ts';
 
@@ -150,17 +151,39 @@ export class BodyTooLargeError extends Error {
   readonly code = 'body_too_large';
 }
 
-/** Reads a whole request body, bounded by MAX_BODY. */
-export async function readBody(req: IncomingMessage, signal: AbortSignal): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req.iterator({ destroyOnReturn: true })) {
-    if (signal.aborted) throw signal.reason;
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY) throw new BodyTooLargeError('request body too large');
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
+/** Reads a whole request body, bounded by MAX_BODY (an over-long or aborted read destroys the request). */
+export function readBody(req: IncomingMessage, signal: AbortSignal): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let settled = false;
+    const settle = (err: unknown) => {
+      if (settled) return;
+      settled = true;
+      req.off('data', onData);
+      stopWatching();
+      if (err) reject(err);
+      else resolve(Buffer.concat(chunks));
+    };
+    const onData = (chunk: Buffer) => {
+      if (signal.aborted) {
+        settle(signal.reason);
+        req.destroy();
+        return;
+      }
+      size += chunk.length;
+      if (size > MAX_BODY) {
+        settle(new BodyTooLargeError('request body too large'));
+        req.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    };
+    // Events rather than an async iterator: no promise per chunk; finished() covers end, errors and
+    // premature close (also when they happened before this call).
+    const stopWatching = finished(req, (err) => settle(err ?? null));
+    req.on('data', onData);
+  });
 }
 
 /** Parsed multipart form: text fields and file parts. */
