@@ -230,7 +230,7 @@ async function postPrompt(ctx: RouteContext, body: Buffer, res: ServerResponse):
     const p = obj.partial_execution_targets;
     partial = p === null ? null : pyIter(p).map(String);
   }
-  const valid = await validatePrompt(prompt as Prompt, partial, {
+  const valid = validatePrompt(prompt as Prompt, partial, {
     annotatedFileExists: (name) => ctx.files.annotatedExists(name),
     lenientEmptyCombos: ctx.lenientEmptyCombos,
     dynamicCombo: (c, i) => dynamicCombo(ctx, c, i),

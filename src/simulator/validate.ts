@@ -163,12 +163,25 @@ function comboContains(options: unknown[], val: unknown): boolean {
   return options.some((o) => o === val || pyRepr(o) === key);
 }
 
-async function validateInputs(
+/** Input names of a class, required then optional, in the recorded order (defs never change). */
+const inputNamesCache = new WeakMap<NodeDef, readonly string[]>();
+function inputNames(def: NodeDef): readonly string[] {
+  let names = inputNamesCache.get(def);
+  if (!names) {
+    names = [...pyKeys(def.input.required ?? {}), ...pyKeys(def.input.optional ?? {})];
+    inputNamesCache.set(def, names);
+  }
+  return names;
+}
+
+// Synchronous, though ComfyUI's validate_inputs is a coroutine: nothing here waits, and the order of
+// checks and of the coerced values written back is the same.
+function validateInputs(
   prompt: Prompt,
   id: string,
   validated: Validated,
   ctx: ValidationContext,
-): Promise<[boolean, ValidationError[]]> {
+): [boolean, ValidationError[]] {
   const hit = validated.get(id);
   if (hit) return hit;
   const node = prompt[id]!;
@@ -179,7 +192,7 @@ async function validateInputs(
   const classType = node.class_type as string;
   const def = nodeDef(classType)!;
   const customInputs = CUSTOM_VALIDATION[classType] ?? [];
-  const names = [...pyKeys(def.input.required ?? {}), ...pyKeys(def.input.optional ?? {})];
+  const names = inputNames(def);
   const errors: ValidationError[] = [];
   let valid = true;
   for (const x of names) {
@@ -240,7 +253,7 @@ async function validateInputs(
         continue;
       }
       try {
-        const r = await validateInputs(prompt, oId, validated, ctx);
+        const r = validateInputs(prompt, oId, validated, ctx);
         if (!r[0]) valid = false;
       } catch (err) {
         valid = false;
@@ -371,11 +384,11 @@ async function validateInputs(
 }
 
 /** Validates a prompt (mutating literal inputs to their coerced values, as ComfyUI does). */
-export async function validatePrompt(
+export function validatePrompt(
   prompt: Prompt,
   partialTargets: string[] | null,
   ctx: ValidationContext,
-): Promise<ValidationResult> {
+): ValidationResult {
   const outputs: string[] = [];
   for (const x of pyKeys(prompt)) {
     const node = prompt[x];
@@ -427,7 +440,7 @@ export async function validatePrompt(
     let valid: boolean;
     let reasons: ValidationError[];
     try {
-      [valid, reasons] = await validateInputs(prompt, o, validated, ctx);
+      [valid, reasons] = validateInputs(prompt, o, validated, ctx);
     } catch (err) {
       const ex = err instanceof PyException ? err : new PyException('Exception', String(err));
       valid = false;
