@@ -371,6 +371,7 @@ class Attempt implements Dispatcher.DispatchHandler {
     const signal = this.#signal;
     if (signal?.aborted) {
       this.abort(signal.reason);
+      this.#destroyBody(signal.reason);
       return done;
     }
     signal?.addEventListener('abort', this.#onSignalAbort);
@@ -418,12 +419,7 @@ class Attempt implements Dispatcher.DispatchHandler {
   }
 
   onError(err: Error): void {
-    // Like pool.request(): a streamed request body is destroyed when the request fails.
-    const body = this.#body as { destroy?: (err: Error) => void; on?: (e: string, f: () => void) => void };
-    if (typeof body?.destroy === 'function') {
-      body.on?.('error', () => undefined);
-      body.destroy(err);
-    }
+    this.#destroyBody(err);
     this.#fail(err);
   }
 
@@ -436,6 +432,14 @@ class Attempt implements Dispatcher.DispatchHandler {
   readonly #onSignalAbort = (): void => {
     this.abort(this.#signal?.reason);
   };
+
+  /** Like pool.request(): a streamed request body is destroyed when the request fails. */
+  #destroyBody(err: unknown): void {
+    const body = this.#body as { destroy?: (err: unknown) => void; on?: (e: string, f: () => void) => void };
+    if (typeof body?.destroy !== 'function') return;
+    body.on?.('error', () => undefined);
+    body.destroy(err);
+  }
 
   #text(): string {
     const chunks = this.#chunks;

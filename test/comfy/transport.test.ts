@@ -229,6 +229,19 @@ describe('HTTP transport', () => {
         { code: 'comfy_connection' },
       );
       assert.equal(body.destroyed, true);
+      // Also when the caller aborted before the request was dispatched at all.
+      const early = new Readable({ read() {} });
+      await assert.rejects(
+        transport.send({
+          method: 'POST',
+          path: '/upload',
+          makeBody: () => early,
+          headers: { 'content-type': 'text/plain' },
+          signal: AbortSignal.abort(),
+        }),
+        { code: 'comfy_aborted' },
+      );
+      assert.equal(early.destroyed, true);
     } finally {
       await transport.close();
     }
