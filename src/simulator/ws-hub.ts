@@ -150,9 +150,9 @@ export class WsHub {
   }
 }
 
-/** One `{"type": ..., "data": ...}` text message, as json.dumps writes it. */
+/** One `{"type": ..., "data": ...}` text message, as json.dumps writes it (undefined fields left out). */
 export function messageText(type: unknown, data: unknown): string {
-  return data === undefined
-    ? `{"type": ${pyDumps(type)}}`
-    : `{"type": ${pyDumps(type)}, "data": ${pyDumps(data)}}`;
+  const head = type === undefined ? '' : `"type": ${pyDumps(type)}`;
+  if (data === undefined) return `{${head}}`;
+  return `{${head}${head ? ', ' : ''}"data": ${pyDumps(data)}}`;
 }
