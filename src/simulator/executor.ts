@@ -250,7 +250,6 @@ export class Executor {
     const meta = new Map<string, unknown>();
     const executed: string[] = [];
     const values = new Map<string, unknown[]>();
-    const usedObjects = new Set<string>();
     let failure: {
       event: 'execution_error' | 'execution_interrupted';
       data: Record<string, unknown>;
@@ -326,7 +325,6 @@ export class Executor {
             currentInputs.push([k, [formatValue(val)]]);
           }
           const objKey = `${id}:${node.class_type}`;
-          usedObjects.add(objKey);
           let state = this.objects.get(objKey);
           if (!state) {
             state = {};
@@ -510,9 +508,9 @@ export class Executor {
     // Keep only what this prompt used, like ComfyUI's clean_unused().
     const used = new Set(sigs.values());
     for (const k of [...this.cache.keys()]) if (!used.has(k)) this.cache.delete(k);
-    for (const k of [...this.objects.keys()])
-      if (!usedObjects.has(k) && !ids.some((i) => `${i}:${prompt[i]!.class_type}` === k))
-        this.objects.delete(k);
+    // Node objects of this prompt's (id, class) pairs stay, executed or not (those that ran are among them).
+    const live = new Set(ids.map((i) => `${i}:${prompt[i]!.class_type}`));
+    for (const k of [...this.objects.keys()]) if (!live.has(k)) this.objects.delete(k);
     this.currentClient = null;
     this.currentPromptId = null;
     return {
