@@ -2,8 +2,9 @@
 // columns we query by plus the whole record as JSON; schema changes go through numbered
 // migrations keyed on PRAGMA user_version. WAL + synchronous=NORMAL survives a process kill
 // (the case we design for); only an OS crash can lose the last few commits. Writes are group-
-// committed: buffered for one turn of the event loop and written in one transaction; callers that
-// need durability (a job id about to be returned) await `durable()`. Updates nobody waits for
+// committed: buffered for a turn of the event loop (until the second check phase, so requests
+// queued in the same turn leave first) and written in one transaction; callers that need
+// durability (a job id about to be returned) await `durable()`. Updates nobody waits for
 // (state changes after the id was handed out, terminal states included) wait up to `lazyCommitMs`
 // to ride along with the next durable commit: one commit per job instead of two when jobs run one
 // at a time, and a kill inside that window is covered by recovery (the job re-attaches to its
@@ -239,12 +240,18 @@ export class SqliteJobStore implements JobStore {
     }
     if (this.#flushTimer) return;
     if (urgent || this.#lazyCommitMs <= 0) {
-      // After the current I/O phase: every write of this turn of the loop shares one commit.
-      this.#flushTimer = setImmediate(this.#flushLogged);
+      // Two check phases later: every write of this turn of the loop shares one commit, and the
+      // requests this turn queued (undici sends from a setImmediate) are on the wire before the
+      // synchronous commit holds the loop, so a prompt and its dispatch's commit overlap.
+      this.#flushTimer = setImmediate(this.#flushSoon);
       return;
     }
     this.#lazyTimer ??= setTimeout(this.#flushLogged, this.#lazyCommitMs);
   }
+
+  #flushSoon = (): void => {
+    this.#flushTimer = setImmediate(this.#flushLogged);
+  };
 
   #flushLogged = (): void => {
     try {
