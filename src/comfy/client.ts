@@ -114,6 +114,8 @@ export class ComfyClient extends EventEmitter<ComfyClientEvents> {
       baseUrl: this.baseUrl,
       pollIntervalMs: options.historyPollIntervalMs ?? 1_000,
       ...(options.logger ? { logger: options.logger } : {}),
+      eventOutputsComplete: () =>
+        options.outputsFrom !== 'history' && Object.keys(this.#socket.serverFeatures).length > 0,
       getHistory: (id, signal, headers) => this.getHistory(id, runCallOptions(signal, headers)),
       getQueuePosition: (id, signal, headers) =>
         this.#queue.queuePosition(id, runCallOptions(signal, headers)),

@@ -11,7 +11,7 @@ import {
   ComfyTimeoutError,
 } from './errors.ts';
 import type { HeaderMap } from './headers.ts';
-import { historyOutcome, historyTimes, resultFromHistory } from './history.ts';
+import { collectOutputs, historyOutcome, historyTimes, resultFromHistory } from './history.ts';
 import { isBlockedExecution, type PromptMessage } from './messages.ts';
 import type { ApiPrompt, ComfyLogger, HistoryEntry, PreviewFrame, RunEvent, RunResult } from './types.ts';
 
@@ -27,6 +27,11 @@ export interface PromptRunDeps {
   getHistory(promptId: string, signal: AbortSignal, headers?: HeaderMap): Promise<HistoryEntry | undefined>;
   getQueuePosition(promptId: string, signal: AbortSignal, headers?: HeaderMap): Promise<QueuePosition>;
   cancel(promptId: string, signal: AbortSignal, headers?: HeaderMap): Promise<void>;
+  /**
+   * True when the server reports every output node (cached ones too) in `executed` messages, so a
+   * run the socket saw whole can end without reading history. Absent = always read history.
+   */
+  eventOutputsComplete?(): boolean;
   /** Called once when the run ends, whatever the outcome (the client unregisters it). */
   release(run: PromptRun): void;
 }
@@ -61,6 +66,9 @@ export class PromptRun {
   /** Set while a timed-out/aborted run cancels on the server: late events no longer count. */
   #aborting = false;
   #accepted = false;
+  /** Outputs of a run that ended before its POST /prompt was answered (its node_errors are due). */
+  #held: Pick<RunResult, 'outputs' | 'texts' | 'rawOutputs'> | undefined;
+  #heldTimes: ReturnType<typeof historyTimes> | undefined;
   #queuedAt = Date.now();
   #nodeErrors: Record<string, unknown> | undefined;
   readonly #deps: PromptRunDeps;
@@ -81,6 +89,9 @@ export class PromptRun {
   #finishedAt: number | undefined;
   #cachedNodes: string[] | undefined;
   #currentNode: string | undefined;
+  /** `executed` outputs by node since `execution_start`; null once the socket may have missed some. */
+  #eventOutputs: Record<string, Record<string, unknown>> | null = null;
+  #succeeded = false;
   readonly #nodes: Record<string, { startedAt: number; finishedAt?: number }> = {};
 
   constructor(deps: PromptRunDeps, options: PromptRunOptions) {
@@ -103,7 +114,8 @@ export class PromptRun {
     if (info.queuedAt !== undefined) this.#queuedAt = info.queuedAt;
     if (info.nodeErrors && Object.keys(info.nodeErrors).length > 0) this.#nodeErrors = info.nodeErrors;
     this.#emit({ type: 'queued', promptId: this.promptId, number: info.number });
-    this.#schedulePoll(this.#deps.pollIntervalMs);
+    if (this.#held) this.#succeed();
+    else this.#schedulePoll(this.#deps.pollIntervalMs);
   }
 
   /** Attach to a prompt submitted elsewhere: look it up now, then poll. */
@@ -112,13 +124,19 @@ export class PromptRun {
     this.#schedulePoll(0);
   }
 
-  /** Ends the run with `error` unless it already ended (used when the submission itself fails). */
+  /**
+   * Ends the run with `error` unless it already ended (used when the submission itself fails). A
+   * run already seen finished keeps its result: the prompt ran, whatever the answer to the POST.
+   */
   fail(error: Error): void {
-    this.#settle(undefined, error);
+    if (this.#held) this.#succeed();
+    else this.#settle(undefined, error);
   }
 
   /** The socket dropped or came back: reconcile through HTTP soon. */
   reconcile(): void {
+    // Messages may have been lost meanwhile: only history can tell the outputs now.
+    this.#eventOutputs = null;
     if (this.#accepted) this.#schedulePoll(0);
   }
 
@@ -130,6 +148,7 @@ export class PromptRun {
     switch (message.type) {
       case 'execution_start':
         this.#startedAt = now;
+        this.#eventOutputs = {};
         this.#emit({ type: 'started', promptId: id });
         break;
       case 'execution_cached':
@@ -141,8 +160,12 @@ export class PromptRun {
         const node = message.data.node;
         this.#closeNode(now);
         if (node === null) {
-          // ComfyUI writes the history entry before sending this: read it now.
           this.#finishedAt ??= now;
+          if (this.#succeeded && this.#eventOutputs && this.#deps.eventOutputsComplete?.()) {
+            this.#complete(collectedOutputs(this.#eventOutputs), undefined);
+            break;
+          }
+          // ComfyUI writes the history entry before sending this: read it now.
           this.#schedulePoll(0);
           break;
         }
@@ -177,6 +200,10 @@ export class PromptRun {
       case 'executed': {
         const timing = this.#nodes[message.data.node];
         if (timing && timing.finishedAt === undefined) timing.finishedAt = now;
+        // History keeps a node's last UI output, and has none for a node that sent null.
+        const output = message.data.output;
+        if (this.#eventOutputs && typeof output === 'object' && output !== null && !Array.isArray(output))
+          this.#eventOutputs[message.data.node] = output as Record<string, unknown>;
         this.#emit({
           type: 'executed',
           promptId: id,
@@ -188,6 +215,7 @@ export class PromptRun {
       case 'execution_success':
         this.#closeNode(now);
         this.#finishedAt = now;
+        this.#succeeded = true;
         // History is written just after this; `executing null` normally follows at once.
         this.#schedulePoll(TERMINAL_GRACE_MS);
         break;
@@ -342,7 +370,26 @@ export class PromptRun {
       this.#settle(undefined, this.#interrupted(outcome.data));
       return;
     }
-    const times = historyTimes(entry);
+    this.#complete(resultFromHistory(this.promptId, entry), historyTimes(entry));
+  }
+
+  /** The prompt finished with these outputs: succeed now, or once its POST /prompt is answered. */
+  #complete(
+    outputs: Pick<RunResult, 'outputs' | 'texts' | 'rawOutputs'>,
+    times: ReturnType<typeof historyTimes> | undefined,
+  ): void {
+    this.#held = outputs;
+    this.#heldTimes = times;
+    // ComfyUI can finish a cached prompt before its POST answer (with node_errors) is read here.
+    if (this.#accepted) this.#succeed();
+    else this.#clearPollTimer();
+  }
+
+  #succeed(): void {
+    const outputs = this.#held;
+    if (!outputs) return;
+    // Outputs from events come with our own clock's times; from history, with its timestamps too.
+    const times: Partial<ReturnType<typeof historyTimes>> = this.#heldTimes ?? {};
     const now = Date.now();
     // Prefer our own clock (WS arrival); fall back to the server's timestamps from history.
     const sawSocket = this.#startedAt !== undefined;
@@ -353,14 +400,14 @@ export class PromptRun {
       queuedAt,
       finishedAt,
       nodes: this.#nodes,
-      cachedNodes: this.#cachedNodes ?? times.cachedNodes,
+      cachedNodes: this.#cachedNodes ?? times.cachedNodes ?? [],
     };
     if (startedAt !== undefined) {
       stats.startedAt = startedAt;
       stats.queueWaitMs = Math.max(0, startedAt - queuedAt);
       stats.executionMs = Math.max(0, finishedAt - startedAt);
     }
-    const result: RunResult = { ...resultFromHistory(this.promptId, entry), stats };
+    const result: RunResult = { promptId: this.promptId, ...outputs, stats };
     if (this.#nodeErrors) result.nodeErrors = this.#nodeErrors;
     this.#settle(result, undefined);
   }
@@ -404,6 +451,14 @@ export class PromptRun {
     if (error) this.#reject(error);
     else if (result) this.#resolve(result);
   }
+}
+
+/** The RunResult pieces a run's `executed` outputs give (the same dict ComfyUI writes to history). */
+function collectedOutputs(
+  outputs: Record<string, Record<string, unknown>>,
+): Pick<RunResult, 'outputs' | 'texts' | 'rawOutputs'> {
+  const { files, texts } = collectOutputs(outputs);
+  return { outputs: files, texts, rawOutputs: outputs };
 }
 
 /**

@@ -219,6 +219,13 @@ export interface ComfyClientOptions {
   downloadConcurrency?: number;
   /** Fallback history polling while a run is in flight (default 1000). */
   historyPollIntervalMs?: number;
+  /**
+   * Where a finished run's outputs come from. 'events' (default): the `executed` messages, when the
+   * socket saw the whole run (from `execution_start`, no drop) of a server that announces
+   * `feature_flags` (ComfyUI ≥ 0.3.4x, which also reports cached nodes' outputs); otherwise, and
+   * always with 'history', the prompt's `/history` entry.
+   */
+  outputsFrom?: 'events' | 'history';
   /** WebSocket reconnect backoff (defaults 250 ms → 10 s, 10 attempts). */
   reconnect?: { initialDelayMs?: number; maxDelayMs?: number; maxAttempts?: number };
   /** Dead-socket detection: ping after `intervalMs` of silence, give up `timeoutMs` later. */

@@ -155,6 +155,13 @@ describe('ComfyClient per-call headers', () => {
       headers: { 'x-request-id': 'q-1' },
     });
     assert.equal(queued.promptId, 'rh-q');
+    // Attached after it finished, so the attach has to read history (a run the socket sees whole
+    // takes its outputs from the events).
+    const deadline = Date.now() + 15_000;
+    while ((await client.getPromptState('rh-q')) !== 'completed') {
+      assert.ok(Date.now() < deadline, 'the prompt did not finish');
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
     const result = await client.waitForPrompt('rh-q', {
       timeoutMs: 15_000,
       headers: { 'x-request-id': 'w-1' },

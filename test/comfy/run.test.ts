@@ -5,6 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { ComfyClient, ComfyClosedError, ComfyValidationError, type RunEvent } from '../../src/comfy/index.ts';
 import { type Simulator, startSimulator } from '../../src/simulator/index.ts';
 import { eventually, freshColor, invertPrompt } from './helpers.ts';
+import { RecordingProxy } from './recording-proxy.ts';
 
 describe('ComfyClient.run against the simulator', () => {
   let sim: Simulator;
@@ -55,6 +56,34 @@ describe('ComfyClient.run against the simulator', () => {
     assert.equal(png.subarray(0, 8).toString('hex'), '89504e470d0a1a0a');
     assert.equal(png.readUInt32BE(16), 16); // IHDR width
     assert.equal(png.readUInt32BE(20), 8); // IHDR height
+  });
+
+  it('takes the outputs of a whole run from the socket without reading history, equal to the history entry, fresh and fully cached', async () => {
+    const proxy = await RecordingProxy.start(url);
+    const viaEvents = new ComfyClient({ baseUrl: proxy.url });
+    const viaHistory = new ComfyClient({ baseUrl: proxy.url, outputsFrom: 'history' });
+    try {
+      const prompt = invertPrompt(freshColor(), 'cc_events');
+      const fresh = await viaEvents.run(prompt);
+      const cached = await viaEvents.run(prompt);
+      assert.deepEqual([...cached.stats.cachedNodes].sort(), ['1', '2', '3']);
+      const fromHistory = await viaHistory.run(prompt);
+      for (const result of [fresh, cached]) {
+        assert.equal(proxy.find('GET', `/history/${result.promptId}`).length, 0, 'no history read');
+        const entry = await client.getHistory(result.promptId);
+        assert.deepEqual(result.rawOutputs, entry?.outputs);
+        assert.equal(result.outputs.length, 1);
+      }
+      assert.ok(
+        proxy.find('GET', `/history/${fromHistory.promptId}`).length >= 1,
+        "outputsFrom: 'history' reads it",
+      );
+      assert.deepEqual(fromHistory.outputs, cached.outputs);
+    } finally {
+      await viaEvents.close();
+      await viaHistory.close();
+      await proxy.close();
+    }
   });
 
   it('uses a caller-supplied prompt id and reports a fully cached resubmission', async () => {
