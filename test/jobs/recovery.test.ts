@@ -17,6 +17,7 @@ import { SqliteJobStore } from '../../src/jobs/index.ts';
 import { type Gateway, startGateway } from '../../src/server/index.ts';
 import { type Simulator, startSimulator } from '../../src/simulator/index.ts';
 import { invertPrompt, type Json } from '../support/gateway.ts';
+import { jobRecord } from '../support/job-record.ts';
 import { REPO_ROOT } from '../support/shared.ts';
 
 let sim: Simulator;
@@ -150,30 +151,13 @@ test('a prompt the store has no instance for (killed between dispatch and commit
   const now = Date.now();
   const workflow = invertPrompt('located');
   const store = new SqliteJobStore({ path: join(dir, 'jobs.sqlite') });
-  store.insert({
-    id,
-    status: 'queued',
-    priority: 0,
-    created_at: now,
-    updated_at: now,
-    started_at: null,
-    completed_at: null,
-    expires_at: now + 3_600_000,
-    workflow,
-    class_types: ['EmptyImage', 'ImageInvert', 'SaveImage'],
-    request: {},
-    progress: null,
-    outputs: [],
-    output_sources: [],
-    error: null,
-    attempts: [],
-    instance_id: null,
-    prompt_id: null,
-    idempotency_key: null,
-    queue_ms: null,
-    execution_ms: null,
-    texts: [],
-  });
+  store.insert(
+    jobRecord(id, now, 'queued', {
+      expires_at: now + 3_600_000,
+      workflow,
+      class_types: ['EmptyImage', 'ImageInvert', 'SaveImage'],
+    }),
+  );
   store.close();
   const second = local.instances[1];
   assert.ok(second);

@@ -11,40 +11,15 @@ import {
   InvalidTransitionError,
   isTerminal,
   JOB_STATUSES,
-  type JobRecord,
   type JobStatus,
   type JobStore,
   MemoryJobStore,
   SqliteJobStore,
   transition,
 } from '../../src/jobs/index.ts';
+import { jobRecord } from '../support/job-record.ts';
 
-function job(id: string, createdAt: number, status: JobStatus = 'queued'): JobRecord {
-  return {
-    id,
-    status,
-    priority: 0,
-    created_at: createdAt,
-    updated_at: createdAt,
-    started_at: null,
-    completed_at: null,
-    expires_at: createdAt + 1000,
-    workflow: { '1': { class_type: 'X', inputs: {} } },
-    class_types: ['X'],
-    request: {},
-    progress: null,
-    outputs: [],
-    output_sources: [],
-    error: null,
-    attempts: [],
-    instance_id: null,
-    prompt_id: null,
-    idempotency_key: null,
-    queue_ms: null,
-    execution_ms: null,
-    texts: [],
-  };
-}
+const job = (id: string, createdAt: number, status: JobStatus = 'queued') => jobRecord(id, createdAt, status);
 
 describe('state machine', () => {
   test('terminal states never change; every allowed step is in the table', () => {
