@@ -18,6 +18,14 @@ type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 describe('HTTP transport', () => {
   let server: Server;
   let url: string;
+  /** A transport with one connection and no retries, against the test server. */
+  const oneConnection = (requestTimeoutMs: number) =>
+    new HttpTransport({
+      baseUrl: url,
+      requestTimeoutMs,
+      connections: 1,
+      retry: { maxAttempts: 1, initialDelayMs: 10, maxDelayMs: 10 },
+    });
   let handler: Handler = () => undefined;
   const held = new Set<ServerResponse>();
 
@@ -107,12 +115,7 @@ describe('HTTP transport', () => {
   });
 
   it('keeps at most about 64 KiB of an error body and reads 2xx bodies whole', async () => {
-    const transport = new HttpTransport({
-      baseUrl: url,
-      requestTimeoutMs: 10_000,
-      connections: 1,
-      retry: { maxAttempts: 1, initialDelayMs: 10, maxDelayMs: 10 },
-    });
+    const transport = oneConnection(10_000);
     try {
       const big = 'x'.repeat(4 * 1024 * 1024);
       handler = (req, res) => {
@@ -139,12 +142,7 @@ describe('HTTP transport', () => {
   it('a request queued for a connection ends at its deadline or abort, and is never sent', {
     timeout: 10_000,
   }, async () => {
-    const transport = new HttpTransport({
-      baseUrl: url,
-      requestTimeoutMs: 60_000,
-      connections: 1,
-      retry: { maxAttempts: 1, initialDelayMs: 10, maxDelayMs: 10 },
-    });
+    const transport = oneConnection(60_000);
     try {
       const seen: string[] = [];
       handler = (req, res) => {
@@ -181,12 +179,7 @@ describe('HTTP transport', () => {
   });
 
   it('decodes a chunked 2xx body whole, dropping a UTF-8 BOM like body.text()', async () => {
-    const transport = new HttpTransport({
-      baseUrl: url,
-      requestTimeoutMs: 10_000,
-      connections: 1,
-      retry: { maxAttempts: 1, initialDelayMs: 10, maxDelayMs: 10 },
-    });
+    const transport = oneConnection(10_000);
     try {
       const json = Buffer.from(
         JSON.stringify({ name: 'café ☕', list: Array.from({ length: 2000 }, (_, i) => i) }),
@@ -213,12 +206,7 @@ describe('HTTP transport', () => {
   });
 
   it('destroys a streamed request body when the request fails', { timeout: 10_000 }, async () => {
-    const transport = new HttpTransport({
-      baseUrl: url,
-      requestTimeoutMs: 10_000,
-      connections: 1,
-      retry: { maxAttempts: 1, initialDelayMs: 10, maxDelayMs: 10 },
-    });
+    const transport = oneConnection(10_000);
     try {
       handler = (req) => req.socket.destroy();
       // A body that never ends: only a destroy releases it.
