@@ -218,6 +218,11 @@ export class JobManager extends EventEmitter {
     return job;
   }
 
+  /** Resolves once every job submitted so far is committed (submit() + durable() = create()). */
+  durable(): Promise<void> {
+    return this.#store.durable();
+  }
+
   /** The job (live or stored), or undefined when unknown or past retention. */
   get(id: string): JobRecord | undefined {
     const live = this.#live.get(id);

@@ -186,7 +186,7 @@ export async function createJob(
   if (key && manager.hasIdempotencyKey(key)) throw new IdempotencyKeyReuseError();
   const { workflow, inputs: derived } = await input.prepare();
   const inputs = derived ? { ...body.inputs, ...derived } : body.inputs;
-  let job = await manager.create({
+  let job = manager.submit({
     workflow,
     ...(body.priority !== undefined ? { priority: body.priority } : {}),
     idempotencyKey: key,
@@ -201,6 +201,11 @@ export async function createJob(
     },
     ...(body.extra_data ? { extraData: body.extra_data } : {}),
   });
+  const origin = originOf(request, publicUrl);
+  // v2: a 201 means the job is recorded and queued. The body is the Job as created: the prompt may
+  // already be running by the time the commit lands.
+  let rendered = renderJob(job, origin, manager.queuePosition(job.id));
+  await manager.durable();
   request.log.info({ job_id: job.id, idempotency_key: key }, 'job created');
   if (input.wait && input.wait > 0) {
     const scope = scopedSignal([replySignal(reply), shutdownSignal], input.wait * 1000);
@@ -209,11 +214,9 @@ export async function createJob(
     } finally {
       scope.dispose();
     }
+    rendered = renderJob(job, origin, manager.queuePosition(job.id));
   }
-  return reply
-    .code(201)
-    .header('location', `/api/v2/jobs/${job.id}`)
-    .send(renderJob(job, originOf(request, publicUrl), manager.queuePosition(job.id)));
+  return reply.code(201).header('location', `/api/v2/jobs/${job.id}`).send(rendered);
 }
 
 /** Validates the Idempotency-Key header (1–255 visible characters). */
