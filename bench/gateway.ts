@@ -82,6 +82,28 @@ function procCpuMs(statPath: string | undefined): number | null {
   }
 }
 
+/** Machine-wide CPU ticks so far and the part stolen by the hypervisor (Linux /proc/stat); null elsewhere. */
+function machineTicks(): { total: number; steal: number } | null {
+  try {
+    // "cpu  user nice system idle iowait irq softirq steal guest guest_nice"
+    const fields = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1, 9);
+    const ticks = fields.map(Number);
+    if (ticks.length < 8 || ticks.some((t) => !Number.isFinite(t))) return null;
+    return { total: ticks.reduce((a, b) => a + b, 0), steal: ticks[7] as number };
+  } catch {
+    return null;
+  }
+}
+
+/** Percent of the machine's CPU time the hypervisor took between two readings (a noisy-host flag). */
+function stealPercent(
+  before: ReturnType<typeof machineTicks>,
+  after: ReturnType<typeof machineTicks>,
+): number | null {
+  if (!before || !after || after.total <= before.total) return null;
+  return round((100 * (after.steal - before.steal)) / (after.total - before.total), 1);
+}
+
 /** CPU ms of this process's threads, summed by thread name, from /proc (Linux); {} elsewhere. */
 function threadCpuMs(): Record<string, number> {
   const out: Record<string, number> = {};
@@ -241,6 +263,7 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
     const gatewayMs: number[] = [];
     let sdkCpuUs = 0;
     const gwSerialBefore = await stats(gw.child);
+    const ticksSerialBefore = machineTicks();
     if (profileC1) {
       const started = nextMessage(gw.child, 'profile');
       gw.child.send({ type: 'profile-start', cpu: true, heap: false });
@@ -258,6 +281,7 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
       gatewayMs.push(performance.now() - t);
     }
     const gwSerialAfter = await stats(gw.child);
+    const stealSerial = stealPercent(ticksSerialBefore, machineTicks());
     if (profileC1) {
       const written = nextMessage(gw.child, 'profile');
       gw.child.send({ type: 'profile-stop', path: profileC1 });
@@ -289,6 +313,7 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
     };
     const loadBeforeThroughput = loads();
     const gwBefore = await stats(gw.child);
+    const ticksBefore = machineTicks();
     const simCpuBefore = procCpuMs(sim.child.pid === undefined ? undefined : `/proc/${sim.child.pid}/stat`);
     const genCpuBefore = process.cpuUsage();
     if (profile || heapProfile) {
@@ -298,6 +323,7 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
     }
     const loadMs = await load(jobs);
     const genCpu = process.cpuUsage(genCpuBefore);
+    const stealThroughput = stealPercent(ticksBefore, machineTicks());
     const simCpuAfter = procCpuMs(sim.child.pid === undefined ? undefined : `/proc/${sim.child.pid}/stat`);
     let profileWritten: string | null = null;
     if (profile || heapProfile) {
@@ -350,6 +376,8 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
       store: storeKind,
       log_level: logLevel,
       warmup,
+      steal_percent_c1: stealSerial,
+      steal_percent_throughput: stealThroughput,
       samples,
       direct_p50_ms: round(percentile(directMs, 50)),
       direct_p99_ms: round(percentile(directMs, 99)),
@@ -378,7 +406,7 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
       profile: profileWritten,
     };
     const summary = [
-      `Processes: simulators (${instances} instances, one child), gateway (one child, LOG_LEVEL=${logLevel}), load generator (this process); ${data.cpus} CPUs; ${warmup} warm-up rounds; loadavg ${loadAtStart.join('/')} at start, ${loadBeforeThroughput.join('/')} before the throughput run, ${loadAtEnd.join('/')} at end.`,
+      `Processes: simulators (${instances} instances, one child), gateway (one child, LOG_LEVEL=${logLevel}), load generator (this process); ${data.cpus} CPUs; ${warmup} warm-up rounds; loadavg ${loadAtStart.join('/')} at start, ${loadBeforeThroughput.join('/')} before the throughput run, ${loadAtEnd.join('/')} at end; CPU stolen by the hypervisor ${stealSerial ?? '?'} % during the c=1 run, ${stealThroughput ?? '?'} % during the throughput run.`,
       '',
       `| metric | value | target |`,
       `|---|---|---|`,
