@@ -169,11 +169,10 @@ export function parseQueueItem(item: unknown): QueueItem | undefined {
   };
 }
 
-/** Builds the RunResult pieces that come from the history entry alone. */
-export function resultFromHistory(
-  promptId: string,
-  entry: HistoryEntry,
-): Pick<RunResult, 'promptId' | 'outputs' | 'texts' | 'rawOutputs'> {
-  const { files, texts } = collectOutputs(entry.outputs);
-  return { promptId, outputs: files, texts, rawOutputs: entry.outputs };
+/** The RunResult pieces a prompt's outputs give: a history entry's, or the same dict from `executed` messages. */
+export function resultFromOutputs(
+  outputs: Record<string, Record<string, unknown>>,
+): Pick<RunResult, 'outputs' | 'texts' | 'rawOutputs'> {
+  const { files, texts } = collectOutputs(outputs);
+  return { outputs: files, texts, rawOutputs: outputs };
 }

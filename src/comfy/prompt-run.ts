@@ -11,7 +11,7 @@ import {
   ComfyTimeoutError,
 } from './errors.ts';
 import type { HeaderMap } from './headers.ts';
-import { collectOutputs, historyOutcome, historyTimes, resultFromHistory } from './history.ts';
+import { historyOutcome, historyTimes, resultFromOutputs } from './history.ts';
 import { isBlockedExecution, type PromptMessage } from './messages.ts';
 import type { ApiPrompt, ComfyLogger, HistoryEntry, PreviewFrame, RunEvent, RunResult } from './types.ts';
 
@@ -66,9 +66,13 @@ export class PromptRun {
   /** Set while a timed-out/aborted run cancels on the server: late events no longer count. */
   #aborting = false;
   #accepted = false;
-  /** Outputs of a run that ended before its POST /prompt was answered (its node_errors are due). */
-  #held: Pick<RunResult, 'outputs' | 'texts' | 'rawOutputs'> | undefined;
-  #heldTimes: ReturnType<typeof historyTimes> | undefined;
+  /**
+   * How the prompt finished (outputs, plus the server's timestamps when they came from history),
+   * kept until its POST /prompt is answered: that answer's node_errors belong in the result.
+   */
+  #held:
+    | { outputs: ReturnType<typeof resultFromOutputs>; times: ReturnType<typeof historyTimes> | undefined }
+    | undefined;
   #queuedAt = Date.now();
   #nodeErrors: Record<string, unknown> | undefined;
   readonly #deps: PromptRunDeps;
@@ -162,7 +166,7 @@ export class PromptRun {
         if (node === null) {
           this.#finishedAt ??= now;
           if (this.#succeeded && this.#eventOutputs && this.#deps.eventOutputsComplete?.()) {
-            this.#complete(collectedOutputs(this.#eventOutputs), undefined);
+            this.#complete(resultFromOutputs(this.#eventOutputs), undefined);
             break;
           }
           // ComfyUI writes the history entry before sending this: read it now.
@@ -370,26 +374,25 @@ export class PromptRun {
       this.#settle(undefined, this.#interrupted(outcome.data));
       return;
     }
-    this.#complete(resultFromHistory(this.promptId, entry), historyTimes(entry));
+    this.#complete(resultFromOutputs(entry.outputs), historyTimes(entry));
   }
 
   /** The prompt finished with these outputs: succeed now, or once its POST /prompt is answered. */
   #complete(
-    outputs: Pick<RunResult, 'outputs' | 'texts' | 'rawOutputs'>,
+    outputs: ReturnType<typeof resultFromOutputs>,
     times: ReturnType<typeof historyTimes> | undefined,
   ): void {
-    this.#held = outputs;
-    this.#heldTimes = times;
+    this.#held = { outputs, times };
     // ComfyUI can finish a cached prompt before its POST answer (with node_errors) is read here.
     if (this.#accepted) this.#succeed();
     else this.#clearPollTimer();
   }
 
   #succeed(): void {
-    const outputs = this.#held;
-    if (!outputs) return;
+    if (!this.#held) return;
+    const { outputs } = this.#held;
     // Outputs from events come with our own clock's times; from history, with its timestamps too.
-    const times: Partial<ReturnType<typeof historyTimes>> = this.#heldTimes ?? {};
+    const times: Partial<ReturnType<typeof historyTimes>> = this.#held.times ?? {};
     const now = Date.now();
     // Prefer our own clock (WS arrival); fall back to the server's timestamps from history.
     const sawSocket = this.#startedAt !== undefined;
@@ -451,14 +454,6 @@ export class PromptRun {
     if (error) this.#reject(error);
     else if (result) this.#resolve(result);
   }
-}
-
-/** The RunResult pieces a run's `executed` outputs give (the same dict ComfyUI writes to history). */
-function collectedOutputs(
-  outputs: Record<string, Record<string, unknown>>,
-): Pick<RunResult, 'outputs' | 'texts' | 'rawOutputs'> {
-  const { files, texts } = collectOutputs(outputs);
-  return { outputs: files, texts, rawOutputs: outputs };
 }
 
 /**
