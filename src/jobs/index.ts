@@ -23,7 +23,15 @@ export type {
   OutputSource,
   Progress,
 } from './job.ts';
-export { canTransition, isTerminal, JOB_STATUSES, TERMINAL_STATUSES, transition } from './job.ts';
+export {
+  canTransition,
+  isTerminal,
+  JOB_STATUSES,
+  newJob,
+  recordAttempt,
+  TERMINAL_STATUSES,
+  transition,
+} from './job.ts';
 export type { JobManagerOptions, SubmitInput } from './manager.ts';
 export { JobManager } from './manager.ts';
 export { MemoryJobStore } from './memory-store.ts';

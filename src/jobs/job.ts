@@ -168,3 +168,52 @@ export function transition(job: JobRecord, to: JobStatus, now: number, retention
   }
   return true;
 }
+
+/** A new job as submitted: queued, nothing run yet, expiring `retentionMs` after `now`. */
+export function newJob(init: {
+  id: string;
+  now: number;
+  retentionMs: number;
+  workflow: ApiPrompt;
+  priority?: number;
+  request?: JobRequest;
+  idempotencyKey?: string | null;
+}): JobRecord {
+  return {
+    id: init.id,
+    status: 'queued',
+    priority: init.priority ?? 0,
+    created_at: init.now,
+    updated_at: init.now,
+    started_at: null,
+    completed_at: null,
+    expires_at: init.now + init.retentionMs,
+    workflow: init.workflow,
+    class_types: [...new Set(Object.values(init.workflow).map((n) => n.class_type))],
+    request: init.request ?? {},
+    progress: null,
+    outputs: [],
+    output_sources: [],
+    error: null,
+    attempts: [],
+    instance_id: null,
+    prompt_id: null,
+    idempotency_key: init.idempotencyKey ?? null,
+    queue_ms: null,
+    execution_ms: null,
+    texts: [],
+  };
+}
+
+/** Records a new attempt of `job` on `instanceId` (its prompt id is the job id). */
+export function recordAttempt(job: JobRecord, instanceId: string, startedAt: number): void {
+  job.attempts.push({
+    n: job.attempts.length + 1,
+    instance_id: instanceId,
+    started_at: startedAt,
+    finished_at: null,
+    error: null,
+  });
+  job.instance_id = instanceId;
+  job.prompt_id = job.id;
+}

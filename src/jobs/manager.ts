@@ -12,7 +12,9 @@ import {
   type JobRecord,
   type JobRequest,
   type JobStatus,
+  newJob,
   type Progress,
+  recordAttempt,
   transition,
 } from './job.ts';
 import type {
@@ -166,7 +168,7 @@ export class JobManager extends EventEmitter {
     }
   }
 
-  /** Creates a job; it is durable when this returns. Throws QueueFullError / IdempotencyKeyReuseError. */
+  /** Creates and queues a job, committed by the next group commit (create() waits for it). Throws QueueFullError / IdempotencyKeyReuseError. */
   submit(input: SubmitInput): JobRecord {
     if (this.#closing) throw new ShuttingDownError();
     if (this.#scheduler.size >= this.#o.maxQueue) {
@@ -174,30 +176,15 @@ export class JobManager extends EventEmitter {
     }
     const now = this.#clock();
     const id = this.#newId();
-    const job: JobRecord = {
+    const job = newJob({
       id,
-      status: 'queued',
-      priority: input.priority ?? 0,
-      created_at: now,
-      updated_at: now,
-      started_at: null,
-      completed_at: null,
-      expires_at: now + this.#o.retentionMs,
+      now,
+      retentionMs: this.#o.retentionMs,
       workflow: input.workflow,
-      class_types: [...new Set(Object.values(input.workflow).map((n) => n.class_type))],
-      request: input.request ?? {},
-      progress: null,
-      outputs: [],
-      output_sources: [],
-      error: null,
-      attempts: [],
-      instance_id: null,
-      prompt_id: null,
-      idempotency_key: input.idempotencyKey ?? null,
-      queue_ms: null,
-      execution_ms: null,
-      texts: [],
-    };
+      ...(input.priority !== undefined ? { priority: input.priority } : {}),
+      ...(input.request ? { request: input.request } : {}),
+      idempotencyKey: input.idempotencyKey ?? null,
+    });
     this.#store.insert(job, input.idempotencyKey);
     const live = this.#newLive(job, input.extraData);
     this.#live.set(id, live);
@@ -361,15 +348,7 @@ export class JobManager extends EventEmitter {
     }
     const job = live.job;
     const now = this.#clock();
-    job.attempts.push({
-      n: job.attempts.length + 1,
-      instance_id: lease.instanceId,
-      started_at: now,
-      finished_at: null,
-      error: null,
-    });
-    job.instance_id = lease.instanceId;
-    job.prompt_id = job.id;
+    recordAttempt(job, lease.instanceId, now);
     job.updated_at = now;
     // Committed in this turn of the loop, while the prompt is on its way: waiting for the commit
     // first would add it to every job's latency. A kill in between leaves a prompt the store has
@@ -632,15 +611,7 @@ export class JobManager extends EventEmitter {
       const foundOn = job.instance_id ? undefined : located.get(job.id);
       if (foundOn) {
         // Dispatched just before the stop, without the dispatch reaching the store.
-        job.instance_id = foundOn;
-        job.prompt_id = job.id;
-        job.attempts.push({
-          n: job.attempts.length + 1,
-          instance_id: foundOn,
-          started_at: job.updated_at,
-          finished_at: null,
-          error: null,
-        });
+        recordAttempt(job, foundOn, job.updated_at);
       }
       const live = this.#newLive(job);
       this.#live.set(job.id, live);
