@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { type NodeDefs, toApiPrompt } from '../src/workflow/index.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const PAIRS = resolve(ROOT, '..', 'shared', 'workflow-pairs');
+const PAIRS = join(ROOT, 'test', 'fixtures', 'workflow-pairs');
 /** Pairs tiled into the synthetic workflow (v0.4 files without group nodes). */
 export const TILE_SOURCES = [
   'core_wyrde_noisy_latent_reroutes',
