@@ -36,6 +36,7 @@ export { createSsrfGuard, isSafeUrl, redactUrl, SsrfGuard } from './ssrf-guard.t
 export type { LookupFunction, SsrfGuardOptions } from './ssrf-guard.ts';
 export { createImageConverter, isConvertible, renameForFormat } from './outputs/convert.ts';
 export type { ImageFormat } from './outputs/convert.ts';
+export { loadSharp } from './lazy-modules.ts';
 export { OutputDelivery, outputKey } from './outputs/output-delivery.ts';
 export type { DeliverOptions, OutputDeliveryOptions } from './outputs/output-delivery.ts';
 export { planOutputs } from './outputs/output-plan.ts';

@@ -4,9 +4,8 @@
 import { Readable } from 'node:stream';
 import multipart from '@fastify/multipart';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import sharp from 'sharp';
 import { contentTypeOf } from '../jobs/index.ts';
-import type { PendingBlob } from '../io/index.ts';
+import { loadSharp, type PendingBlob } from '../io/index.ts';
 import { both, type FacadeContext, type FacadeInstanceClient } from './comfy-facade-common.ts';
 import { instanceTag, untagSubfolder } from './comfy-facade-format.ts';
 import { normalizeSubfolder, UploadNameError } from './comfy-facade-uploads.ts';
@@ -126,6 +125,7 @@ export const fileRoutes: FastifyPluginAsync<{ ctx: FacadeContext; maxUploadBytes
       );
       if (!original) throw new MaskError('the original image was not found');
       // EXIF-transposed RGB of the original, then the mask's alpha as its alpha (PIL putalpha).
+      const sharp = loadSharp();
       const rgb = await sharp(original).rotate().removeAlpha().raw().toBuffer({ resolveWithObject: true });
       const alpha = await sharp(maskPath)
         .ensureAlpha()

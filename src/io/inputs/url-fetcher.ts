@@ -4,10 +4,11 @@
 import { createWriteStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { type Dispatcher, errors as undiciErrors, request } from 'undici';
 import { type ContentMeasure, ContentMeter } from '../content-meter.ts';
 import { InputFetchError, InputInvalidError, InputTooLargeError, IoAbortError, IoError } from '../errors.ts';
+import { loadS3Client } from '../lazy-modules.ts';
 import { redactUrl, type SsrfGuard } from '../ssrf-guard.ts';
 import { credentialsFor, type UrlCredential } from './credentials.ts';
 
@@ -126,6 +127,7 @@ export class UrlFetcher {
     const key = decodeURIComponent(parsed.pathname.replace(/^\//, ''));
     if (bucket === '' || key === '')
       throw new InputInvalidError(`s3 URL needs a bucket and a key: ${redactUrl(url)}`);
+    const { GetObjectCommand, S3Client } = loadS3Client();
     this.#s3 ??= new S3Client({
       endpoint: this.#s3Options?.endpoint,
       region: this.#s3Options?.region ?? 'us-east-1',

@@ -1,6 +1,6 @@
 // Optional per-job image conversion (PNG/JPEG/WebP with a quality), streamed through sharp.
 import type { Duplex } from 'node:stream';
-import sharp from 'sharp';
+import { loadSharp } from '../lazy-modules.ts';
 
 /** Target formats. */
 export type ImageFormat = 'png' | 'jpeg' | 'webp';
@@ -34,7 +34,7 @@ export function renameForFormat(name: string, format: ImageFormat): string {
 /** A streaming transform that re-encodes an image. Quality 1–100 (JPEG/WebP; PNG maps it to compression effort). */
 export function createImageConverter(format: ImageFormat, quality?: number): Duplex {
   const q = quality === undefined ? undefined : Math.min(100, Math.max(1, Math.round(quality)));
-  const pipeline = sharp({ failOn: 'error', sequentialRead: true });
+  const pipeline = loadSharp()({ failOn: 'error', sequentialRead: true });
   if (format === 'jpeg') return pipeline.jpeg({ quality: q ?? 90, mozjpeg: false });
   if (format === 'webp') return pipeline.webp({ quality: q ?? 90 });
   return pipeline.png({ compressionLevel: q === undefined ? 6 : Math.round(9 - (q / 100) * 9) });

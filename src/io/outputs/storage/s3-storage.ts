@@ -1,10 +1,9 @@
 // S3 (and any S3-compatible store) as an output destination: multipart streamed uploads through
 // @aws-sdk/lib-storage, HEAD verification, and presigned GET URLs.
 import type { Readable } from 'node:stream';
-import { GetObjectCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
-import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { OutputStorageError } from '../../errors.ts';
+import { loadS3Client, loadS3Presigner, loadS3Storage } from '../../lazy-modules.ts';
 import { safeKey, type StorageBackend, type StoredLocation } from './storage-backend.ts';
 
 /** Options of S3 storage. */
@@ -28,6 +27,7 @@ export class S3Storage implements StorageBackend {
 
   constructor(options: S3StorageOptions) {
     this.#o = options;
+    const { S3Client } = loadS3Client();
     this.#client = new S3Client({
       endpoint: options.endpoint,
       region: options.region ?? 'us-east-1',
@@ -44,6 +44,7 @@ export class S3Storage implements StorageBackend {
     body: Readable,
     options: { contentType: string; signal: AbortSignal },
   ): Promise<void> {
+    const { Upload } = loadS3Storage();
     const upload = new Upload({
       client: this.#client,
       params: { Bucket: this.#o.bucket, Key: this.#key(key), Body: body, ContentType: options.contentType },
@@ -70,6 +71,7 @@ export class S3Storage implements StorageBackend {
   async verify(key: string, bytes: number, signal: AbortSignal): Promise<void> {
     let length: number | undefined;
     try {
+      const { HeadObjectCommand } = loadS3Client();
       const head = await this.#client.send(
         new HeadObjectCommand({ Bucket: this.#o.bucket, Key: this.#key(key) }),
         {
@@ -93,7 +95,8 @@ export class S3Storage implements StorageBackend {
 
   async locate(key: string): Promise<StoredLocation> {
     const expiresIn = this.#o.presignExpirySeconds;
-    const url = await getSignedUrl(
+    const { GetObjectCommand } = loadS3Client();
+    const url = await loadS3Presigner().getSignedUrl(
       this.#client,
       new GetObjectCommand({ Bucket: this.#o.bucket, Key: this.#key(key) }),
       {
