@@ -394,6 +394,14 @@ export class Executor {
               flushImage();
               pendingImage = png;
             },
+            sendText: (text) => {
+              // server.send_progress_text: event 3, then the node id's length and bytes, then the text.
+              const node = Buffer.from(id);
+              const head = Buffer.alloc(8);
+              head.writeUInt32BE(3, 0);
+              head.writeUInt32BE(node.length, 4);
+              hub.sendBinary(Buffer.concat([head, node, Buffer.from(text)]), null);
+            },
             simulatedWork: async () => {
               if (delayMs > 0) {
                 try {

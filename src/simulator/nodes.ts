@@ -22,7 +22,7 @@ import {
   solidImage,
 } from './image.ts';
 import type { NodeDef } from './object-info.ts';
-import { ordered, pyDumps, pyKeys, toNumber } from './py-json.ts';
+import { ordered, PyFloat, pyDumps, pyKeys, toNumber } from './py-json.ts';
 import { pyStr } from './py-repr.ts';
 
 /** An opaque simulated value (MODEL, CLIP, CONDITIONING...) carrying its type and provenance. */
@@ -50,6 +50,8 @@ export interface NodeRunContext {
   progress(value: number, max: number): Promise<void>;
   /** Sends a PNG preview frame to the prompt's client (SaveImageWebsocket). */
   sendImage(png: Buffer): void;
+  /** Broadcasts a text frame shown on this node (PromptServer.send_progress_text without a sid). */
+  sendText(text: string): void;
   /** Waits the simulated time for this node (aborts on interrupt only at progress ticks). */
   simulatedWork(): Promise<void>;
 }
@@ -155,6 +157,24 @@ function loadImageFile(ref: string, ctx: NodeRunContext): { image: ImageBatch; m
   }
 }
 
+/** What PreviewAny shows: str() of scalars, json.dumps() of JSON values, str() of anything else. */
+function previewText(v: unknown): string {
+  if (v === null || v === undefined) return 'None';
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean' || v instanceof PyFloat)
+    return pyStr(v);
+  if (typeof v === 'object' && 'frames' in v) {
+    const img = v as ImageBatch;
+    const c = img.frames[0]?.length === img.width * img.height ? '' : ', 3';
+    return `tensor(<simulated ${img.frames.length}x${img.height}x${img.width}${c} tensor>)`;
+  }
+  if (typeof v === 'object' && 'simulated' in v) {
+    const p = v as Placeholder;
+    return `<simulated ${p.simulated} from ${p.from}>`;
+  }
+  return pyDumps(v);
+}
+
 function scaleSize(img: ImageBatch, width: number, height: number): [number, number] {
   if (width === 0 && height === 0) return [img.width, img.height];
   if (width === 0) return [Math.max(1, Math.round(img.width * (height / img.height))), height];
@@ -220,6 +240,19 @@ const REAL: Record<string, NodeImpl> = {
     outputs: [],
     ui: saveImages(asImage(i.images, 'images'), `ComfyUI${tempPrefix(ctx)}`, 'temp', ctx, 1),
   }),
+  GetImageSize: async (i, ctx) => {
+    const img = asImage(i.image, 'image');
+    const batch = img.frames.length;
+    ctx.sendText(`width: ${img.width}, height: ${img.height}\n batch size: ${batch}`);
+    return { outputs: [img.width, img.height, batch] };
+  },
+  PreviewAny: async (i) => ({ outputs: [], ui: ordered([['text', [previewText(i.source)]]]) }),
+  PrimitiveString: async (i) => ({ outputs: [i.value] }),
+  PrimitiveStringMultiline: async (i) => ({ outputs: [i.value] }),
+  PrimitiveInt: async (i) => ({ outputs: [i.value] }),
+  PrimitiveFloat: async (i) => ({ outputs: [i.value] }),
+  PrimitiveBoolean: async (i) => ({ outputs: [i.value] }),
+  StringConcatenate: async (i) => ({ outputs: [[str(i.string_a), str(i.string_b)].join(str(i.delimiter))] }),
   SaveImageWebsocket: async (i, ctx) => {
     const images = asImage(i.images, 'images');
     const total = images.frames.length;

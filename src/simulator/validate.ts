@@ -4,6 +4,7 @@
 import { type InputSpec, inputSpec, type NodeDef, nodeDef } from './object-info.ts';
 import { ordered, PyFloat, pyKeys, pySet, toNumber } from './py-json.ts';
 import { pyRepr, pyStr } from './py-repr.ts';
+import { PyStrHash } from './py-set.ts';
 
 /** One API-format node as submitted. */
 export interface PromptNode {
@@ -38,6 +39,12 @@ export interface ValidationContext {
 }
 
 /** Classes with a VALIDATE_INPUTS hook, and the inputs it takes over. */
+/**
+ * The string hashing of the simulated ComfyUI process: PYTHONHASHSEED=4471 is a seed under which
+ * CPython 3.11 orders every recorded prompt's output set as the recorded server did.
+ */
+const OUTPUT_ORDER = new PyStrHash(4471);
+
 const CUSTOM_VALIDATION: Record<string, string[]> = { LoadImage: ['image'], LoadImageMask: ['image'] };
 
 class PyException extends Error {
@@ -427,8 +434,8 @@ export function validatePrompt(
       nodeErrors: {},
     };
   }
-  // Python iterates a set here; reverse prompt order reproduces the recorded runs.
-  outputs.reverse();
+  // ComfyUI collects outputs in a set and iterates it: its order decides which ready output runs first.
+  const outputSet = OUTPUT_ORDER.setOrder(outputs);
   const good: string[] = [];
   const failed: Array<[string, ValidationError[]]> = [];
   const nodeErrors = new Map<
@@ -436,7 +443,7 @@ export function validatePrompt(
     { errors: ValidationError[]; dependent_outputs: string[]; class_type: unknown }
   >();
   const validated: Validated = new Map();
-  for (const o of outputs) {
+  for (const o of outputSet) {
     let valid: boolean;
     let reasons: ValidationError[];
     try {
@@ -497,5 +504,5 @@ export function validatePrompt(
       nodeErrors: nodeErrorsObj,
     };
   }
-  return { ok: true, outputs: good, nodeErrors: nodeErrorsObj };
+  return { ok: true, outputs: OUTPUT_ORDER.setOrder(good), nodeErrors: nodeErrorsObj };
 }

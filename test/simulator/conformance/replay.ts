@@ -42,6 +42,57 @@ async function until(pred: () => boolean, ms: number): Promise<boolean> {
   return true;
 }
 
+/**
+ * Runs the nodes that the transcript's first `execution_cached` lists (taken from its first POST
+ * /prompt), so the server's output cache holds what the recording server's held when it started.
+ */
+export async function primeCache(
+  base: string,
+  transcript: { events: Ev[] },
+  timeoutMs = 20_000,
+): Promise<void> {
+  const cached = transcript.events.find(
+    (e) => e.kind === 'ws_text' && (e.message as { type?: string }).type === 'execution_cached',
+  );
+  const post = transcript.events.find(
+    (e) => e.kind === 'http' && (e.request as { path?: string }).path === '/prompt',
+  );
+  const nodes = ((cached?.message as { data?: { nodes?: string[] } })?.data?.nodes ?? []) as string[];
+  const recorded = JSON.parse(String((post?.request as { body_text?: string })?.body_text ?? '{}')) as {
+    prompt?: Record<string, unknown>;
+  };
+  if (nodes.length === 0 || !recorded.prompt) throw new Error('nothing to prime: no execution_cached nodes');
+  const prompt = Object.fromEntries(nodes.map((id) => [id, recorded.prompt![id]]));
+  const clientId = `prime-${Date.now()}`;
+  const ws = new WebSocket(`${base.replace(/^http/, 'ws')}/ws?clientId=${clientId}`);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    const done = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('priming prompt did not finish')), timeoutMs);
+      ws.on('message', (d, isBinary) => {
+        if (isBinary) return;
+        const m = JSON.parse(d.toString()) as { type: string; data: { node?: unknown } };
+        if (m.type === 'executing' && m.data.node === null) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+    const res = await fetch(`${base}/prompt`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ prompt, client_id: clientId }),
+    });
+    if (res.status !== 200) throw new Error(`priming prompt answered ${res.status}: ${await res.text()}`);
+    await done;
+  } finally {
+    ws.terminate();
+  }
+}
+
 /** Replays a transcript; returns the list of differences (empty = conformant). */
 export async function replay(
   base: string,
@@ -126,8 +177,15 @@ export async function replay(
             const type = g.bin.readUInt32BE(0);
             if (type !== bin.decoded.event_type)
               errors.push(`ws ${label}[${i}]: binary event ${type}, recorded ${bin.decoded.event_type}`);
-            if (type === 1 && g.bin.subarray(0, 8).toString('hex') !== bin.first8_hex)
+            if ((type === 1 || type === 3) && g.bin.subarray(0, 8).toString('hex') !== bin.first8_hex)
               errors.push(`ws ${label}[${i}]: header ${g.bin.subarray(0, 8).toString('hex')}`);
+            // Text frames (send_progress_text): node id and text, so the length checks the text.
+            if (type === 3) {
+              const recLength = (x.binary as { length: number }).length;
+              if (g.bin.length !== recLength)
+                errors.push(`ws ${label}[${i}]: text frame of ${g.bin.length} bytes, recorded ${recLength}`);
+              return;
+            }
             const imgStart = type === 4 ? 8 + g.bin.readUInt32BE(4) : 8;
             if (type === 4)
               compare(
