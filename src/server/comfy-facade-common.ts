@@ -1,5 +1,6 @@
 // Types and helpers shared by the facade's files: its options, the pool/client slices it calls,
 // the context its route plugins share, and the helper that registers a route with its /api alias.
+import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AssetStore } from '../io/index.ts';
 import type { ApiPrompt, JobManager, NodeDefs } from '../jobs/index.ts';
@@ -68,4 +69,66 @@ export function both(
   handler: (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>,
 ): void {
   for (const url of [path, `/api${path}`]) app.route({ method, url, schema: { hide: true }, handler });
+}
+
+/** A request body as the facade received it: raw text, whatever the Content-Type said. */
+export class RawBody {
+  readonly text: string;
+  constructor(text: string) {
+    this.text = text;
+  }
+}
+
+/** ComfyUI's answer to a body `request.json()` cannot read: aiohttp's own 500 page. */
+export class MalformedBodyError extends Error {
+  readonly code = 'comfy_facade_malformed_body';
+}
+
+/**
+ * Makes every non-multipart body of the facade's routes a RawBody. ComfyUI parses bodies as JSON
+ * whatever the Content-Type says: Python's urllib sends application/x-www-form-urlencoded,
+ * `curl -d` form or nothing, comfyui-node text/plain.
+ */
+export function acceptAnyBody(app: FastifyInstance): void {
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => {
+    done(null, new RawBody(String(body)));
+  });
+}
+
+/**
+ * The body as ComfyUI's `await request.json()` reads it. Throws MalformedBodyError for an empty or
+ * non-JSON body unless `orEmpty` is true (ComfyUI's /interrupt reads those as `{}`).
+ */
+export function jsonBody(req: FastifyRequest, orEmpty = false): unknown {
+  const text = req.body instanceof RawBody ? req.body.text : '';
+  try {
+    return JSON.parse(text);
+  } catch {
+    if (orEmpty) return {};
+    throw new MalformedBodyError('the body is not JSON');
+  }
+}
+
+/** Sends aiohttp's default 500 page, which is what ComfyUI answers to an unreadable body. */
+export function sendAiohttp500(reply: FastifyReply): FastifyReply {
+  return reply
+    .code(500)
+    .type('text/plain; charset=utf-8')
+    .send('500 Internal Server Error\n\nServer got itself in trouble');
+}
+
+/**
+ * Who is calling, for scoping interrupts and deletions over a shared pool: a short digest of the
+ * bearer key when the gateway has keys (the auth hook already checked it), '' when it has none.
+ */
+export function ownerOf(req: FastifyRequest, apiKeys: readonly string[] | undefined): string {
+  if (!apiKeys || apiKeys.length === 0) return '';
+  const key = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '')?.[1]?.trim();
+  return key ? ownerDigest(key) : '';
+}
+
+/** The owner digest of one API key (sockets compute it from their own credentials). */
+export function ownerDigest(key: string): string {
+  return createHash('sha256').update(key).digest('hex').slice(0, 16);
 }

@@ -11,6 +11,8 @@ export interface FacadePrompt {
   promptId: string;
   number: number;
   clientId: string | null;
+  /** Who submitted it: a digest of the caller's API key ('' on a gateway without keys). */
+  owner: string;
   extraData: Record<string, unknown>;
   /** Output nodes ComfyUI will execute (queue item field 5). */
   outputsToExecute: string[];

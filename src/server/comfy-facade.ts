@@ -6,7 +6,17 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { fileInputsOf, type NodeDef } from '../io/index.ts';
 import { type ApiPrompt, isTerminal, type JobRecord, type NodeDefs } from '../jobs/index.ts';
 import { isUiWorkflow } from '../workflow/index.ts';
-import { both, type ComfyFacadeOptions, type FacadeContext, type FacadePool } from './comfy-facade-common.ts';
+import {
+  acceptAnyBody,
+  both,
+  type ComfyFacadeOptions,
+  type FacadeContext,
+  type FacadePool,
+  jsonBody,
+  MalformedBodyError,
+  ownerOf,
+  sendAiohttp500,
+} from './comfy-facade-common.ts';
 import { fileRoutes } from './comfy-facade-files.ts';
 import { historyEntry, queueItem } from './comfy-facade-format.ts';
 import { FacadeRelay } from './comfy-facade-relay.ts';
@@ -57,8 +67,10 @@ export const comfyFacadeRoutes: FastifyPluginAsync<ComfyFacadeOptions> = async (
     await sockets.close();
   });
 
+  acceptAnyBody(app);
   // ComfyUI's shape for every failure on these routes, never the v2 envelope.
   app.setErrorHandler((err, request, reply) => {
+    if (err instanceof MalformedBodyError) return sendAiohttp500(reply);
     const e = err as { statusCode?: number; code?: string; message?: string };
     const status = typeof e.statusCode === 'number' && e.statusCode >= 400 ? e.statusCode : 500;
     if (status >= 500) request.log.error({ err }, 'comfy facade request failed');
@@ -75,7 +87,7 @@ export const comfyFacadeRoutes: FastifyPluginAsync<ComfyFacadeOptions> = async (
   const nodeDefs = async (): Promise<NodeDefs> => pool.nodeDefsFor();
 
   both(app, 'POST', '/prompt', async (req, reply) => {
-    const body = req.body;
+    const body = jsonBody(req);
     if (!isObject(body) || !isObject(body.prompt)) {
       return reply.code(400).send({
         error: comfyError('no_prompt', 'No prompt provided', 'No prompt provided'),
@@ -130,6 +142,7 @@ export const comfyFacadeRoutes: FastifyPluginAsync<ComfyFacadeOptions> = async (
         ? body.prompt_id
         : null;
     const clientId = typeof body.client_id === 'string' && body.client_id !== '' ? body.client_id : null;
+    const owner = ownerOf(req, options.apiKeys);
     const extra = isObject(body.extra_data) ? { ...body.extra_data } : {};
     delete extra.client_id;
     const job = await manager.create({
@@ -137,7 +150,7 @@ export const comfyFacadeRoutes: FastifyPluginAsync<ComfyFacadeOptions> = async (
       priority: front ? 1 : 0,
       request: {
         ...(Object.keys(inputs).length > 0 ? { inputs } : {}),
-        metadata: { comfy_facade: { prompt_id: callerId, number, client_id: clientId } },
+        metadata: { comfy_facade: { prompt_id: callerId, number, client_id: clientId, owner } },
       },
       ...(Object.keys(extra).length > 0 ? { extraData: extra } : {}),
     });
@@ -146,6 +159,7 @@ export const comfyFacadeRoutes: FastifyPluginAsync<ComfyFacadeOptions> = async (
       promptId: callerId ?? job.id,
       number,
       clientId,
+      owner,
       extraData: {
         ...boundedExtra(extra),
         ...(clientId ? { client_id: clientId } : {}),
@@ -178,29 +192,45 @@ export const comfyFacadeRoutes: FastifyPluginAsync<ComfyFacadeOptions> = async (
   });
 
   both(app, 'POST', '/queue', async (req, reply) => {
-    const body = isObject(req.body) ? req.body : {};
-    const pendingOnly = (jobId: string) => manager.get(jobId)?.status === 'queued';
+    const raw = jsonBody(req);
+    const body = isObject(raw) ? raw : {};
+    // Over a pool with API keys, a caller only ever removes its own prompts.
+    const owner = ownerOf(req, options.apiKeys);
+    const pendingOwn = (jobId: string) =>
+      manager.get(jobId)?.status === 'queued' && prompts.byJobId(jobId)?.owner === owner;
     if (body.clear === true)
-      for (const jobId of relay?.activeJobIds() ?? []) if (pendingOnly(jobId)) manager.cancel(jobId);
+      for (const jobId of relay?.activeJobIds() ?? []) if (pendingOwn(jobId)) manager.cancel(jobId);
     if (Array.isArray(body.delete)) {
       for (const id of body.delete.slice(0, 10_000)) {
         const p = typeof id === 'string' ? prompts.byPromptId(id) : undefined;
-        if (p && pendingOnly(p.jobId)) manager.cancel(p.jobId);
+        if (p && pendingOwn(p.jobId)) manager.cancel(p.jobId);
       }
     }
     return reply.code(200).send();
   });
 
   both(app, 'POST', '/interrupt', async (req, reply) => {
-    const body = isObject(req.body) ? req.body : {};
+    // ComfyUI reads an empty or non-JSON body as `{}` (a global interrupt) and fails on a scalar.
+    const raw = jsonBody(req, true);
+    if (raw !== null && typeof raw !== 'object') throw new MalformedBodyError('the body is not an object');
+    const body = isObject(raw) ? raw : {};
+    const owner = ownerOf(req, options.apiKeys);
     const running = (jobId: string) => manager.get(jobId)?.status === 'running';
     if (typeof body.prompt_id === 'string') {
       const p = prompts.byPromptId(body.prompt_id);
-      if (p && running(p.jobId)) manager.cancel(p.jobId);
-    } else {
-      // One ComfyUI runs one prompt; the pool runs many. A global interrupt stops every facade
-      // prompt that is executing now (never v2 jobs, never pending ones).
-      for (const jobId of relay?.activeJobIds() ?? []) if (running(jobId)) manager.cancel(jobId);
+      if (p && p.owner === owner && running(p.jobId)) manager.cancel(p.jobId);
+      return reply.code(200).send();
+    }
+    // One ComfyUI runs one prompt, so its global interrupt stops "the current run". Over a pool it
+    // stops only the caller's own running prompts: those of its client id when it names one
+    // (`client_id` in the body, or `?clientId=` as some clients add to every URL), else every
+    // running prompt submitted with the same API key. Never v2 jobs, never pending prompts.
+    const q = req.query as Record<string, unknown>;
+    const named = [body.client_id, q.clientId, q.client_id].find((x) => typeof x === 'string' && x !== '');
+    for (const jobId of relay?.activeJobIds() ?? []) {
+      const p = prompts.byJobId(jobId);
+      if (!p || p.owner !== owner || !running(jobId)) continue;
+      if (named === undefined || p.clientId === named) manager.cancel(jobId);
     }
     return reply.code(200).send();
   });
@@ -228,12 +258,14 @@ export const comfyFacadeRoutes: FastifyPluginAsync<ComfyFacadeOptions> = async (
   }
 
   both(app, 'POST', '/history', async (req, reply) => {
-    const body = isObject(req.body) ? req.body : {};
-    if (body.clear === true) for (const p of prompts.all()) p.hidden = true;
+    const raw = jsonBody(req);
+    const body = isObject(raw) ? raw : {};
+    const owner = ownerOf(req, options.apiKeys);
+    if (body.clear === true) for (const p of prompts.all()) if (p.owner === owner) p.hidden = true;
     if (Array.isArray(body.delete)) {
       for (const id of body.delete.slice(0, 10_000)) {
         const p = typeof id === 'string' ? prompts.byPromptId(id) : undefined;
-        if (p) p.hidden = true;
+        if (p && p.owner === owner) p.hidden = true;
       }
     }
     return reply.code(200).send();
@@ -329,6 +361,7 @@ function recover(ctx: FacadeContext): void {
         promptId: typeof meta.prompt_id === 'string' ? meta.prompt_id : job.id,
         number,
         clientId,
+        owner: typeof meta.owner === 'string' ? meta.owner : '',
         extraData: { ...(clientId ? { client_id: clientId } : {}), create_time: job.created_at },
         outputsToExecute: [],
         hidden: false,

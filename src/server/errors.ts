@@ -109,6 +109,8 @@ export function sendError(reply: FastifyReply, rendered: RenderedError): Fastify
 export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err: unknown, request: FastifyRequest, reply: FastifyReply) => {
     const rendered = renderError(err);
+    if ((err as { code?: unknown }).code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE')
+      rendered.message = unsupportedTypeMessage(request);
     if (rendered.status >= 500) request.log.error({ err }, 'request failed');
     else request.log.debug({ err: { code: rendered.code, message: rendered.message } }, 'request rejected');
     return sendError(reply, rendered);
@@ -121,4 +123,13 @@ export function installErrorHandling(app: FastifyInstance): void {
       details: null,
     }),
   );
+}
+
+/** 415's message: the type that came and the one(s) this route's scope reads. */
+function unsupportedTypeMessage(request: FastifyRequest): string {
+  const given = request.headers['content-type'] ?? 'none';
+  const expected = request.server.hasContentTypeParser('multipart/form-data')
+    ? 'application/json or multipart/form-data'
+    : 'application/json';
+  return `Unsupported Content-Type ${JSON.stringify(given)}: send the body as ${expected}.`;
 }
