@@ -15,16 +15,27 @@
 // concurrency-1 overhead run), --heap-profile FILE (sampled
 // allocations of the gateway over the throughput run, collected objects included, .heapprofile).
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { loadavg, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { constants, PerformanceObserver, performance } from 'node:perf_hooks';
-import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Agent, request } from 'undici';
 import type { ApiPrompt } from '../src/comfy/index.ts';
 import { ComfyClient } from '../src/comfy/index.ts';
+import {
+  CHILD_TIMEOUT_MS,
+  loads,
+  machineTicks,
+  percentile,
+  procCpuMs,
+  ROOT,
+  round,
+  startSimulatorProcess,
+  stealPercent,
+  stopChild,
+  threadCpuMs,
+} from './lib/measure.ts';
 import type { BenchResult } from './run.ts';
 
 export const description =
@@ -34,18 +45,6 @@ const PROMPT: ApiPrompt = {
   '1': { class_type: 'EmptyImage', inputs: { width: 8, height: 8, batch_size: 1, color: 1234 } },
   '2': { class_type: 'PreviewImage', inputs: { images: ['1', 0] } },
 };
-
-const ROOT = join(import.meta.dirname, '..');
-/** Bound on any one exchange with a child process. */
-const CHILD_TIMEOUT_MS = 60_000;
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
-}
-
-const round = (n: number, d = 3) => Math.round(n * 10 ** d) / 10 ** d;
-const loads = () => loadavg().map((l) => round(l, 2));
 
 /** What the gateway child reports about itself. */
 interface GatewayStats {
@@ -67,57 +66,6 @@ type ChildMessage =
   | { type: 'stats'; stats: GatewayStats }
   | { type: 'profile'; written: string }
   | { type: 'error'; message: string };
-
-/** CPU ms (user + system) of a process or thread so far, from its /proc stat file (Linux); null elsewhere. */
-function procCpuMs(statPath: string | undefined): number | null {
-  if (statPath === undefined) return null;
-  try {
-    // Fields after the ")" of the command name: utime and stime are the 12th and 13th.
-    const stat = readFileSync(statPath, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ticks = Number(fields[11]) + Number(fields[12]);
-    return Number.isFinite(ticks) ? ticks * 10 : null; // USER_HZ is 100 on Linux
-  } catch {
-    return null;
-  }
-}
-
-/** Machine-wide CPU ticks so far and the part stolen by the hypervisor (Linux /proc/stat); null elsewhere. */
-function machineTicks(): { total: number; steal: number } | null {
-  try {
-    // "cpu  user nice system idle iowait irq softirq steal guest guest_nice"
-    const fields = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1, 9);
-    const ticks = fields.map(Number);
-    if (ticks.length < 8 || ticks.some((t) => !Number.isFinite(t))) return null;
-    return { total: ticks.reduce((a, b) => a + b, 0), steal: ticks[7] as number };
-  } catch {
-    return null;
-  }
-}
-
-/** Percent of the machine's CPU time the hypervisor took between two readings (a noisy-host flag). */
-function stealPercent(
-  before: ReturnType<typeof machineTicks>,
-  after: ReturnType<typeof machineTicks>,
-): number | null {
-  if (!before || !after || after.total <= before.total) return null;
-  return round((100 * (after.steal - before.steal)) / (after.total - before.total), 1);
-}
-
-/** CPU ms of this process's threads, summed by thread name, from /proc (Linux); {} elsewhere. */
-function threadCpuMs(): Record<string, number> {
-  const out: Record<string, number> = {};
-  try {
-    for (const tid of readdirSync('/proc/self/task')) {
-      const name = readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim();
-      const ms = procCpuMs(`/proc/self/task/${tid}/stat`);
-      if (ms !== null) out[name] = (out[name] ?? 0) + ms;
-    }
-  } catch {
-    // Not Linux: per-thread figures are simply absent.
-  }
-  return out;
-}
 
 /** Waits for the first child message matching `type`, bounded. */
 function nextMessage<T extends ChildMessage['type']>(
@@ -144,33 +92,6 @@ function nextMessage<T extends ChildMessage['type']>(
     child.on('message', onMessage);
     child.once('exit', onExit);
   });
-}
-
-/** Starts `simulate --instances N --node-delay-ms 0` in a child process; resolves with its URLs. */
-async function startSimulatorProcess(instances: number): Promise<{ urls: string[]; child: ChildProcess }> {
-  const child = spawn(
-    process.execPath,
-    ['src/cli/main.ts', 'simulate', '--port', '0', '--instances', String(instances), '--node-delay-ms', '0'],
-    { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
-  const urls: string[] = [];
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('simulator did not start in time')), CHILD_TIMEOUT_MS);
-    lines.on('line', (line) => {
-      const url = /listening on (\S+)/.exec(line)?.[1];
-      if (url) urls.push(url);
-      if (urls.length === instances) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`simulator exited with ${code}`));
-    });
-  });
-  return { urls, child };
 }
 
 /** Starts the gateway in a child process (this file with --serve-gateway); resolves with its URL. */
@@ -202,15 +123,6 @@ async function stats(child: ChildProcess, gc = false): Promise<GatewayStats> {
   const reply = nextMessage(child, 'stats');
   child.send({ type: 'stats', gc });
   return (await reply).stats;
-}
-
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-  await exited;
-  clearTimeout(timer);
 }
 
 /** Runs the benchmark. */
