@@ -185,6 +185,7 @@ const SETTINGS = {
   MAX_ATTEMPTS: int({ min: 1, max: 20, default: 3 }),
   MAX_QUEUE: int({ min: 1, max: 10_000_000, default: 10_000 }),
   MAX_BODY_BYTES: int({ min: 1024, max: 2 ** 31 - 1, default: 10 * 1024 * 1024 }),
+  MAX_JSON_DEPTH: int({ min: 8, max: 10_000, default: 64 }),
   MAX_INPUT_BYTES: int({ min: 1024, max: 2 ** 40, default: 100 * 1024 * 1024 }),
   MAX_INLINE_BYTES: int({ min: 0, max: 2 ** 31 - 1, default: 20 * 1024 * 1024 }),
   INPUT_CACHE_BYTES: int({ min: 0, max: 2 ** 44, default: 1024 * 1024 * 1024 }),
@@ -254,6 +255,8 @@ export interface Config {
   readonly maxAttempts: number;
   readonly maxQueue: number;
   readonly maxBodyBytes: number;
+  /** Deepest nesting of objects/arrays accepted in a JSON body (400 json_too_deep past it). */
+  readonly maxJsonDepth: number;
   readonly maxInputBytes: number;
   readonly maxInlineBytes: number;
   readonly inputCacheBytes: number;
@@ -387,6 +390,7 @@ export function loadConfig(
     maxAttempts: values.MAX_ATTEMPTS,
     maxQueue: values.MAX_QUEUE,
     maxBodyBytes: values.MAX_BODY_BYTES,
+    maxJsonDepth: values.MAX_JSON_DEPTH,
     maxInputBytes: values.MAX_INPUT_BYTES,
     maxInlineBytes: values.MAX_INLINE_BYTES,
     inputCacheBytes: values.INPUT_CACHE_BYTES,

@@ -16,10 +16,19 @@ import type { JobManager, PoolLike, PrepareOptions } from '../jobs/index.ts';
 import { installAuth } from './auth.ts';
 import { installErrorHandling } from './errors.ts';
 import { jobEventsRoutes } from './job-events.ts';
+import { installJsonDepthLimit } from './json-depth.ts';
 import { jobOutputsRoutes } from './job-outputs.ts';
 import { jobRoutes } from './jobs.ts';
 import { metricsRoutes } from './metrics.ts';
 import { promptSyncRoutes } from './prompt-sync.ts';
+import { UpgradeRoutes } from './upgrades.ts';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Upgrade (WebSocket) handlers; requests no handler claims are answered 404 and closed. */
+    upgrades: UpgradeRoutes;
+  }
+}
 
 /** A route plugin from another module (health, instances, assets), registered as given. */
 export interface ExtraPlugin {
@@ -46,6 +55,10 @@ export interface AppOptions {
   /** Aborted when shutdown starts (sync requests hand their jobs back). */
   shutdownSignal: AbortSignal;
   plugins?: ExtraPlugin[];
+  /** Deepest nesting accepted in a JSON body (default 64). */
+  maxJsonDepth?: number;
+  /** Deadline for an HTTP upgrade to complete (default 10 s). */
+  upgradeHandshakeMs?: number;
 }
 
 /** Fastify's per-request log lines at debug instead of info; errors keep Fastify's levels. */
@@ -86,6 +99,13 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.removeContentTypeParser('text/plain');
   installErrorHandling(app);
   installAuth(app, options.apiKeys);
+  installJsonDepthLimit(app, options.maxJsonDepth);
+  const upgrades = new UpgradeRoutes(
+    options.upgradeHandshakeMs ? { handshakeMs: options.upgradeHandshakeMs } : {},
+  );
+  upgrades.attach(app.server);
+  app.decorate('upgrades', upgrades);
+  app.addHook('onClose', async () => upgrades.detach());
 
   await app.register(swagger, {
     openapi: {

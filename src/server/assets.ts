@@ -33,7 +33,7 @@ function sendError(reply: FastifyReply, err: unknown) {
   if (code === 'FST_INVALID_MULTIPART_CONTENT_TYPE')
     return envelope(reply, 422, 'invalid_request', 'the body must be multipart/form-data');
   reply.log.error({ err }, 'asset route failed');
-  return envelope(reply, 500, 'upstream_error', 'internal error');
+  return envelope(reply, 500, 'internal_error', 'internal error');
 }
 
 /** Registers POST/GET/HEAD/DELETE /api/v2/assets… on `app`. */

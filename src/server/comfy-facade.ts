@@ -53,16 +53,9 @@ export const comfyFacadeRoutes: FastifyPluginAsync<ComfyFacadeOptions> = async (
   const ctx: FacadeContext = { options, prompts, uploads, sockets, relay };
   recover(ctx);
 
-  const onUpgrade = (
-    req: import('node:http').IncomingMessage,
-    socket: import('node:stream').Duplex,
-    head: Buffer,
-  ) => {
-    sockets.handleUpgrade(req, socket, head);
-  };
-  app.server.on('upgrade', onUpgrade);
+  const removeUpgrade = app.upgrades.add((req, socket, head) => sockets.handleUpgrade(req, socket, head));
   app.addHook('onClose', async () => {
-    app.server.off('upgrade', onUpgrade);
+    removeUpgrade();
     relay?.close();
     await sockets.close();
   });

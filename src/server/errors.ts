@@ -46,7 +46,10 @@ const STATUS_CODES: Record<number, string> = {
   503: 'unavailable',
 };
 
-/** Classifies any thrown value. Unknown errors become a generic 500 upstream_error. */
+/**
+ * Classifies any thrown value. `upstream_error` only ever means an instance failed; any other
+ * unknown error is a local fault: a generic 500 internal_error.
+ */
 export function renderError(err: unknown): RenderedError {
   if (err instanceof GatewayError) {
     return {
@@ -90,7 +93,7 @@ export function renderError(err: unknown): RenderedError {
   }
   return {
     status: 500,
-    code: 'upstream_error',
+    code: 'internal_error',
     message: 'Internal error; the request was not completed.',
     details: null,
   };

@@ -174,6 +174,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       registry,
       apiKeys: config.apiKeys,
       maxBodyBytes: config.maxBodyBytes,
+      maxJsonDepth: config.maxJsonDepth,
       jobTimeoutMs: config.jobTimeoutMs,
       maxInlineBytes: config.maxInlineBytes,
       maxSseStreams: config.maxSseStreams,

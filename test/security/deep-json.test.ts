@@ -1,0 +1,58 @@
+// Attack 5 of issue 12: ~4,400 levels of nesting in a 9 KB body overflowed the stack in
+// JSON.stringify and answered 500 upstream_error. Now: 400 json_too_deep before any recursive
+// work; and a local fault is `internal_error`, never `upstream_error`.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { renderError } from '../../src/server/errors.ts';
+import { invertPrompt, startTestStack, type TestStack } from '../support/gateway.ts';
+import { deepJson, healthLatency } from './support.ts';
+
+let stack: TestStack;
+before(async () => {
+  stack = await startTestStack();
+});
+after(async () => {
+  await stack.close();
+});
+
+const DEEP = 5000;
+
+function post(path: string, body: string) {
+  return stack.request(path, { body, headers: { 'content-type': 'application/json' } });
+}
+
+test('deep metadata is refused with 400 json_too_deep naming the limit', async () => {
+  const body = `{"workflow": ${JSON.stringify(invertPrompt())}, "metadata": {"a": ${deepJson(DEEP)}}}`;
+  const res = await post('/api/v2/jobs', body);
+  assert.equal(res.status, 400, JSON.stringify(res.body));
+  assert.equal(res.body.error.code, 'json_too_deep');
+  assert.equal(res.body.error.details.max_depth, 64);
+});
+
+test('a deep node input is refused with 400 on every JSON route', async () => {
+  const prompt = JSON.stringify(invertPrompt()).replace('"batch_size":1', `"batch_size":${deepJson(DEEP)}`);
+  for (const [path, body] of [
+    ['/api/v2/jobs', `{"workflow": ${prompt}}`],
+    ['/prompt_sync', `{"prompt": ${prompt}}`],
+    ['/prompt', `{"prompt": ${prompt}}`],
+    ['/api/prompt', `{"prompt": ${prompt}}`],
+  ] as const) {
+    const res = await post(path, body);
+    assert.equal(res.status, 400, `${path}: ${JSON.stringify(res.body)}`);
+  }
+  assert.ok((await healthLatency(stack.url)) < 1000);
+});
+
+test('nesting at the limit is still accepted', async () => {
+  // metadata sits at depth 2 of the body: 62 more levels reach 64.
+  const body = `{"workflow": ${JSON.stringify(invertPrompt())}, "metadata": {"a": ${deepJson(62)}}}`;
+  const res = await post('/api/v2/jobs', body);
+  assert.equal(res.status, 201, JSON.stringify(res.body));
+});
+
+test('an unknown local error renders as 500 internal_error, never upstream_error', () => {
+  const rendered = renderError(new RangeError('Maximum call stack size exceeded'));
+  assert.equal(rendered.status, 500);
+  assert.equal(rendered.code, 'internal_error');
+  assert.equal(renderError(Object.assign(new Error('x'), { code: 'comfy_http' })).code, 'upstream_error');
+});

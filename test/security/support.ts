@@ -1,0 +1,60 @@
+// Helpers of the attack suite: raw sockets, open-fd counts and a /health latency probe, so each
+// attack is replayed on loopback and its effect measured on the real process.
+import { readdirSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+
+/** Open file descriptors of this process (the gateway under test runs in it). */
+export function openFds(): number {
+  return readdirSync('/proc/self/fd').length;
+}
+
+/** Sends raw bytes on a fresh TCP connection; resolves with what came back once the server closed it. */
+export function rawExchange(
+  url: string,
+  bytes: string,
+  timeoutMs = 5000,
+): Promise<{ text: string; closedByServer: boolean }> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket: Socket = connect({ host: hostname, port: Number(port) });
+    const chunks: Buffer[] = [];
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve({ text: Buffer.concat(chunks).toString('latin1'), closedByServer: false });
+    }, timeoutMs);
+    socket.on('data', (c) => chunks.push(c));
+    socket.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve({ text: Buffer.concat(chunks).toString('latin1'), closedByServer: true });
+    });
+    socket.write(bytes);
+  });
+}
+
+/** An HTTP/1.1 upgrade request for `path`. */
+export function upgradeRequest(path: string, headers: Record<string, string> = {}): string {
+  const extra = Object.entries(headers)
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('');
+  return (
+    `GET ${path} HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
+    `Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n${extra}\r\n`
+  );
+}
+
+/** Milliseconds /health took to answer (throws past `timeoutMs`). */
+export async function healthLatency(url: string, timeoutMs = 1000): Promise<number> {
+  const started = performance.now();
+  const res = await fetch(`${url}/health`, { signal: AbortSignal.timeout(timeoutMs) });
+  await res.arrayBuffer();
+  return performance.now() - started;
+}
+
+/** A JSON text nesting `depth` arrays around `leaf`. */
+export function deepJson(depth: number, leaf = '1'): string {
+  return '['.repeat(depth) + leaf + ']'.repeat(depth);
+}
