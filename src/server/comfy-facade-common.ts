@@ -8,6 +8,7 @@ import type { FacadeRelay } from './comfy-facade-relay.ts';
 import type { FacadePrompts } from './comfy-facade-state.ts';
 import type { FacadeUploads } from './comfy-facade-uploads.ts';
 import type { FacadeSockets } from './comfy-facade-ws.ts';
+import { exceedsDepth, JsonTooDeepError, MAX_JSON_DEPTH } from './json-depth.ts';
 
 /** The ComfyClient calls the facade makes on an instance (the real ComfyClient has them). */
 export interface FacadeInstanceClient {
@@ -102,12 +103,16 @@ export function acceptAnyBody(app: FastifyInstance): void {
  */
 export function jsonBody(req: FastifyRequest, orEmpty = false): unknown {
   const text = req.body instanceof RawBody ? req.body.text : '';
+  let value: unknown;
   try {
-    return JSON.parse(text);
+    value = JSON.parse(text);
   } catch {
     if (orEmpty) return {};
     throw new MalformedBodyError('the body is not JSON');
   }
+  // Parsed here, after the app's depth hook ran: the same bound, before any recursive work.
+  if (exceedsDepth(value, MAX_JSON_DEPTH)) throw new JsonTooDeepError(MAX_JSON_DEPTH);
+  return value;
 }
 
 /** Sends aiohttp's default 500 page, which is what ComfyUI answers to an unreadable body. */
