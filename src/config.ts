@@ -167,7 +167,13 @@ const SETTINGS = {
   JOB_STORE: str('sqlite', (s) =>
     s === 'sqlite' || s === 'memory' ? undefined : 'expected sqlite or memory',
   ),
-  REDIS_URL: str(undefined),
+  REDIS_URL: str(undefined, (s) =>
+    /^rediss?:\/\/.+/.test(s) ? undefined : 'expected redis://[user:password@]host:port[/db] or rediss://…',
+  ),
+  REDIS_KEY_PREFIX: str('cgw', (s) =>
+    /^[A-Za-z0-9_.:-]{1,64}$/.test(s) ? undefined : 'expected 1-64 of A-Z a-z 0-9 _ . : -',
+  ),
+  INSTANCE_LEASE_MS: int({ min: 1000, max: 600_000, default: 10_000 }),
   API_KEYS: list(),
   WEBHOOK_SECRET: str(undefined),
   WEBHOOK_URL: str(undefined, httpUrl),
@@ -239,7 +245,12 @@ export interface Config {
   readonly comfyuiManagedPorts: string | undefined;
   readonly dataDir: string;
   readonly jobStore: 'sqlite' | 'memory';
+  /** Fleet mode (scale-out over Redis + BullMQ) when set; docs/scale-out.md. */
   readonly redisUrl: string | undefined;
+  /** Namespace of every Redis key of this fleet (several fleets, or tests, can share one Redis). */
+  readonly redisKeyPrefix: string;
+  /** Fleet mode: how long a dead gateway's instances and jobs stay with it before others take them. */
+  readonly instanceLeaseMs: number;
   readonly apiKeys: readonly string[];
   readonly webhookSecret: string | undefined;
   readonly webhookUrl: string | undefined;
@@ -358,12 +369,6 @@ export function loadConfig(
   const urls = [...values.COMFYUI_URLS, ...numberedHosts(env)].map((u) => u.replace(/\/+$/, ''));
   const hostDefaulted = values.HOST === undefined;
   const host = values.HOST ?? (values.API_KEYS.length === 0 ? '127.0.0.1' : '0.0.0.0');
-  if (values.REDIS_URL) {
-    throw new ConfigError(
-      'REDIS_URL',
-      'the Redis store is not available in this build; unset it to use SQLite',
-    );
-  }
   return Object.freeze({
     port: values.PORT,
     host,
@@ -375,6 +380,8 @@ export function loadConfig(
     dataDir: values.DATA_DIR ?? './data',
     jobStore: (values.JOB_STORE ?? 'sqlite') as 'sqlite' | 'memory',
     redisUrl: values.REDIS_URL,
+    redisKeyPrefix: values.REDIS_KEY_PREFIX ?? 'cgw',
+    instanceLeaseMs: values.INSTANCE_LEASE_MS,
     apiKeys: Object.freeze(values.API_KEYS),
     webhookSecret: values.WEBHOOK_SECRET,
     webhookUrl: values.WEBHOOK_URL,

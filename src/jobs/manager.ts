@@ -55,6 +55,8 @@ export interface JobManagerOptions {
   eventThrottleMs?: number;
   /** Delay before a non-essential state (running, progress) is persisted; a terminal write supersedes it. */
   lazyPersistMs?: number;
+  /** Event channels (fleet mode passes one that fans out over Redis). */
+  events?: JobEvents;
 }
 
 /** What a caller submits (already validated and converted to API format). */
@@ -82,7 +84,7 @@ interface LiveJob {
 
 /** Events: 'started' (job) and 'terminal' (job) for metrics; 'run-event' (jobId, RunEvent) raw run events. */
 export class JobManager extends EventEmitter {
-  readonly events = new JobEvents();
+  readonly events: JobEvents;
   #o: Required<Pick<JobManagerOptions, 'maxQueue' | 'maxAttempts' | 'jobTimeoutMs' | 'retentionMs'>> &
     JobManagerOptions;
   #store: JobStore;
@@ -106,6 +108,7 @@ export class JobManager extends EventEmitter {
 
   constructor(options: JobManagerOptions) {
     super();
+    this.events = options.events ?? new JobEvents();
     this.#o = options;
     this.#store = options.store;
     this.#pool = options.pool;
@@ -224,6 +227,40 @@ export class JobManager extends EventEmitter {
     const job = this.get(id);
     if (!job) throw new JobNotFoundError(id);
     return job;
+  }
+
+  /** require() for routes: a fleet manager (src/fleet) reads jobs other gateways run from Redis. */
+  async fetch(id: string): Promise<JobRecord> {
+    return this.require(id);
+  }
+
+  /** list() for routes: a fleet manager lists the fleet's jobs from Redis. */
+  async fetchPage(query: ListQuery): Promise<JobPage> {
+    return this.list(query);
+  }
+
+  /** cancel() for routes: a fleet manager also cancels jobs another gateway runs. */
+  async requestCancel(id: string): Promise<JobRecord> {
+    return this.cancel(id);
+  }
+
+  /**
+   * Takes over a stored, unfinished job this process does not hold (fleet mode: a job from the
+   * shared queue, or one a dead gateway held): one on an instance re-attaches to its prompt by id,
+   * one waiting is queued here. No-op for a job already held.
+   */
+  adopt(job: JobRecord, extraData?: Record<string, unknown>): void {
+    if (this.#live.has(job.id) || this.#closing || isTerminal(job.status)) return;
+    const live = this.#newLive(job, extraData);
+    this.#live.set(job.id, live);
+    if (job.instance_id) void this.#reattach(live);
+    else if (job.status === 'canceling') this.#finish(live, 'canceled');
+    else this.#enqueue(job);
+  }
+
+  /** True while this process holds the job (queued here, dispatched or re-attached). */
+  holds(id: string): boolean {
+    return this.#live.has(id);
   }
 
   /** 1-based position among waiting jobs, or null. */

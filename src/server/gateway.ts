@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { Registry } from 'prom-client';
 import type { Config } from '../config.ts';
+import { FleetJobManager, redactRedisUrl, startFleet } from '../fleet/index.ts';
 import { AssetStore, InputResolver, OutputDelivery } from '../io/index.ts';
 import {
   type ApiPrompt,
@@ -90,14 +91,35 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     closers.push(() => pool.close());
     await pool.start();
 
+    // Fleet mode: the job store, queue and events live in Redis (src/fleet, docs/scale-out.md).
+    const fleet = config.redisUrl
+      ? await startFleet({
+          redisUrl: config.redisUrl,
+          keyPrefix: config.redisKeyPrefix,
+          leaseMs: config.instanceLeaseMs,
+          pool,
+          logger,
+        })
+      : null;
+    if (fleet) {
+      closers.push(() => fleet.close());
+      if (!config.storageUrl) {
+        logger.warn(
+          { redis: redactRedisUrl(config.redisUrl as string) },
+          'fleet mode without STORAGE_URL: assets and "storage" outputs stay on the gateway that received them; set STORAGE_URL to shared storage (s3://…) so every gateway can serve them',
+        );
+      }
+    }
     const store =
       options.store ??
-      (config.jobStore === 'memory'
-        ? new MemoryJobStore()
-        : new SqliteJobStore({
-            path: join(config.dataDir, 'jobs.sqlite'),
-            onError: (err) => logger.error({ err }, 'job store write failed'),
-          }));
+      (fleet
+        ? fleet.parts.store
+        : config.jobStore === 'memory'
+          ? new MemoryJobStore()
+          : new SqliteJobStore({
+              path: join(config.dataDir, 'jobs.sqlite'),
+              onError: (err) => logger.error({ err }, 'job store write failed'),
+            }));
     const assets = new AssetStore({ dir: join(config.dataDir, 'assets'), maxBytes: config.maxInputBytes });
     closers.push(() => assets.close());
     const resolver = new InputResolver({
@@ -125,9 +147,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     closers.push(() => delivery.close());
 
     const poolLike: PoolLike = pool;
-    const manager = new JobManager({
-      store,
-      pool: poolLike,
+    const managerOptions = {
       maxQueue: config.maxQueue,
       maxAttempts: config.maxAttempts,
       jobTimeoutMs: config.jobTimeoutMs,
@@ -142,7 +162,10 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       ...(config.webhookUrl ? { webhookUrl: config.webhookUrl } : {}),
       linkBaseUrl: config.publicUrl ?? '',
       logger,
-    });
+    };
+    const manager = fleet
+      ? new FleetJobManager(managerOptions, fleet.parts)
+      : new JobManager({ ...managerOptions, store, pool: poolLike });
     closers.push(() => manager.close({ graceMs: config.shutdownGraceMs }));
     await manager.start();
 

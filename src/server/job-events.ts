@@ -43,7 +43,7 @@ export const jobEventsRoutes: FastifyPluginAsync<JobEventsRoutesOptions> = async
     }),
     async (request, reply) => {
       const { id } = request.params as { id: string };
-      const job = manager.require(id);
+      const job = await manager.fetch(id);
       if (open >= maxStreams) {
         return sendError(reply, {
           status: 429,

@@ -42,7 +42,7 @@ export const jobOutputsRoutes: FastifyPluginAsync<JobOutputsRoutesOptions> = asy
     }),
     async (request, reply) => {
       const { id, index } = request.params as { id: string; index: number };
-      const job = manager.require(id);
+      const job = await manager.fetch(id);
       const source = job.output_sources[index];
       const output = job.outputs[index];
       if (!source || !output) throw new OutputUnavailableError(`Job ${id} has no output ${index}.`);

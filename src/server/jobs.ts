@@ -91,7 +91,7 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
       if (q.cursor && !decodeCursor(q.cursor)) {
         throw new InvalidRequestError('query.cursor: not a cursor this server issued');
       }
-      const page = manager.list({
+      const page = await manager.fetchPage({
         limit: q.limit,
         ...(q.status ? { statuses: q.status } : {}),
         cursor: q.cursor ?? null,
@@ -116,7 +116,7 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
     }),
     async (request) => {
       const { id } = request.params as { id: string };
-      return renderJob(manager.require(id), originOf(request, publicUrl), manager.queuePosition(id));
+      return renderJob(await manager.fetch(id), originOf(request, publicUrl), manager.queuePosition(id));
     },
   );
 
@@ -132,7 +132,7 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
     }),
     async (request) => {
       const { id } = request.params as { id: string };
-      const job = manager.cancel(id);
+      const job = await manager.requestCancel(id);
       request.log.info({ job_id: id, status: job.status }, 'job cancel requested');
       return renderJob(job, originOf(request, publicUrl), manager.queuePosition(id));
     },
@@ -148,7 +148,7 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
     }),
     async (request) => {
       const { id } = request.params as { id: string };
-      return { workflow: manager.require(id).workflow, format: 'api' };
+      return { workflow: (await manager.fetch(id)).workflow, format: 'api' };
     },
   );
 };

@@ -1,0 +1,44 @@
+// Names of every Redis key and channel of one fleet, all under REDIS_KEY_PREFIX, so several fleets
+// (or parallel tests) can share one Redis without seeing each other.
+
+/** The keys of one fleet. */
+export interface FleetKeys {
+  readonly prefix: string;
+  /** Hash of one job: s = status, d = state JSON (no workflow), w = workflow JSON. */
+  job(id: string): string;
+  /** Sorted set of job ids scored by created_at (listing). */
+  readonly index: string;
+  /** Idempotency claim (value = job id, PX = 24 h). */
+  idempotency(key: string): string;
+  /** Cancel request for a job some gateway may be about to take (PX = retention). */
+  cancel(id: string): string;
+  /** Instance lease (value = gateway id, PX = lease TTL). */
+  lease(instanceId: string): string;
+  /** Sorted set of live gateway ids scored by their last heartbeat (ms). */
+  readonly gateways: string;
+  /** Pub/sub channel of one job's events. */
+  events(id: string): string;
+  /** Pub/sub channel of fleet commands (cancel). */
+  readonly control: string;
+  /** BullMQ's own prefix (its keys are `<bullPrefix>:<queue>:…`). */
+  readonly bullPrefix: string;
+  /** Name of the shared BullMQ queue. */
+  readonly queueName: string;
+}
+
+/** The key layout for `prefix`. */
+export function fleetKeys(prefix: string): FleetKeys {
+  return {
+    prefix,
+    job: (id) => `${prefix}:job:${id}`,
+    index: `${prefix}:jobs`,
+    idempotency: (key) => `${prefix}:idem:${key}`,
+    cancel: (id) => `${prefix}:cancel:${id}`,
+    lease: (instanceId) => `${prefix}:lease:${instanceId}`,
+    gateways: `${prefix}:gateways`,
+    events: (id) => `${prefix}:ev:${id}`,
+    control: `${prefix}:ctl`,
+    bullPrefix: `${prefix}:bull`,
+    queueName: 'jobs',
+  };
+}

@@ -1,0 +1,342 @@
+// The JobManager of one gateway in a fleet. Submissions are admitted in Redis (record, idempotency
+// claim, fleet-wide queue bound) and queued on BullMQ; the gateway runs only what its worker takes
+// from the shared queue, on the instances it leases, through the single-mode machinery (adopt():
+// queue here, or re-attach to a prompt already on an instance). Reads, listings, event streams and
+// cancels reach jobs any gateway runs: records come from Redis, events over pub/sub, cancels over
+// a control channel plus a flag a gateway about to take the job reads.
+import { randomUUID } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import {
+  GatewayError,
+  IdempotencyKeyReuseError,
+  isTerminal,
+  JobManager,
+  type JobManagerOptions,
+  JobNotFoundError,
+  type JobPage,
+  type JobRecord,
+  type JobStatus,
+  JOB_STATUSES,
+  type ListQuery,
+  newJob,
+  QueueFullError,
+  recordAttempt,
+  ShuttingDownError,
+  type SubmitInput,
+  transition,
+} from '../jobs/index.ts';
+import type { FleetEvents } from './events.ts';
+import type { FleetKeys } from './keys.ts';
+import type { LeasedPool } from './leased-pool.ts';
+import type { InstanceLeases } from './leases.ts';
+import type { FleetQueue, TakenEntry } from './queue.ts';
+import type { RedisJobStore } from './redis-store.ts';
+
+/** Redis cannot be reached: the submission was not recorded (503, retry). */
+export class StoreUnavailableError extends GatewayError {
+  constructor(cause?: unknown) {
+    super('store_unavailable', 503, 'The job store (Redis) is unavailable; retry shortly.', {
+      retryAfter: 2,
+      ...(cause === undefined ? {} : { cause }),
+    });
+  }
+}
+
+/** The fleet parts a FleetJobManager drives (built by startFleet). */
+export interface FleetParts {
+  store: RedisJobStore;
+  queue: FleetQueue;
+  events: FleetEvents;
+  leases: InstanceLeases;
+  pool: LeasedPool;
+  keys: FleetKeys;
+  gatewayId: string;
+  /** Subscriber connection (control channel). */
+  subscriber: Redis;
+}
+
+interface Held {
+  resolve: (outcome: 'done' | 'handback') => void;
+}
+
+/** JobManager over the fleet's shared store, queue, leases and events. */
+export class FleetJobManager extends JobManager {
+  readonly #f: FleetParts;
+  readonly #maxQueue: number;
+  readonly #retentionMs: number;
+  readonly #newId: () => string;
+  readonly #clock: () => number;
+  readonly #log: JobManagerOptions['logger'];
+  #admissions = new Map<string, Promise<void>>();
+  #lastAdmission: Promise<void> | null = null;
+  /** Queue entries this gateway holds, by job id. */
+  #held = new Map<string, Held>();
+  #waiting = 0;
+  #waitingTimer: NodeJS.Timeout | null = null;
+  #closed = false;
+  #closingFleet: Promise<void> | null = null;
+
+  constructor(options: Omit<JobManagerOptions, 'store' | 'pool' | 'events'>, fleet: FleetParts) {
+    super({ ...options, store: fleet.store, pool: fleet.pool, events: fleet.events });
+    this.#f = fleet;
+    this.#maxQueue = options.maxQueue;
+    this.#retentionMs = options.retentionMs;
+    this.#newId = options.newId ?? randomUUID;
+    this.#clock = options.clock ?? Date.now;
+    this.#log = options.logger;
+    this.on('terminal', (job: JobRecord) => this.#held.get(job.id)?.resolve('done'));
+    fleet.leases.on('change', (owned: ReadonlySet<string>) => {
+      fleet.pool.setOwned(owned);
+      fleet.queue.setSlots(fleet.pool.slots());
+      this.#log?.info({ instances: [...owned] }, 'instance leases changed');
+    });
+    fleet.subscriber.on('message', this.#onControl);
+    fleet.queue.handle((entry) => this.take(entry));
+  }
+
+  /** Gateway id in the fleet (leases and events carry it). */
+  get gatewayId(): string {
+    return this.#f.gatewayId;
+  }
+
+  /** Instances this gateway drives now. */
+  get leasedInstances(): ReadonlySet<string> {
+    return this.#f.pool.owned;
+  }
+
+  /** Jobs waiting fleet-wide (refreshed every second) plus those waiting here for a slot. */
+  override get queued(): number {
+    return this.#waiting + super.queued;
+  }
+
+  override async start(): Promise<void> {
+    await super.start();
+    await this.#f.subscriber.subscribe(this.#f.keys.control);
+    await this.#f.leases.start();
+    this.#f.pool.setOwned(this.#f.leases.owned);
+    this.#f.queue.setSlots(this.#f.pool.slots());
+    await this.#refreshWaiting();
+  }
+
+  async #refreshWaiting(): Promise<void> {
+    try {
+      this.#waiting = await this.#f.queue.waiting();
+    } catch {
+      // Redis away: keep the last figure.
+    }
+    if (this.#closed) return;
+    this.#waitingTimer = setTimeout(() => void this.#refreshWaiting(), 1000);
+    this.#waitingTimer.unref();
+  }
+
+  override submit(input: SubmitInput): JobRecord {
+    if (this.#closed) throw new ShuttingDownError();
+    const job = newJob({
+      id: this.#newId(),
+      now: this.#clock(),
+      retentionMs: this.#retentionMs,
+      workflow: input.workflow,
+      ...(input.priority !== undefined ? { priority: input.priority } : {}),
+      ...(input.request ? { request: input.request } : {}),
+      idempotencyKey: input.idempotencyKey ?? null,
+    });
+    const admission = this.#admit(job, input);
+    this.#admissions.set(job.id, admission);
+    this.#lastAdmission = admission;
+    admission.then(
+      () => this.#admissions.delete(job.id),
+      () => this.#admissions.delete(job.id),
+    );
+    return job;
+  }
+
+  async #admit(job: JobRecord, input: SubmitInput): Promise<void> {
+    const key = input.idempotencyKey ?? null;
+    // Both leave in this turn on one connection, admission first: a worker that sees the entry
+    // finds the record. An entry whose admission failed finds none and is dropped.
+    const admitted = this.#f.store.admit(job, key, { maxQueue: this.#maxQueue, ...this.#f.queue.waitKeys });
+    const queued = this.#f.queue.add(job.id, job.priority, input.extraData);
+    const [a, q] = await Promise.allSettled([admitted, queued]);
+    if (a.status === 'rejected') {
+      if (q.status === 'fulfilled') void this.#f.queue.remove(job.id).catch(() => {});
+      throw new StoreUnavailableError(a.reason);
+    }
+    if (a.value !== 'ok') {
+      if (q.status === 'fulfilled') void this.#f.queue.remove(job.id).catch(() => {});
+      if (a.value === 'duplicate') throw new IdempotencyKeyReuseError();
+      throw new QueueFullError(Math.min(60, Math.max(1, Math.ceil(this.#waiting / 10))));
+    }
+    if (q.status === 'rejected') {
+      // Recorded but not queued: nobody would run it, so it ends failed instead of waiting forever.
+      job.error = { code: 'store_unavailable', message: 'The job could not be queued.' };
+      transition(job, 'failed', this.#clock(), this.#retentionMs);
+      this.#f.store.update(job);
+      if (key) this.#f.store.releaseIdempotencyKey(key);
+      throw new StoreUnavailableError(q.reason);
+    }
+  }
+
+  override async create(input: SubmitInput): Promise<JobRecord> {
+    const job = this.submit(input);
+    await this.#admissions.get(job.id);
+    return job;
+  }
+
+  /** Resolves once the latest submission is recorded fleet-wide; rejects with why it was not. */
+  override async durable(): Promise<void> {
+    await this.#lastAdmission;
+  }
+
+  override hasIdempotencyKey(): boolean {
+    // Checked atomically at admission (fleet-wide); durable()/create() report a reuse.
+    return false;
+  }
+
+  override async fetch(id: string): Promise<JobRecord> {
+    if (this.holds(id)) return this.require(id);
+    let job: JobRecord | undefined;
+    try {
+      job = await this.#f.store.load(id);
+    } catch (err) {
+      const cached = this.get(id);
+      if (cached) return cached;
+      throw new StoreUnavailableError(err);
+    }
+    if (!job || job.expires_at <= this.#clock()) throw new JobNotFoundError(id);
+    return job;
+  }
+
+  /** As in single mode; a job another gateway ran is read back from Redis once it ended. */
+  override async waitForTerminal(id: string, signal: AbortSignal): Promise<JobRecord> {
+    if (!this.holds(id) && !this.get(id)) await this.fetch(id);
+    const job = await super.waitForTerminal(id, signal);
+    if (this.holds(id) || isTerminal(job.status)) return job;
+    try {
+      return await this.fetch(id);
+    } catch {
+      return job;
+    }
+  }
+
+  override async fetchPage(query: ListQuery): Promise<JobPage> {
+    let page: JobPage;
+    try {
+      page = await this.#f.store.page(query);
+    } catch (err) {
+      throw new StoreUnavailableError(err);
+    }
+    return { ...page, jobs: page.jobs.map((j) => (this.holds(j.id) ? (this.get(j.id) ?? j) : j)) };
+  }
+
+  override async requestCancel(id: string): Promise<JobRecord> {
+    if (this.holds(id)) return this.cancel(id);
+    const job = await this.fetch(id);
+    if (isTerminal(job.status)) return job;
+    try {
+      await this.#f.store.flagCancel(id, this.#retentionMs);
+      this.#f.store.publish(this.#f.keys.control, JSON.stringify({ cancel: id, g: this.#f.gatewayId }));
+      if (job.status === 'queued' && (await this.#f.queue.remove(id))) {
+        // Nobody held it: it ends here.
+        transition(job, 'canceled', this.#clock(), this.#retentionMs);
+        this.#f.store.update(job);
+        this.events.emit(id, {
+          type: 'status',
+          data: { status: 'canceled', queue_position: null, outputs: [] },
+        });
+        await this.#f.store.durable();
+        return job;
+      }
+    } catch (err) {
+      throw new StoreUnavailableError(err);
+    }
+    // The gateway holding it interrupts the prompt; the record follows.
+    return { ...job, status: 'canceling' };
+  }
+
+  #onControl = (channel: string, message: string): void => {
+    if (channel !== this.#f.keys.control) return;
+    try {
+      const command = JSON.parse(message) as { cancel?: unknown; g?: unknown };
+      if (typeof command.cancel === 'string' && this.holds(command.cancel)) this.cancel(command.cancel);
+    } catch {
+      // Not ours.
+    }
+  };
+
+  override counts(): Record<JobStatus, number> {
+    const out = Object.fromEntries(JOB_STATUSES.map((s) => [s, 0])) as Record<JobStatus, number>;
+    out.queued = this.queued;
+    out.running = this.inFlight;
+    return out;
+  }
+
+  /** BullMQ processor: runs one taken entry until its job is terminal (or hands it back). */
+  async take(entry: TakenEntry): Promise<'done' | 'handback'> {
+    if (this.#closed) return 'handback';
+    const { id } = entry;
+    const { job, cancel } = await this.#f.store.take(id);
+    // No record: its admission failed (or it expired); nothing to run.
+    if (!job || isTerminal(job.status)) return 'done';
+    if (this.#held.has(id) || this.holds(id)) return 'done';
+    if (entry.retaken && !job.instance_id) await this.#locate(job);
+    const { promise, resolve } = Promise.withResolvers<'done' | 'handback'>();
+    this.#held.set(id, { resolve });
+    try {
+      if (cancel && job.status === 'queued' && !job.instance_id) {
+        transition(job, 'canceling', this.#clock(), this.#retentionMs);
+      }
+      this.adopt(job, entry.extraData);
+      if (cancel && this.holds(id)) this.cancel(id);
+      if (!this.holds(id)) resolve('done');
+      return await promise;
+    } finally {
+      this.#held.delete(id);
+    }
+  }
+
+  /**
+   * A job a dead gateway held without its dispatch reaching Redis: the prompt (id = job id) may be
+   * on an instance already. Ask each instance, so it is re-attached instead of run a second time.
+   */
+  async #locate(job: JobRecord): Promise<void> {
+    const pool = this.#f.pool;
+    const found = await Promise.all(
+      pool.list().map(async ({ id }) => {
+        const client = pool.client(id);
+        if (!client) return null;
+        try {
+          const state = await client.getPromptState(job.id, { signal: AbortSignal.timeout(5000) });
+          return state === 'unknown' ? null : id;
+        } catch {
+          return null;
+        }
+      }),
+    );
+    const instanceId = found.find((id) => id !== null);
+    if (instanceId) recordAttempt(job, instanceId, job.updated_at);
+  }
+
+  /**
+   * Stops taking work, detaches from running prompts (they keep running), writes every state out,
+   * hands held queue entries back so other gateways take them at once, gives the instance leases
+   * back, then closes the store side. Idempotent.
+   */
+  override close(options: { graceMs?: number } = {}): Promise<void> {
+    this.#closingFleet ??= (async () => {
+      this.#closed = true;
+      if (this.#waitingTimer) clearTimeout(this.#waitingTimer);
+      const f = this.#f;
+      await f.queue.pause().catch(() => {});
+      await super.close(options);
+      await f.store.drain(AbortSignal.timeout(options.graceMs ?? 5000));
+      for (const held of this.#held.values()) held.resolve('handback');
+      await f.leases.close();
+      await f.queue.close();
+      f.subscriber.off('message', this.#onControl);
+      f.events.close();
+      f.pool.close();
+      f.store.dispose();
+    })();
+    return this.#closingFleet;
+  }
+}

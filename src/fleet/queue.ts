@@ -1,0 +1,148 @@
+// The fleet's shared job queue on BullMQ. A queue entry stands for a job no gateway has finished:
+// a gateway's worker takes entries while it has free slots on its leased instances, holds each one
+// (BullMQ renews the lock) until the job is terminal, then completes it. A gateway that dies stops
+// renewing, BullMQ's stalled check puts its entries back, and another gateway takes them over
+// (re-attaching to prompts already on an instance). Priorities map onto BullMQ's (lower = first).
+import { type Job as BullJob, Queue, WaitingError, Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { FleetKeys } from './keys.ts';
+
+/** What travels with a queue entry (never stored with the job: ComfyUI extra_data). */
+export interface EntryData {
+  x?: Record<string, unknown>;
+}
+
+/** One entry a gateway took. */
+export interface TakenEntry {
+  id: string;
+  extraData: Record<string, unknown> | undefined;
+  /** True when another gateway held it before (it stalled): its prompt may be on an instance. */
+  retaken: boolean;
+}
+
+/** Options of a FleetQueue. */
+export interface FleetQueueOptions {
+  /** Shared command connection (also the job store's: admission and add keep their order). */
+  connection: Redis;
+  /** A connection the worker owns (it duplicates it for blocking reads). */
+  workerConnection: Redis;
+  keys: FleetKeys;
+  /** Lock TTL: a dead gateway's entries are back in the queue within lock + stalled interval. */
+  lockMs: number;
+  stalledIntervalMs: number;
+  onError?: (err: unknown) => void;
+}
+
+/** Highest BullMQ priority value; ours (−1e6…1e6, higher first) maps onto 1…2e6+1. */
+const PRIORITY_BASE = 1_000_001;
+
+/** The shared BullMQ queue plus this gateway's worker. */
+export class FleetQueue {
+  readonly queue: Queue<EntryData>;
+  readonly #worker: Worker<EntryData>;
+  readonly #o: FleetQueueOptions;
+  #process: ((entry: TakenEntry) => Promise<'done' | 'handback'>) | null = null;
+  #running = false;
+  #paused = false;
+  #closing: Promise<void> | null = null;
+
+  constructor(options: FleetQueueOptions) {
+    this.#o = options;
+    const prefix = options.keys.bullPrefix;
+    this.queue = new Queue<EntryData>(options.keys.queueName, { connection: options.connection, prefix });
+    this.queue.on('error', (err) => options.onError?.(err));
+    this.#worker = new Worker<EntryData>(options.keys.queueName, (job, token) => this.#run(job, token), {
+      connection: options.workerConnection,
+      prefix,
+      autorun: false,
+      concurrency: 1,
+      lockDuration: options.lockMs,
+      stalledInterval: options.stalledIntervalMs,
+      // An entry stalls once per dead gateway it outlived; it must never be failed for that.
+      maxStalledCount: 1_000_000,
+      removeOnComplete: { count: 0 },
+      removeOnFail: { count: 0 },
+      drainDelay: 5,
+    });
+    this.#worker.on('error', (err) => options.onError?.(err));
+  }
+
+  /** BullMQ keys the admission script counts (fleet-wide MAX_QUEUE). */
+  get waitKeys(): { waitKey: string; prioritizedKey: string } {
+    return { waitKey: this.queue.keys.wait as string, prioritizedKey: this.queue.keys.prioritized as string };
+  }
+
+  /** Adds a job's entry; call right after the admission, on the same connection. */
+  async add(id: string, priority: number, extraData?: Record<string, unknown>): Promise<void> {
+    await this.queue.add('job', extraData ? { x: extraData } : {}, {
+      jobId: id,
+      priority: Math.max(1, Math.min(2_097_152, PRIORITY_BASE - priority)),
+      removeOnComplete: true,
+      removeOnFail: true,
+    });
+  }
+
+  /** Removes a waiting entry; false when some gateway holds it (or it is gone). */
+  async remove(id: string): Promise<boolean> {
+    return (await this.queue.remove(id)) === 1;
+  }
+
+  /** Entries waiting for a gateway, fleet-wide. */
+  async waiting(): Promise<number> {
+    return this.queue.getJobCountByTypes('wait', 'prioritized');
+  }
+
+  /** How many entries this gateway holds at most (its free + busy slots); 0 pauses taking. */
+  setSlots(slots: number): void {
+    if (this.#closing) return;
+    if (slots > 0) this.#worker.concurrency = slots;
+    if (slots > 0 && !this.#running) {
+      this.#running = true;
+      this.#worker.run().catch((err: unknown) => this.#o.onError?.(err));
+    } else if (slots > 0 && this.#paused) {
+      this.#paused = false;
+      this.#worker.resume();
+    } else if (slots === 0 && this.#running && !this.#paused) {
+      this.#paused = true;
+      void this.#worker.pause(true);
+    }
+  }
+
+  /** Sets what runs a taken entry to the end of its job ('done') or gives it back ('handback'). */
+  handle(process: (entry: TakenEntry) => Promise<'done' | 'handback'>): void {
+    this.#process = process;
+  }
+
+  async #run(job: BullJob<EntryData>, token: string | undefined): Promise<void> {
+    const process = this.#process;
+    const outcome = process
+      ? await process({
+          id: job.id as string,
+          extraData: job.data?.x,
+          retaken: job.attemptsStarted > 1 || job.stalledCounter > 0,
+        })
+      : 'handback';
+    if (outcome === 'handback' && token) {
+      // Shutdown: back to the queue now (priority kept) instead of after the lock lapses.
+      await job.moveToWait(token);
+      throw new WaitingError();
+    }
+  }
+
+  /** Stops taking entries (the held ones stay held until close). */
+  async pause(): Promise<void> {
+    if (this.#running && !this.#paused) {
+      this.#paused = true;
+      await this.#worker.pause(true);
+    }
+  }
+
+  /** Closes the worker (after held entries were handed back or finished) and the queue. Idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await this.#worker.close(true).catch((err: unknown) => this.#o.onError?.(err));
+      await this.queue.close().catch((err: unknown) => this.#o.onError?.(err));
+    })();
+    return this.#closing;
+  }
+}

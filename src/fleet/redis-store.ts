@@ -1,0 +1,463 @@
+// The Redis JobStore of fleet mode: one hash per job (status, state JSON, workflow JSON written
+// once), a created_at index for listing, idempotency claims with SET NX semantics inside the
+// admission script, and Redis TTLs for retention (terminal records expire JOB_RETENTION_MS after
+// they end). The JobManager's synchronous calls (update, get) work on a bounded local cache and a
+// write-behind queue flushed once per turn of the event loop in one pipeline; job events are
+// published through the same pipeline, after the writes they describe, so a reader that subscribes
+// and then reads never misses the end of a job. A terminal record is never overwritten (the save
+// script checks), and writes that fail while Redis is down are kept (latest state per job) and
+// replayed when it is back; a record Redis lost (restart without persistence) is written whole again.
+import { EventEmitter } from 'node:events';
+import type { Redis } from 'ioredis';
+import { LRUCache } from 'lru-cache';
+import {
+  isTerminal,
+  JOB_STATUSES,
+  type JobPage,
+  type JobRecord,
+  type JobStatus,
+  type JobStore,
+  type ListQuery,
+} from '../jobs/index.ts';
+import { decodeCursor, encodeCursor, IDEMPOTENCY_TTL_MS } from '../jobs/store.ts';
+import type { FleetKeys } from './keys.ts';
+
+/** Answer of the admission script. */
+export type Admission = 'ok' | 'duplicate' | 'full';
+
+// KEYS: job, index, idempotency (or the job key when there is none), BullMQ wait, BullMQ prioritized.
+// ARGV: id, status, state, workflow, created_at, max queue, idempotency TTL, has-key flag.
+const ADMIT = `
+if ARGV[8] == '1' and redis.call('EXISTS', KEYS[3]) == 1 then return 'duplicate' end
+if redis.call('LLEN', KEYS[4]) + redis.call('ZCARD', KEYS[5]) >= tonumber(ARGV[6]) then return 'full' end
+if ARGV[8] == '1' then redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[7]) end
+redis.call('HSET', KEYS[1], 's', ARGV[2], 'd', ARGV[3], 'w', ARGV[4])
+redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
+return 'ok'`;
+
+// KEYS: job. ARGV: status, state, TTL ms (0 = none). -1: the record is gone; 0: already terminal.
+const SAVE = `
+local cur = redis.call('HGET', KEYS[1], 's')
+if not cur then return -1 end
+if cur == 'succeeded' or cur == 'failed' or cur == 'canceled' or cur == 'expired' then return 0 end
+redis.call('HSET', KEYS[1], 's', ARGV[1], 'd', ARGV[2])
+if ARGV[3] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+return 1`;
+
+// KEYS: job, index. ARGV: id, status, state, workflow, created_at, TTL ms (0 = none).
+const RESTORE = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 's', ARGV[2], 'd', ARGV[3], 'w', ARGV[4])
+redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
+if ARGV[6] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[6]) end
+return 1`;
+
+type FleetRedis = Redis & {
+  cgwAdmit(...args: Array<string | number>): Promise<Admission>;
+  cgwSave(...args: Array<string | number>): Promise<number>;
+  cgwRestore(...args: Array<string | number>): Promise<number>;
+};
+
+/** The record without its workflow (stored once, in its own field). */
+function stateJson(job: JobRecord): string {
+  return JSON.stringify({ ...job, workflow: undefined });
+}
+
+function ttlOf(job: JobRecord, now: number): number {
+  return isTerminal(job.status) ? Math.max(1, job.expires_at - now) : 0;
+}
+
+/** A job record from its hash fields, or undefined for a missing or unreadable one. */
+function fromFields(state: string | null, workflow: string | null): JobRecord | undefined {
+  if (state === null) return undefined;
+  try {
+    const job = JSON.parse(state) as JobRecord;
+    job.workflow = workflow === null ? {} : (JSON.parse(workflow) as JobRecord['workflow']);
+    return job;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Options of a RedisJobStore. */
+export interface RedisJobStoreOptions {
+  /** Command connection (enableOfflineQueue off: calls fail fast while Redis is down). */
+  redis: Redis;
+  keys: FleetKeys;
+  onError?: (err: unknown) => void;
+  clock?: () => number;
+  /** Records kept locally for the synchronous get() (default 10 000). */
+  cacheSize?: number;
+}
+
+/** Events: 'restored' (id) when a record Redis had lost was written again. */
+export class RedisJobStore extends EventEmitter implements JobStore {
+  readonly #redis: FleetRedis;
+  readonly #keys: FleetKeys;
+  readonly #onError: (err: unknown) => void;
+  readonly #clock: () => number;
+  readonly #cache: LRUCache<string, JobRecord>;
+  /** Writes not yet sent, by job id (latest state wins), in arrival order. */
+  #pending = new Map<string, JobRecord>();
+  /** Jobs whose record must be written whole (Redis lost it). */
+  #restore = new Set<string>();
+  #publishes: Array<[string, string]> = [];
+  #waiters: Array<{ resolve: () => void; reject: (err: unknown) => void }> = [];
+  #timer: NodeJS.Immediate | null = null;
+  #flushing: Promise<void> | null = null;
+  #writes = 0;
+  #closed = false;
+
+  constructor(options: RedisJobStoreOptions) {
+    super();
+    this.#redis = options.redis as FleetRedis;
+    this.#keys = options.keys;
+    this.#onError = options.onError ?? (() => {});
+    this.#clock = options.clock ?? Date.now;
+    this.#cache = new LRUCache({ max: options.cacheSize ?? 10_000 });
+    const r = this.#redis;
+    if (typeof r.cgwAdmit !== 'function') {
+      r.defineCommand('cgwAdmit', { numberOfKeys: 5, lua: ADMIT });
+      r.defineCommand('cgwSave', { numberOfKeys: 1, lua: SAVE });
+      r.defineCommand('cgwRestore', { numberOfKeys: 2, lua: RESTORE });
+    }
+    // Writes that failed while Redis was away go out as soon as it is back.
+    r.on('ready', this.#onReady);
+  }
+
+  #onReady = (): void => {
+    if (this.#pending.size > 0 || this.#waiters.length > 0) this.#schedule();
+  };
+
+  get writes(): number {
+    return this.#writes;
+  }
+
+  /**
+   * Creates a job atomically: the idempotency claim (SET NX semantics), the fleet-wide queue
+   * bound (BullMQ's waiting jobs) and the record with its index entry. Rejects when Redis is down.
+   */
+  async admit(
+    job: JobRecord,
+    idempotencyKey: string | null,
+    options: { maxQueue: number; waitKey: string; prioritizedKey: string },
+  ): Promise<Admission> {
+    const k = this.#keys;
+    const result = await this.#redis.cgwAdmit(
+      k.job(job.id),
+      k.index,
+      idempotencyKey ? k.idempotency(idempotencyKey) : k.job(job.id),
+      options.waitKey,
+      options.prioritizedKey,
+      job.id,
+      job.status,
+      stateJson(job),
+      JSON.stringify(job.workflow),
+      job.created_at,
+      options.maxQueue,
+      IDEMPOTENCY_TTL_MS,
+      idempotencyKey ? '1' : '0',
+    );
+    this.#writes++;
+    if (result === 'ok') this.#cache.set(job.id, job);
+    return result;
+  }
+
+  /** Reads a job from Redis (and refreshes the local copy); undefined when unknown. */
+  async load(id: string): Promise<JobRecord | undefined> {
+    const [state, workflow] = await this.#redis.hmget(this.#keys.job(id), 'd', 'w');
+    const job = fromFields(state ?? null, workflow ?? null);
+    if (job && !this.#pending.has(id)) this.#cache.set(id, job);
+    return job;
+  }
+
+  /** Reads a job and whether a cancel was requested for it, in one round trip. */
+  async take(id: string): Promise<{ job: JobRecord | undefined; cancel: boolean }> {
+    const results = await this.#redis
+      .multi()
+      .hmget(this.#keys.job(id), 'd', 'w')
+      .exists(this.#keys.cancel(id))
+      .exec();
+    const fields = (results?.[0]?.[1] ?? [null, null]) as Array<string | null>;
+    return {
+      job: fromFields(fields[0] ?? null, fields[1] ?? null),
+      cancel: results?.[1]?.[1] === 1,
+    };
+  }
+
+  /** Marks a job as cancel-requested (a gateway about to take it will see it). */
+  async flagCancel(id: string, ttlMs: number): Promise<void> {
+    await this.#redis.set(this.#keys.cancel(id), '1', 'PX', ttlMs);
+  }
+
+  /** Newest-first listing of the fleet's jobs straight from Redis. */
+  async page(query: ListQuery): Promise<JobPage> {
+    const after = query.cursor ? decodeCursor(query.cursor) : null;
+    const statuses = query.statuses?.length ? new Set(query.statuses) : null;
+    const now = this.#clock();
+    const jobs: JobRecord[] = [];
+    let max: string = after ? String(after.createdAt) : '+inf';
+    let skipTies = after;
+    const batch = Math.max(16, (query.limit + 1) * 2);
+    // Bounded scan: a status filter over a long history stops after this many index entries.
+    let budget = 20_000;
+    let more = false;
+    while (budget > 0) {
+      const raw = await this.#redis.zrange(
+        this.#keys.index,
+        max,
+        '-inf',
+        'BYSCORE',
+        'REV',
+        'LIMIT',
+        0,
+        batch,
+        'WITHSCORES',
+      );
+      if (raw.length === 0) break;
+      const entries: Array<{ id: string; score: number }> = [];
+      for (let i = 0; i < raw.length; i += 2)
+        entries.push({ id: raw[i] as string, score: Number(raw[i + 1]) });
+      budget -= entries.length;
+      const candidates = entries.filter(
+        (e) => !skipTies || e.score < skipTies.createdAt || e.id < skipTies.id,
+      );
+      const pipeline = this.#redis.pipeline();
+      for (const e of candidates) pipeline.hmget(this.#keys.job(e.id), 'd', 'w');
+      const results = candidates.length > 0 ? ((await pipeline.exec()) ?? []) : [];
+      candidates.forEach((e, i) => {
+        const fields = (results[i]?.[1] ?? [null, null]) as Array<string | null>;
+        const job = this.#pending.get(e.id) ?? fromFields(fields[0] ?? null, fields[1] ?? null);
+        if (!job || job.expires_at <= now) return;
+        if (statuses && !statuses.has(job.status)) return;
+        jobs.push(job);
+      });
+      if (jobs.length > query.limit) {
+        more = true;
+        break;
+      }
+      const last = entries.at(-1) as { id: string; score: number };
+      if (entries.length < batch) break;
+      // Continue from the last score, skipping what this batch already saw at that score.
+      max = String(last.score);
+      skipTies = { createdAt: last.score, id: last.id };
+    }
+    const page = jobs.slice(0, query.limit);
+    const tail = page.at(-1);
+    return { jobs: page, nextCursor: more && tail ? encodeCursor(tail) : null };
+  }
+
+  /** Removes index entries whose records expired (Redis TTLs delete the records themselves). */
+  async sweep(now: number, retentionMs: number): Promise<number> {
+    const old = await this.#redis.zrange(
+      this.#keys.index,
+      '-inf',
+      String(now - retentionMs),
+      'BYSCORE',
+      'LIMIT',
+      0,
+      1000,
+    );
+    if (old.length === 0) return 0;
+    const pipeline = this.#redis.pipeline();
+    for (const id of old) pipeline.exists(this.#keys.job(id));
+    const results = (await pipeline.exec()) ?? [];
+    const gone = old.filter((_, i) => results[i]?.[1] === 0);
+    if (gone.length > 0) await this.#redis.zrem(this.#keys.index, ...gone);
+    return gone.length;
+  }
+
+  /** Queues a publish after the writes queued so far (same pipeline, same order). */
+  publish(channel: string, message: string): void {
+    if (this.#closed) return;
+    this.#publishes.push([channel, message]);
+    this.#schedule();
+  }
+
+  // --- the synchronous JobStore the JobManager drives ---
+
+  insert(job: JobRecord): void {
+    this.#cache.set(job.id, job);
+    this.#restore.add(job.id);
+    this.update(job);
+  }
+
+  update(job: JobRecord): void {
+    if (this.#closed) return;
+    this.#cache.set(job.id, job);
+    // Re-insert so arrival order is kept across updates of different jobs.
+    this.#pending.delete(job.id);
+    this.#pending.set(job.id, job);
+    this.#schedule();
+  }
+
+  durable(): Promise<void> {
+    if (this.#pending.size === 0 && !this.#flushing) return Promise.resolve();
+    const { promise, resolve, reject } = Promise.withResolvers<void>();
+    this.#waiters.push({ resolve, reject });
+    this.#schedule();
+    return promise;
+  }
+
+  get(id: string): JobRecord | undefined {
+    return this.#pending.get(id) ?? this.#cache.get(id);
+  }
+
+  list(query: ListQuery): JobPage {
+    // Only what this process has seen; routes use page() for the fleet-wide listing.
+    const after = query.cursor ? decodeCursor(query.cursor) : null;
+    const statuses = query.statuses?.length ? new Set(query.statuses) : null;
+    const all = [...this.#cache.values()]
+      .filter((j) => !statuses || statuses.has(j.status))
+      .filter(
+        (j) =>
+          !after || j.created_at < after.createdAt || (j.created_at === after.createdAt && j.id < after.id),
+      )
+      .sort((a, b) => b.created_at - a.created_at || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+    const page = all.slice(0, query.limit);
+    const last = page.at(-1);
+    return { jobs: page, nextCursor: all.length > query.limit && last ? encodeCursor(last) : null };
+  }
+
+  /** Nothing: in fleet mode unfinished jobs come back through the shared queue, not a restart scan. */
+  listUnfinished(): JobRecord[] {
+    return [];
+  }
+
+  /** Always false here: the claim is checked atomically at admission. */
+  hasIdempotencyKey(): boolean {
+    return false;
+  }
+
+  releaseIdempotencyKey(key: string): void {
+    this.#redis.del(this.#keys.idempotency(key)).catch(this.#onError);
+  }
+
+  /** Redis expires the records; this only prunes the index (asynchronously) and returns 0. */
+  deleteExpired(now: number): number {
+    return 0 * now;
+  }
+
+  counts(): Record<JobStatus, number> {
+    const out = Object.fromEntries(JOB_STATUSES.map((s) => [s, 0])) as Record<JobStatus, number>;
+    for (const job of this.#pending.values()) out[job.status]++;
+    return out;
+  }
+
+  /** Stops taking writes; what is queued still goes out with flush(). */
+  close(): void {
+    if (this.#closed) return;
+    this.#schedule();
+    this.#closed = true;
+  }
+
+  /** Sends every queued write now; resolves when Redis has them (rejects when it is down). */
+  flush(): Promise<void> {
+    const { promise, resolve, reject } = Promise.withResolvers<void>();
+    this.#waiters.push({ resolve, reject });
+    if (this.#timer) clearImmediate(this.#timer);
+    this.#timer = null;
+    void this.#run();
+    return promise;
+  }
+
+  #schedule(): void {
+    if (this.#timer || this.#flushing) return;
+    this.#timer = setImmediate(() => {
+      this.#timer = null;
+      void this.#run();
+    });
+  }
+
+  async #run(): Promise<void> {
+    if (this.#flushing) return;
+    const batch = [...this.#pending.values()];
+    const restore = this.#restore;
+    const publishes = this.#publishes;
+    const waiters = this.#waiters;
+    this.#pending = new Map();
+    this.#restore = new Set();
+    this.#publishes = [];
+    this.#waiters = [];
+    if (batch.length === 0 && publishes.length === 0) {
+      for (const w of waiters) w.resolve();
+      return;
+    }
+    const { promise, resolve } = Promise.withResolvers<void>();
+    this.#flushing = promise;
+    const now = this.#clock();
+    const k = this.#keys;
+    try {
+      const pipeline = this.#redis.pipeline() as ReturnType<Redis['pipeline']> & {
+        cgwSave(...args: Array<string | number>): unknown;
+        cgwRestore(...args: Array<string | number>): unknown;
+      };
+      for (const job of batch) {
+        if (restore.has(job.id)) {
+          pipeline.cgwRestore(
+            k.job(job.id),
+            k.index,
+            job.id,
+            job.status,
+            stateJson(job),
+            JSON.stringify(job.workflow),
+            job.created_at,
+            ttlOf(job, now),
+          );
+        }
+        pipeline.cgwSave(k.job(job.id), job.status, stateJson(job), ttlOf(job, now));
+      }
+      for (const [channel, message] of publishes) pipeline.publish(channel, message);
+      const results = (await pipeline.exec()) ?? [];
+      let index = 0;
+      let failure: unknown = null;
+      for (const job of batch) {
+        if (restore.has(job.id)) index++;
+        const [err, saved] = results[index++] ?? [new Error('no reply')];
+        if (err) {
+          failure ??= err;
+          this.#requeue(job, restore.has(job.id));
+        } else if (saved === -1) {
+          // Redis lost the record (restarted without persistence): write it whole again.
+          this.#requeue(job, true);
+          this.emit('restored', job.id);
+        } else {
+          this.#writes++;
+        }
+      }
+      if (failure) throw failure;
+      for (const w of waiters) w.resolve();
+    } catch (err) {
+      // Keep the writes (latest state wins) for the reconnect; publishes are dropped.
+      for (const job of batch) if (!this.#pending.has(job.id)) this.#requeue(job, restore.has(job.id));
+      for (const w of waiters) w.reject(err);
+      this.#onError(err);
+    } finally {
+      this.#flushing = null;
+      resolve();
+      if ((this.#pending.size > 0 || this.#waiters.length > 0) && this.#redis.status === 'ready')
+        this.#schedule();
+    }
+  }
+
+  #requeue(job: JobRecord, restore: boolean): void {
+    if (!this.#pending.has(job.id)) this.#pending.set(job.id, job);
+    if (restore) this.#restore.add(job.id);
+  }
+
+  /** Resolves when no write is queued or in flight (shutdown). */
+  async drain(signal?: AbortSignal): Promise<void> {
+    while ((this.#pending.size > 0 || this.#flushing) && !signal?.aborted) {
+      if (this.#flushing) await this.#flushing;
+      else await this.flush().catch(() => new Promise((r) => setTimeout(r, 100)));
+    }
+  }
+
+  /** Detaches from the connection (the caller owns and closes it). */
+  dispose(): void {
+    this.#closed = true;
+    if (this.#timer) clearImmediate(this.#timer);
+    this.#timer = null;
+    this.#redis.off('ready', this.#onReady);
+  }
+}

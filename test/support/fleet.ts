@@ -1,0 +1,161 @@
+// Fleet-mode test support: the Redis the machine runs (127.0.0.1:6379, or REDIS_TEST_URL), a key
+// prefix per test with cleanup, gateway child processes, and a private redis-server for tests that
+// restart Redis (the shared one is never restarted).
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+import { createInterface } from 'node:readline';
+import { Redis } from 'ioredis';
+import { REPO_ROOT } from './shared.ts';
+
+/** The Redis fleet tests use. */
+export const REDIS_URL = process.env.REDIS_TEST_URL ?? 'redis://127.0.0.1:6379';
+
+/**
+ * Whether the tests can reach Redis: '' when they can, else the reason. In CI (CI=true) Redis is
+ * part of the machine, so an unreachable one must fail the run rather than skip it.
+ */
+export async function redisUnavailable(url = REDIS_URL): Promise<string> {
+  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  redis.on('error', () => {});
+  try {
+    await Promise.race([
+      redis.connect().then(() => redis.ping()),
+      new Promise((_, reject) => setTimeout(() => reject(new Error('timed out')), 2000).unref()),
+    ]);
+    return '';
+  } catch (err) {
+    const reason = `Redis is not reachable at ${url} (${(err as Error).message}); fleet tests need it (see .ci/run)`;
+    if (process.env.CI === 'true') throw new Error(reason);
+    return reason;
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** A fresh key prefix for one test. */
+export function testPrefix(name: string): string {
+  return `cgwtest:${name}:${randomUUID().slice(0, 8)}`;
+}
+
+/** Deletes every key under `prefix` (SCAN, never KEYS). */
+export async function deletePrefix(url: string, prefix: string): Promise<void> {
+  const redis = new Redis(url, { maxRetriesPerRequest: 1 });
+  redis.on('error', () => {});
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) await redis.unlink(...keys);
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** A free loopback TCP port (for a redis-server of our own). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as { port: number }).port;
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+/** A gateway child process (`comfy-gateway serve`). */
+export interface GatewayProcess {
+  child: ChildProcess;
+  url: string;
+  pid: number;
+  /** Lines it printed (JSON logs), for diagnostics. */
+  log: string[];
+  exited: Promise<unknown>;
+}
+
+/** Spawns `serve` with `env` and resolves once it logs its URL. */
+export async function spawnGateway(env: Record<string, string>): Promise<GatewayProcess> {
+  const port = await freePort();
+  const child = spawn(process.execPath, ['src/cli/main.ts', 'serve'], {
+    cwd: REPO_ROOT,
+    env: { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const log: string[] = [];
+  const exited = once(child, 'exit');
+  child.stderr?.on('data', (d) => log.push(String(d)));
+  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`gateway did not start in 20 s:\n${log.join('\n')}`)),
+      20_000,
+    );
+    lines.on('line', (line) => {
+      if (log.length < 2000) log.push(line);
+      if (!line.includes('gateway listening')) return;
+      clearTimeout(timer);
+      resolve((JSON.parse(line) as { url: string }).url);
+    });
+    void exited.then(([code]) => {
+      clearTimeout(timer);
+      reject(new Error(`gateway exited with ${code}:\n${log.join('\n')}`));
+    });
+  });
+  return { child, url, pid: child.pid as number, log, exited };
+}
+
+/** A redis-server of the test's own (restartable), on a free port, without persistence by default. */
+export interface PrivateRedis {
+  url: string;
+  port: number;
+  /** Kills it (SIGKILL) and starts it again on the same port with the same options. */
+  restart(options?: { downMs?: number }): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Starts `redis-server` (must be installed) with extra args, e.g. AOF for durability tests. */
+export async function startPrivateRedis(args: string[] = []): Promise<PrivateRedis> {
+  const port = await freePort();
+  let child: ChildProcess | null = null;
+  const start = async () => {
+    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const c = child;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('redis-server did not start')), 10_000);
+      c.stdout?.on('data', (d) => {
+        if (String(d).includes('Ready to accept connections')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      c.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`redis-server exited with ${code}`));
+      });
+    });
+  };
+  const stop = async () => {
+    const c = child;
+    child = null;
+    if (!c || c.exitCode !== null) return;
+    const exited = once(c, 'exit');
+    c.kill('SIGKILL');
+    await exited;
+  };
+  await start();
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    async restart(options = {}) {
+      await stop();
+      if (options.downMs) await new Promise((r) => setTimeout(r, options.downMs));
+      await start();
+    },
+    stop,
+  };
+}
