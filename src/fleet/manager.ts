@@ -263,6 +263,14 @@ export class FleetJobManager extends JobManager {
     }
   };
 
+  /** Redis expires the records; this prunes their entries from the listing index. */
+  override sweep(): number {
+    this.#f.store
+      .sweep(this.#clock(), this.#retentionMs)
+      .catch((err: unknown) => this.#log?.warn({ err }, 'fleet: index sweep failed'));
+    return 0;
+  }
+
   override counts(): Record<JobStatus, number> {
     const out = Object.fromEntries(JOB_STATUSES.map((s) => [s, 0])) as Record<JobStatus, number>;
     out.queued = this.queued;

@@ -113,6 +113,9 @@ export interface PrivateRedis {
   port: number;
   /** Kills it (SIGKILL) and starts it again on the same port with the same options. */
   restart(options?: { downMs?: number }): Promise<void>;
+  /** Starts it again after stop(). */
+  start(): Promise<void>;
+  /** SIGKILL. */
   stop(): Promise<void>;
 }
 
@@ -156,6 +159,7 @@ export async function startPrivateRedis(args: string[] = []): Promise<PrivateRed
       if (options.downMs) await new Promise((r) => setTimeout(r, options.downMs));
       await start();
     },
+    start,
     stop,
   };
 }
