@@ -94,6 +94,7 @@ export class HttpTransport {
   readonly #retryNotSent: RetryPolicy;
   /** Aborted by close(): marks the transport closed. */
   readonly #closing = new AbortController();
+  #closed: Promise<void> | undefined;
   /**
    * Attempts in flight (bounded by the pool's concurrency plus its queue): close() aborts them,
    * which is cheaper than every attempt listening on the closing signal.
@@ -209,9 +210,13 @@ export class HttpTransport {
     }
   }
 
-  /** Cancels in-flight calls and closes the connections. Idempotent. */
-  async close(): Promise<void> {
-    if (this.#closing.signal.aborted) return;
+  /** Cancels in-flight calls and closes the connections. Idempotent: a later caller waits for the first close. */
+  close(): Promise<void> {
+    this.#closed ??= this.#close();
+    return this.#closed;
+  }
+
+  async #close(): Promise<void> {
     const reason = new ComfyClosedError('client closed', { baseUrl: this.baseUrl });
     this.#closing.abort(reason);
     for (const attempt of this.#inflight) attempt.abort(reason);

@@ -46,6 +46,7 @@ export class ComfySocket {
   #serverFlags: Record<string, unknown> = {};
   /** Aborted by close(): stops reconnect loops and pending opens. */
   readonly #closing = new AbortController();
+  #closed: Promise<void> | undefined;
   /** Resolves waiters of connect() when the state changes. */
   readonly #stateWaiters = new Set<() => void>();
   readonly #options: ComfySocketOptions;
@@ -83,9 +84,13 @@ export class ComfySocket {
     throw new ComfyConnectionError(`WebSocket ${this.#options.url}: reconnect gave up`);
   }
 
-  /** Closes the socket and stops reconnecting. Idempotent. */
-  async close(): Promise<void> {
-    if (this.#state === 'closed') return;
+  /** Closes the socket and stops reconnecting. Idempotent: a later caller waits for the first close. */
+  close(): Promise<void> {
+    this.#closed ??= this.#close();
+    return this.#closed;
+  }
+
+  async #close(): Promise<void> {
     this.#closing.abort(new ComfyClosedError('client closed'));
     this.#stopHeartbeat();
     const ws = this.#ws;

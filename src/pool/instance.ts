@@ -74,6 +74,7 @@ export class PoolInstance implements LeaseHost {
   private wasOpen = false;
   private stuckTimer: NodeJS.Timeout | null = null;
   private closed = false;
+  private closing: Promise<void> | undefined;
   private readonly closeController = new AbortController();
 
   constructor(
@@ -295,16 +296,36 @@ export class PoolInstance implements LeaseHost {
     };
   }
 
-  /** Closes the client and timers; leases still held are aborted. Idempotent. */
-  async close(): Promise<void> {
-    if (this.closed) return;
+  /** Closes the client and timers; leases still held are aborted. Idempotent: a later caller waits for the first close. */
+  close(): Promise<void> {
+    this.closing ??= this.runClose();
+    return this.closing;
+  }
+
+  private async runClose(): Promise<void> {
     this.closed = true;
     this.closeController.abort();
-    this.health.close();
-    if (this.stuckTimer) clearInterval(this.stuckTimer);
-    this.abortLeases('instance removed');
-    for (const wake of [...this.idleWaiters]) wake();
-    await this.client.close();
+    // Each cleanup runs even when an earlier one throws; the first failure is reported after all ran.
+    const cleanups = [
+      () => this.health.close(),
+      () => {
+        if (this.stuckTimer) clearInterval(this.stuckTimer);
+      },
+      () => this.abortLeases('instance removed'),
+      () => {
+        for (const wake of [...this.idleWaiters]) wake();
+      },
+      () => this.client.close(),
+    ];
+    let failure: unknown;
+    for (const cleanup of cleanups) {
+      try {
+        await cleanup();
+      } catch (err) {
+        failure ??= err;
+      }
+    }
+    if (failure !== undefined) throw failure;
   }
 
   private async probe(signal: AbortSignal): Promise<void> {

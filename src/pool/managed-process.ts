@@ -64,6 +64,7 @@ export class ManagedProcess extends EventEmitter<ManagedProcessEvents> {
   private childExit: Promise<void> | null = null;
   private launching: Promise<void> | null = null;
   private stopping: Promise<void> | null = null;
+  private closed: Promise<void> | null = null;
   private launchAbort: AbortController | null = null;
   private restartTimer: NodeJS.Timeout | null = null;
   private supervised = false;
@@ -124,12 +125,13 @@ export class ManagedProcess extends EventEmitter<ManagedProcessEvents> {
     return this.stopping;
   }
 
-  /** Stops the process for good; idempotent. */
-  async close(): Promise<void> {
-    if (this.currentState === 'closed' && !this.child) return;
-    await this.stop();
-    this.setState('closed');
-    this.removeAllListeners();
+  /** Stops the process for good. Idempotent: a later caller waits for the first close. */
+  close(): Promise<void> {
+    this.closed ??= this.stop().finally(() => {
+      this.setState('closed');
+      this.removeAllListeners();
+    });
+    return this.closed;
   }
 
   private async launch(): Promise<void> {

@@ -160,3 +160,16 @@ test('stop() during a start aborts it', async (t) => {
   await assert.rejects(starting, /stopped while starting/);
   assert.equal(proc.state, 'stopped');
 });
+
+test('close() twice: the second call gets the first close and the process is gone when it resolves', async () => {
+  const port = await freePort();
+  const proc = new ManagedProcess({ id: 'closing', command: [process.execPath, STUB, '{port}'], port });
+  await proc.start();
+  const pid = proc.pid!;
+  const first = proc.close();
+  const second = proc.close();
+  assert.equal(second, first);
+  await second;
+  assert.equal(proc.state, 'closed');
+  assert.equal(alive(pid), false);
+});
