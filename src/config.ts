@@ -202,6 +202,7 @@ const SETTINGS = {
     (LOG_LEVELS as readonly string[]).includes(s) ? undefined : `expected one of ${LOG_LEVELS.join(', ')}`,
   ),
   DOCS: bool(true),
+  COMFY_FACADE_PARALLEL_PER_CLIENT: bool(false),
 } as const;
 
 type SettingName = keyof typeof SETTINGS;
@@ -276,6 +277,8 @@ export interface Config {
   readonly shutdownGraceMs: number;
   readonly logLevel: (typeof LOG_LEVELS)[number];
   readonly docs: boolean;
+  /** Native facade: let prompts of one client_id run at once (default: one at a time, in order). */
+  readonly comfyFacadeParallelPerClient: boolean;
 }
 
 /** Names of every setting (for docs and `--help`). */
@@ -406,5 +409,6 @@ export function loadConfig(
     shutdownGraceMs: values.SHUTDOWN_GRACE_MS,
     logLevel: (values.LOG_LEVEL ?? 'info') as Config['logLevel'],
     docs: values.DOCS,
+    comfyFacadeParallelPerClient: values.COMFY_FACADE_PARALLEL_PER_CLIENT,
   });
 }

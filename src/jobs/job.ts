@@ -114,6 +114,8 @@ export interface JobRequest {
   metadata?: unknown;
   request_id?: string;
   source?: 'v2' | 'prompt_sync';
+  /** Jobs with the same serial key run one at a time, in submission order (the native facade's client ids). */
+  serial_key?: string;
 }
 
 /** The stored job. Times are epoch milliseconds; the HTTP layer renders them as RFC 3339. */

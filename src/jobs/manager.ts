@@ -367,6 +367,7 @@ export class JobManager extends EventEmitter {
       createdAt: job.created_at,
       classTypes: job.class_types,
       exclude: [...new Set(failed)],
+      ...(job.request.serial_key !== undefined ? { serial: job.request.serial_key } : {}),
     };
     this.#scheduler.enqueue(entry);
   }
@@ -400,6 +401,8 @@ export class JobManager extends EventEmitter {
   }
 
   #startAttempt(live: LiveJob, lease: LeaseLike, mode: 'submit' | 'attach'): void {
+    // A re-attached job skipped the queue: it still holds its serial key against later ones.
+    if (mode === 'attach') this.#scheduler.claim(live.job.id, live.job.request.serial_key);
     live.lease = lease;
     live.controller = new AbortController();
     live.tracker = new ProgressTracker(live.job.workflow);
@@ -577,6 +580,7 @@ export class JobManager extends EventEmitter {
     live.progressTimer = null;
     this.#persist(live);
     this.#live.delete(job.id);
+    this.#scheduler.release(job.id, job.request.serial_key);
     this.#recent.set(job.id, job);
     if (this.#recent.size > RECENT_JOBS) this.#recent.delete(this.#recent.keys().next().value as string);
     this.#emitStatus(live, job.outputs);

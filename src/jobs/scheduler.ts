@@ -1,6 +1,8 @@
 // The queue of jobs waiting for an instance, ordered by priority (high first) then age, and the
 // loop that hands them to the pool. Dispatch is pull-based: a pump runs when a job arrives, when
 // the pool reports capacity, and on a slow safety tick, and it never blocks on the network.
+// Jobs that share a serial key run one at a time, in queue order: while one of them is queued or
+// running, the others wait aside and join the queue one by one as each predecessor ends.
 import type { LeaseLike, PoolLike } from './ports.ts';
 
 /** What the scheduler needs to know about a waiting job. */
@@ -13,6 +15,8 @@ export interface QueueEntry {
   exclude: string[];
   /** Routing key (class set), filled in by the scheduler. */
   key?: string;
+  /** Jobs with the same serial key run one at a time, in queue order (e.g. one ComfyUI client id). */
+  serial?: string;
 }
 
 /** Options of a Scheduler. */
@@ -44,6 +48,18 @@ function before(a: QueueEntry, b: QueueEntry): boolean {
   return a.id < b.id;
 }
 
+/** Where `entry` goes in a list sorted by before(). */
+function insertionIndex(list: QueueEntry[], entry: QueueEntry): number {
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (before(list[mid] as QueueEntry, entry)) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 /** Priority queue of waiting jobs plus the dispatch loop. */
 export class Scheduler {
   #pool: PoolLike;
@@ -52,6 +68,11 @@ export class Scheduler {
   #tickMs: number;
   /** Sorted: index 0 runs next. Bounded by MAX_QUEUE at submission. */
   #queue: QueueEntry[] = [];
+  /** Serial key → the job that holds it (queued here or running) until release(). */
+  #serialOwner = new Map<string, string>();
+  /** Serial key → jobs waiting behind its owner, sorted like the queue. Counted in `size`. */
+  #held = new Map<string, QueueEntry[]>();
+  #heldCount = 0;
   #pumpScheduled = false;
   /** True while #pump runs: the pool events its own acquisitions raise need no second pump. */
   #pumping = false;
@@ -80,9 +101,9 @@ export class Scheduler {
     this.#pool.on('instance', this.#onInstance);
   }
 
-  /** Number of waiting jobs. */
+  /** Number of waiting jobs (including those held behind a job with the same serial key). */
   get size(): number {
-    return this.#queue.length;
+    return this.#queue.length + this.#heldCount;
   }
 
   /** Starts dispatching (jobs may be enqueued before, e.g. during recovery). */
@@ -95,37 +116,75 @@ export class Scheduler {
   /** Adds a job (or re-adds it for a retry). */
   enqueue(entry: QueueEntry): void {
     if (this.#closed) return;
-    entry.key = entry.classTypes.join('\u0000');
-    let lo = 0;
-    let hi = this.#queue.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (before(this.#queue[mid] as QueueEntry, entry)) lo = mid + 1;
-      else hi = mid;
+    if (entry.serial !== undefined) {
+      const owner = this.#serialOwner.get(entry.serial);
+      if (owner !== undefined && owner !== entry.id) {
+        const held = this.#held.get(entry.serial) ?? [];
+        held.splice(insertionIndex(held, entry), 0, entry);
+        this.#held.set(entry.serial, held);
+        this.#heldCount++;
+        return;
+      }
+      this.#serialOwner.set(entry.serial, entry.id);
     }
-    this.#queue.splice(lo, 0, entry);
+    entry.key = entry.classTypes.join('\u0000');
+    this.#queue.splice(insertionIndex(this.#queue, entry), 0, entry);
     // At saturation every arrival would pump in vain: nothing freed a slot for its kind since.
     if (entry.exclude.length === 0 && this.#noSlot?.has(entry.key)) return;
     this.schedulePump();
   }
 
+  /** Marks a job that runs without passing through the queue (re-attached) as its key's holder. */
+  claim(id: string, serial: string | undefined): void {
+    if (serial !== undefined && !this.#serialOwner.has(serial)) this.#serialOwner.set(serial, id);
+  }
+
+  /** A job ended: the next job waiting behind it on its serial key joins the queue. */
+  release(id: string, serial: string | undefined): void {
+    if (serial === undefined || this.#serialOwner.get(serial) !== id) return;
+    this.#serialOwner.delete(serial);
+    const held = this.#held.get(serial);
+    const next = held?.shift();
+    if (held?.length === 0) this.#held.delete(serial);
+    if (next) {
+      this.#heldCount--;
+      this.enqueue(next);
+    }
+  }
+
   /** Removes a waiting job; returns false when it was not waiting. */
   remove(id: string): boolean {
     const index = this.#queue.findIndex((e) => e.id === id);
-    if (index < 0) return false;
-    this.#queue.splice(index, 1);
-    return true;
+    if (index >= 0) {
+      const [entry] = this.#queue.splice(index, 1);
+      this.release(id, entry?.serial);
+      return true;
+    }
+    for (const [serial, held] of this.#held) {
+      const i = held.findIndex((e) => e.id === id);
+      if (i < 0) continue;
+      held.splice(i, 1);
+      this.#heldCount--;
+      if (held.length === 0) this.#held.delete(serial);
+      return true;
+    }
+    return false;
   }
 
-  /** Waiting job ids in dispatch order (a snapshot). */
+  /** Waiting job ids in dispatch order (a snapshot; held jobs after the queue). */
   waitingIds(): string[] {
-    return this.#queue.map((e) => e.id);
+    const ids = this.#queue.map((e) => e.id);
+    for (const held of this.#held.values()) for (const e of held) ids.push(e.id);
+    return ids;
   }
 
   /** 1-based position of a waiting job, or null. */
   position(id: string): number | null {
     const index = this.#queue.findIndex((e) => e.id === id);
-    return index < 0 ? null : index + 1;
+    if (index >= 0) return index + 1;
+    const all = this.waitingIds();
+    const i = all.indexOf(id);
+    return i < 0 ? null : i + 1;
   }
 
   /** Coalesces pump requests into one run per microtask. */
@@ -198,5 +257,8 @@ export class Scheduler {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
     this.#queue = [];
+    this.#held.clear();
+    this.#heldCount = 0;
+    this.#serialOwner.clear();
   }
 }

@@ -24,6 +24,13 @@ export interface FacadeInstanceClient {
     contentLength?: number;
   }>;
   getSystemStats?(options?: { signal?: AbortSignal }): Promise<unknown>;
+  getModels?(folder?: string, options?: { signal?: AbortSignal }): Promise<string[] | undefined>;
+  getEmbeddings?(options?: { signal?: AbortSignal }): Promise<string[]>;
+  freeMemory?(options?: {
+    signal?: AbortSignal;
+    unloadModels?: boolean;
+    freeMemory?: boolean;
+  }): Promise<void>;
   getFeatures?(options?: { signal?: AbortSignal }): Promise<Record<string, unknown>>;
 }
 
@@ -51,6 +58,8 @@ export interface ComfyFacadeOptions {
   maxSockets?: number;
   /** Biggest accepted upload (also announced as `max_upload_size`). */
   maxUploadBytes?: number;
+  /** Let prompts of one client_id run at once (default false: one at a time, in submission order). */
+  parallelPerClient?: boolean;
 }
 
 /** What the facade's routes share. */
@@ -72,11 +81,16 @@ export function both(
   for (const url of [path, `/api${path}`]) app.route({ method, url, schema: { hide: true }, handler });
 }
 
-/** A request body as the facade received it: raw text, whatever the Content-Type said. */
+/** A request body as the facade received it: raw bytes, whatever the Content-Type said. */
 export class RawBody {
-  readonly text: string;
-  constructor(text: string) {
-    this.text = text;
+  readonly bytes: Buffer;
+  constructor(bytes: Buffer) {
+    this.bytes = bytes;
+  }
+
+  /** The bytes as UTF-8 text. */
+  get text(): string {
+    return this.bytes.toString('utf8');
   }
 }
 
@@ -92,8 +106,8 @@ export class MalformedBodyError extends Error {
  */
 export function acceptAnyBody(app: FastifyInstance): void {
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => {
-    done(null, new RawBody(String(body)));
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => {
+    done(null, new RawBody(body as Buffer));
   });
 }
 

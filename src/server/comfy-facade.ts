@@ -19,6 +19,7 @@ import {
 } from './comfy-facade-common.ts';
 import { fileRoutes } from './comfy-facade-files.ts';
 import { historyEntry, queueItem } from './comfy-facade-format.ts';
+import { poolRoutes } from './comfy-facade-pool.ts';
 import { FacadeRelay } from './comfy-facade-relay.ts';
 import { type FacadePrompt, FacadePrompts } from './comfy-facade-state.ts';
 import { FacadeUploads } from './comfy-facade-uploads.ts';
@@ -143,6 +144,11 @@ export const comfyFacadeRoutes: FastifyPluginAsync<ComfyFacadeOptions> = async (
       priority: front ? 1 : 0,
       request: {
         ...(Object.keys(inputs).length > 0 ? { inputs } : {}),
+        // One ComfyUI runs a client's prompts one after another, and clients rely on it (a
+        // prompt of theirs that finishes is taken to mean the previous one is done).
+        ...(clientId && !options.parallelPerClient
+          ? { serial_key: `comfy-facade\u0000${owner}\u0000${clientId}` }
+          : {}),
         metadata: { comfy_facade: { prompt_id: callerId, number, client_id: clientId, owner } },
       },
       ...(Object.keys(extra).length > 0 ? { extraData: extra } : {}),
@@ -281,6 +287,7 @@ export const comfyFacadeRoutes: FastifyPluginAsync<ComfyFacadeOptions> = async (
   }));
 
   await app.register(fileRoutes, { ctx, maxUploadBytes });
+  await app.register(poolRoutes, { ctx });
 };
 
 /** `request.inputs` entries that make io upload facade-held files to the job's instance. */

@@ -238,6 +238,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
             convertUi: prepare.convertUi,
             apiKeys: config.apiKeys,
             retentionMs: config.jobRetentionMs,
+            parallelPerClient: config.comfyFacadeParallelPerClient,
           },
         },
       ],

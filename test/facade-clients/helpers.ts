@@ -161,6 +161,26 @@ export function invertWorkflow(
   };
 }
 
+/** EmptyImage(color) → `n` ImageInverts → SaveImage (node "3"): longer runs for ordering tests. */
+export function chainWorkflow(
+  prefix: string,
+  color: number,
+  n: number,
+  size = 32,
+): Record<string, { class_type: string; inputs: Record<string, unknown> }> {
+  const wf: Record<string, { class_type: string; inputs: Record<string, unknown> }> = {
+    '1': { class_type: 'EmptyImage', inputs: { width: size, height: size, batch_size: 1, color } },
+  };
+  let last = '1';
+  for (let i = 0; i < n; i++) {
+    const id = String(10 + i);
+    wf[id] = { class_type: 'ImageInvert', inputs: { image: [last, 0] } };
+    last = id;
+  }
+  wf['3'] = { class_type: 'SaveImage', inputs: { images: [last, 0], filename_prefix: prefix } };
+  return wf;
+}
+
 /** The RGB that ImageInvert makes of `color` (0xRRGGBB). */
 export function inverted(color: number): [number, number, number] {
   return [255 - ((color >> 16) & 255), 255 - ((color >> 8) & 255), 255 - (color & 255)];
@@ -175,4 +195,22 @@ export async function eventually<T>(check: () => Promise<T | undefined>, ms = 15
     if (Date.now() > deadline) throw new Error('condition not met in time');
     await new Promise((r) => setTimeout(r, 25));
   }
+}
+
+/**
+ * Records every global-fetch call to `baseUrl` answered 4xx/5xx (as `METHOD path status`) into
+ * `failures`, for clients that use the global fetch. Returns the function that restores fetch.
+ */
+export function watchFetch(baseUrl: string, failures: string[]): () => void {
+  const original = globalThis.fetch;
+  globalThis.fetch = async (input, init) => {
+    const res = await original(input, init);
+    const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+    if (url.startsWith(baseUrl) && res.status >= 400)
+      failures.push(`${init?.method ?? 'GET'} ${url.slice(baseUrl.length)} ${res.status}`);
+    return res;
+  };
+  return () => {
+    globalThis.fetch = original;
+  };
 }
