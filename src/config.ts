@@ -203,6 +203,12 @@ const SETTINGS = {
   ),
   DOCS: bool(true),
   COMFY_FACADE_PARALLEL_PER_CLIENT: bool(false),
+  PIPELINE_MAX_STEPS: int({ min: 1, max: 10_000, default: 100 }),
+  PIPELINE_MAX_ITERATIONS: int({ min: 1, max: 100_000, default: 100 }),
+  PIPELINE_MAX_FAN_OUT: int({ min: 1, max: 100_000, default: 100 }),
+  PIPELINE_MAX_PARALLEL: int({ min: 1, max: 1024, default: 16 }),
+  PIPELINE_MAX_EXPRESSION_CHARS: int({ min: 16, max: 100_000, default: 2000 }),
+  PIPELINE_MAX_ACTIVE_RUNS: int({ min: 1, max: 1_000_000, default: 1000 }),
 } as const;
 
 type SettingName = keyof typeof SETTINGS;
@@ -279,6 +285,15 @@ export interface Config {
   readonly docs: boolean;
   /** Native facade: let prompts of one client_id run at once (default: one at a time, in order). */
   readonly comfyFacadeParallelPerClient: boolean;
+  /** Bounds of pipeline definitions and runs (PIPELINE_*). */
+  readonly pipelines: {
+    readonly maxSteps: number;
+    readonly maxIterations: number;
+    readonly maxFanOut: number;
+    readonly maxParallel: number;
+    readonly maxExpressionChars: number;
+    readonly maxActiveRuns: number;
+  };
 }
 
 /** Names of every setting (for docs and `--help`). */
@@ -410,5 +425,13 @@ export function loadConfig(
     logLevel: (values.LOG_LEVEL ?? 'info') as Config['logLevel'],
     docs: values.DOCS,
     comfyFacadeParallelPerClient: values.COMFY_FACADE_PARALLEL_PER_CLIENT,
+    pipelines: Object.freeze({
+      maxSteps: values.PIPELINE_MAX_STEPS,
+      maxIterations: values.PIPELINE_MAX_ITERATIONS,
+      maxFanOut: values.PIPELINE_MAX_FAN_OUT,
+      maxParallel: values.PIPELINE_MAX_PARALLEL,
+      maxExpressionChars: values.PIPELINE_MAX_EXPRESSION_CHARS,
+      maxActiveRuns: values.PIPELINE_MAX_ACTIVE_RUNS,
+    }),
   });
 }

@@ -24,6 +24,12 @@ import {
   registerPoolMetrics,
   splitCommand,
 } from '../pool/index.ts';
+import {
+  MemoryPipelineRunStore,
+  type PipelineRunStore,
+  PipelineRunner,
+  SqlitePipelineRunStore,
+} from '../pipelines/index.ts';
 import { WebhookDispatcher } from '../webhooks/index.ts';
 import { toApiPrompt } from '../workflow/index.ts';
 import { buildApp } from './app.ts';
@@ -31,6 +37,9 @@ import { assetsRoutes } from './assets.ts';
 import { comfyFacadeRoutes } from './comfy-facade.ts';
 import { healthRoutes } from './health.ts';
 import { instancesRoutes } from './instances.ts';
+import { assetFileStager } from './pipeline-files.ts';
+import { PipelineRegistry, templateLookup } from './pipeline-registry.ts';
+import { pipelineRoutes } from './pipelines.ts';
 import { registerJobMetrics } from './metrics.ts';
 import { WorkflowRegistry } from './workflow-registry.ts';
 import { workflowRoutes } from './workflows.ts';
@@ -43,6 +52,8 @@ export interface Gateway {
   readonly logger: Logger;
   /** The templates of WORKFLOWS_DIR behind /v1/workflows. */
   readonly workflows: WorkflowRegistry;
+  /** Pipeline runs behind /v1/pipeline-runs. */
+  readonly pipelines: PipelineRunner;
   /** Base URL it listens on (after start). */
   readonly url: string;
   /** Graceful shutdown: stop accepting, hand sync requests back, detach jobs, close everything. Idempotent. */
@@ -54,6 +65,8 @@ export interface GatewayOptions {
   logger?: Logger;
   /** Use this store instead of the one the config names. */
   store?: JobStore;
+  /** Use this pipeline run store (default: SQLite beside the jobs, or memory with a given/memory job store). */
+  pipelineStore?: PipelineRunStore;
   /** SSE keepalive interval (tests shorten it). */
   sseKeepaliveMs?: number;
 }
@@ -189,6 +202,37 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     });
     closers.push(() => workflows.close());
     await workflows.start();
+
+    const runStore =
+      options.pipelineStore ??
+      (options.store || config.jobStore === 'memory'
+        ? new MemoryPipelineRunStore()
+        : new SqlitePipelineRunStore({ path: join(config.dataDir, 'jobs.sqlite') }));
+    const pipelines = new PipelineRunner({
+      jobs: manager,
+      store: runStore,
+      templates: templateLookup(workflows, prepare.nodeDefs as () => Promise<NodeDefs>),
+      prepare,
+      files: assetFileStager({ assets, pool: poolLike, manager, ttlSeconds: config.jobRetentionMs / 1000 }),
+      webhooks,
+      ...(config.webhookUrl ? { webhookUrl: config.webhookUrl } : {}),
+      limits: config.pipelines,
+      expressionLimits: { maxChars: config.pipelines.maxExpressionChars },
+      maxActiveRuns: config.pipelines.maxActiveRuns,
+      retentionMs: config.jobRetentionMs,
+      logger,
+    });
+    // Closed before the job manager (closers run in reverse): runs detach, their jobs keep running.
+    closers.push(() => pipelines.close({ graceMs: config.shutdownGraceMs }));
+    await pipelines.start();
+    const pipelineRegistry = new PipelineRegistry({
+      dir: config.workflowsDir,
+      workflows,
+      runner: pipelines,
+      logger,
+    });
+    closers.push(() => pipelineRegistry.close());
+    await pipelineRegistry.start();
     const app = await buildApp({
       manager,
       pool: poolLike,
@@ -226,6 +270,22 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
             manager,
             prepare,
             shutdownSignal: shutdown.signal,
+            ...(config.publicUrl ? { publicUrl: config.publicUrl } : {}),
+          },
+        },
+        {
+          plugin: pipelineRoutes,
+          options: {
+            runner: pipelines,
+            registry: pipelineRegistry,
+            convertUi: async () => {
+              const defs = await pool.nodeDefsFor();
+              return (ui: unknown) =>
+                toApiPrompt(ui, defs as Parameters<typeof toApiPrompt>[1]).prompt as ApiPrompt;
+            },
+            shutdownSignal: shutdown.signal,
+            maxStreams: config.maxSseStreams,
+            ...(options.sseKeepaliveMs ? { keepaliveMs: options.sseKeepaliveMs } : {}),
             ...(config.publicUrl ? { publicUrl: config.publicUrl } : {}),
           },
         },
@@ -273,6 +333,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       pool,
       logger,
       workflows,
+      pipelines,
       url,
       close() {
         closing ??= (async () => {

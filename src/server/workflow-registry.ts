@@ -78,6 +78,8 @@ export interface WorkflowRegistryOptions {
 }
 
 const DECLARATION = /\.(ya?ml|json)$/i;
+/** Pipelines live in the same folder (`*.pipeline.yaml`); PipelineRegistry reads them. */
+const PIPELINE = /\.pipeline\.(ya?ml|json)$/i;
 const NAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
 
 /** The live set of templates of one folder; emits `scan` after every scan and `change` when the set changed. */
@@ -332,7 +334,11 @@ export class WorkflowRegistry extends EventEmitter {
     }
     const files = dirents
       .filter(
-        (d) => (d.isFile() || d.isSymbolicLink()) && DECLARATION.test(d.name) && !d.name.startsWith('.'),
+        (d) =>
+          (d.isFile() || d.isSymbolicLink()) &&
+          DECLARATION.test(d.name) &&
+          !PIPELINE.test(d.name) &&
+          !d.name.startsWith('.'),
       )
       .map((d) => d.name)
       .sort();

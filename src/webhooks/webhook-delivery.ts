@@ -1,7 +1,14 @@
 // The record of one webhook delivery and its attempts, as shown on GET /api/v2/jobs/{id}.
 
 /** Webhook event types. */
-export type WebhookEventType = 'job.succeeded' | 'job.failed' | 'job.canceled' | 'job.progress';
+export type WebhookEventType =
+  | 'job.succeeded'
+  | 'job.failed'
+  | 'job.canceled'
+  | 'job.progress'
+  | 'pipeline.succeeded'
+  | 'pipeline.failed'
+  | 'pipeline.canceled';
 
 /** One HTTP attempt of a delivery. */
 export interface WebhookAttempt {

@@ -1,0 +1,59 @@
+// Storage of pipeline runs: the seam for other backends. SQLite (one process, the job store's
+// database file) and memory implement it here; a Redis implementation for scale-out implements
+// the same interface (a hash per run, a hash of iterations per run, a sorted set by creation).
+// Writes are synchronous and committed when they return: a run records a step's job id before
+// that job can be committed itself, so after a crash a run never misses a job it started.
+import type { IterationRecord, PipelineRun, RunStatus } from './run.ts';
+
+/** A page of a newest-first listing. */
+export interface RunPage {
+  runs: PipelineRun[];
+  nextCursor: string | null;
+}
+
+/** Filters and paging of `list()`. */
+export interface RunListQuery {
+  statuses?: readonly RunStatus[];
+  limit: number;
+  cursor?: string | null;
+}
+
+/** Durable pipeline runs. Every method is synchronous; `close()` is idempotent. */
+export interface PipelineRunStore {
+  /** Inserts a new run, claiming `run.idempotency_key` in the same write; throws IdempotencyKeyReuseError. */
+  insert(run: PipelineRun): void;
+  /** Replaces a run's stored state (iterations are written apart). */
+  update(run: PipelineRun): void;
+  /** Inserts or replaces one iteration. */
+  putIteration(iteration: IterationRecord): void;
+  get(id: string): PipelineRun | undefined;
+  /** Every iteration of a run, by step then n. */
+  iterations(runId: string): IterationRecord[];
+  list(query: RunListQuery): RunPage;
+  /** Runs that are not terminal (for restart), oldest first. */
+  listUnfinished(): PipelineRun[];
+  /** True when an Idempotency-Key is claimed by a run (and not expired). */
+  hasIdempotencyKey(key: string, now: number): boolean;
+  /** Deletes terminal runs past `expires_at` (and their iterations); returns runs removed. */
+  deleteExpired(now: number): number;
+  close(): void;
+}
+
+/** Cursor of a listing = base64url of `created_at:id` of the last run of a page. */
+export function encodeRunCursor(run: { created_at: number; id: string }): string {
+  return Buffer.from(`${run.created_at}:${run.id}`).toString('base64url');
+}
+
+/** Parses a cursor; null for garbage. */
+export function decodeRunCursor(cursor: string): { createdAt: number; id: string } | null {
+  const text = Buffer.from(cursor, 'base64url').toString('utf8');
+  const colon = text.indexOf(':');
+  if (colon <= 0) return null;
+  const createdAt = Number(text.slice(0, colon));
+  const id = text.slice(colon + 1);
+  if (!Number.isSafeInteger(createdAt) || id === '') return null;
+  return { createdAt, id };
+}
+
+/** Idempotency keys of runs are single-use for 24 h, as for jobs. */
+export const RUN_IDEMPOTENCY_TTL_MS = 24 * 3_600_000;

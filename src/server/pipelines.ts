@@ -1,0 +1,476 @@
+// /v1/pipelines (named pipelines of WORKFLOWS_DIR) and /v1/pipeline-runs (runs: create inline,
+// get, list, SSE events, cancel). Thin: validate, call the PipelineRunner, render. Runs are
+// created like jobs: Idempotency-Key single-use, `?wait=` holds the answer, 201 with the run.
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { GatewayError, IdempotencyKeyReuseError, InvalidRequestError, scopedSignal } from '../jobs/index.ts';
+import {
+  decodeRunCursor,
+  type IterationRecord,
+  isFileRef,
+  isRunTerminal,
+  type PipelineDefinition,
+  type PipelineRun,
+  type PipelineRunner,
+  RUN_STATUSES,
+  type RunEvent,
+  type RunStatus,
+  type RunView,
+} from '../pipelines/index.ts';
+import type { ApiPrompt } from '../workflow/index.ts';
+import { sendError } from './errors.ts';
+import { replySignal } from './jobs.ts';
+import type { PipelineEntry, PipelineLoadError, PipelineRegistry } from './pipeline-registry.ts';
+import { originOf } from './render.ts';
+import { errorSchema, submitJobBody, submitJobQuery } from './schemas.ts';
+import { zodRoute } from './zod.ts';
+
+/** Options of the pipelines plugin. */
+export interface PipelineRoutesOptions {
+  runner: PipelineRunner;
+  registry: PipelineRegistry;
+  /** Converts inline UI workflows (loads node definitions); absent = API format only. */
+  convertUi?: () => Promise<(ui: unknown) => ApiPrompt>;
+  publicUrl?: string;
+  shutdownSignal?: AbortSignal;
+  maxStreams: number;
+  keepaliveMs?: number;
+}
+
+/** No named pipeline of that name (404, `not_found`), with the load error if its file is broken. */
+export class PipelineNotFoundError extends GatewayError {
+  constructor(name: string, broken?: PipelineLoadError) {
+    super(
+      'not_found',
+      404,
+      broken ? `Pipeline "${name}" failed to load: ${broken.message}` : `No pipeline named "${name}".`,
+      { details: broken ? { pipeline_error: broken } : null },
+    );
+  }
+}
+
+const runOptions = submitJobBody.pick({
+  webhook_url: true,
+  output: true,
+  timeout_ms: true,
+  priority: true,
+  metadata: true,
+});
+
+/** Body of POST /v1/pipelines/{name}. */
+export const runPipelineBody = runOptions
+  .extend({
+    inputs: z.record(z.string(), z.unknown()).optional().describe("The pipeline's inputs by name."),
+  })
+  .strict();
+
+/** Body of POST /v1/pipeline-runs. */
+export const inlineRunBody = runPipelineBody
+  .extend({
+    pipeline: z
+      .record(z.string(), z.unknown())
+      .describe('The pipeline definition (as in a *.pipeline.yaml file): inputs, steps, outputs.'),
+  })
+  .strict();
+
+const nameParams = z.object({ name: z.string().min(1).max(64) });
+const idParams = z.object({ id: z.string().min(1).max(200) });
+const listQuery = z.object({
+  status: z
+    .string()
+    .optional()
+    .transform((s, ctx) => {
+      if (!s) return undefined;
+      const parts = s
+        .split(',')
+        .map((p) => p.trim())
+        .filter(Boolean);
+      const bad = parts.filter((p) => !(RUN_STATUSES as readonly string[]).includes(p));
+      if (bad.length) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `unknown status ${bad.join(', ')}; expected ${RUN_STATUSES.join(', ')}`,
+        });
+        return z.NEVER;
+      }
+      return parts as RunStatus[];
+    }),
+  limit: z.coerce.number().int().min(1).max(100).default(50),
+  cursor: z.string().max(400).optional(),
+});
+const runSchema = z
+  .object({
+    id: z.string(),
+    object: z.literal('pipeline_run'),
+    pipeline: z.string().nullable(),
+    status: z.enum(RUN_STATUSES),
+    steps: z.array(z.record(z.string(), z.unknown())),
+    outputs: z.record(z.string(), z.unknown()).nullable(),
+    error: z.record(z.string(), z.unknown()).nullable(),
+  })
+  .passthrough();
+const TAGS = ['pipelines'];
+
+/** Fastify plugin: named pipelines and pipeline runs. */
+export const pipelineRoutes: FastifyPluginAsync<PipelineRoutesOptions> = async (app, options) => {
+  const { runner, registry, publicUrl, shutdownSignal, maxStreams, keepaliveMs = 15_000 } = options;
+
+  app.get(
+    '/v1/pipelines',
+    zodRoute({
+      summary: 'List the named pipelines (with their input schemas) and the files that failed to load',
+      tags: TAGS,
+      operationId: 'listPipelines',
+    }),
+    async (request) => {
+      const origin = originOf(request, publicUrl);
+      return {
+        pipelines: registry.list().map((e) => describePipeline(e, origin)),
+        errors: registry.errors(),
+      };
+    },
+  );
+
+  app.get(
+    '/v1/pipelines/:name',
+    zodRoute({
+      params: nameParams,
+      response: { 404: errorSchema },
+      summary: 'One named pipeline with its input schema',
+      tags: TAGS,
+      operationId: 'getPipeline',
+    }),
+    async (request) => {
+      const { name } = request.params as { name: string };
+      return describePipeline(requirePipeline(registry, name), originOf(request, publicUrl));
+    },
+  );
+
+  app.post(
+    '/v1/pipelines/:name',
+    zodRoute({
+      params: nameParams,
+      body: z.preprocess((v) => v ?? {}, runPipelineBody),
+      querystring: submitJobQuery,
+      response: { 201: runSchema, 400: errorSchema, 404: errorSchema, 422: errorSchema, 429: errorSchema },
+      summary: 'Run a named pipeline',
+      description:
+        'Creates a durable pipeline run (201). Idempotency-Key is single-use; ?wait=<seconds> holds the answer until the run ends.',
+      tags: TAGS,
+      operationId: 'runPipeline',
+    }),
+    async (request, reply) => {
+      const { name } = request.params as { name: string };
+      const entry = requirePipeline(registry, name);
+      return createRun(
+        request,
+        reply,
+        () => entry.definition,
+        request.body as z.infer<typeof runPipelineBody>,
+      );
+    },
+  );
+
+  app.post(
+    '/v1/pipeline-runs',
+    zodRoute({
+      body: inlineRunBody,
+      querystring: submitJobQuery,
+      response: { 201: runSchema, 400: errorSchema, 422: errorSchema, 429: errorSchema },
+      summary: 'Run an inline pipeline definition',
+      description:
+        'Validates the definition (422 `invalid_pipeline` with `details.issues[]` = {path, code, message}) and creates a durable run (201).',
+      tags: TAGS,
+      operationId: 'createPipelineRun',
+    }),
+    async (request, reply) => {
+      const body = request.body as z.infer<typeof inlineRunBody>;
+      const needsUi = JSON.stringify(body.pipeline).includes('"links"');
+      const convertUi =
+        needsUi && options.convertUi ? await options.convertUi().catch(() => undefined) : undefined;
+      return createRun(
+        request,
+        reply,
+        () => runner.parse(body.pipeline, convertUi ? { convertUi } : {}),
+        body,
+      );
+    },
+  );
+
+  app.get(
+    '/v1/pipeline-runs',
+    zodRoute({
+      querystring: listQuery,
+      summary: 'List pipeline runs, newest first',
+      tags: TAGS,
+      operationId: 'listPipelineRuns',
+    }),
+    async (request) => {
+      const q = request.query as { status?: RunStatus[]; limit: number; cursor?: string };
+      if (q.cursor && !decodeRunCursor(q.cursor))
+        throw new InvalidRequestError('query.cursor: not a cursor this server issued');
+      const page = runner.list({
+        limit: q.limit,
+        ...(q.status ? { statuses: q.status } : {}),
+        cursor: q.cursor ?? null,
+      });
+      const origin = originOf(request, publicUrl);
+      return {
+        runs: page.runs.map((run) => renderRun({ run, iterations: [] }, origin, false)),
+        next_cursor: page.nextCursor,
+        has_more: page.nextCursor !== null,
+      };
+    },
+  );
+
+  app.get(
+    '/v1/pipeline-runs/:id',
+    zodRoute({
+      params: idParams,
+      response: { 200: runSchema, 404: errorSchema },
+      summary: 'A pipeline run: status, steps with their iterations (each a v2 job), outputs, error',
+      tags: TAGS,
+      operationId: 'getPipelineRun',
+    }),
+    async (request) => {
+      const { id } = request.params as { id: string };
+      return renderRun(runner.require(id), originOf(request, publicUrl));
+    },
+  );
+
+  app.post(
+    '/v1/pipeline-runs/:id/cancel',
+    zodRoute({
+      params: idParams,
+      response: { 200: runSchema, 404: errorSchema },
+      summary: 'Cancel a pipeline run (idempotent): its running jobs are cancelled, the rest skipped',
+      tags: TAGS,
+      operationId: 'cancelPipelineRun',
+    }),
+    async (request) => {
+      const { id } = request.params as { id: string };
+      const view = runner.cancel(id);
+      request.log.info({ run_id: id, status: view.run.status }, 'pipeline run cancel requested');
+      return renderRun(view, originOf(request, publicUrl));
+    },
+  );
+
+  let open = 0;
+  app.get(
+    '/v1/pipeline-runs/:id/events',
+    zodRoute({
+      params: idParams,
+      response: {
+        200: {
+          description: 'text/event-stream of status, step, iteration and progress events',
+          type: 'string',
+        },
+        404: errorSchema,
+        429: errorSchema,
+      },
+      summary: 'Live events of a pipeline run (SSE)',
+      tags: TAGS,
+      operationId: 'getPipelineRunEvents',
+    }),
+    async (request, reply) => {
+      const { id } = request.params as { id: string };
+      const view = runner.require(id);
+      if (open >= maxStreams)
+        return sendError(reply, {
+          status: 429,
+          code: 'too_many_streams',
+          message: `At most ${maxStreams} event streams may be open; poll the run instead.`,
+          details: null,
+          retryAfter: 5,
+        });
+      open++;
+      const origin = originOf(request, publicUrl);
+      const raw = reply.raw;
+      reply.hijack();
+      raw.writeHead(200, {
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-cache',
+        connection: 'keep-alive',
+        'x-accel-buffering': 'no',
+        'x-request-id': request.id,
+      });
+      const scope = new AbortController();
+      let keepalive: NodeJS.Timeout | undefined;
+      const end = () => {
+        if (scope.signal.aborted) return;
+        scope.abort();
+        clearInterval(keepalive);
+        open--;
+        if (!raw.writableEnded) raw.end();
+      };
+      raw.once('close', end);
+      shutdownSignal?.addEventListener('abort', end, { once: true, signal: scope.signal });
+      const send = (type: string, data: unknown) => {
+        if (!scope.signal.aborted) raw.write(`event: ${type}\ndata: ${JSON.stringify(data)}\n\n`);
+      };
+      const finish = () => {
+        const latest = runner.get(id);
+        if (latest) send('status', { status: latest.run.status, run: renderRun(latest, origin) });
+        end();
+      };
+      if (isRunTerminal(view.run.status)) {
+        finish();
+        return reply;
+      }
+      runner.events.subscribe(
+        id,
+        (event: RunEvent) => {
+          if (event.type === 'status' && isRunTerminal(event.data.status)) finish();
+          else send(event.type, event.data);
+        },
+        scope.signal,
+      );
+      send('status', { status: view.run.status });
+      for (const step of view.run.steps)
+        if (step.status !== 'pending')
+          send('step', { step: step.id, status: step.status, iterations: step.iterations });
+      keepalive = setInterval(() => {
+        if (!raw.writableEnded) raw.write(': keepalive\n\n');
+      }, keepaliveMs);
+      keepalive.unref();
+      return reply;
+    },
+  );
+
+  /** The one run-creation path: Idempotency-Key, validation, create, `?wait`, 201. */
+  async function createRun(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    definition: () => PipelineDefinition,
+    body: z.infer<typeof runPipelineBody>,
+  ): Promise<FastifyReply> {
+    const key = idempotencyKey(request.headers['idempotency-key']);
+    if (key && runner.hasIdempotencyKey(key)) throw new IdempotencyKeyReuseError();
+    const run = runner.create({
+      definition: definition(),
+      inputs: body.inputs ?? {},
+      request: {
+        ...(body.webhook_url ? { webhook_url: body.webhook_url } : {}),
+        ...(body.output ? { output: body.output } : {}),
+        ...(body.timeout_ms ? { timeout_ms: body.timeout_ms } : {}),
+        ...(body.priority !== undefined ? { priority: body.priority } : {}),
+        ...(body.metadata !== undefined ? { metadata: body.metadata } : {}),
+        request_id: request.id,
+      },
+      idempotencyKey: key,
+    });
+    request.log.info({ run_id: run.id, pipeline: run.pipeline }, 'pipeline run created');
+    const origin = originOf(request, publicUrl);
+    const wait = (request.query as { wait?: number }).wait;
+    let view: RunView = { run, iterations: [] };
+    if (wait && wait > 0) {
+      const scope = scopedSignal([replySignal(reply), shutdownSignal], wait * 1000);
+      try {
+        view = await runner.waitForTerminal(run.id, scope.signal);
+      } finally {
+        scope.dispose();
+      }
+    } else view = runner.get(run.id) ?? view;
+    return reply.code(201).header('location', `/v1/pipeline-runs/${run.id}`).send(renderRun(view, origin));
+  }
+};
+
+function requirePipeline(registry: PipelineRegistry, name: string): PipelineEntry {
+  const entry = registry.get(name);
+  if (!entry) throw new PipelineNotFoundError(name, registry.errorFor(name));
+  return entry;
+}
+
+function idempotencyKey(raw: string | string[] | undefined): string | null {
+  if (raw === undefined) return null;
+  const value = Array.isArray(raw) ? raw[0] : raw;
+  if (value === undefined || value.trim() === '' || value.length > 255)
+    throw new InvalidRequestError('Idempotency-Key must be 1 to 255 characters.');
+  return value.trim();
+}
+
+function describePipeline(entry: PipelineEntry, origin: string): Record<string, unknown> {
+  const d = entry.definition;
+  return {
+    name: entry.name,
+    description: d.description,
+    url: `${origin}/v1/pipelines/${encodeURIComponent(entry.name)}`,
+    file: entry.file,
+    inputs: d.inputSchema,
+    steps: d.steps.map((s) => ({
+      id: s.id,
+      workflow: s.workflow.kind === 'template' ? s.workflow.name : 'inline',
+      ...(s.repeat ? { repeat: { max: s.repeat.max } } : {}),
+      ...(s.forEach ? { for_each: true, parallel: s.parallel } : {}),
+      ...(s.when ? { when: s.when.source } : {}),
+    })),
+    outputs: Object.keys(d.outputs),
+    loaded_at: new Date(entry.loadedAt).toISOString(),
+  };
+}
+
+const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+
+/** Makes file references' links absolute, deep in any value. */
+function absolutise(value: unknown, origin: string, depth = 0): unknown {
+  if (depth > 32 || value === null || typeof value !== 'object') return value;
+  if (isFileRef(value)) return value.url.startsWith('/') ? { ...value, url: origin + value.url } : value;
+  if (Array.isArray(value)) return value.map((v) => absolutise(v, origin, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) out[k] = absolutise(v, origin, depth + 1);
+  return out;
+}
+
+function renderIteration(i: IterationRecord, origin: string): Record<string, unknown> {
+  return {
+    n: i.n,
+    ...(i.item !== undefined ? { item: i.item } : {}),
+    status: i.status,
+    job_id: i.job_id,
+    job_url: i.job_id ? `${origin}/api/v2/jobs/${i.job_id}` : null,
+    parameters: absolutise(i.parameters, origin),
+    outputs: absolutise(i.outputs, origin),
+    error: i.error,
+    started_at: iso(i.started_at),
+    completed_at: iso(i.completed_at),
+    duration_ms: i.completed_at === null ? null : i.completed_at - i.started_at,
+  };
+}
+
+/** The public shape of a run. */
+export function renderRun(view: RunView, origin: string, withIterations = true): Record<string, unknown> {
+  const run: PipelineRun = view.run;
+  const self = `${origin}/v1/pipeline-runs/${run.id}`;
+  return {
+    id: run.id,
+    object: 'pipeline_run',
+    pipeline: run.pipeline,
+    status: run.status,
+    created_at: iso(run.created_at),
+    started_at: iso(run.started_at),
+    completed_at: iso(run.completed_at),
+    expires_at: iso(run.expires_at),
+    duration_ms:
+      run.completed_at !== null && run.started_at !== null ? run.completed_at - run.started_at : null,
+    inputs: run.inputs,
+    steps: run.steps.map((s) => {
+      const its = view.iterations.filter((i) => i.step === s.id);
+      return {
+        id: s.id,
+        status: s.status,
+        started_at: iso(s.started_at),
+        completed_at: iso(s.completed_at),
+        duration_ms: s.completed_at !== null && s.started_at !== null ? s.completed_at - s.started_at : null,
+        iterations_run: s.iterations,
+        ...(s.items !== null ? { items: s.items } : {}),
+        ...(s.stopped ? { stopped: s.stopped } : {}),
+        ...(withIterations ? { iterations: its.map((i) => renderIteration(i, origin)) } : {}),
+      };
+    }),
+    outputs: run.outputs === null ? null : (absolutise(run.outputs, origin) as Record<string, unknown>),
+    warnings: run.warnings,
+    error: run.error,
+    ...(run.request.metadata !== undefined ? { metadata: run.request.metadata } : {}),
+    urls: { self, events: `${self}/events`, cancel: `${self}/cancel` },
+  };
+}
