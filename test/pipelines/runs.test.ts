@@ -6,6 +6,9 @@ import { type Json, startTestStack, type TestStack } from '../support/gateway.ts
 
 let stack: TestStack;
 
+/** `${{ expr }}`: an expression of a pipeline definition. */
+const x = (expr: string) => `\${{ ${expr} }}`;
+
 before(async () => {
   stack = await startTestStack({ instances: 2 });
 });
@@ -38,9 +41,9 @@ test('a linear two-step pipeline passes an image from an inline step to a templa
   const body = await run({
     steps: [
       { id: 'make', workflow: solid(0xff0000), outputs: { image: { node: '2' } } },
-      { id: 'flip', workflow: 'invert', parameters: { image: '${{ steps.make.outputs.image }}' } },
+      { id: 'flip', workflow: 'invert', parameters: { image: x('steps.make.outputs.image') } },
     ],
-    outputs: { original: '${{ steps.make.outputs.image }}', inverted: '${{ steps.flip.outputs.files[0] }}' },
+    outputs: { original: x('steps.make.outputs.image'), inverted: x('steps.flip.outputs.files[0]') },
   });
   assert.equal(body.status, 'succeeded', JSON.stringify(body.error));
   assert.deepEqual(
@@ -55,7 +58,11 @@ test('a linear two-step pipeline passes an image from an inline step to a templa
   // Every iteration is an ordinary v2 job with the run id in its metadata.
   const job = await stack.request(`/api/v2/jobs/${body.steps[1].iterations[0].job_id}`);
   assert.equal(job.body.status, 'succeeded');
-  assert.deepEqual(job.body.metadata, { pipeline_run_id: body.id, pipeline_step: 'flip', pipeline_iteration: 1 });
+  assert.deepEqual(job.body.metadata, {
+    pipeline_run_id: body.id,
+    pipeline_step: 'flip',
+    pipeline_iteration: 1,
+  });
   // The run is listed and readable later.
   const again = await stack.request(`/v1/pipeline-runs/${body.id}`);
   assert.equal(again.body.status, 'succeeded');
