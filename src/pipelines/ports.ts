@@ -5,11 +5,14 @@ import type { JobEvent, JobRecord, LoggerLike, SubmitInput } from '../jobs/index
 import type { WorkflowTemplate } from '../workflow/index.ts';
 import type { FileRef, OutputSpec } from './outputs.ts';
 
-/** The JobManager methods a pipeline run uses. */
+/**
+ * The JobManager methods a pipeline run uses: the async ones, which a fleet manager answers for
+ * jobs another gateway runs as well (fetch and waitForTerminal reject with JobNotFoundError).
+ */
 export interface JobsPort {
   submit(input: SubmitInput): JobRecord;
-  get(id: string): JobRecord | undefined;
-  cancel(id: string): JobRecord;
+  fetch(id: string): Promise<JobRecord>;
+  requestCancel(id: string): Promise<JobRecord>;
   waitForTerminal(id: string, signal: AbortSignal): Promise<JobRecord>;
   readonly events: {
     subscribe(jobId: string, listener: (event: JobEvent) => void, signal?: AbortSignal): () => void;

@@ -14,7 +14,7 @@ import {
 import type { PipelineDefinition, StepDefinition } from './definition.ts';
 import { IterationError } from './errors.ts';
 import { ExpressionError } from './expressions.ts';
-import { cancelJob, type DriverAbort, waitForJob } from './job-step.ts';
+import { cancelJob, type DriverAbort, findJob, waitForJob } from './job-step.ts';
 import { extractOutputs, type FileRef, OutputExtractionError } from './outputs.ts';
 import type { FileStager, JobsPort, TemplateLookup } from './ports.ts';
 import type { IterationRecord, PipelineRun, RunError, RunStatus, StepState } from './run.ts';
@@ -318,7 +318,7 @@ export class RunDriver {
         this.#failure(step, n, rec.job_id, rec.error ?? { code: 'failed', message: 'failed' }),
       );
     }
-    let job: JobRecord | undefined = rec?.job_id ? this.#d.jobs.get(rec.job_id) : undefined;
+    let job: JobRecord | undefined = rec?.job_id ? await findJob(this.#d.jobs, rec.job_id) : undefined;
     if (!job) {
       this.#checkAbort();
       const now = this.#d.clock();

@@ -19,7 +19,7 @@ export function assetFileStager(options: {
   const ttl = Math.min(604_800, Math.max(60, Math.floor(options.ttlSeconds)));
   return {
     async stage(file: FileRef, { signal, runId }): Promise<string> {
-      const job = manager.get(file.job_id);
+      const job = await manager.fetch(file.job_id).catch(() => undefined);
       const source = job?.output_sources[file.index];
       if (!source)
         throw Object.assign(new Error(`output ${file.index} of job ${file.job_id} is not known`), {
