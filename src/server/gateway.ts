@@ -5,7 +5,6 @@ import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { Registry } from 'prom-client';
 import type { Config } from '../config.ts';
-import { FleetJobManager, redactRedisUrl, startFleet } from '../fleet/index.ts';
 import { AssetStore, InputResolver, OutputDelivery } from '../io/index.ts';
 import {
   type ApiPrompt,
@@ -105,20 +104,23 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     await pool.start();
 
     // Fleet mode: the job store, queue and events live in Redis (src/fleet, docs/scale-out.md).
-    const fleet = config.redisUrl
-      ? await startFleet({
-          redisUrl: config.redisUrl,
-          keyPrefix: config.redisKeyPrefix,
-          leaseMs: config.instanceLeaseMs,
-          pool,
-          logger,
-        })
-      : null;
-    if (fleet) {
+    // Loaded only in fleet mode: ioredis and BullMQ cost a single gateway start-up time and memory.
+    const fleetModule = config.redisUrl ? await import('../fleet/index.ts') : undefined;
+    const fleet =
+      fleetModule && config.redisUrl
+        ? await fleetModule.startFleet({
+            redisUrl: config.redisUrl,
+            keyPrefix: config.redisKeyPrefix,
+            leaseMs: config.instanceLeaseMs,
+            pool,
+            logger,
+          })
+        : null;
+    if (fleet && fleetModule) {
       closers.push(() => fleet.close());
       if (!config.storageUrl) {
         logger.warn(
-          { redis: redactRedisUrl(config.redisUrl as string) },
+          { redis: fleetModule.redactRedisUrl(config.redisUrl as string) },
           'fleet mode without STORAGE_URL: assets and "storage" outputs stay on the gateway that received them; set STORAGE_URL to shared storage (s3://…) so every gateway can serve them',
         );
       }
@@ -176,9 +178,10 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       linkBaseUrl: config.publicUrl ?? '',
       logger,
     };
-    const manager = fleet
-      ? new FleetJobManager(managerOptions, fleet.parts)
-      : new JobManager({ ...managerOptions, store, pool: poolLike });
+    const manager =
+      fleet && fleetModule
+        ? new fleetModule.FleetJobManager(managerOptions, fleet.parts)
+        : new JobManager({ ...managerOptions, store, pool: poolLike });
     closers.push(() => manager.close({ graceMs: config.shutdownGraceMs }));
     await manager.start();
 
