@@ -209,6 +209,7 @@ const SETTINGS = {
   PIPELINE_MAX_PARALLEL: int({ min: 1, max: 1024, default: 16 }),
   PIPELINE_MAX_EXPRESSION_CHARS: int({ min: 16, max: 100_000, default: 2000 }),
   PIPELINE_MAX_ACTIVE_RUNS: int({ min: 1, max: 1_000_000, default: 1000 }),
+  DASHBOARD: bool(true),
 } as const;
 
 type SettingName = keyof typeof SETTINGS;
@@ -294,6 +295,8 @@ export interface Config {
     readonly maxExpressionChars: number;
     readonly maxActiveRuns: number;
   };
+  /** Serve the web UI at /dashboard (and its /v1/dashboard API). */
+  readonly dashboard: boolean;
 }
 
 /** Names of every setting (for docs and `--help`). */
@@ -433,5 +436,6 @@ export function loadConfig(
       maxExpressionChars: values.PIPELINE_MAX_EXPRESSION_CHARS,
       maxActiveRuns: values.PIPELINE_MAX_ACTIVE_RUNS,
     }),
+    dashboard: values.DASHBOARD,
   });
 }

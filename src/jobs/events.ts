@@ -10,6 +10,9 @@ export type JobEvent =
   | { type: 'preview'; data: { node_id: string; content_type: string; data_base64: string } }
   | { type: 'output'; data: JobOutput };
 
+/** The channel that carries every job's events (the dashboard's one stream watches it). */
+const ALL = Symbol('all jobs');
+
 /** Per-job event channels with scoped subscriptions. */
 export class JobEvents {
   #emitter = new EventEmitter();
@@ -22,6 +25,16 @@ export class JobEvents {
   /** Delivers an event to the job's current subscribers. */
   emit(jobId: string, event: JobEvent): void {
     this.#emitter.emit(jobId, event);
+    this.#emitter.emit(ALL, jobId, event);
+  }
+
+  /** Subscribes to every job's events until `signal` aborts; returns the unsubscribe function too. */
+  subscribeAll(listener: (jobId: string, event: JobEvent) => void, signal?: AbortSignal): () => void {
+    const off = () => this.#emitter.off(ALL, listener);
+    if (signal?.aborted) return off;
+    this.#emitter.on(ALL, listener);
+    signal?.addEventListener('abort', off, { once: true });
+    return off;
   }
 
   /** Subscribes until `signal` aborts; returns the unsubscribe function too. */

@@ -116,6 +116,8 @@ export interface JobRequest {
   source?: 'v2' | 'prompt_sync';
   /** Jobs with the same serial key run one at a time, in submission order (the native facade's client ids). */
   serial_key?: string;
+  /** The named workflow (or pipeline) the job was made from; the dashboard lists and filters by it. */
+  name?: string;
 }
 
 /** The stored job. Times are epoch milliseconds; the HTTP layer renders them as RFC 3339. */

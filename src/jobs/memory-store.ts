@@ -54,6 +54,7 @@ export class MemoryJobStore implements JobStore {
     const statuses = query.statuses?.length ? new Set(query.statuses) : null;
     const all = [...this.#jobs.values()]
       .filter((j) => !statuses || statuses.has(j.status))
+      .filter((j) => query.name === undefined || j.request.name === query.name)
       .filter(
         (j) =>
           !after || j.created_at < after.createdAt || (j.created_at === after.createdAt && j.id < after.id),

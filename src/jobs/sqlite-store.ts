@@ -25,6 +25,9 @@ import {
   type ListQuery,
 } from './store.ts';
 
+/** The job's workflow name inside the stored state; queries must spell it exactly so to use the index. */
+const NAME_EXPR = "json_extract(data, '$.request.name')";
+
 const MIGRATIONS: readonly string[] = [
   `CREATE TABLE jobs (
      id TEXT PRIMARY KEY,
@@ -44,6 +47,8 @@ const MIGRATIONS: readonly string[] = [
    CREATE INDEX idempotency_by_time ON idempotency_keys (claimed_at);`,
   // The workflow is written once at insert; state updates no longer rewrite it (big prompts).
   `ALTER TABLE jobs ADD COLUMN workflow TEXT;`,
+  // Listing by workflow name (the dashboard's filter) walks this index, newest first.
+  `CREATE INDEX jobs_by_name ON jobs (${NAME_EXPR}, created_at DESC, id DESC);`,
 ];
 
 /** Most writes committed in one transaction. */
@@ -289,6 +294,10 @@ export class SqliteJobStore implements JobStore {
     if (query.statuses?.length) {
       where.push(`status IN (${query.statuses.map(() => '?').join(',')})`);
       params.push(...query.statuses);
+    }
+    if (query.name !== undefined) {
+      where.push(`${NAME_EXPR} = ?`);
+      params.push(query.name);
     }
     const after = query.cursor ? decodeCursor(query.cursor) : null;
     if (after) {

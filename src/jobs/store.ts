@@ -13,6 +13,8 @@ export interface JobPage {
 /** Filters and paging for `list()`. */
 export interface ListQuery {
   statuses?: readonly JobStatus[];
+  /** Only jobs made from this named workflow (`request.name`). */
+  name?: string;
   limit: number;
   cursor?: string | null;
 }

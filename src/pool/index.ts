@@ -4,6 +4,7 @@ export type {
   AcquireRequest,
   BreakerPosition,
   InstanceConfig,
+  InstanceMemory,
   InstanceSnapshot,
   InstanceState,
   Lease,

@@ -1,14 +1,20 @@
 // One instance in the pool: its ComfyClient, health, lease accounting, capabilities, model
 // affinity, and stuck detection; it derives the state operators see.
 import type { Logger } from 'pino';
-import { ComfyClient, type ComfyClientOptions, type NodeDef } from '../comfy/index.ts';
+import { ComfyClient, type ComfyClientOptions, type NodeDef, type SystemStats } from '../comfy/index.ts';
 import { ModelAffinity } from './affinity.ts';
 import { Capabilities } from './capabilities.ts';
 import type { ResolvedInstanceConfig } from './config.ts';
 import { InstanceDownError } from './errors.ts';
 import { InstanceHealth } from './instance-health.ts';
 import { type LeaseHost, PoolLease } from './lease.ts';
-import type { BreakerPosition, InstanceSnapshot, InstanceState, LeaseOutcome } from './types.ts';
+import type {
+  BreakerPosition,
+  InstanceMemory,
+  InstanceSnapshot,
+  InstanceState,
+  LeaseOutcome,
+} from './types.ts';
 
 /** Callbacks from an instance to its pool. */
 export interface InstanceHooks {
@@ -57,6 +63,8 @@ export class PoolInstance implements LeaseHost {
   draining = false;
   comfyQueueRemaining: number | null = null;
   readonly capabilities: Capabilities;
+  /** RAM and VRAM from the last successful health check (its /system_stats answer). */
+  private memory: InstanceMemory | null = null;
   /** Set while the instance waits for its managed process to (re)start. */
   processDown = false;
 
@@ -293,6 +301,7 @@ export class PoolInstance implements LeaseHost {
       breaker: this.health.position,
       reason: this.reason,
       managed: this.managed,
+      memory: this.memory,
     };
   }
 
@@ -329,7 +338,7 @@ export class PoolInstance implements LeaseHost {
   }
 
   private async probe(signal: AbortSignal): Promise<void> {
-    await this.client.getSystemStats({ signal });
+    this.memory = memoryOf(await this.client.getSystemStats({ signal }));
     // 'idle' means never connected or reconnection gave up: connecting is part of the check.
     // While the client is (re)connecting on its own, HTTP health is enough for the breaker; the
     // instance stays suspect (no leases) until the socket is open again.
@@ -437,4 +446,16 @@ export class PoolInstance implements LeaseHost {
 function isRefused(error: unknown): boolean {
   const e = error as { code?: unknown; notSent?: unknown; message?: unknown } | null;
   return e?.code === 'comfy_connection' && e.notSent === true;
+}
+
+/** RAM and the first device's VRAM from a /system_stats answer (bytes; null when not reported). */
+function memoryOf(stats: SystemStats): InstanceMemory {
+  const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+  const device = stats.devices?.[0];
+  return {
+    ramTotal: num(stats.system?.ram_total),
+    ramFree: num(stats.system?.ram_free),
+    vramTotal: num(device?.vram_total),
+    vramFree: num(device?.vram_free),
+  };
 }

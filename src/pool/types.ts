@@ -45,6 +45,16 @@ export interface InstanceSnapshot {
   reason?: string | null;
   /** True when the gateway spawned and supervises this ComfyUI process. */
   managed?: boolean;
+  /** RAM/VRAM from the last successful health check's /system_stats. */
+  memory?: InstanceMemory | null;
+}
+
+/** Memory figures of one instance, in bytes (VRAM of its first device). */
+export interface InstanceMemory {
+  ramTotal: number | null;
+  ramFree: number | null;
+  vramTotal: number | null;
+  vramFree: number | null;
 }
 
 /** What a lease request needs from an instance. */

@@ -4,7 +4,15 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { sendError } from './errors.ts';
 
-const PUBLIC = [/^\/health$/, /^\/ready$/, /^\/api\/v2\/health$/, /^\/docs(\/|$)/, /^\/openapi\.json$/];
+// The dashboard's static page holds no data (its API lives under /v1/dashboard/); it asks for a key.
+const PUBLIC = [
+  /^\/health$/,
+  /^\/ready$/,
+  /^\/api\/v2\/health$/,
+  /^\/docs(\/|$)/,
+  /^\/openapi\.json$/,
+  /^\/dashboard(\/|$)/,
+];
 
 function digest(value: string): Buffer {
   return createHash('sha256').update(value).digest();

@@ -34,12 +34,15 @@ import { toApiPrompt } from '../workflow/index.ts';
 import { buildApp } from './app.ts';
 import { assetsRoutes } from './assets.ts';
 import { comfyFacadeRoutes } from './comfy-facade.ts';
+import { dashboardRoutes } from './dashboard.ts';
 import { healthRoutes } from './health.ts';
 import { instancesRoutes } from './instances.ts';
 import { assetFileStager } from './pipeline-files.ts';
 import { PipelineRegistry, templateLookup } from './pipeline-registry.ts';
 import { pipelineRoutes } from './pipelines.ts';
 import { registerJobMetrics } from './metrics.ts';
+import { NodeTimings } from './node-timings.ts';
+import { StatsCollector, statsRoutes } from './stats.ts';
 import { WorkflowRegistry } from './workflow-registry.ts';
 import { workflowRoutes } from './workflows.ts';
 
@@ -193,6 +196,13 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       detachPoolMetrics();
     });
 
+    const stats = new StatsCollector({ manager, pool });
+    const timings = new NodeTimings({ manager });
+    closers.push(() => {
+      stats.close();
+      timings.close();
+    });
+
     const prepare: PrepareOptions = {
       canEverRun: (classTypes) => pool.canEverRun(classTypes),
       convertUi: (ui, defs) => toApiPrompt(ui, defs as Parameters<typeof toApiPrompt>[1]).prompt as ApiPrompt,
@@ -304,6 +314,26 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
             parallelPerClient: config.comfyFacadeParallelPerClient,
           },
         },
+        { plugin: statsRoutes, options: { stats } },
+        ...(config.dashboard
+          ? [
+              {
+                plugin: dashboardRoutes,
+                options: {
+                  manager,
+                  pool,
+                  stats,
+                  timings,
+                  deliveries: (id: string) => webhooks.deliveries(id),
+                  authRequired: config.apiKeys.length > 0,
+                  maxStreams: config.maxSseStreams,
+                  shutdownSignal: shutdown.signal,
+                  ...(config.publicUrl ? { publicUrl: config.publicUrl } : {}),
+                  ...(options.sseKeepaliveMs ? { keepaliveMs: options.sseKeepaliveMs } : {}),
+                },
+              },
+            ]
+          : []),
       ],
     });
     closers.push(async () => {

@@ -28,6 +28,14 @@ export function instanceToJson(s: InstanceSnapshot): Record<string, unknown> {
     last_error: s.lastError,
     last_check_at: s.lastCheckAt,
     latency_ms: s.latencyMs,
+    memory: s.memory
+      ? {
+          ram_total: s.memory.ramTotal,
+          ram_free: s.memory.ramFree,
+          vram_total: s.memory.vramTotal,
+          vram_free: s.memory.vramFree,
+        }
+      : null,
   };
 }
 
@@ -58,6 +66,16 @@ const instanceSchema = {
     last_error: { type: ['string', 'null'] },
     last_check_at: { type: ['string', 'null'], format: 'date-time' },
     latency_ms: { type: ['number', 'null'] },
+    memory: {
+      type: ['object', 'null'],
+      description: 'RAM and first-device VRAM in bytes, from the last health check (/system_stats)',
+      properties: {
+        ram_total: { type: ['number', 'null'] },
+        ram_free: { type: ['number', 'null'] },
+        vram_total: { type: ['number', 'null'] },
+        vram_free: { type: ['number', 'null'] },
+      },
+    },
   },
 } as const;
 

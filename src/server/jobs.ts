@@ -168,6 +168,8 @@ export type JobSubmitOptions = Omit<SubmitJobBody, 'workflow' | 'overrides'>;
 export interface PreparedJob {
   workflow: ApiPrompt;
   inputs?: Record<string, string>;
+  /** The named workflow it came from (recorded as the job's `request.name`). */
+  name?: string;
 }
 
 /**
@@ -184,7 +186,7 @@ export async function createJob(
   const body = input.options;
   const key = idempotencyKey(request.headers['idempotency-key']);
   if (key && manager.hasIdempotencyKey(key)) throw new IdempotencyKeyReuseError();
-  const { workflow, inputs: derived } = await input.prepare();
+  const { workflow, inputs: derived, name } = await input.prepare();
   const inputs = derived ? { ...body.inputs, ...derived } : body.inputs;
   let job = manager.submit({
     workflow,
@@ -198,6 +200,7 @@ export async function createJob(
       ...(body.metadata !== undefined ? { metadata: body.metadata } : {}),
       request_id: request.id,
       source: 'v2',
+      ...(name !== undefined ? { name } : {}),
     },
     ...(body.extra_data ? { extraData: body.extra_data } : {}),
   });

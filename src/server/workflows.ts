@@ -228,7 +228,7 @@ async function buildJob(
   }
   const inputs = fileInputs(template, parameters, prompt);
   const workflow = await prepareWorkflow(prompt, undefined, prepare);
-  return { workflow, ...(Object.keys(inputs).length ? { inputs } : {}) };
+  return { workflow, name: entry.name, ...(Object.keys(inputs).length ? { inputs } : {}) };
 }
 
 /**

@@ -245,6 +245,8 @@ export function templateRequestSchema(template: WorkflowTemplate): Record<string
         s.type = kinds.has('number') ? 'number' : kinds.has('boolean') ? 'boolean' : 'string';
     } else if (p.type === 'image') {
       s.type = 'string';
+      // Standard JSON Schema: forms (the dashboard's playground) offer a file drop for it.
+      s.contentMediaType = 'image/*';
       s.description =
         p.description ?? 'Image: a URL, a data URI, an asset reference or a file name on the instance';
     } else s.type = p.type;

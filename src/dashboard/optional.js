@@ -1,0 +1,7 @@
+// Placeholder until this view lands.
+import { html } from './lib.js';
+
+/** Not built yet. */
+export function OptionalView() {
+  return html`<p class="muted">This view is not built yet.</p>`;
+}

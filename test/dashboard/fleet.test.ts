@@ -1,0 +1,74 @@
+// The dashboard's fleet view in real headless Chromium against a gateway over two simulated
+// ComfyUI instances: the page is served with a strict CSP, shows both instances live, and a
+// simulator crash turns its card unhealthy within the health interval.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { Browser, Page } from 'playwright-core';
+import { startTestStack, type TestStack } from '../support/gateway.ts';
+import { launchBrowser, skipBrowser, UI_TIMEOUT_MS, watchErrors } from './browser.ts';
+
+const skip = skipBrowser();
+
+describe('dashboard fleet view', { skip, timeout: 90_000 }, () => {
+  let stack: TestStack;
+  let browser: Browser;
+  let page: Page;
+  let errors: string[];
+
+  before(async () => {
+    stack = await startTestStack({ instances: 2, env: { HEALTH_FAILURE_THRESHOLD: '1' } });
+    browser = await launchBrowser();
+    page = await browser.newPage();
+    errors = watchErrors(page);
+  });
+
+  after(async () => {
+    await browser?.close();
+    await stack?.close();
+  });
+
+  it('serves the page with a strict CSP, gzip and no inline script', async () => {
+    const res = await fetch(`${stack.url}/dashboard/`, { headers: { 'accept-encoding': 'gzip' } });
+    assert.equal(res.status, 200);
+    const csp = res.headers.get('content-security-policy') ?? '';
+    assert.match(csp, /script-src 'self'(;|$)/);
+    assert.match(csp, /style-src 'self'(;|$)/);
+    assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/);
+    const text = await res.text();
+    assert.doesNotMatch(text, /<script(?![^>]*\bsrc=)[^>]*>/, 'no inline <script>');
+    assert.doesNotMatch(text, /<style|\sstyle=/, 'no inline styles');
+    const missing = await fetch(`${stack.url}/dashboard/../src/config.ts`);
+    assert.notEqual(missing.status, 200);
+  });
+
+  it('shows both instances as healthy, live', async () => {
+    await page.goto(`${stack.url}/dashboard/`);
+    const ids = stack.gateway.pool.list().map((s) => s.id);
+    assert.equal(ids.length, 2);
+    for (const id of ids) {
+      await page
+        .locator(`[data-instance="${id}"] .badge`, { hasText: 'healthy' })
+        .first()
+        .waitFor({ timeout: UI_TIMEOUT_MS });
+    }
+    await page.getByTestId('connection').filter({ hasText: 'live' }).waitFor({ timeout: UI_TIMEOUT_MS });
+    assert.equal(await page.locator('[data-instance]').count(), 2);
+  });
+
+  it('turns a crashed instance unhealthy on screen within the health interval', async () => {
+    const [victim, survivor] = stack.gateway.pool.list().map((s) => s.id);
+    const crashedAt = Date.now();
+    await stack.sim.instances[0]!.crash();
+    await page
+      .locator(`[data-instance="${victim}"] .card-head .badge`, { hasText: 'unhealthy' })
+      .waitFor({ timeout: UI_TIMEOUT_MS });
+    const elapsed = Date.now() - crashedAt;
+    // HEALTH_CHECK_INTERVAL_MS is 1000 in the test stack; allow the slow machine a few intervals.
+    assert.ok(elapsed < 10_000, `took ${elapsed} ms`);
+    assert.equal(
+      await page.locator(`[data-instance="${survivor}"] .card-head .badge`).textContent(),
+      'healthy',
+    );
+    assert.deepEqual(errors, []);
+  });
+});
