@@ -236,9 +236,33 @@ test('SqliteJobStore persists across reopen, uses WAL and records its schema ver
     b.close();
     const raw = new DatabaseSync(path);
     assert.equal((raw.prepare('PRAGMA journal_mode').get() as { journal_mode: string }).journal_mode, 'wal');
-    assert.equal((raw.prepare('PRAGMA user_version').get() as { user_version: number }).user_version, 2);
+    assert.equal((raw.prepare('PRAGMA user_version').get() as { user_version: number }).user_version, 3);
     raw.close();
   } finally {
     await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('SqliteJobStore lists by workflow name through its index, newest first', () => {
+  const store = new SqliteJobStore({ path: ':memory:' });
+  try {
+    for (let i = 0; i < 30; i++) {
+      store.insert(
+        jobRecord(`j${i}`, 1000 + i, 'queued', { request: { name: i % 3 === 0 ? 'invert' : 'resize' } }),
+      );
+    }
+    const first = store.list({ name: 'invert', limit: 4 });
+    assert.equal(first.jobs.length, 4);
+    assert.ok(first.jobs.every((j) => j.request.name === 'invert'));
+    assert.deepEqual(
+      first.jobs.map((j) => j.created_at),
+      [1027, 1024, 1021, 1018],
+    );
+    const rest = store.list({ name: 'invert', limit: 50, cursor: first.nextCursor });
+    assert.equal(rest.jobs.length, 6);
+    assert.equal(rest.nextCursor, null);
+    assert.equal(store.list({ name: 'nothing', limit: 5 }).jobs.length, 0);
+  } finally {
+    store.close();
   }
 });
