@@ -451,10 +451,10 @@ function isRefused(error: unknown): boolean {
 /** RAM and the first device's VRAM from a /system_stats answer (bytes; null when not reported). */
 function memoryOf(stats: SystemStats): InstanceMemory {
   const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : null);
-  const device = stats.devices?.[0];
+  const device = Array.isArray(stats?.devices) ? stats.devices[0] : undefined;
   return {
-    ramTotal: num(stats.system?.ram_total),
-    ramFree: num(stats.system?.ram_free),
+    ramTotal: num(stats?.system?.ram_total),
+    ramFree: num(stats?.system?.ram_free),
     vramTotal: num(device?.vram_total),
     vramFree: num(device?.vram_free),
   };

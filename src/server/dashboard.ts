@@ -53,6 +53,20 @@ function sendFile(request: FastifyRequest, reply: FastifyReply, file: StaticFile
   return reply.send(file.body);
 }
 
+/** Inputs as shown: data URIs and other long values cut (the page needs to know what, not the bytes). */
+function shortInputs(inputs: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(inputs))
+    out[k] = v.length > 200 ? `${v.slice(0, 120)}… (${v.length} chars)` : v;
+  return out;
+}
+
+/** A URL without its query string, which may hold tokens (as the webhook delivery log shows it). */
+function withoutQuery(url: string): string {
+  const cut = url.search(/[?#]/);
+  return cut < 0 ? url : url.slice(0, cut);
+}
+
 /** Fastify plugin: the dashboard page and its API. */
 export const dashboardRoutes: FastifyPluginAsync<DashboardRoutesOptions> = async (app, options) => {
   const { manager, pool, stats, timings, publicUrl } = options;
@@ -157,9 +171,9 @@ export const dashboardRoutes: FastifyPluginAsync<DashboardRoutesOptions> = async
           ...renderJob(job, originOf(request, publicUrl), manager.queuePosition(id)),
           name: job.request.name ?? null,
           request: {
-            inputs: job.request.inputs ?? null,
+            inputs: job.request.inputs ? shortInputs(job.request.inputs) : null,
             output: job.request.output ?? null,
-            webhook_url: job.request.webhook_url ?? null,
+            webhook_url: job.request.webhook_url ? withoutQuery(job.request.webhook_url) : null,
             timeout_ms: job.request.timeout_ms ?? null,
             source: job.request.source ?? null,
           },

@@ -185,6 +185,7 @@ export class StatsCollector {
           utilisation: s.maxJobs > 0 ? Math.min(1, (s.running + s.queued) / s.maxJobs) : 0,
         };
       }),
+      latest_sample: this.#samples.at(-1) ?? null,
       ...(options.series ? { series: { sample_ms: this.sampleMs, samples: this.series() } } : {}),
     };
   }
