@@ -20,5 +20,6 @@ export { ComfyClient, isComfyError } from './client.ts';
 export type { ComfyClientEvents } from './client.ts';
 export type { OutputSink } from './downloads.ts';
 export type { DownloadOptions, ViewOptions } from './files-api.ts';
+export { type ScopedSignal, scopedSignal } from './deadline.ts';
 export { contentTypeFor } from './upload.ts';
 export type { UploadData } from './upload.ts';

@@ -16,6 +16,8 @@ export interface MultipartBody {
   replayable: boolean;
 }
 
+// The one extension → content type table of the code base (the SDK is the lowest floor that needs it; jobs/
+// and io/ use it for outputs whose bytes do not say what they are). Opus audio is in an Ogg container.
 const CONTENT_TYPES: Record<string, string> = {
   png: 'image/png',
   jpg: 'image/jpeg',
@@ -25,17 +27,31 @@ const CONTENT_TYPES: Record<string, string> = {
   bmp: 'image/bmp',
   tif: 'image/tiff',
   tiff: 'image/tiff',
+  avif: 'image/avif',
   mp4: 'video/mp4',
   webm: 'video/webm',
+  mov: 'video/quicktime',
+  mkv: 'video/x-matroska',
+  avi: 'video/x-msvideo',
   wav: 'audio/wav',
-  mp3: 'audio/mpeg',
   flac: 'audio/flac',
+  mp3: 'audio/mpeg',
+  ogg: 'audio/ogg',
+  opus: 'audio/ogg',
+  m4a: 'audio/mp4',
+  aac: 'audio/aac',
+  txt: 'text/plain',
+  json: 'application/json',
+  glb: 'model/gltf-binary',
+  gltf: 'model/gltf+json',
+  obj: 'model/obj',
 };
 
-/** Guesses a content type from a file name. */
+/** Guesses a content type from a file name (application/octet-stream when the extension is unknown). */
 export function contentTypeFor(filename: string): string {
-  const ext = filename.slice(filename.lastIndexOf('.') + 1).toLowerCase();
-  return CONTENT_TYPES[ext] ?? 'application/octet-stream';
+  const dot = filename.lastIndexOf('.');
+  if (dot < 0) return 'application/octet-stream';
+  return CONTENT_TYPES[filename.slice(dot + 1).toLowerCase()] ?? 'application/octet-stream';
 }
 
 const quote = (s: string): string =>

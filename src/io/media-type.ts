@@ -1,5 +1,6 @@
 // Media-type detection by content (magic bytes), so a renamed file or a lying Content-Type header
 // cannot smuggle anything else into a loader node.
+import { contentTypeFor } from '../comfy/index.ts';
 
 /** A detected media type. */
 export interface MediaType {
@@ -76,38 +77,4 @@ function isGlb(head: Uint8Array): boolean {
 }
 
 /** Guesses a content type from a file name (for outputs whose bytes are not sniffable, e.g. text or latents). */
-export function mimeFromName(name: string): string {
-  const ext = name.slice(name.lastIndexOf('.') + 1).toLowerCase();
-  return MIME_BY_EXT[ext] ?? 'application/octet-stream';
-}
-
-const MIME_BY_EXT: Record<string, string> = {
-  png: 'image/png',
-  jpg: 'image/jpeg',
-  jpeg: 'image/jpeg',
-  webp: 'image/webp',
-  gif: 'image/gif',
-  bmp: 'image/bmp',
-  tif: 'image/tiff',
-  tiff: 'image/tiff',
-  avif: 'image/avif',
-  mp4: 'video/mp4',
-  webm: 'video/webm',
-  mov: 'video/quicktime',
-  mkv: 'video/x-matroska',
-  avi: 'video/x-msvideo',
-  wav: 'audio/wav',
-  flac: 'audio/flac',
-  mp3: 'audio/mpeg',
-  ogg: 'audio/ogg',
-  opus: 'audio/ogg',
-  m4a: 'audio/mp4',
-  aac: 'audio/aac',
-  txt: 'text/plain',
-  json: 'application/json',
-  glb: 'model/gltf-binary',
-  gltf: 'model/gltf+json',
-  obj: 'model/obj',
-  latent: 'application/octet-stream',
-  safetensors: 'application/octet-stream',
-};
+export const mimeFromName = contentTypeFor;

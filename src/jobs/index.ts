@@ -56,5 +56,4 @@ export type { JobPage, JobStore, ListQuery } from './store.ts';
 export { decodeCursor, encodeCursor } from './store.ts';
 export type { PrepareOptions } from './prepare.ts';
 export { applyOverrides, checkApiPrompt, isUiFormat, prepareWorkflow } from './prepare.ts';
-export type { ScopedSignal } from './scoped-signal.ts';
-export { DeadlineError, scopedSignal } from './scoped-signal.ts';
+export { type ScopedSignal, scopedSignal } from '../comfy/index.ts';

@@ -1,38 +1,12 @@
 // Builds v2 Output objects for `link` delivery from a RunResult: the bytes stay on the instance and
 // the gateway streams them from /api/v2/jobs/{id}/outputs/{n}/content (used until, and alongside,
 // io's OutputDelivery for the other delivery modes).
-import { extname } from 'node:path';
+import { contentTypeFor } from '../comfy/index.ts';
 import type { JobOutput, OutputSource } from './job.ts';
 import type { RunResult } from './ports.ts';
 
-const MIME: Record<string, string> = {
-  '.png': 'image/png',
-  '.jpg': 'image/jpeg',
-  '.jpeg': 'image/jpeg',
-  '.webp': 'image/webp',
-  '.gif': 'image/gif',
-  '.bmp': 'image/bmp',
-  '.tif': 'image/tiff',
-  '.tiff': 'image/tiff',
-  '.mp4': 'video/mp4',
-  '.webm': 'video/webm',
-  '.mov': 'video/quicktime',
-  '.mkv': 'video/x-matroska',
-  '.wav': 'audio/wav',
-  '.mp3': 'audio/mpeg',
-  '.flac': 'audio/flac',
-  '.ogg': 'audio/ogg',
-  '.opus': 'audio/opus',
-  '.txt': 'text/plain',
-  '.json': 'application/json',
-  '.glb': 'model/gltf-binary',
-  '.safetensors': 'application/octet-stream',
-};
-
-/** MIME type guessed from a file name. */
-export function contentTypeOf(filename: string): string {
-  return MIME[extname(filename).toLowerCase()] ?? 'application/octet-stream';
-}
+/** MIME type guessed from a file name (the SDK's one table). */
+export const contentTypeOf = contentTypeFor;
 
 /** Path (host-relative) of a job output's content. */
 export function outputContentPath(jobId: string, index: number): string {

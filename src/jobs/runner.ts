@@ -1,10 +1,10 @@
 // One attempt of one job on one lease: resolve inputs, submit (or re-attach to) the prompt under
 // the job id, stream events to the caller, collect outputs, and classify how it ended. It never
 // changes job state itself; the manager applies the outcome, so every state change has one owner.
+import { scopedSignal } from '../comfy/index.ts';
 import { isResolvableString } from '../io/index.ts';
 import type { JobError, JobOutput, JobRecord, OutputSource } from './job.ts';
 import { linkOutputs } from './outputs.ts';
-import { scopedSignal } from './scoped-signal.ts';
 import type {
   ComfyClientLike,
   InputResolverLike,
