@@ -175,6 +175,7 @@ const SETTINGS = {
   ),
   INSTANCE_LEASE_MS: int({ min: 1000, max: 600_000, default: 10_000 }),
   API_KEYS: list(),
+  ALLOW_OPEN_ACCESS: bool(false),
   WEBHOOK_SECRET: str(undefined),
   WEBHOOK_URL: str(undefined, httpUrl),
   STORAGE_URL: str(undefined, (s) =>
@@ -196,6 +197,9 @@ const SETTINGS = {
   MAX_INLINE_BYTES: int({ min: 0, max: 2 ** 31 - 1, default: 20 * 1024 * 1024 }),
   INPUT_CACHE_BYTES: int({ min: 0, max: 2 ** 44, default: 1024 * 1024 * 1024 }),
   ALLOW_PRIVATE_INPUT_URLS: list(),
+  S3_INPUT_ALLOW: list((s) =>
+    /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/.test(s) ? undefined : 'expected bucket or bucket/prefix',
+  ),
   MAX_SSE_STREAMS: int({ min: 1, max: 1_000_000, default: 1000 }),
   SHUTDOWN_GRACE_MS: int({ min: 0, max: 600_000, default: 10_000 }),
   LOG_LEVEL: str('info', (s) =>
@@ -280,6 +284,10 @@ export interface Config {
   readonly maxInlineBytes: number;
   readonly inputCacheBytes: number;
   readonly allowPrivateInputUrls: readonly string[];
+  /** Buckets or bucket/prefixes s3:// inputs may read; empty = s3:// inputs refused. */
+  readonly s3InputAllow: readonly string[];
+  /** Serve without API keys on a non-loopback HOST (otherwise start-up refuses). */
+  readonly allowOpenAccess: boolean;
   readonly maxSseStreams: number;
   readonly shutdownGraceMs: number;
   readonly logLevel: (typeof LOG_LEVELS)[number];
@@ -352,6 +360,12 @@ function readConfigFile(path: string): Record<string, Raw> {
   return out;
 }
 
+/** True for a bind address only this machine can reach. */
+function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h) || h === '::ffff:127.0.0.1';
+}
+
 /** Reads the numbered `COMFYUI_HOST_1..N` variables (gaps end the list). */
 function numberedHosts(env: Record<string, string | undefined>): string[] {
   const out: string[] = [];
@@ -390,6 +404,12 @@ export function loadConfig(
   const urls = [...values.COMFYUI_URLS, ...numberedHosts(env)].map((u) => u.replace(/\/+$/, ''));
   const hostDefaulted = values.HOST === undefined;
   const host = values.HOST ?? (values.API_KEYS.length === 0 ? '127.0.0.1' : '0.0.0.0');
+  if (values.API_KEYS.length === 0 && !isLoopback(host) && !values.ALLOW_OPEN_ACCESS) {
+    throw new ConfigError(
+      'HOST',
+      `${host} is reachable from the network and API_KEYS is empty: set API_KEYS, or ALLOW_OPEN_ACCESS=true to serve without keys on purpose`,
+    );
+  }
   return Object.freeze({
     port: values.PORT,
     host,
@@ -423,6 +443,8 @@ export function loadConfig(
     maxInlineBytes: values.MAX_INLINE_BYTES,
     inputCacheBytes: values.INPUT_CACHE_BYTES,
     allowPrivateInputUrls: Object.freeze(values.ALLOW_PRIVATE_INPUT_URLS),
+    s3InputAllow: Object.freeze(values.S3_INPUT_ALLOW),
+    allowOpenAccess: values.ALLOW_OPEN_ACCESS,
     maxSseStreams: values.MAX_SSE_STREAMS,
     shutdownGraceMs: values.SHUTDOWN_GRACE_MS,
     logLevel: (values.LOG_LEVEL ?? 'info') as Config['logLevel'],

@@ -3,7 +3,7 @@
 // The HTTP layer talks only to this class.
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { JobNotFoundError, QueueFullError, ShuttingDownError } from './errors.ts';
+import { GatewayError, JobNotFoundError, QueueFullError, ShuttingDownError } from './errors.ts';
 import { JobEvents } from './events.ts';
 import {
   isTerminal,
@@ -194,6 +194,19 @@ export class JobManager extends EventEmitter {
     this.#enqueue(job);
     this.#emitStatus(live);
     return job;
+  }
+
+  /** Refuses (422 webhook_url_forbidden) a webhook URL the SSRF guard would refuse at delivery. */
+  checkWebhookUrl(url: string): void {
+    try {
+      this.#o.webhooks?.validateUrl?.(url);
+    } catch (err) {
+      throw new GatewayError(
+        'webhook_url_forbidden',
+        422,
+        `webhook_url is refused: ${(err as Error).message}`,
+      );
+    }
   }
 
   /** True when an Idempotency-Key is already claimed (checked before validation, v2 §11). */

@@ -119,6 +119,8 @@ export interface WebhookDispatcherLike {
     payload: unknown,
     options?: { headers?: Record<string, string> },
   ): Promise<unknown>;
+  /** Throws when delivery to `url` would be refused (shape, credentials, literal private address). */
+  validateUrl?(url: string): void;
 }
 
 /** pino-compatible logger subset. */

@@ -143,6 +143,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     const resolver = new InputResolver({
       assets,
       allowPrivate: [...config.allowPrivateInputUrls],
+      s3Allow: config.s3InputAllow,
       maxInputBytes: config.maxInputBytes,
       cacheDir: join(config.dataDir, 'input-cache'),
       cacheBytes: config.inputCacheBytes,

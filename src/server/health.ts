@@ -1,6 +1,7 @@
 // Liveness and readiness routes: `GET /health` (200 while at least one ComfyUI instance takes
 // work, 503 otherwise, with per-instance detail) and `GET /ready` (503 while starting or when the
-// gateway says it cannot take more work).
+// gateway says it cannot take more work). Without a valid API key /health answers only the overall
+// status: instance URLs, counts and error texts are for operators.
 import type {} from '@fastify/swagger';
 import type { FastifyPluginAsync } from 'fastify';
 import type { Pool } from '../pool/index.ts';
@@ -23,21 +24,21 @@ export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (app,
         summary: 'Pool health: 200 when at least one ComfyUI instance is healthy, 503 otherwise',
       },
     },
-    async (_request, reply) => {
+    async (request, reply) => {
       const instances = pool.list();
       const healthy = instances.filter((s) => s.state === 'healthy').length;
       const status = healthy === 0 ? 'unavailable' : healthy === instances.length ? 'ok' : 'degraded';
-      return reply
-        .code(healthy > 0 ? 200 : 503)
-        .header('cache-control', 'no-store')
-        .send({
-          status,
-          healthy,
-          total: instances.length,
-          running: instances.reduce((n, s) => n + s.running, 0),
-          queued: instances.reduce((n, s) => n + s.queued, 0),
-          instances: instances.map(instanceToJson),
-        });
+      reply.code(healthy > 0 ? 200 : 503).header('cache-control', 'no-store');
+      // `keyValid` is undefined when the app has no auth hook (plugin used alone): no keys, all shown.
+      if (request.keyValid === false) return reply.send({ status });
+      return reply.send({
+        status,
+        healthy,
+        total: instances.length,
+        running: instances.reduce((n, s) => n + s.running, 0),
+        queued: instances.reduce((n, s) => n + s.queued, 0),
+        instances: instances.map(instanceToJson),
+      });
     },
   );
 

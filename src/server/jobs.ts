@@ -186,6 +186,7 @@ export async function createJob(
   const body = input.options;
   const key = idempotencyKey(request.headers['idempotency-key']);
   if (key && manager.hasIdempotencyKey(key)) throw new IdempotencyKeyReuseError();
+  if (body.webhook_url) manager.checkWebhookUrl(body.webhook_url);
   const { workflow, inputs: derived, name } = await input.prepare();
   const inputs = derived ? { ...body.inputs, ...derived } : body.inputs;
   let job = manager.submit({

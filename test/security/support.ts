@@ -58,3 +58,25 @@ export async function healthLatency(url: string, timeoutMs = 1000): Promise<numb
 export function deepJson(depth: number, leaf = '1'): string {
   return '['.repeat(depth) + leaf + ']'.repeat(depth);
 }
+
+/** Follows a job's SSE stream (with `headers`) until a terminal status; returns the job as then stored. */
+export async function waitTerminal(
+  url: string,
+  id: string,
+  headers: Record<string, string> = {},
+  timeoutMs = 10_000,
+): Promise<{ status: string; error: { code: string; message: string } | null } & Record<string, unknown>> {
+  const signal = AbortSignal.timeout(timeoutMs);
+  const res = await fetch(`${url}/api/v2/jobs/${id}/events`, {
+    headers: { accept: 'text/event-stream', ...headers },
+    signal,
+  });
+  const decoder = new TextDecoder();
+  let text = '';
+  for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
+    text += decoder.decode(chunk, { stream: true });
+    if (/"status":"(succeeded|failed|canceled|expired)"/.test(text)) break;
+  }
+  const job = await fetch(`${url}/api/v2/jobs/${id}`, { headers, signal });
+  return (await job.json()) as never;
+}

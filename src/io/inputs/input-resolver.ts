@@ -15,6 +15,7 @@ import {
   IoAbortError,
   IoError,
   MissingAssetError,
+  UrlForbiddenError,
 } from '../errors.ts';
 import { type MediaType, SNIFF_BYTES, sniffMediaType } from '../media-type.ts';
 import { redactUrl, SsrfGuard, type LookupFunction } from '../ssrf-guard.ts';
@@ -43,6 +44,11 @@ export interface InputResolverOptions {
   logger?: IoLogger;
   /** S3 access for s3:// inputs. */
   s3?: S3InputOptions;
+  /**
+   * Buckets (`bucket`) or prefixes (`bucket/some/prefix/`) s3:// inputs may name. Empty or absent:
+   * s3:// inputs are refused, since they are read with the gateway's own credentials.
+   */
+  s3Allow?: readonly string[];
   /** DNS resolution (tests inject names that resolve to chosen addresses). */
   lookup?: LookupFunction;
   /** How many (instance, content) → uploaded-name entries to remember. */
@@ -251,6 +257,7 @@ export class InputResolver {
     const source = task.source;
     if (typeof source !== 'string') return this.#fromAsset(source.assetId);
     if (/^data:/i.test(source)) return fromDataUri(source, this.#options.maxInputBytes);
+    if (/^s3:/i.test(source)) checkS3Allowed(source, this.#options.s3Allow ?? []);
     return this.#fromUrl(source, options);
   }
 
@@ -391,6 +398,32 @@ function fromDataUri(uri: string, maxBytes: number): Material {
     open: async () => new Blob([bytes], { type: media.mime }),
     release: () => {},
   };
+}
+
+/** Refuses an s3:// URL outside the allow-list (the gateway's own AWS credentials would read it). */
+export function checkS3Allowed(url: string, allow: readonly string[]): void {
+  let bucket = '';
+  let key = '';
+  try {
+    const parsed = new URL(url);
+    bucket = parsed.hostname;
+    key = decodeURIComponent(parsed.pathname.replace(/^\//, ''));
+  } catch {
+    throw new InputInvalidError(`not a valid s3 URL: ${redactUrl(url)}`);
+  }
+  const target = `${bucket}/${key}`;
+  const allowed = allow.some((entry) => {
+    const [b = '', ...rest] = entry.split('/');
+    const prefix = rest.join('/');
+    return b === bucket && target.startsWith(`${b}/${prefix}`);
+  });
+  if (!allowed)
+    throw new UrlForbiddenError(
+      allow.length === 0
+        ? 's3:// inputs are disabled on this gateway (S3_INPUT_ALLOW is empty)'
+        : `s3://${bucket}/${key} is outside the buckets and prefixes S3_INPUT_ALLOW permits`,
+      { url: redactUrl(url) },
+    );
 }
 
 function checkKind(task: Task, media: MediaType): void {

@@ -26,10 +26,11 @@ export interface StorageBackend {
 
 /** Makes one path segment safe for object keys and file names (no separators, no dot-dot). */
 export function safeSegment(segment: string): string {
+  // Trimmed first: `".. "` must not survive as `".."`.
   const cleaned = segment
+    .trim()
     .replace(/[\\/\0]/g, '_')
-    .replace(/^\.+$/, '_')
-    .trim();
+    .replace(/^\.+$/, '_');
   return cleaned === '' ? '_' : cleaned;
 }
 
