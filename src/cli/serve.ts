@@ -2,6 +2,7 @@
 // and shuts it down gracefully on SIGINT/SIGTERM (a second signal forces exit).
 import type { Command } from 'commander';
 import { ConfigError, loadConfig } from '../config.ts';
+import { StoreOpenError } from '../jobs/index.ts';
 import { startGateway } from '../server/index.ts';
 
 /** Adds the `serve` subcommand. */
@@ -26,7 +27,16 @@ export function register(program: Command): void {
         }
         throw err;
       }
-      const gateway = await startGateway(config);
+      let gateway: Awaited<ReturnType<typeof startGateway>>;
+      try {
+        gateway = await startGateway(config);
+      } catch (err) {
+        if (err instanceof StoreOpenError) {
+          process.stderr.write(`${err.message}\n`);
+          process.exit(1);
+        }
+        throw err;
+      }
       let signals = 0;
       const onSignal = (signal: NodeJS.Signals) => {
         signals++;

@@ -82,3 +82,19 @@ export class InvalidTransitionError extends GatewayError {
     super('invalid_transition', 500, `Job cannot go from ${from} to ${to}.`);
   }
 }
+
+/** The job store cannot commit (disk full, file gone): nothing was recorded or started (503). */
+export class StorageUnavailableError extends GatewayError {
+  constructor(message: string, cause?: unknown) {
+    super('storage_unavailable', 503, message, { retryAfter: 5, ...(cause === undefined ? {} : { cause }) });
+  }
+}
+
+/** The job database cannot be opened at start-up; `message` is the one line to show the operator. */
+export class StoreOpenError extends Error {
+  readonly code = 'store_open_failed';
+  constructor(path: string, problem: string) {
+    super(`Cannot open the job store ${path}: ${problem}`);
+    this.name = 'StoreOpenError';
+  }
+}

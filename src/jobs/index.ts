@@ -8,6 +8,8 @@ export {
   JobNotFoundError,
   QueueFullError,
   ShuttingDownError,
+  StorageUnavailableError,
+  StoreOpenError,
   WorkflowFormatUiError,
 } from './errors.ts';
 export type { JobEvent } from './events.ts';
@@ -52,7 +54,7 @@ export type {
 export { jobErrorFrom } from './runner.ts';
 export { Scheduler } from './scheduler.ts';
 export { SqliteJobStore } from './sqlite-store.ts';
-export type { JobPage, JobStore, ListQuery } from './store.ts';
+export type { JobPage, JobStore, ListQuery, StoreHealth } from './store.ts';
 export { decodeCursor, encodeCursor } from './store.ts';
 export type { PrepareOptions } from './prepare.ts';
 export { applyOverrides, checkApiPrompt, isUiFormat, prepareWorkflow } from './prepare.ts';

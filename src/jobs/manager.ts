@@ -191,7 +191,18 @@ export class JobManager extends EventEmitter {
     this.#store.insert(job, input.idempotencyKey);
     const live = this.#newLive(job, input.extraData);
     this.#live.set(id, live);
-    this.#enqueue(job);
+    // Queued only once its insert is committed: a job whose commit failed was never handed out
+    // (its submitter answers 503) and must never reach an instance.
+    this.#store.durable().then(
+      () => {
+        if (this.#live.get(id) === live && live.job.status === 'queued') this.#enqueue(job);
+      },
+      (err: unknown) => {
+        if (this.#live.get(id) !== live) return;
+        this.#live.delete(id);
+        this.#o.logger?.warn({ err, job_id: id }, 'job dropped: its insert could not be committed');
+      },
+    );
     this.#emitStatus(live);
     return job;
   }

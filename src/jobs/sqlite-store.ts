@@ -11,10 +11,15 @@
 // prompt on the instance, whose history has the result). A pending write keeps the
 // record itself and serialises it at commit, so several updates of one job in a turn cost one
 // JSON.stringify and the row gets the job's latest state.
-import { mkdirSync } from 'node:fs';
+// When a commit fails (disk full, I/O error) the inserts in it are dropped and their submitters get
+// StorageUnavailableError (nothing was queued: a job that is not durable never runs), the state
+// updates stay pending, and the store reports unhealthy and retries (or probes with a small write)
+// until a commit succeeds again. The file's identity (device, inode) is checked periodically: a
+// database deleted or replaced under the running process is reported, and writes stop.
+import { mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
-import { IdempotencyKeyReuseError } from './errors.ts';
+import { IdempotencyKeyReuseError, StorageUnavailableError, StoreOpenError } from './errors.ts';
 import { JOB_STATUSES, type JobRecord, type JobStatus, TERMINAL_STATUSES } from './job.ts';
 import {
   decodeCursor,
@@ -23,6 +28,7 @@ import {
   type JobPage,
   type JobStore,
   type ListQuery,
+  type StoreHealth,
 } from './store.ts';
 
 /** The job's workflow name inside the stored state; queries must spell it exactly so to use the index. */
@@ -49,7 +55,12 @@ const MIGRATIONS: readonly string[] = [
   `ALTER TABLE jobs ADD COLUMN workflow TEXT;`,
   // Listing by workflow name (the dashboard's filter) walks this index, newest first.
   `CREATE INDEX jobs_by_name ON jobs (${NAME_EXPR}, created_at DESC, id DESC);`,
+  // A scratch row the store writes and deletes to learn whether it can commit again after a failure.
+  `CREATE TABLE store_probe (id INTEGER PRIMARY KEY, pad BLOB);`,
 ];
+
+/** Bytes the recovery probe writes: a commit of this size must fit before the store calls itself healthy. */
+const PROBE_BYTES = 64 * 1024;
 
 /** Most writes committed in one transaction. */
 const MAX_BATCH = 512;
@@ -95,6 +106,15 @@ export class SqliteJobStore implements JobStore {
   #lazyTimer: NodeJS.Timeout | null = null;
   #lazyCommitMs: number;
   #onError: (err: unknown) => void;
+  /** Why the store cannot write (last failed commit, or the file is gone); null when healthy. */
+  #failure: StorageUnavailableError | null = null;
+  #identityLost = false;
+  #identity: { dev: number; ino: number } | null = null;
+  #retryMs: number;
+  #retryDelay = 0;
+  #onRecover: () => void;
+  #retryTimer: NodeJS.Timeout | null = null;
+  #identityTimer: NodeJS.Timeout | null = null;
   #stmt: {
     insert: StatementSync;
     update: StatementSync;
@@ -108,15 +128,33 @@ export class SqliteJobStore implements JobStore {
     counts: StatementSync;
   };
 
-  constructor(options: { path: string; onError?: (err: unknown) => void; lazyCommitMs?: number }) {
+  constructor(options: {
+    path: string;
+    onError?: (err: unknown) => void;
+    /** Called when commits work again after a failure. */
+    onRecover?: () => void;
+    lazyCommitMs?: number;
+    /** First delay before retrying after a failed commit (doubles up to 30 s). */
+    retryMs?: number;
+    /** How often the file's identity is checked (0 = never). */
+    identityCheckMs?: number;
+    /** Cap on the database size in pages (SQLite answers SQLITE_FULL past it, as on a full disk). */
+    maxPageCount?: number;
+  }) {
     this.path = options.path;
     this.#lazyCommitMs = options.lazyCommitMs ?? 10;
+    this.#retryMs = options.retryMs ?? 1000;
     this.#onError = options.onError ?? (() => {});
-    if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
-    this.#db = new DatabaseSync(options.path);
-    this.#db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;');
-    this.#migrate();
+    this.#onRecover = options.onRecover ?? (() => {});
+    this.#db = openDatabase(options.path);
     const db = this.#db;
+    if (options.maxPageCount) db.exec(`PRAGMA max_page_count = ${Math.floor(options.maxPageCount)}`);
+    this.#identity = identityOf(options.path);
+    const checkMs = options.identityCheckMs ?? 5000;
+    if (this.#identity && checkMs > 0) {
+      this.#identityTimer = setInterval(() => this.#checkIdentity(), checkMs);
+      this.#identityTimer.unref();
+    }
     this.#stmt = {
       insert: db.prepare(
         'INSERT INTO jobs (id, status, created_at, expires_at, data, workflow) VALUES (?, ?, ?, ?, ?, ?)',
@@ -137,19 +175,9 @@ export class SqliteJobStore implements JobStore {
     };
   }
 
-  #migrate(): void {
-    const row = this.#db.prepare('PRAGMA user_version').get() as { user_version: number };
-    for (let v = row.user_version; v < MIGRATIONS.length; v++) {
-      this.#db.exec('BEGIN IMMEDIATE');
-      try {
-        this.#db.exec(MIGRATIONS[v] as string);
-        this.#db.exec(`PRAGMA user_version = ${v + 1}`);
-        this.#db.exec('COMMIT');
-      } catch (err) {
-        this.#db.exec('ROLLBACK');
-        throw err;
-      }
-    }
+  /** Whether the store can write now; not ok while commits fail or after the file was deleted or replaced. */
+  health(): StoreHealth {
+    return this.#failure ? { ok: false, reason: this.#failure.message } : { ok: true };
   }
 
   get writes(): number {
@@ -163,6 +191,7 @@ export class SqliteJobStore implements JobStore {
 
   insert(job: JobRecord, idempotencyKey?: string | null): void {
     this.#assertOpen();
+    if (this.#identityLost && this.#failure) throw this.#failure;
     if (idempotencyKey && this.hasIdempotencyKey(idempotencyKey, job.created_at)) {
       throw new IdempotencyKeyReuseError();
     }
@@ -193,7 +222,10 @@ export class SqliteJobStore implements JobStore {
     return promise;
   }
 
-  /** Commits every pending write in one transaction (group commit), then wakes `durable()` waiters. */
+  /**
+   * Commits every pending write in one transaction (group commit), then wakes `durable()` waiters.
+   * Throws StorageUnavailableError (the cause is SQLite's own error) when the commit fails.
+   */
   flush(): void {
     if (this.#flushTimer) clearImmediate(this.#flushTimer);
     this.#flushTimer = null;
@@ -206,35 +238,108 @@ export class SqliteJobStore implements JobStore {
     const keys = this.#pendingKeys;
     this.#pendingKeys = new Map();
     try {
-      this.#db.exec('BEGIN IMMEDIATE');
-      try {
-        for (const { insert, job, workflow, key } of batch) {
-          if (insert) {
-            if (key) this.#stmt.keyUpsert.run(key, job.id, keys.get(key) ?? job.created_at);
-            this.#stmt.insert.run(
-              job.id,
-              job.status,
-              job.created_at,
-              job.expires_at,
-              stateJson(job),
-              workflow,
-            );
-          } else {
-            this.#stmt.update.run(job.status, job.expires_at, stateJson(job), job.id);
-          }
-          this.#writes++;
-        }
-        this.#db.exec('COMMIT');
-        this.#commits++;
-      } catch (err) {
-        this.#db.exec('ROLLBACK');
-        throw err;
-      }
+      if (this.#identityLost && this.#failure) throw this.#failure;
+      this.#commit(batch, keys);
     } catch (err) {
-      for (const w of waiters) w.reject(err);
+      const failure =
+        err instanceof StorageUnavailableError
+          ? err
+          : new StorageUnavailableError(
+              `The job store cannot commit (${sqliteProblem(err)}); nothing was recorded.`,
+              err,
+            );
+      // Inserts are dropped (their submitters answer 503 and nothing runs); state updates of jobs
+      // already stored stay pending for the next commit.
+      for (const write of batch) if (!write.insert) this.#pending.set(write.job.id, write);
+      const first = this.#failure === null;
+      this.#failure = failure;
+      if (first) this.#onError(err);
+      this.#scheduleRetry();
+      for (const w of waiters) w.reject(failure);
+      throw failure;
+    }
+    this.#recovered();
+    for (const w of waiters) w.resolve();
+  }
+
+  #commit(batch: PendingWrite[], keys: Map<string, number>): void {
+    this.#db.exec('BEGIN IMMEDIATE');
+    try {
+      for (const { insert, job, workflow, key } of batch) {
+        if (insert) {
+          if (key) this.#stmt.keyUpsert.run(key, job.id, keys.get(key) ?? job.created_at);
+          this.#stmt.insert.run(job.id, job.status, job.created_at, job.expires_at, stateJson(job), workflow);
+        } else {
+          this.#stmt.update.run(job.status, job.expires_at, stateJson(job), job.id);
+        }
+        this.#writes++;
+      }
+      this.#db.exec('COMMIT');
+      this.#commits++;
+    } catch (err) {
+      // SQLite rolls back by itself on SQLITE_FULL and I/O errors; a second ROLLBACK would fail
+      // and hide the real error behind "no transaction is active".
+      if (this.#db.isTransaction) {
+        try {
+          this.#db.exec('ROLLBACK');
+        } catch {}
+      }
       throw err;
     }
-    for (const w of waiters) w.resolve();
+  }
+
+  #recovered(): void {
+    if (this.#failure === null || this.#identityLost) return;
+    this.#failure = null;
+    if (this.#retryTimer) clearTimeout(this.#retryTimer);
+    this.#retryTimer = null;
+    this.#retryDelay = 0;
+    this.#onRecover();
+  }
+
+  #scheduleRetry(): void {
+    if (this.#retryTimer || this.#closed || this.#identityLost) return;
+    this.#retryDelay = this.#retryDelay === 0 ? this.#retryMs : Math.min(30_000, this.#retryDelay * 2);
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = null;
+      if (this.#closed) return;
+      try {
+        if (this.#pending.size > 0) this.flush();
+        else this.#probe();
+      } catch {
+        this.#scheduleRetry();
+      }
+    }, this.#retryDelay);
+    this.#retryTimer.unref();
+  }
+
+  /** A small real commit: when it succeeds, there is room to write again. */
+  #probe(): void {
+    try {
+      this.#db.exec('BEGIN IMMEDIATE');
+      this.#db.exec(`INSERT OR REPLACE INTO store_probe (id, pad) VALUES (1, zeroblob(${PROBE_BYTES}))`);
+      this.#db.exec('DELETE FROM store_probe');
+      this.#db.exec('COMMIT');
+    } catch (err) {
+      if (this.#db.isTransaction) {
+        try {
+          this.#db.exec('ROLLBACK');
+        } catch {}
+      }
+      throw err;
+    }
+    this.#recovered();
+  }
+
+  #checkIdentity(): void {
+    if (this.#closed || this.#identityLost || this.#identity === null) return;
+    const now = identityOf(this.path);
+    if (now !== null && now.dev === this.#identity.dev && now.ino === this.#identity.ino) return;
+    this.#identityLost = true;
+    this.#failure = new StorageUnavailableError(
+      `The job store file ${this.path} was ${now === null ? 'deleted' : 'replaced'} while the gateway runs; writes stopped (restart the gateway).`,
+    );
+    this.#onError(this.#failure);
   }
 
   /** `urgent`: someone waits (or will) for durability; otherwise the write may wait lazyCommitMs. */
@@ -258,12 +363,11 @@ export class SqliteJobStore implements JobStore {
     this.#flushTimer = setImmediate(this.#flushLogged);
   };
 
+  /** Flushes; a failure is already recorded, logged once and retried by flush() itself. */
   #flushLogged = (): void => {
     try {
       this.flush();
-    } catch (err) {
-      this.#onError(err);
-    }
+    } catch {}
   };
 
   #assertOpen(): void {
@@ -288,7 +392,7 @@ export class SqliteJobStore implements JobStore {
   }
 
   list(query: ListQuery): JobPage {
-    this.flush();
+    this.#flushLogged();
     const where: string[] = [];
     const params: Array<string | number> = [];
     if (query.statuses?.length) {
@@ -312,7 +416,7 @@ export class SqliteJobStore implements JobStore {
   }
 
   listUnfinished(): JobRecord[] {
-    this.flush();
+    this.#flushLogged();
     return (this.#stmt.unfinished.all() as unknown as Row[]).map(fromRow);
   }
 
@@ -330,7 +434,7 @@ export class SqliteJobStore implements JobStore {
   }
 
   deleteExpired(now: number): number {
-    this.flush();
+    this.#flushLogged();
     const jobs = this.#stmt.expireJobs.run(now);
     const keys = this.#stmt.expireKeys.run(now - IDEMPOTENCY_TTL_MS);
     if (Number(jobs.changes) + Number(keys.changes) > 0) this.#writes++;
@@ -338,7 +442,7 @@ export class SqliteJobStore implements JobStore {
   }
 
   counts(): Record<JobStatus, number> {
-    this.flush();
+    this.#flushLogged();
     const out = Object.fromEntries(JOB_STATUSES.map((s) => [s, 0])) as Record<JobStatus, number>;
     for (const row of this.#stmt.counts.all() as Array<{ status: JobStatus; n: number }>)
       out[row.status] = row.n;
@@ -347,11 +451,64 @@ export class SqliteJobStore implements JobStore {
 
   close(): void {
     if (this.#closed) return;
+    if (this.#retryTimer) clearTimeout(this.#retryTimer);
+    if (this.#identityTimer) clearInterval(this.#identityTimer);
     try {
-      this.flush();
+      if (!this.#identityLost) this.flush();
     } finally {
       this.#closed = true;
       this.#db.close();
     }
+  }
+}
+
+/** Opens (creating if needed) and migrates the database; StoreOpenError (one line) when it cannot. */
+function openDatabase(path: string): DatabaseSync {
+  let db: DatabaseSync | undefined;
+  try {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    db = new DatabaseSync(path);
+    db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;');
+    migrate(db);
+    // Every table the store uses must be readable: a damaged file fails here, not on the first request.
+    db.prepare('SELECT count(*) FROM jobs').get();
+    return db;
+  } catch (err) {
+    try {
+      db?.close();
+    } catch {}
+    throw new StoreOpenError(path, sqliteProblem(err));
+  }
+}
+
+function migrate(db: DatabaseSync): void {
+  const row = db.prepare('PRAGMA user_version').get() as { user_version: number };
+  for (let v = row.user_version; v < MIGRATIONS.length; v++) {
+    db.exec('BEGIN IMMEDIATE');
+    try {
+      db.exec(MIGRATIONS[v] as string);
+      db.exec(`PRAGMA user_version = ${v + 1}`);
+      db.exec('COMMIT');
+    } catch (err) {
+      if (db.isTransaction) db.exec('ROLLBACK');
+      throw err;
+    }
+  }
+}
+
+/** SQLite's own words for a failure (`database or disk is full`, `file is not a database`…), with its code. */
+function sqliteProblem(err: unknown): string {
+  const e = err as { errstr?: string; errcode?: number; code?: string; message?: string };
+  if (typeof e.errstr === 'string') return `${e.message ?? e.errstr} (SQLite code ${e.errcode})`;
+  return e.code ? `${e.message} (${e.code})` : String(e.message ?? err);
+}
+
+function identityOf(path: string): { dev: number; ino: number } | null {
+  if (path === ':memory:' || path === '') return null;
+  try {
+    const st = statSync(path);
+    return { dev: st.dev, ino: st.ino };
+  } catch {
+    return null;
   }
 }

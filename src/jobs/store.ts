@@ -10,6 +10,12 @@ export interface JobPage {
   nextCursor: string | null;
 }
 
+/** A store's ability to write: `ok: false` with the reason while commits fail or the file is gone. */
+export interface StoreHealth {
+  ok: boolean;
+  reason?: string;
+}
+
 /** Filters and paging for `list()`. */
 export interface ListQuery {
   statuses?: readonly JobStatus[];
@@ -39,6 +45,8 @@ export interface JobStore {
   deleteExpired(now: number): number;
   /** Count of jobs per status. */
   counts(): Record<JobStatus, number>;
+  /** Whether the store can write now (absent = always); /ready reports not-ready while it cannot. */
+  health?(): StoreHealth;
   /** Number of write statements executed so far (benchmarks count them). */
   readonly writes: number;
   close(): void;

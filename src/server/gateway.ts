@@ -136,7 +136,8 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
           ? new MemoryJobStore()
           : new SqliteJobStore({
               path: join(config.dataDir, 'jobs.sqlite'),
-              onError: (err) => logger.error({ err }, 'job store write failed'),
+              onError: (err) => logger.error({ err }, 'job store cannot write: submissions answer 503'),
+              onRecover: () => logger.warn('job store writes again'),
             }));
     const assets = new AssetStore({ dir: join(config.dataDir, 'assets'), maxBytes: config.maxInputBytes });
     closers.push(() => assets.close());
@@ -268,8 +269,13 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
           plugin: healthRoutes,
           options: {
             pool,
-            isReady: () =>
-              manager.queued >= config.maxQueue ? { ready: false, reason: 'queue full' } : { ready: true },
+            isReady: () => {
+              const storage = (store as JobStore).health?.() ?? { ok: true };
+              if (!storage.ok) return { ready: false, reason: `storage unavailable: ${storage.reason}` };
+              return manager.queued >= config.maxQueue
+                ? { ready: false, reason: 'queue full' }
+                : { ready: true };
+            },
           },
         },
         { plugin: instancesRoutes, options: { pool } },
