@@ -5,6 +5,13 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { sendError } from './errors.ts';
 
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** True when the request carries a valid API key, or when the gateway has no keys. */
+    keyValid: boolean;
+  }
+}
+
 // The dashboard's static page holds no data (its API lives under /v1/dashboard/); it asks for a key.
 const PUBLIC = [
   /^\/health$/,
