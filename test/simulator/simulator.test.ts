@@ -125,6 +125,37 @@ describe('simulator', () => {
     }
   });
 
+  it("re-sends the executing node to a socket that reconnects with the running prompt's clientId", async () => {
+    const first = await connect(base, 'rc');
+    let second: Awaited<ReturnType<typeof connect>> | undefined;
+    let third: Awaited<ReturnType<typeof connect>> | undefined;
+    try {
+      const r = await postJson(base, '/prompt', {
+        prompt: invertPrompt('rc', 2),
+        client_id: 'rc',
+        extra_data: { simulator: { hang: true } },
+      });
+      const id = (r.body as { prompt_id: string }).prompt_id;
+      await first.waitFor((m) => m.type === 'executing' && m.data.node === '1');
+      // server.py websocket_handler: status with the sid, then {"node": last_node_id} and nothing else.
+      second = await connect(base, 'rc');
+      const again = await second.waitFor((m) => m.type === 'executing');
+      assert.deepEqual(second.types().slice(0, 2), ['status', 'executing']);
+      assert.deepEqual(again.data, { node: '1' });
+      assert.equal((await postJson(base, '/interrupt', { prompt_id: id })).status, 200);
+      await second.waitFor((m) => m.type === 'executing' && m.data.node === null);
+      // After the prompt, a reconnect gets only the status (the feature_flags answer comes after it).
+      third = await connect(base, 'rc');
+      third.ws.send(JSON.stringify({ type: 'feature_flags', data: {} }));
+      await third.waitFor((m) => m.type === 'feature_flags');
+      assert.deepEqual(third.types(), ['status', 'feature_flags']);
+    } finally {
+      first.close();
+      second?.close();
+      third?.close();
+    }
+  });
+
   it('accepts but never starts prompts with neverStart, until cleared', async () => {
     const inst = sim.instances[1]!;
     inst.setFaults({ neverStart: true });
