@@ -1,6 +1,7 @@
 // The small request helpers every endpoint group of ComfyClient shares: JSON GETs (optionally
 // `undefined` on 404), bodiless-answer POSTs, and the closed-client check in front of each call.
 import { ComfyClosedError, ComfyServerError } from './errors.ts';
+import { checkDuration } from './deadline.ts';
 import { callHeaders } from './headers.ts';
 import type { HttpRequest, HttpTransport } from './http.ts';
 import type { CallOptions } from './types.ts';
@@ -60,11 +61,14 @@ export class ApiCalls {
   }
 }
 
-/** The parts of a request that come from the caller's CallOptions (headers validated here). */
+/** The parts of a request that come from the caller's CallOptions (headers and timeout validated here). */
 export function callScope(options: CallOptions): Pick<HttpRequest, 'signal' | 'timeoutMs' | 'callHeaders'> {
   const out: Pick<HttpRequest, 'signal' | 'timeoutMs' | 'callHeaders'> = {};
   if (options.signal) out.signal = options.signal;
-  if (options.timeoutMs !== undefined) out.timeoutMs = options.timeoutMs;
+  if (options.timeoutMs !== undefined) {
+    checkDuration('timeoutMs', options.timeoutMs);
+    out.timeoutMs = options.timeoutMs;
+  }
   if (options.headers !== undefined) out.callHeaders = callHeaders(options.headers);
   return out;
 }

@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { ApiCalls } from './api-calls.ts';
+import { checkDuration } from './deadline.ts';
 import type { OutputSink } from './downloads.ts';
 import { ComfyArgumentError, ComfyClosedError, ComfyError } from './errors.ts';
 import { type DownloadOptions, FilesApi, type ViewOptions } from './files-api.ts';
@@ -87,6 +88,12 @@ export class ComfyClient extends EventEmitter<ComfyClientEvents> {
     if (url.protocol !== 'http:' && url.protocol !== 'https:') {
       throw new ComfyArgumentError(`ComfyUI base URL must be http(s): ${options.baseUrl}`);
     }
+    checkDuration('requestTimeoutMs', options.requestTimeoutMs);
+    checkDuration('historyPollIntervalMs', options.historyPollIntervalMs);
+    checkDuration('heartbeat.intervalMs', options.heartbeat?.intervalMs);
+    checkDuration('heartbeat.timeoutMs', options.heartbeat?.timeoutMs);
+    checkDuration('reconnect.initialDelayMs', options.reconnect?.initialDelayMs);
+    checkDuration('reconnect.maxDelayMs', options.reconnect?.maxDelayMs);
     this.#options = options;
     this.clientId = options.clientId ?? randomUUID();
     const requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
@@ -184,6 +191,7 @@ export class ComfyClient extends EventEmitter<ComfyClientEvents> {
   async run(prompt: ApiPrompt, options: RunOptions = {}): Promise<RunResult> {
     this.#assertOpen();
     validatePrompt(prompt);
+    checkDuration('timeoutMs', options.timeoutMs);
     // Validated before anything is tracked or sent; the normalised copy is reused by every call.
     const headers = options.headers === undefined ? undefined : callHeaders(options.headers);
     const promptId = options.promptId ?? randomUUID();
@@ -210,6 +218,7 @@ export class ComfyClient extends EventEmitter<ComfyClientEvents> {
     this.#assertOpen();
     if (typeof promptId !== 'string' || promptId === '')
       throw new ComfyArgumentError('promptId must be a non-empty string');
+    checkDuration('timeoutMs', options.timeoutMs);
     const headers = options.headers === undefined ? undefined : callHeaders(options.headers);
     const run = this.#track(promptId, options, headers, options.cancelOnAbort ?? true);
     try {

@@ -1,5 +1,17 @@
 // Small helpers for bounded waits: a signal that aborts at a deadline or when a parent aborts,
-// with explicit cleanup so no timer or listener outlives the operation it guards.
+// with explicit cleanup so no timer or listener outlives the operation it guards, and the check
+// every caller-given duration passes.
+import { ComfyArgumentError } from './errors.ts';
+
+/**
+ * Refuses a duration that is given but not a finite number (Infinity, NaN, a string): such a value
+ * would silently mean "no deadline" or break a timer. 0 or less means "already expired".
+ */
+export function checkDuration(name: string, value: unknown): void {
+  if (value === undefined) return;
+  if (typeof value !== 'number' || !Number.isFinite(value))
+    throw new ComfyArgumentError(`${name} must be a finite number of milliseconds, got ${String(value)}`);
+}
 
 /** A linked AbortController; `dispose()` clears its timer and parent listeners. */
 export interface ScopedSignal {

@@ -1,7 +1,7 @@
 // UI workflow → API prompt (protocol §5.2): flatten, let PrimitiveNodes push their values, emit
 // every executable node with its widget values and resolved links, apply text replacement, drop
 // links to nodes that were not emitted.
-import { WorkflowConversionError, summariseIssues } from './errors.ts';
+import { requireNodeDefs, summariseIssues, WorkflowConversionError } from './errors.ts';
 import { flatten } from './flatten.ts';
 import type { FlatGraph, GNode } from './graph.ts';
 import { nodeShape } from './node-shape.ts';
@@ -24,6 +24,7 @@ export function toApiPrompt(
   nodeDefs: NodeDefs,
   options: ConvertOptions = {},
 ): ConversionResult {
+  requireNodeDefs('toApiPrompt', nodeDefs);
   const wf = parseUiWorkflow(uiWorkflow);
   const g = flatten(wf, nodeDefs, new Set(options.virtualNodeTypes ?? []));
   const issues: ConversionIssue[] = [...g.issues];

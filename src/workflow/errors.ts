@@ -1,5 +1,5 @@
 // Error classes of the workflow module: each carries a stable `code` and the structured issues.
-import type { ConversionIssue } from './types.ts';
+import type { ConversionIssue, NodeDefs } from './types.ts';
 
 /** Base class: every workflow error has a stable `code` and a list of issues naming nodes/inputs. */
 export class WorkflowError extends Error {
@@ -53,6 +53,21 @@ export class TemplateParamsError extends WorkflowError {
   constructor(message: string, issues: ConversionIssue[]) {
     super('template_params_invalid', message, issues);
   }
+}
+
+/** A function that reads node definitions was called without them (or with something else). */
+export class NodeDefsMissingError extends WorkflowError {
+  constructor(fn: string, got: unknown) {
+    const what = got === null ? 'null' : Array.isArray(got) ? 'an array' : typeof got;
+    const message = `${fn} needs the node definitions (the body of ComfyUI's GET /object_info, an object of class name → definition), got ${what}`;
+    super('node_defs_missing', message, [{ severity: 'error', code: 'node_defs_missing', message }]);
+  }
+}
+
+/** Throws NodeDefsMissingError unless `defs` is an object map (the shape /object_info answers). */
+export function requireNodeDefs(fn: string, defs: unknown): asserts defs is NodeDefs {
+  if (defs === null || typeof defs !== 'object' || Array.isArray(defs))
+    throw new NodeDefsMissingError(fn, defs);
 }
 
 /** Summarises issues into one readable line for `Error.message`. */

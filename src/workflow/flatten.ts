@@ -3,6 +3,7 @@
 // that link resolution is one uniform walk.
 import { expandGroupNode } from './group-node.ts';
 import type { FlatGraph, GInput, GKind, GLink, GNode } from './graph.ts';
+import { resolveNodeType } from './node-aliases.ts';
 import type { NodeDefs } from './types.ts';
 import { slotType, type SubgraphDef, type UiLink, type UiNode, type UiWorkflow } from './ui-format.ts';
 import {
@@ -112,8 +113,12 @@ export function expandGraph(
   inputBoundary: string | undefined,
   stack: string[],
 ): void {
-  for (const n of nodes) {
-    const id = `${scope}${n.id}`;
+  for (const raw of nodes) {
+    const id = `${scope}${raw.id}`;
+    const sg = ctx.wf.subgraphs.get(raw.type);
+    const resolved = sg ? undefined : resolveNodeType(raw.type, ctx.defs, id);
+    if (resolved?.issue) ctx.out.issues.push(resolved.issue);
+    const n = resolved && resolved.type !== raw.type ? renamed(raw, resolved.type, resolved.inputs) : raw;
     const mode = typeof n.mode === 'number' ? n.mode : 0;
     const inputs = mapInputs(ctx, n, links, scope, inputBoundary);
     const base: GNode = {
@@ -135,7 +140,6 @@ export function expandGraph(
       scope,
       subgraph: false,
     };
-    const sg = ctx.wf.subgraphs.get(n.type);
     const groupName = groupNodeName(n.type);
     if (sg) {
       base.subgraph = true;
@@ -154,6 +158,26 @@ export function expandGraph(
       } else expandGroupNode(ctx, n, base, groupName);
     } else addNode(ctx, { ...base, kind: kindOf(ctx, n.type) });
   }
+}
+
+/** A copy of a node under today's class name, its renamed inputs (links and widgets) renamed too. */
+function renamed(n: UiNode, type: string, inputs: Readonly<Record<string, string>> | undefined): UiNode {
+  if (!inputs) return { ...n, type };
+  const rename = (name: unknown) =>
+    typeof name === 'string' && Object.hasOwn(inputs, name) ? inputs[name] : name;
+  return {
+    ...n,
+    type,
+    inputs: n.inputs?.map((inp) =>
+      inp && typeof inp === 'object'
+        ? {
+            ...inp,
+            name: rename(inp.name) as string,
+            ...(inp.widget ? { widget: { ...inp.widget, name: rename(inp.widget.name) as string } } : {}),
+          }
+        : inp,
+    ),
+  };
 }
 
 function expandSubgraph(ctx: FlattenContext, n: UiNode, base: GNode, sg: SubgraphDef, stack: string[]): void {

@@ -3,6 +3,7 @@
 export { toApiPrompt } from './convert.ts';
 export { detectFormat, isApiPrompt, isUiWorkflow } from './detect.ts';
 export {
+  NodeDefsMissingError,
   OverrideError,
   PromptValidationError,
   TemplateError,

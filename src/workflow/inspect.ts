@@ -1,6 +1,7 @@
 // Inspection of an API prompt: which node classes it needs, its outputs, the file inputs a caller
 // must supply, the models it loads, and the literal widget values worth exposing as parameters.
 // Everything is derived from node definitions, not from lists of known class names.
+import { requireNodeDefs, WorkflowFormatError } from './errors.ts';
 import { nodeShape, type WidgetKind } from './node-shape.ts';
 import type { ApiPrompt, NodeDefs } from './types.ts';
 import { isLink } from './value-check.ts';
@@ -55,6 +56,9 @@ const MODEL_FILE = /\.(safetensors|sft|ckpt|pt|pth|bin|gguf|onnx|pkl|yaml)$/i;
 
 /** Describes a prompt: classes used/missing, outputs, file inputs, models, parameter candidates. */
 export function inspectPrompt(prompt: ApiPrompt, nodeDefs: NodeDefs): PromptInspection {
+  requireNodeDefs('inspectPrompt', nodeDefs);
+  if (prompt === null || typeof prompt !== 'object' || Array.isArray(prompt))
+    throw new WorkflowFormatError('inspectPrompt needs an API prompt: an object of node id → node');
   const classes = new Set<string>();
   const missing = new Set<string>();
   const result: PromptInspection = {

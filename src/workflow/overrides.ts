@@ -1,6 +1,6 @@
 // Overrides: `{ "<node id or title>": { "<input>": value } }` applied to a copy of a prompt, each
 // value checked against the node definition so a bad override fails with the node and input named.
-import { OverrideError, summariseIssues } from './errors.ts';
+import { OverrideError, requireNodeDefs, summariseIssues } from './errors.ts';
 import { nodeShape } from './node-shape.ts';
 import type { ApiPrompt, ConversionIssue, NodeDefs } from './types.ts';
 import { checkValue, isLink } from './value-check.ts';
@@ -18,6 +18,7 @@ export function findNodes(prompt: ApiPrompt, key: string): string[] {
 
 /** Returns a new prompt with the overrides applied; throws OverrideError listing every problem. */
 export function applyOverrides(prompt: ApiPrompt, overrides: Overrides, nodeDefs: NodeDefs): ApiPrompt {
+  requireNodeDefs('applyOverrides', nodeDefs);
   const out = structuredClone(prompt);
   const issues: ConversionIssue[] = [];
   if (overrides === null || typeof overrides !== 'object' || Array.isArray(overrides)) {

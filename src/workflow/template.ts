@@ -4,7 +4,7 @@
 import { parse as parseYaml } from 'yaml';
 import { toApiPrompt } from './convert.ts';
 import { isApiPrompt, isUiWorkflow } from './detect.ts';
-import { TemplateError, TemplateParamsError, summariseIssues } from './errors.ts';
+import { requireNodeDefs, summariseIssues, TemplateError, TemplateParamsError } from './errors.ts';
 import { nodeShape } from './node-shape.ts';
 import { findNodes } from './overrides.ts';
 import type { ApiPrompt, ConversionIssue, NodeDefs } from './types.ts';
@@ -266,6 +266,7 @@ export function templateRequestSchema(template: WorkflowTemplate): Record<string
 
 /** Builds the API prompt for a request: validates `params` and writes them into their targets. */
 export function applyTemplate(template: WorkflowTemplate, params: unknown, nodeDefs?: NodeDefs): ApiPrompt {
+  if (nodeDefs !== undefined) requireNodeDefs('applyTemplate', nodeDefs);
   const issues: ConversionIssue[] = [];
   const given = params ?? {};
   if (!isObject(given)) {

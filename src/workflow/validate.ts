@@ -1,6 +1,6 @@
 // Structural validation of an API prompt against node definitions, mirroring what ComfyUI's
 // `POST /prompt` would reject, so the gateway can answer 4xx before contacting an instance.
-import { PromptValidationError, summariseIssues } from './errors.ts';
+import { PromptValidationError, requireNodeDefs, summariseIssues } from './errors.ts';
 import { nodeShape, typesCompatible } from './node-shape.ts';
 import type { ConversionIssue, NodeDefs } from './types.ts';
 import { checkValue, isLink } from './value-check.ts';
@@ -13,6 +13,7 @@ function isObject(x: unknown): x is Record<string, unknown> {
 
 /** Validates a prompt; returns every issue found (empty when it would be accepted). */
 export function validatePrompt(prompt: unknown, nodeDefs: NodeDefs): ConversionIssue[] {
+  requireNodeDefs('validatePrompt', nodeDefs);
   const issues: ConversionIssue[] = [];
   if (!isObject(prompt) || Object.keys(prompt).length === 0) {
     return [

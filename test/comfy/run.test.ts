@@ -185,6 +185,30 @@ describe('ComfyClient.run against the simulator', () => {
     await assert.rejects(client.run([] as never), { code: 'comfy_invalid_argument' });
   });
 
+  it('refuses non-finite timeouts with comfy_invalid_argument before anything is sent', async () => {
+    const before = await client.getHistories();
+    for (const bad of [Number.POSITIVE_INFINITY, Number.NaN, '5000' as unknown as number]) {
+      await assert.rejects(client.run(invertPrompt(freshColor()), { timeoutMs: bad }), {
+        code: 'comfy_invalid_argument',
+        message: /timeoutMs must be a finite number of milliseconds/,
+      });
+      await assert.rejects(client.waitForPrompt('some-id', { timeoutMs: bad }), {
+        code: 'comfy_invalid_argument',
+      });
+      await assert.rejects(client.getQueue({ timeoutMs: bad }), { code: 'comfy_invalid_argument' });
+    }
+    assert.throws(() => new ComfyClient({ baseUrl: url, requestTimeoutMs: Number.POSITIVE_INFINITY }), {
+      code: 'comfy_invalid_argument',
+      message: /requestTimeoutMs/,
+    });
+    assert.throws(() => new ComfyClient({ baseUrl: url, heartbeat: { timeoutMs: Number.NaN } }), {
+      code: 'comfy_invalid_argument',
+    });
+    assert.equal(client.activeRuns, 0);
+    assert.equal(sim.instances[0]!.stats.queueLength, 0);
+    assert.deepEqual(Object.keys(await client.getHistories()), Object.keys(before));
+  });
+
   it('reads queue, history, object_info and system stats', async () => {
     const result = await client.run(invertPrompt(freshColor(), 'cc_hist'));
     assert.equal(await client.getPromptState(result.promptId), 'completed');

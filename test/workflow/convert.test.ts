@@ -7,7 +7,7 @@ import {
   WorkflowConversionError,
   WorkflowFormatError,
 } from '../../src/workflow/index.ts';
-import { basicNodes, defs, node, workflow } from './build.ts';
+import { basicNodes, defs, type LinkTuple, node, workflow } from './build.ts';
 
 const convert = (wf: unknown, d: NodeDefs = defs, o = {}) => toApiPrompt(wf, d, o);
 const extraDefs: NodeDefs = {
@@ -343,5 +343,79 @@ describe('extension nodes', () => {
     const { prompt, warnings } = convert(workflow(nodes, links));
     assert.deepEqual(prompt['70']?.inputs, { strength: 0.5, seed: 1234, image: ['8', 0] });
     assert.ok(warnings.some((w) => w.code === 'node_type_unknown' && w.node_id === '70'));
+  });
+});
+
+describe('renamed node types', () => {
+  it('converts a class saved with surrounding whitespace under its name of today, with a warning', () => {
+    const nodes = [
+      node(1, 'CLIPTextEncode', { outputs: [['CONDITIONING', 'CONDITIONING']], widgets: ['a'] }),
+      node(2, 'CLIPTextEncode', { outputs: [['CONDITIONING', 'CONDITIONING']], widgets: ['b'] }),
+      // ComfyUI registered this class as "ConditioningAverage " (trailing space) until it fixed the name.
+      node(3, 'ConditioningAverage ', {
+        inputs: [
+          ['conditioning_to', 'CONDITIONING', 1],
+          ['conditioning_from', 'CONDITIONING', 2],
+        ],
+        outputs: [['CONDITIONING', 'CONDITIONING']],
+        widgets: [0.25],
+      }),
+      node(4, ' PreviewAny', { inputs: [['source', '*', 3]] }),
+    ];
+    const links: LinkTuple[] = [
+      [1, 1, 0, 3, 0, 'CONDITIONING'],
+      [2, 2, 0, 3, 1, 'CONDITIONING'],
+      [3, 3, 0, 4, 0, 'CONDITIONING'],
+    ];
+    const r = toApiPrompt(workflow(nodes, links), defs);
+    assert.deepEqual(r.prompt['3']?.class_type, 'ConditioningAverage');
+    assert.deepEqual(r.prompt['3']?.inputs, {
+      conditioning_to_strength: 0.25,
+      conditioning_to: ['1', 0],
+      conditioning_from: ['2', 0],
+    });
+    assert.equal(r.prompt['4']?.class_type, 'PreviewAny');
+    const renames = r.warnings.filter((w) => w.code === 'node_type_renamed');
+    assert.deepEqual(
+      renames.map((w) => [w.node_id, w.saved_type, w.node_type]),
+      [
+        ['3', 'ConditioningAverage ', 'ConditioningAverage'],
+        ['4', ' PreviewAny', 'PreviewAny'],
+      ],
+    );
+  });
+
+  it('converts classes ComfyUI renamed (alias table), renaming their inputs, only when today’s class exists', () => {
+    const nodes = [
+      node(1, 'T2IAdapterLoader', {
+        outputs: [['CONTROL_NET', 'CONTROL_NET']],
+        widgets: ['t2i.safetensors'],
+      }),
+      node(2, 'SDV_img2vid_Conditioning', {
+        inputs: [
+          ['clip_vision', 'CLIP_VISION', null],
+          ['init_image', 'IMAGE', null],
+          ['vae', 'VAE', null],
+        ],
+        widgets: [1024, 576, 14, 127, 6, 0],
+      }),
+    ];
+    const r = toApiPrompt(workflow(nodes, []), defs, { unresolved: 'partial' });
+    assert.equal(r.prompt['1']?.class_type, 'ControlNetLoader');
+    assert.deepEqual(r.prompt['1']?.inputs, { control_net_name: 't2i.safetensors' });
+    assert.equal(r.prompt['2']?.class_type, 'SVD_img2vid_Conditioning');
+    assert.equal(r.prompt['2']?.inputs.video_frames, 14);
+    // Definitions that still have the old class (an older server) keep it.
+    const older = {
+      ...defs,
+      T2IAdapterLoader: {
+        input: { required: { t2i_adapter_name: [['t2i.safetensors']] } },
+        output: ['CONTROL_NET'],
+      },
+    };
+    const o = toApiPrompt(workflow([nodes[0]!], []), older as never, { unresolved: 'partial' });
+    assert.equal(o.prompt['1']?.class_type, 'T2IAdapterLoader');
+    assert.deepEqual(o.prompt['1']?.inputs, { t2i_adapter_name: 't2i.safetensors' });
+    assert.equal(o.warnings.filter((w) => w.code === 'node_type_renamed').length, 0);
   });
 });

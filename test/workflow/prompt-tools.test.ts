@@ -7,6 +7,7 @@ import {
   inspectPrompt,
   isApiPrompt,
   isUiWorkflow,
+  NodeDefsMissingError,
   OverrideError,
   PromptValidationError,
   toApiPrompt,
@@ -93,6 +94,35 @@ describe('inspectPrompt', () => {
     const text = r.parameters.find((x) => x.node_id === '6' && x.input === 'text');
     assert.equal(text?.multiline, true);
     assert.ok(r.parameters.find((x) => x.input === 'sampler_name')?.choices?.includes('euler'));
+  });
+});
+
+describe('functions that need node definitions', () => {
+  it('refuse a call without them with node_defs_missing naming the function, not a TypeError', () => {
+    const p = basicPrompt();
+    const calls: Array<[string, (d: unknown) => unknown]> = [
+      ['inspectPrompt', (d) => inspectPrompt(p, d as never)],
+      ['validatePrompt', (d) => validatePrompt(p, d as never)],
+      ['applyOverrides', (d) => applyOverrides(p, { '3': { seed: 1 } }, d as never)],
+      ['toApiPrompt', (d) => toApiPrompt(workflow(basicNodes().nodes, basicNodes().links), d as never)],
+    ];
+    for (const [name, call] of calls) {
+      for (const missing of [undefined, null, [], 'object_info.json']) {
+        assert.throws(
+          () => call(missing),
+          (err: unknown) =>
+            err instanceof NodeDefsMissingError &&
+            err.code === 'node_defs_missing' &&
+            err.message.startsWith(`${name} needs the node definitions`),
+          `${name}(${JSON.stringify(missing)})`,
+        );
+      }
+    }
+  });
+
+  it('inspectPrompt refuses a prompt that is not an object with workflow_format_invalid', () => {
+    for (const bad of [null, [], 'prompt'])
+      assert.throws(() => inspectPrompt(bad as never, defs), { code: 'workflow_format_invalid' });
   });
 });
 
