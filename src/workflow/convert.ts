@@ -1,8 +1,14 @@
 // UI workflow → API prompt (protocol §5.2): flatten, let PrimitiveNodes push their values, emit
 // every executable node with its widget values and resolved links, apply text replacement, drop
 // links to nodes that were not emitted.
-import { requireNodeDefs, summariseIssues, WorkflowConversionError } from './errors.ts';
-import { flatten } from './flatten.ts';
+import {
+  requireNodeDefs,
+  summariseIssues,
+  WorkflowConversionError,
+  WorkflowError,
+  WorkflowTooLargeError,
+} from './errors.ts';
+import { expandedSize, flatten } from './flatten.ts';
 import type { FlatGraph, GNode } from './graph.ts';
 import { nodeShape } from './node-shape.ts';
 import { resolveInput } from './resolve.ts';
@@ -18,6 +24,9 @@ import type {
 import { parseUiWorkflow } from './ui-format.ts';
 import { mapUnknownWidgetValues, mapWidgetValues } from './widget-values.ts';
 
+/** Default of ConvertOptions.maxNodes: far above real workflows, far below what hurts. */
+export const DEFAULT_MAX_NODES = 5000;
+
 /** Converts a saved UI workflow into the API prompt the official frontend would queue. */
 export function toApiPrompt(
   uiWorkflow: unknown,
@@ -25,8 +34,13 @@ export function toApiPrompt(
   options: ConvertOptions = {},
 ): ConversionResult {
   requireNodeDefs('toApiPrompt', nodeDefs);
+  const maxNodes = options.maxNodes ?? DEFAULT_MAX_NODES;
+  if (typeof maxNodes !== 'number' || !(maxNodes >= 0))
+    throw new WorkflowError('invalid_option', `maxNodes must be a number >= 0, got ${String(maxNodes)}`);
   const wf = parseUiWorkflow(uiWorkflow);
-  const g = flatten(wf, nodeDefs, new Set(options.virtualNodeTypes ?? []));
+  const size = expandedSize(wf, nodeDefs);
+  if (size > maxNodes) throw new WorkflowTooLargeError(size, maxNodes);
+  const g = flatten(wf, nodeDefs, new Set(options.virtualNodeTypes ?? []), maxNodes);
   const issues: ConversionIssue[] = [...g.issues];
   const partial = options.unresolved === 'partial';
   const values = new WidgetCache(g, nodeDefs, issues);

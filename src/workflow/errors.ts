@@ -55,6 +55,21 @@ export class TemplateParamsError extends WorkflowError {
   }
 }
 
+/** The workflow expands to more nodes than allowed (nested subgraphs multiply). */
+export class WorkflowTooLargeError extends WorkflowError {
+  /** Nodes the workflow expands to (at least limit + 1 when expansion stopped early). */
+  readonly nodes: number;
+  readonly limit: number;
+  constructor(nodes: number, limit: number) {
+    const message = `the workflow expands to ${nodes} nodes, more than the limit of ${limit}`;
+    super('workflow_too_large', message, [
+      { severity: 'error', code: 'workflow_too_large', message, nodes, limit },
+    ]);
+    this.nodes = nodes;
+    this.limit = limit;
+  }
+}
+
 /** A function that reads node definitions was called without them (or with something else). */
 export class NodeDefsMissingError extends WorkflowError {
   constructor(fn: string, got: unknown) {

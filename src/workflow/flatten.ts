@@ -1,6 +1,7 @@
 // Flattens a parsed UI workflow into execution nodes (protocol §5.2 step 3): subgraph instances
 // and legacy group nodes expand into `outer:inner` ids joined by pass-through boundary nodes, so
 // that link resolution is one uniform walk.
+import { WorkflowTooLargeError } from './errors.ts';
 import { expandGroupNode } from './group-node.ts';
 import type { FlatGraph, GInput, GKind, GLink, GNode } from './graph.ts';
 import { resolveNodeType } from './node-aliases.ts';
@@ -26,11 +27,26 @@ export interface FlattenContext {
   defs: NodeDefs;
   virtualTypes: ReadonlySet<string>;
   out: FlatGraph;
+  /** Workflow nodes added so far (an expanded instance counts once, its boundaries not) and the cap. */
+  count: number;
+  maxNodes: number;
 }
 
-/** Flattens the root graph of a parsed workflow. */
-export function flatten(wf: UiWorkflow, defs: NodeDefs, virtualTypes: ReadonlySet<string>): FlatGraph {
-  const ctx: FlattenContext = { wf, defs, virtualTypes, out: { nodes: [], byId: new Map(), issues: [] } };
+/** Flattens the root graph of a parsed workflow; throws WorkflowTooLargeError past `maxNodes`. */
+export function flatten(
+  wf: UiWorkflow,
+  defs: NodeDefs,
+  virtualTypes: ReadonlySet<string>,
+  maxNodes = Number.POSITIVE_INFINITY,
+): FlatGraph {
+  const ctx: FlattenContext = {
+    wf,
+    defs,
+    virtualTypes,
+    out: { nodes: [], byId: new Map(), issues: [] },
+    count: 0,
+    maxNodes,
+  };
   expandGraph(ctx, wf.nodes, wf.links, '', undefined, []);
   linkSetGetNodes(ctx.out);
   return ctx.out;
@@ -43,8 +59,50 @@ export function defaultTitle(ctx: FlattenContext, n: UiNode): string {
   return typeof dn === 'string' && dn ? dn : n.type;
 }
 
-/** Adds a node to the flat graph. */
+/**
+ * How many nodes a parsed workflow has once its subgraph and group-node instances are expanded,
+ * computed per definition (memoised), so a few KB of nested definitions cost microseconds here
+ * instead of millions of nodes in `flatten`. Counts like `addNode`: an instance once, plus its
+ * contents; muted and bypassed instances are not expanded; a definition that contains itself adds
+ * nothing (expansion reports it).
+ */
+export function expandedSize(wf: UiWorkflow, defs: NodeDefs): number {
+  const memo = new Map<string, number>();
+  const open = new Set<string>();
+  const sizeOf = (nodes: UiNode[]): number => {
+    let total = 0;
+    for (const n of nodes) {
+      total += 1;
+      if (n.mode === 2 || n.mode === 4) continue;
+      const sg = wf.subgraphs.get(n.type);
+      if (sg) {
+        let inner = memo.get(sg.id);
+        if (inner === undefined) {
+          if (open.has(sg.id)) continue;
+          open.add(sg.id);
+          inner = sizeOf(sg.nodes);
+          open.delete(sg.id);
+          memo.set(sg.id, inner);
+        }
+        total += inner;
+        continue;
+      }
+      const group = groupNodeName(n.type);
+      if (group === undefined || Object.hasOwn(defs, n.type)) continue;
+      const def = wf.groupNodes[group] as { nodes?: unknown } | undefined;
+      if (def && Array.isArray(def.nodes)) total += def.nodes.length;
+    }
+    return total;
+  };
+  return sizeOf(wf.nodes);
+}
+
+/** Adds a node to the flat graph (counted against the cap: boundaries only as their instance). */
 export function addNode(ctx: FlattenContext, node: GNode): void {
+  if (node.kind !== 'boundary' || node.id.endsWith(INPUT_BOUNDARY)) {
+    ctx.count += 1;
+    if (ctx.count > ctx.maxNodes) throw new WorkflowTooLargeError(ctx.count, ctx.maxNodes);
+  }
   if (ctx.out.byId.has(node.id)) {
     ctx.out.issues.push({
       severity: 'error',

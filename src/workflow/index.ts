@@ -1,6 +1,6 @@
 // Public surface of the workflow module: UI→API conversion, format detection, prompt inspection,
 // validation, overrides and named templates. Pure functions, no I/O.
-export { toApiPrompt } from './convert.ts';
+export { DEFAULT_MAX_NODES, toApiPrompt } from './convert.ts';
 export { detectFormat, isApiPrompt, isUiWorkflow } from './detect.ts';
 export {
   NodeDefsMissingError,
@@ -11,6 +11,7 @@ export {
   WorkflowConversionError,
   WorkflowError,
   WorkflowFormatError,
+  WorkflowTooLargeError,
 } from './errors.ts';
 export type { FileInput, ModelInput, ParameterCandidate, PromptInspection } from './inspect.ts';
 export { inspectPrompt } from './inspect.ts';

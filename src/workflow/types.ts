@@ -65,6 +65,12 @@ export interface ConvertOptions {
   unresolved?: 'error' | 'partial';
   /** Extra frontend-only (virtual, pass-through) node types, besides the built-in list. */
   virtualNodeTypes?: readonly string[];
+  /**
+   * Most nodes the workflow may have once subgraphs and group nodes are expanded (default
+   * DEFAULT_MAX_NODES). Nested subgraphs multiply: a few KB can describe millions of nodes, so the
+   * size is computed before expanding and enforced while expanding (WorkflowTooLargeError).
+   */
+  maxNodes?: number;
   /** Clock for `%date:…%` text replacement (tests pin it). */
   now?: () => Date;
   /** Whether to set `_meta.title` (default true). */

@@ -1,0 +1,58 @@
+// Hostile workflows from the security review (issue 12 points 2 and 17): a UI workflow whose
+// subgraphs each hold `fanout` instances of the next level (fanout^levels leaf nodes from a few KB),
+// and a flat API prompt of N nodes.
+
+/**
+ * A UI workflow of `levels` nested subgraph levels, each holding `fanout` instances of the next;
+ * the last level holds `fanout` EmptyImage nodes: fanout^levels nodes (6 levels: 1,000,000).
+ */
+export function nestedSubgraphWorkflow(levels: number, fanout = 10): Record<string, unknown> {
+  const id = (k: number) => `00000000-0000-4000-8000-${String(k).padStart(12, '0')}`;
+  const definitions: Array<Record<string, unknown>> = [];
+  for (let k = 0; k < levels; k++) {
+    const nodes =
+      k === levels - 1
+        ? Array.from({ length: fanout }, (_, i) => ({
+            id: i + 1,
+            type: 'EmptyImage',
+            mode: 0,
+            inputs: [],
+            outputs: [],
+            widgets_values: [8, 8, 1, 0],
+          }))
+        : Array.from({ length: fanout }, (_, i) => ({
+            id: i + 1,
+            type: id(k + 1),
+            mode: 0,
+            inputs: [],
+            outputs: [],
+          }));
+    definitions.push({ id: id(k), name: `level ${k}`, nodes, links: [], inputs: [], outputs: [] });
+  }
+  return {
+    version: 0.4,
+    last_node_id: 2,
+    last_link_id: 0,
+    nodes: [
+      { id: 1, type: id(0), mode: 0, inputs: [], outputs: [] },
+      {
+        id: 2,
+        type: 'PreviewAny',
+        mode: 0,
+        inputs: [{ name: 'source', type: '*', link: null }],
+        outputs: [],
+      },
+    ],
+    links: [],
+    definitions: { subgraphs: definitions },
+    extra: {},
+  };
+}
+
+/** An API prompt of `n` nodes: a chain of PrimitiveInt nodes ending in PreviewAny. */
+export function hugeApiPrompt(n: number): Record<string, unknown> {
+  const prompt: Record<string, unknown> = {};
+  for (let i = 1; i < n; i++) prompt[String(i)] = { class_type: 'PrimitiveInt', inputs: { value: i } };
+  prompt[String(n)] = { class_type: 'PreviewAny', inputs: { source: ['1', 0] } };
+  return prompt;
+}
