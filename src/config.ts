@@ -193,6 +193,7 @@ const SETTINGS = {
   MAX_QUEUE: int({ min: 1, max: 10_000_000, default: 10_000 }),
   MAX_BODY_BYTES: int({ min: 1024, max: 2 ** 31 - 1, default: 10 * 1024 * 1024 }),
   MAX_JSON_DEPTH: int({ min: 8, max: 10_000, default: 64 }),
+  MAX_WORKFLOW_NODES: int({ min: 1, max: 1_000_000, default: 5000 }),
   MAX_INPUT_BYTES: int({ min: 1024, max: 2 ** 40, default: 100 * 1024 * 1024 }),
   MAX_INLINE_BYTES: int({ min: 0, max: 2 ** 31 - 1, default: 20 * 1024 * 1024 }),
   INPUT_CACHE_BYTES: int({ min: 0, max: 2 ** 44, default: 1024 * 1024 * 1024 }),
@@ -280,6 +281,8 @@ export interface Config {
   readonly maxBodyBytes: number;
   /** Deepest nesting of objects/arrays accepted in a JSON body (400 json_too_deep past it). */
   readonly maxJsonDepth: number;
+  /** Most nodes a workflow may have once subgraphs are expanded (API prompts: their node count). */
+  readonly maxWorkflowNodes: number;
   readonly maxInputBytes: number;
   readonly maxInlineBytes: number;
   readonly inputCacheBytes: number;
@@ -439,6 +442,7 @@ export function loadConfig(
     maxQueue: values.MAX_QUEUE,
     maxBodyBytes: values.MAX_BODY_BYTES,
     maxJsonDepth: values.MAX_JSON_DEPTH,
+    maxWorkflowNodes: values.MAX_WORKFLOW_NODES,
     maxInputBytes: values.MAX_INPUT_BYTES,
     maxInlineBytes: values.MAX_INLINE_BYTES,
     inputCacheBytes: values.INPUT_CACHE_BYTES,

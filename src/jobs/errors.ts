@@ -37,6 +37,18 @@ export class InvalidWorkflowError extends GatewayError {
   }
 }
 
+/** The workflow has (or expands to) more nodes than MAX_WORKFLOW_NODES (422, with the count). */
+export class TooManyNodesError extends GatewayError {
+  constructor(nodes: number, limit: number) {
+    super(
+      'workflow_too_large',
+      422,
+      `The workflow has ${nodes} nodes (subgraphs expanded), more than the limit of ${limit}.`,
+      { details: { nodes, limit } },
+    );
+  }
+}
+
 /** A UI-format workflow was sent and cannot be converted here (422). */
 export class WorkflowFormatUiError extends GatewayError {
   constructor(message: string) {

@@ -10,6 +10,7 @@ export {
   ShuttingDownError,
   StorageUnavailableError,
   StoreOpenError,
+  TooManyNodesError,
   WorkflowFormatUiError,
 } from './errors.ts';
 export type { JobEvent } from './events.ts';
@@ -57,5 +58,5 @@ export { SqliteJobStore } from './sqlite-store.ts';
 export type { JobPage, JobStore, ListQuery, StoreHealth } from './store.ts';
 export { decodeCursor, encodeCursor } from './store.ts';
 export type { PrepareOptions } from './prepare.ts';
-export { applyOverrides, checkApiPrompt, isUiFormat, prepareWorkflow } from './prepare.ts';
+export { applyOverrides, checkApiPrompt, checkNodeCount, isUiFormat, prepareWorkflow } from './prepare.ts';
 export { type ScopedSignal, scopedSignal } from '../comfy/index.ts';

@@ -1,7 +1,7 @@
 // Turns a submitted `workflow` into the API prompt a job runs: detects and converts UI-format
 // exports, applies `overrides`, and checks structure and node classes before the job is created,
 // so bad input fails the request (422) instead of a queued job.
-import { InvalidWorkflowError, WorkflowFormatUiError } from './errors.ts';
+import { InvalidWorkflowError, TooManyNodesError, WorkflowFormatUiError } from './errors.ts';
 import type { ApiPrompt, NodeDefs } from './ports.ts';
 
 /** What preparation needs from the rest of the gateway. */
@@ -12,6 +12,16 @@ export interface PrepareOptions {
   convertUi?: (ui: unknown, nodeDefs: NodeDefs) => ApiPrompt;
   /** Node definitions for conversion (pool.nodeDefsFor()). */
   nodeDefs?: () => Promise<NodeDefs>;
+  /** Most nodes an API prompt may have (convertUi enforces the same bound while expanding). */
+  maxNodes?: number;
+}
+
+/** Refuses an API prompt with more than `limit` nodes before any per-node work. */
+export function checkNodeCount(workflow: unknown, limit: number | undefined): void {
+  if (limit === undefined || typeof workflow !== 'object' || workflow === null) return;
+  let nodes = 0;
+  for (const key in workflow) if (Object.hasOwn(workflow, key)) nodes++;
+  if (nodes > limit) throw new TooManyNodesError(nodes, limit);
 }
 
 /** True for an editor export (it has `nodes` and `links`), v2's definition. */
@@ -110,11 +120,15 @@ export async function prepareWorkflow(
     try {
       api = options.convertUi(workflow, await options.nodeDefs());
     } catch (err) {
+      const big = err as { code?: unknown; nodes?: unknown; limit?: unknown };
+      if (big.code === 'workflow_too_large' && typeof big.nodes === 'number' && typeof big.limit === 'number')
+        throw new TooManyNodesError(big.nodes, big.limit);
       throw new InvalidWorkflowError(`The UI workflow could not be converted: ${(err as Error).message}`, {
         conversion_error: (err as { code?: string }).code ?? 'conversion_failed',
       });
     }
   }
+  checkNodeCount(api, options.maxNodes);
   let prompt = checkApiPrompt(api);
   if (overrides && Object.keys(overrides).length) prompt = checkApiPrompt(applyOverrides(prompt, overrides));
   const classTypes = [...new Set(Object.values(prompt).map((n) => n.class_type))];

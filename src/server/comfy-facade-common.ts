@@ -60,6 +60,8 @@ export interface ComfyFacadeOptions {
   maxUploadBytes?: number;
   /** Let prompts of one client_id run at once (default false: one at a time, in submission order). */
   parallelPerClient?: boolean;
+  /** Most nodes a prompt may have (MAX_WORKFLOW_NODES; editor workflows: convertUi enforces it). */
+  maxWorkflowNodes?: number;
 }
 
 /** What the facade's routes share. */

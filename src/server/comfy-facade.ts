@@ -4,7 +4,14 @@
 // ComfyUI's formats from the job layer. Every route is also served under `/api/`.
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { fileInputsOf, type NodeDef } from '../io/index.ts';
-import { type ApiPrompt, isTerminal, type JobRecord, type NodeDefs } from '../jobs/index.ts';
+import {
+  type ApiPrompt,
+  checkNodeCount,
+  GatewayError,
+  isTerminal,
+  type JobRecord,
+  type NodeDefs,
+} from '../jobs/index.ts';
 import { isUiWorkflow } from '../workflow/index.ts';
 import {
   acceptAnyBody,
@@ -88,8 +95,23 @@ export const comfyFacadeRoutes: FastifyPluginAsync<ComfyFacadeOptions> = async (
         node_errors: {},
       });
     }
-    const defs = await nodeDefs();
     let prompt: unknown = body.prompt;
+    // Too many nodes: 422 before any per-node work (ComfyUI has no limit, so no shape of its own).
+    const tooLarge = (err: unknown) => {
+      const e = err as GatewayError;
+      return reply.code(422).send({
+        error: { ...comfyError('workflow_too_large', e.message), extra_info: e.details ?? {} },
+        node_errors: {},
+      });
+    };
+    if (!isUiWorkflow(prompt)) {
+      try {
+        checkNodeCount(prompt, options.maxWorkflowNodes);
+      } catch (err) {
+        return tooLarge(err);
+      }
+    }
+    const defs = await nodeDefs();
     if (isUiWorkflow(prompt)) {
       if (!options.convertUi) {
         return reply.code(400).send({
@@ -100,6 +122,13 @@ export const comfyFacadeRoutes: FastifyPluginAsync<ComfyFacadeOptions> = async (
       try {
         prompt = options.convertUi(prompt, defs);
       } catch (err) {
+        const big = err as { code?: unknown; nodes?: number; limit?: number };
+        if (big.code === 'workflow_too_large')
+          return tooLarge(
+            new GatewayError('workflow_too_large', 422, String((err as Error).message), {
+              details: { nodes: big.nodes, limit: big.limit },
+            }),
+          );
         return reply.code(400).send({
           error: comfyError(
             'invalid_prompt',

@@ -207,8 +207,11 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
 
     const prepare: PrepareOptions = {
       canEverRun: (classTypes) => pool.canEverRun(classTypes),
-      convertUi: (ui, defs) => toApiPrompt(ui, defs as Parameters<typeof toApiPrompt>[1]).prompt as ApiPrompt,
+      convertUi: (ui, defs) =>
+        toApiPrompt(ui, defs as Parameters<typeof toApiPrompt>[1], { maxNodes: config.maxWorkflowNodes })
+          .prompt as ApiPrompt,
       nodeDefs: () => pool.nodeDefsFor() as Promise<NodeDefs>,
+      maxNodes: config.maxWorkflowNodes,
     };
     const workflows = new WorkflowRegistry({
       dir: config.workflowsDir,
@@ -316,6 +319,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
             pool,
             assets,
             convertUi: prepare.convertUi,
+            maxWorkflowNodes: config.maxWorkflowNodes,
             apiKeys: config.apiKeys,
             retentionMs: config.jobRetentionMs,
             parallelPerClient: config.comfyFacadeParallelPerClient,
