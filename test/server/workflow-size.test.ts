@@ -24,6 +24,7 @@ describe('workflow node limit', { timeout: 60_000 }, () => {
   async function measured<T>(label: string, fn: () => Promise<T>): Promise<T> {
     const loop = monitorEventLoopDelay({ resolution: 5 });
     const rss = process.memoryUsage().rss;
+    const cpu = process.cpuUsage();
     loop.enable();
     const t = performance.now();
     try {
@@ -31,12 +32,15 @@ describe('workflow node limit', { timeout: 60_000 }, () => {
     } finally {
       loop.disable();
       const stall = loop.max / 1e6;
+      const used = process.cpuUsage(cpu);
       const grew = (process.memoryUsage().rss - rss) / 2 ** 20;
       console.log(
-        `${label}: ${(performance.now() - t).toFixed(1)} ms, longest loop stall ${stall.toFixed(1)} ms, RSS +${grew.toFixed(1)} MB`,
+        `${label}: ${(performance.now() - t).toFixed(1)} ms, CPU ${((used.user + used.system) / 1000).toFixed(1)} ms, longest loop stall ${stall.toFixed(1)} ms, RSS +${grew.toFixed(1)} MB`,
       );
-      // The unbounded converter stalled the loop for about a minute on the 6-level attack.
-      assert.ok(stall < 1000, `event loop stalled ${stall} ms`);
+      // The unbounded converter stalled the loop for about a minute (1.8 GB) on the 6-level attack;
+      // the bound is loose because the shared test machine's scheduling stalls are in the figure too.
+      assert.ok(stall < 5000, `event loop stalled ${stall} ms`);
+      assert.ok(grew < 512, `RSS grew ${grew} MB`);
     }
   }
 
