@@ -1,29 +1,20 @@
 // Extra HTTP headers of the client: validation of caller-supplied names and values (a bad header is a
 // ComfyArgumentError before any I/O, not a transport failure mid-run) and the case-insensitive merge
 // of per-call headers over the client's constructor headers.
+import { copyValidHeaders, type HeaderRules, TRANSPORT_HEADERS } from '../http-headers.ts';
 import { ComfyArgumentError } from './errors.ts';
 
-/** RFC 9110 token: the characters a header name may use. */
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-/** Field value: visible ASCII, obs-text, space and tab; never CR, LF or NUL (header injection). */
-const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
-/** Headers the transport owns per request: framing, hop-by-hop, and the body's content type. */
-const RESERVED = new Set([
-  'host',
-  'content-length',
-  'content-type',
-  'transfer-encoding',
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'upgrade',
-  'te',
-  'trailer',
-  'expect',
-]);
-/** Bounds of one call's extra headers (servers answer 431 long before these). */
+/** Bound of one call's extra headers (servers answer 431 long before this). */
 const MAX_CALL_HEADERS = 32;
-const MAX_VALUE_LENGTH = 8 * 1024;
+/** The constructor's headers: any valid header. */
+const CLIENT_RULES: HeaderRules = { label: 'header', context: 'headers: ' };
+/** Per-call headers may not replace what the transport sets (framing, hop-by-hop, the body's content type). */
+const CALL_RULES: HeaderRules = {
+  label: 'header',
+  context: 'options.headers: ',
+  maxCount: MAX_CALL_HEADERS,
+  reserved: { isReserved: (name) => TRANSPORT_HEADERS.has(name), owner: 'the client', suffix: ' per call' },
+};
 
 /** Validated headers with lower-case names (so `X-Request-Id` and `x-request-id` are one header). */
 export type HeaderMap = Readonly<Record<string, string>>;
@@ -53,28 +44,12 @@ function normalize(headers: Record<string, string> | undefined, what: string, pe
   if (perCall && headers instanceof CallHeaderMap) return headers;
   if (typeof headers !== 'object' || headers === null || Array.isArray(headers))
     throw new ComfyArgumentError(`${what} must be an object of header names to string values`);
-  const entries = Object.entries(headers);
-  if (entries.length === 0) return EMPTY;
-  if (perCall && entries.length > MAX_CALL_HEADERS)
-    throw new ComfyArgumentError(`${what} has ${entries.length} headers (at most ${MAX_CALL_HEADERS})`);
-  const out = (perCall ? new CallHeaderMap() : {}) as Record<string, string>;
-  for (const [name, value] of entries) {
-    if (!TOKEN.test(name))
-      throw new ComfyArgumentError(`${what}: invalid header name ${JSON.stringify(name)}`);
-    const lower = name.toLowerCase();
-    if (perCall && RESERVED.has(lower))
-      throw new ComfyArgumentError(
-        `${what}: ${lower} is set by the client and cannot be overridden per call`,
-      );
-    if (typeof value !== 'string')
-      throw new ComfyArgumentError(`${what}: header ${lower} must be a string, got ${typeof value}`);
-    // The value is left out of the message: it may be a credential.
-    if (!FIELD_VALUE.test(value))
-      throw new ComfyArgumentError(`${what}: header ${lower} has a control character in its value`);
-    if (value.length > MAX_VALUE_LENGTH)
-      throw new ComfyArgumentError(`${what}: header ${lower} is longer than ${MAX_VALUE_LENGTH} characters`);
-    // Case variants of one name: the last wins, as with the object spreads callers merge layers with.
-    out[lower] = value;
-  }
+  if (Object.keys(headers).length === 0) return EMPTY;
+  const out = copyValidHeaders(
+    headers,
+    perCall ? CALL_RULES : CLIENT_RULES,
+    (message) => new ComfyArgumentError(message),
+    (perCall ? new CallHeaderMap() : {}) as Record<string, string>,
+  );
   return Object.freeze(out);
 }
