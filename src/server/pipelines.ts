@@ -326,9 +326,18 @@ export const pipelineRoutes: FastifyPluginAsync<PipelineRoutesOptions> = async (
         scope.signal,
       );
       send('status', { status: view.run.status });
+      // The picture so far (steps that started, their iterations), then live events.
       for (const step of view.run.steps)
         if (step.status !== 'pending')
           send('step', { step: step.id, status: step.status, iterations: step.iterations });
+      for (const i of view.iterations)
+        send('iteration', {
+          step: i.step,
+          n: i.n,
+          status: i.status,
+          job_id: i.job_id,
+          ...(i.error ? { error: i.error } : {}),
+        });
       keepalive = setInterval(() => {
         if (!raw.writableEnded) raw.write(': keepalive\n\n');
       }, keepaliveMs);
