@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import { ComfyError, ComfyExecutionError, ComfyValidationError } from '../comfy/index.ts';
 import { ComfyTarget } from './run-comfy.ts';
 import { GatewayApiError, GatewayJobError, GatewayTarget } from './run-gateway.ts';
+import { isPipelineFile, PipelineRunError, PipelineTarget, parsePipelinePlan } from './run-pipeline.ts';
 import { parsePlan, type RunPlan, type RunTarget, RunTimeoutError, RunUsageError } from './run-plan.ts';
 import { printSummary, Reporter } from './run-reporter.ts';
 
@@ -34,7 +35,10 @@ export function register(program: Command): void {
     .description(
       'run one workflow (API or UI format) on a ComfyUI server or a comfy-gateway and save its outputs',
     )
-    .argument('<workflow.json>', 'API-format prompt, or a UI workflow (converted with /object_info)')
+    .argument(
+      '<workflow.json>',
+      'API-format prompt, a UI workflow (converted with /object_info), or a pipeline (*.pipeline.yaml, with --gateway; --input/--set then name pipeline inputs)',
+    )
     .option('--server <url>', `ComfyUI base URL (default: ${DEFAULT_SERVER})`)
     .option('--gateway <url>', 'comfy-gateway base URL: run as a v2 job there instead')
     .option('--api-key <key>', 'gateway API key (default: $COMFY_GATEWAY_API_KEY)')
@@ -71,8 +75,11 @@ export async function runCommand(file: string, options: RunCliOptions): Promise<
   let plan: RunPlan;
   let target: RunTarget;
   try {
-    plan = await parsePlan(file, options);
-    target = makeTarget(options);
+    if (isPipelineFile(file)) [plan, target] = await pipelinePlan(file, options);
+    else {
+      plan = await parsePlan(file, options);
+      target = makeTarget(options);
+    }
   } catch (err) {
     reporter.fail(err instanceof Error ? err.message : String(err));
     return EXIT_USAGE;
@@ -118,6 +125,31 @@ export async function runCommand(file: string, options: RunCliOptions): Promise<
   }
 }
 
+/** A pipeline file runs as one pipeline run on a gateway (run-pipeline.ts). */
+async function pipelinePlan(file: string, options: RunCliOptions): Promise<[RunPlan, RunTarget]> {
+  if (options.gateway === undefined)
+    throw new RunUsageError(`${file} is a pipeline: it runs on a gateway, add --gateway URL`);
+  if (options.server !== undefined) throw new RunUsageError('a pipeline runs on --gateway, not --server');
+  const pipeline = await parsePipelinePlan(file, options);
+  const target = new PipelineTarget(checkUrl('--gateway', options.gateway), options.apiKey);
+  const plan: RunPlan = {
+    workflowPath: file,
+    workflow: pipeline.definition,
+    sets: [],
+    inputs: [],
+    outDir: pipeline.outDir,
+    timeoutMs: pipeline.timeoutMs,
+  };
+  return [
+    plan,
+    {
+      describe: () => target.describe(),
+      execute: (_plan, context) => target.execute(pipeline, context),
+      close: async () => {},
+    },
+  ];
+}
+
 /** The target the options ask for; throws RunUsageError on bad URLs or conflicting flags. */
 function makeTarget(options: RunCliOptions): RunTarget {
   if (options.gateway !== undefined) {
@@ -159,6 +191,14 @@ export function describeError(err: unknown): string {
         ? `${e.code}: node ${e.node_id} (${e.class_type ?? '?'})${typeof exception === 'string' ? ` raised ${exception}` : ''}: ${e.message}`
         : `${e.code}: ${e.message}`;
     return [`job ${err.job.id} ${err.job.status}`, head, ...detailLines(e.details)].join('\n');
+  }
+  if (err instanceof PipelineRunError) {
+    const e = err.run.error;
+    return [
+      `run ${err.run.id} ${err.run.status}`,
+      ...(e ? [`${e.code}: ${e.message}`] : []),
+      ...detailLines(e?.job_error?.details),
+    ].join('\n');
   }
   if (err instanceof GatewayApiError)
     return [`${err.code}: ${err.message}`, ...detailLines(err.details)].join('\n');

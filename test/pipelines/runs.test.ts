@@ -153,9 +153,12 @@ test('a fan-out with parallel: 2 runs its items over both instances and gathers 
   );
   assert.equal(new Set(jobs.map((j: Json) => j.instance_id)).size, 2, 'both instances ran items');
   // Never more than two at once: each job started after an earlier one of the four ended.
-  const spans = jobs.map((j: Json) => [Date.parse(j.created_at), Date.parse(j.completed_at)]);
+  const spans: Array<[number, number]> = jobs.map((j: Json) => [
+    Date.parse(j.created_at),
+    Date.parse(j.completed_at),
+  ]);
   for (const [start] of spans) {
-    const overlapping = spans.filter(([s, e]) => s <= start && (e as number) > start).length;
+    const overlapping = spans.filter(([s, e]) => s <= start && e > start).length;
     assert.ok(overlapping <= 2, `at most 2 jobs at once, saw ${overlapping}`);
   }
   assert.deepEqual(await size(body.outputs.images[3].url), [48, 24]);
