@@ -248,15 +248,16 @@ export class PipelineRunner {
       if (this.#sweepTimer) clearInterval(this.#sweepTimer);
       const drivers = [...this.#live.values()];
       for (const driver of drivers) driver.detach();
-      await Promise.allSettled(drivers.map((d) => d.drive()));
-      const tasks = [...this.#webhookTasks];
-      if (tasks.length > 0) {
-        const grace = AbortSignal.timeout(options.graceMs ?? 5000);
-        await new Promise<void>((resolve) => {
+      // Drivers stop at their next await; a cancel in progress may wait for its job, so bounded.
+      const grace = AbortSignal.timeout(options.graceMs ?? 5000);
+      const within = (tasks: Array<Promise<unknown>>) =>
+        new Promise<void>((resolve) => {
+          if (tasks.length === 0 || grace.aborted) return resolve();
           grace.addEventListener('abort', () => resolve(), { once: true });
           void Promise.allSettled(tasks).then(() => resolve());
         });
-      }
+      await within(drivers.map((d) => d.drive()));
+      await within([...this.#webhookTasks]);
       this.events.close();
       this.#live.clear();
       this.#o.store.close();
