@@ -67,7 +67,7 @@ async function startChild(port: number): Promise<ChildProcess> {
   await Promise.race([
     ready,
     new Promise((_, reject) =>
-      setTimeout(() => reject(new Error('gateway did not start in 20 s')), 20_000).unref(),
+      setTimeout(() => reject(new Error('gateway did not start in 60 s')), 60_000).unref(),
     ),
   ]);
   return child;
@@ -108,7 +108,7 @@ test('kill -9 mid-run: after the restart the run completes without re-running fi
   const before: Record<number, string> = {};
   for await (const frame of readEvents(
     `${base}/v1/pipeline-runs/${id}/events`,
-    AbortSignal.any([watch.signal, AbortSignal.timeout(30_000)]),
+    AbortSignal.any([watch.signal, AbortSignal.timeout(60_000)]),
   )) {
     if (frame.event === 'iteration' && frame.data.status === 'succeeded')
       before[frame.data.n] = frame.data.job_id;
@@ -125,7 +125,7 @@ test('kill -9 mid-run: after the restart the run completes without re-running fi
   let final: Json = null;
   for await (const frame of readEvents(
     `${base}/v1/pipeline-runs/${id}/events`,
-    AbortSignal.timeout(30_000),
+    AbortSignal.timeout(60_000),
   )) {
     if (frame.event === 'status' && frame.data.run) final = frame.data.run;
   }

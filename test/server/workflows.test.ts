@@ -83,7 +83,7 @@ describe('/v1/workflows', () => {
     assert.equal(res.status, 200);
     assert.deepEqual(
       res.body.workflows.map((w: Json) => w.name),
-      ['invert', 'resize'],
+      ['invert', 'resize', 'scale2x'],
     );
     assert.deepEqual(res.body.errors, []);
     const invert = res.body.workflows[0];
@@ -322,7 +322,7 @@ parameters:
     assert.equal(listed.status, 200);
     assert.deepEqual(
       listed.body.workflows.map((w: Json) => w.name),
-      ['invert', 'resize'],
+      ['invert', 'resize', 'scale2x'],
     );
     const err = listed.body.errors.find((e: Json) => e.file === 'tint.yaml');
     assert.ok(err, JSON.stringify(listed.body.errors));
@@ -393,13 +393,13 @@ describe('WorkflowRegistry', () => {
       assert.deepEqual(registry.list(), []);
       assert.deepEqual(registry.errors(), []);
       cpSync(REPO_WORKFLOWS, dir, { recursive: true });
-      await until(registry, () => registry.list().length === 2);
+      await until(registry, () => registry.list().length === 3);
       assert.deepEqual(
         registry
           .list()
           .map((e) => e.name)
           .sort(),
-        ['invert', 'resize'],
+        ['invert', 'resize', 'scale2x'],
       );
     } finally {
       await registry.close();
@@ -463,7 +463,7 @@ describe('WorkflowRegistry', () => {
           .list()
           .map((e) => e.name)
           .sort(),
-        ['invert', 'resize', 'ui-invert'],
+        ['invert', 'resize', 'scale2x', 'ui-invert'],
       );
       const errors = Object.fromEntries(registry.errors().map((e) => [e.file, e.code]));
       assert.deepEqual(errors, { 'stray.json': 'template_not_declaration' });
