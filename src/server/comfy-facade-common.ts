@@ -39,6 +39,9 @@ export interface FacadePool {
   list(): Array<{ id: string; state: string; url?: string }>;
   client(id: string): FacadeInstanceClient | undefined;
   nodeDefsFor(instanceId?: string): Promise<NodeDefs>;
+  /** 'added' (snapshot) and 'removed' ({instanceId}): the facade follows each instance's socket. */
+  on?(event: 'added' | 'removed', listener: (arg: never) => void): unknown;
+  off?(event: 'added' | 'removed', listener: (arg: never) => void): unknown;
 }
 
 /** Options of the facade plugin. */

@@ -1,39 +1,83 @@
-// Turns the gateway's job events into ComfyUI's WebSocket messages for prompts submitted through
-// the facade: `execution_start`, `execution_cached`, `executing`, `progress`, `executed`,
-// `execution_success` / `execution_error` / `execution_interrupted`, `executing` null, previews as
-// binary frames, and `status` broadcasts on queue changes. When the job manager publishes the
-// instance's raw run events ('run-event'), those are forwarded as they are (outputs re-tagged);
-// otherwise per-node messages are synthesized from the job's progress snapshots and outputs.
-import type { JobEvent, JobManager, JobOutput, JobRecord, RunEvent } from '../jobs/index.ts';
+// Relays what the instances send about facade prompts to the facade's sockets, as ComfyUI sends
+// it: every message of the prompt (`execution_start`, `execution_cached` with its nodes,
+// `executing`, `progress`, `progress_state`, `executed`, custom ones) and every binary frame
+// (previews, SaveImageWebsocket images, progress text), in the order the instance sent them, with
+// the prompt id the client knows and output subfolders tagged with the instance. The terminal
+// message and `executing` null wait until the gateway's job has ended, so that `/history` already
+// answers when the client reads it (ComfyUI writes history before it sends them). When the
+// instance's socket missed a run (the job completed by polling), ComfyUI's messages are
+// synthesized from the job's progress snapshots and outputs instead.
+import type { JobEvent, JobManager, JobOutput, JobRecord } from '../jobs/index.ts';
 import { isTerminal } from '../jobs/index.ts';
+import type { FacadePool } from './comfy-facade-common.ts';
 import { historyEntry, tagOutput, terminalMessage } from './comfy-facade-format.ts';
 import type { FacadePrompt, FacadePrompts } from './comfy-facade-state.ts';
 import type { FacadeSockets } from './comfy-facade-ws.ts';
 
+type Message = { type: string; data: Record<string, unknown> };
+
 interface Watch {
   prompt: FacadePrompt;
   stop: AbortController;
+  /** True once the instance's own messages for this prompt arrive (no synthesis needed). */
   raw: boolean;
   started: boolean;
+  /** The node executing now (ComfyUI re-sends it to a reconnecting client). */
   current: string | null;
+  /** The instance's terminal message, held until the job ends. */
+  terminal: Message | null;
+  /**
+   * Preview frames held for a client without preview metadata: ComfyUI sends those after the
+   * `progress` message, where a metadata client (as the gateway is to its instances) gets the frame first.
+   */
+  frames: Preview[];
   outputs: Map<string, JobOutput[]>;
 }
 
-/** Relays facade jobs' events to their clients' sockets. */
+/** The events the facade reads from an instance's client (ComfyClient has them). */
+interface InstanceEvents {
+  on(event: 'message', fn: (m: Message & { name?: string }) => void): unknown;
+  on(event: 'preview', fn: (f: Preview) => void): unknown;
+  on(event: 'text', fn: (f: { promptId?: string; nodeId: string; text: string }) => void): unknown;
+  off(event: string, fn: (...args: never[]) => void): unknown;
+}
+
+interface Preview {
+  promptId?: string;
+  nodeId?: string;
+  displayNodeId?: string;
+  mime: string;
+  data: Buffer;
+}
+
+const TERMINAL = new Set(['execution_success', 'execution_error', 'execution_interrupted']);
+/** ComfyUI sends these to every socket when the prompt has no client id. */
+const BROADCAST_WITHOUT_CLIENT = new Set(['progress', 'progress_state']);
+
+/** Relays facade prompts' instance messages to their clients' sockets. */
 export class FacadeRelay {
   readonly #manager: JobManager;
-  readonly #prompts: FacadePrompts;
+  readonly #pool: FacadePool;
   readonly #sockets: FacadeSockets;
   readonly #watches = new Map<string, Watch>();
-  readonly #onRunEvent: (jobId: string, event: RunEvent) => void;
+  /** Per instance: its client's listeners, and the prompt it last reported active (for id-less frames). */
+  readonly #instances = new Map<string, { off: () => void; active: string | null }>();
+  readonly #onAdded = (snapshot: { id: string }) => this.#subscribe(snapshot.id);
+  readonly #onRemoved = (info: { instanceId: string }) => this.#unsubscribe(info.instanceId);
   #closed = false;
 
-  constructor(options: { manager: JobManager; prompts: FacadePrompts; sockets: FacadeSockets }) {
+  constructor(options: {
+    manager: JobManager;
+    pool: FacadePool;
+    prompts: FacadePrompts;
+    sockets: FacadeSockets;
+  }) {
     this.#manager = options.manager;
-    this.#prompts = options.prompts;
+    this.#pool = options.pool;
     this.#sockets = options.sockets;
-    this.#onRunEvent = (jobId, event) => this.#raw(jobId, event);
-    this.#manager.on('run-event', this.#onRunEvent);
+    this.#pool.on?.('added', this.#onAdded);
+    this.#pool.on?.('removed', this.#onRemoved);
+    for (const instance of this.#pool.list()) this.#subscribe(instance.id);
   }
 
   /** Prompts of the facade that are queued or running (ComfyUI's queue_remaining). */
@@ -46,6 +90,13 @@ export class FacadeRelay {
     return [...this.#watches.keys()];
   }
 
+  /** The node a running prompt of `clientId` executes now (ComfyUI re-sends it on reconnect). */
+  currentNode(clientId: string): string | null {
+    for (const w of this.#watches.values())
+      if (w.prompt.clientId === clientId && w.started && w.current !== null && !w.terminal) return w.current;
+    return null;
+  }
+
   /** Starts relaying a job submitted through the facade (call right after submit). */
   watch(job: JobRecord, prompt: FacadePrompt): void {
     if (this.#closed || isTerminal(job.status) || this.#watches.has(job.id)) return;
@@ -55,6 +106,8 @@ export class FacadeRelay {
       raw: false,
       started: false,
       current: null,
+      terminal: null,
+      frames: [],
       outputs: new Map(),
     };
     this.#watches.set(job.id, w);
@@ -70,13 +123,41 @@ export class FacadeRelay {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#manager.off('run-event', this.#onRunEvent);
+    this.#pool.off?.('added', this.#onAdded);
+    this.#pool.off?.('removed', this.#onRemoved);
+    for (const id of [...this.#instances.keys()]) this.#unsubscribe(id);
     for (const w of this.#watches.values()) w.stop.abort();
     this.#watches.clear();
   }
 
+  #subscribe(instanceId: string): void {
+    if (this.#closed || this.#instances.has(instanceId)) return;
+    const client = this.#pool.client(instanceId) as unknown as Partial<InstanceEvents> | undefined;
+    if (!client?.on || !client.off) return;
+    const state = { off: () => {}, active: null as string | null };
+    const onMessage = (m: Message & { name?: string }) => this.#instanceMessage(state, m);
+    const onPreview = (f: Preview) => this.#instancePreview(state, f);
+    const onText = (f: { promptId?: string; nodeId: string; text: string }) => this.#instanceText(state, f);
+    client.on('message', onMessage);
+    client.on('preview', onPreview);
+    client.on('text', onText);
+    state.off = () => {
+      client.off?.('message', onMessage as never);
+      client.off?.('preview', onPreview as never);
+      client.off?.('text', onText as never);
+    };
+    this.#instances.set(instanceId, state);
+  }
+
+  #unsubscribe(instanceId: string): void {
+    this.#instances.get(instanceId)?.off();
+    this.#instances.delete(instanceId);
+  }
+
+  /** Sends to the prompt's client; messages ComfyUI broadcasts for client-less prompts go to the owner's sockets. */
   #send(w: Watch, type: string, data: Record<string, unknown>): void {
     if (w.prompt.clientId) this.#sockets.send(w.prompt.clientId, type, data);
+    else if (BROADCAST_WITHOUT_CLIENT.has(type)) this.#sockets.broadcast(type, data, w.prompt.owner);
   }
 
   #record(w: Watch, type: string, data: Record<string, unknown>): void {
@@ -84,81 +165,99 @@ export class FacadeRelay {
     if (w.prompt.messages.length < 16) w.prompt.messages.push([type, data]);
   }
 
-  #start(w: Watch, cached: string[]): void {
-    if (w.started) return;
-    w.started = true;
-    const base = { prompt_id: w.prompt.promptId, timestamp: Date.now() };
-    this.#send(w, 'execution_start', base);
-    this.#record(w, 'execution_start', base);
-    const c = { nodes: cached, ...base };
-    this.#send(w, 'execution_cached', c);
-    this.#record(w, 'execution_cached', c);
-  }
-
-  #executing(w: Watch, node: string): void {
-    if (w.current === node) return;
-    if (w.current && !w.prompt.executed.includes(w.current)) w.prompt.executed.push(w.current);
-    w.current = node;
-    this.#send(w, 'executing', { node, display_node: node, prompt_id: w.prompt.promptId });
-  }
-
-  #raw(jobId: string, event: RunEvent): void {
+  #instanceMessage(state: { active: string | null }, message: Message & { name?: string }): void {
+    const type = message.type === 'custom' && typeof message.name === 'string' ? message.name : message.type;
+    const data = message.data;
+    if (data === null || typeof data !== 'object') return;
+    const jobId = data.prompt_id;
+    if (typeof jobId !== 'string') return;
+    if (type === 'executing' || type === 'execution_start' || type === 'progress')
+      state.active = type === 'executing' && data.node === null ? null : jobId;
     const w = this.#watches.get(jobId);
     if (!w) return;
     w.raw = true;
-    const promptId = w.prompt.promptId;
-    switch (event.type) {
-      case 'started':
-        return;
-      case 'cached':
-        this.#start(w, event.nodes);
-        return;
+    const out = withPromptId(type, data, w.prompt.promptId);
+    if (type !== 'progress') this.#flushFrames(w);
+    switch (type) {
+      case 'execution_start':
+        // ComfyUI's second `status` of a prompt comes as it leaves the queue, just before this.
+        this.#sockets.broadcastStatus();
+        w.started = true;
+        this.#record(w, type, out);
+        break;
+      case 'execution_cached':
+        this.#record(w, type, out);
+        break;
       case 'executing':
-        this.#start(w, []);
-        this.#executing(w, event.nodeId);
-        return;
-      case 'progress':
-        this.#send(w, 'progress', {
-          value: event.value,
-          max: event.max,
-          prompt_id: promptId,
-          node: event.nodeId,
-        });
-        return;
+        if (out.node === null) return; // sent when the job has ended, after history is readable
+        this.#executing(w, String(out.node));
+        break;
       case 'executed': {
         const instanceId = this.#manager.get(jobId)?.instance_id ?? '';
-        const output = tagOutput(instanceId, event.output);
-        w.prompt.outputs[event.nodeId] = output;
-        if (!w.prompt.executed.includes(event.nodeId)) w.prompt.executed.push(event.nodeId);
-        this.#send(w, 'executed', {
-          node: event.nodeId,
-          display_node: event.nodeId,
-          output,
-          prompt_id: promptId,
-        });
-        return;
+        const node = String(out.node);
+        const output =
+          out.output !== null && typeof out.output === 'object'
+            ? tagOutput(instanceId, out.output as Record<string, unknown>)
+            : out.output;
+        if (output !== null && typeof output === 'object')
+          w.prompt.outputs[node] = output as Record<string, unknown>;
+        if (!w.prompt.executed.includes(node)) w.prompt.executed.push(node);
+        out.output = output;
+        break;
       }
-      case 'preview':
-        this.#preview(w, event.nodeId ?? w.current ?? '', event.mime, event.data);
-        return;
       default:
-        return;
+        if (TERMINAL.has(type)) {
+          w.terminal = { type, data: out };
+          return;
+        }
     }
+    this.#send(w, type, out);
+    if (type === 'progress') this.#flushFrames(w);
   }
 
-  #preview(w: Watch, nodeId: string, mime: string, data: Buffer): void {
-    if (!w.prompt.clientId) return;
-    this.#sockets.sendPreview(w.prompt.clientId, {
+  #flushFrames(w: Watch): void {
+    if (w.frames.length === 0) return;
+    for (const f of w.frames.splice(0)) this.#preview(w, f.nodeId ?? '', f.mime, f.data, f.displayNodeId);
+  }
+
+  #executing(w: Watch, node: string): void {
+    if (w.current && !w.prompt.executed.includes(w.current)) w.prompt.executed.push(w.current);
+    w.current = node;
+  }
+
+  #instancePreview(state: { active: string | null }, frame: Preview): void {
+    const jobId = frame.promptId ?? state.active;
+    const w = jobId ? this.#watches.get(jobId) : undefined;
+    if (!w) return;
+    const f = { ...frame, nodeId: frame.nodeId ?? w.current ?? '' };
+    if (w.prompt.clientId && !this.#sockets.wantsMetadata(w.prompt.clientId) && w.frames.length < 64)
+      w.frames.push(f);
+    else this.#preview(w, f.nodeId, f.mime, f.data, f.displayNodeId);
+  }
+
+  #instanceText(
+    state: { active: string | null },
+    frame: { promptId?: string; nodeId: string; text: string },
+  ): void {
+    const jobId = frame.promptId ?? state.active;
+    const w = jobId ? this.#watches.get(jobId) : undefined;
+    if (w?.prompt.clientId) this.#sockets.sendText(w.prompt.clientId, frame.nodeId, frame.text);
+  }
+
+  #preview(w: Watch, nodeId: string, mime: string, data: Buffer, displayNodeId?: string): void {
+    const image = {
       mime,
       data,
       metadata: {
         node_id: nodeId,
         prompt_id: w.prompt.promptId,
-        display_node_id: nodeId,
+        display_node_id: displayNodeId ?? nodeId,
         parent_node_id: null,
         real_node_id: nodeId,
       },
-    });
+    };
+    if (w.prompt.clientId) this.#sockets.sendPreview(w.prompt.clientId, image);
+    else this.#sockets.broadcastPreview(image, w.prompt.owner);
   }
 
   #onJobEvent(jobId: string, w: Watch, event: JobEvent): void {
@@ -166,21 +265,29 @@ export class FacadeRelay {
       case 'status': {
         const status = event.data.status;
         if (status === 'running') {
-          this.#start(w, []);
+          if (w.raw) return;
           this.#sockets.broadcastStatus();
+          this.#start(w, []);
         } else if (status === 'queued') {
+          // Back in the queue for another attempt: what the failed attempt said is void.
+          w.terminal = null;
+          w.current = null;
           this.#sockets.broadcastStatus();
         } else if (isTerminal(status)) {
           this.#finish(jobId, w);
         }
         return;
       }
+      // The rest only when the instance's own messages are missing: synthesized from the job.
       case 'progress': {
         if (w.raw) return;
         const node = event.data.current_node;
         if (!node) return;
         this.#start(w, []);
-        this.#executing(w, node);
+        if (w.current !== node) {
+          this.#executing(w, node);
+          this.#send(w, 'executing', { node, display_node: node, prompt_id: w.prompt.promptId });
+        }
         if (event.data.step !== null && event.data.step !== undefined && event.data.steps) {
           this.#send(w, 'progress', {
             value: event.data.step,
@@ -210,32 +317,74 @@ export class FacadeRelay {
     }
   }
 
+  /** ComfyUI's opening messages, synthesized (the instance's were not seen). */
+  #start(w: Watch, cached: string[]): void {
+    if (w.started) return;
+    w.started = true;
+    const base = { prompt_id: w.prompt.promptId, timestamp: Date.now() };
+    this.#send(w, 'execution_start', base);
+    this.#record(w, 'execution_start', base);
+    const c = { nodes: cached, ...base };
+    this.#send(w, 'execution_cached', c);
+    this.#record(w, 'execution_cached', c);
+  }
+
   #finish(jobId: string, w: Watch): void {
     this.#watches.delete(jobId);
     w.stop.abort();
+    this.#flushFrames(w);
     const job = this.#manager.get(jobId);
     if (!job) return;
     if (job.status === 'succeeded' && !w.raw) {
       // executed per output node, in node order, from the job's outputs.
       const entry = historyEntry(job, w.prompt).outputs as Record<string, Record<string, unknown>>;
       for (const [node, output] of Object.entries(entry)) {
-        this.#executing(w, node);
+        if (w.current !== node) {
+          this.#executing(w, node);
+          this.#send(w, 'executing', { node, display_node: node, prompt_id: w.prompt.promptId });
+        }
         if (!w.prompt.executed.includes(node)) w.prompt.executed.push(node);
         this.#send(w, 'executed', { node, display_node: node, output, prompt_id: w.prompt.promptId });
       }
     }
     if (w.current && !w.prompt.executed.includes(w.current) && job.status === 'succeeded')
       w.prompt.executed.push(w.current);
+    w.current = null;
     if (job.status === 'canceled' && job.started_at === null && !w.started) {
       // Deleted while pending: ComfyUI says nothing about such a prompt, it just leaves the queue.
       this.#sockets.broadcastStatus();
       return;
     }
-    const [type, data] = terminalMessage(job, w.prompt);
+    // The instance's own terminal message when it agrees with how the job ended (a job can fail
+    // after the run succeeded, e.g. while delivering outputs).
+    const expected =
+      job.status === 'succeeded'
+        ? 'execution_success'
+        : job.status === 'canceled' || job.error?.code === 'interrupted'
+          ? 'execution_interrupted'
+          : 'execution_error';
+    const [type, data] =
+      w.terminal?.type === expected ? [w.terminal.type, w.terminal.data] : terminalMessage(job, w.prompt);
     this.#start(w, []);
     this.#send(w, type, data);
     this.#record(w, type, data);
     this.#sockets.broadcastStatus();
     this.#send(w, 'executing', { node: null, prompt_id: w.prompt.promptId });
   }
+}
+
+/** The message's data with the facade's prompt id (also inside progress_state's nodes). */
+function withPromptId(
+  type: string,
+  data: Record<string, unknown>,
+  promptId: string,
+): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...data, prompt_id: promptId };
+  if (type === 'progress_state' && data.nodes !== null && typeof data.nodes === 'object') {
+    const nodes: Record<string, unknown> = {};
+    for (const [id, node] of Object.entries(data.nodes as Record<string, unknown>))
+      nodes[id] = node !== null && typeof node === 'object' ? { ...node, prompt_id: promptId } : node;
+    out.nodes = nodes;
+  }
+  return out;
 }

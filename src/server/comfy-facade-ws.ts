@@ -6,6 +6,7 @@ import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type WebSocket, WebSocketServer } from 'ws';
+import { ownerDigest } from './comfy-facade-common.ts';
 
 /** Options of the socket hub. */
 export interface FacadeSocketsOptions {
@@ -17,6 +18,8 @@ export interface FacadeSocketsOptions {
   queueRemaining: () => number;
   /** What the server answers to a client's `feature_flags`. */
   featureFlags: () => Record<string, unknown>;
+  /** The node a running prompt of this client executes now (re-sent on reconnect, as ComfyUI does). */
+  currentNode?: (clientId: string) => string | null;
   /** Interval of liveness pings (dead sockets are dropped). */
   pingIntervalMs?: number;
   logger?: { debug(obj: object, msg?: string): void; warn(obj: object, msg?: string): void };
@@ -26,6 +29,8 @@ interface Client {
   socket: WebSocket;
   previewMetadata: boolean;
   alive: boolean;
+  /** Digest of the API key the socket presented ('' without keys), to scope broadcasts. */
+  owner: string;
 }
 
 const WS_PATHS = new Set(['/ws', '/api/ws']);
@@ -56,6 +61,11 @@ export class FacadeSockets {
     return this.#clients.size;
   }
 
+  /** True when `clientId`'s socket asked for previews with metadata (type-4 frames). */
+  wantsMetadata(clientId: string): boolean {
+    return this.#clients.get(clientId)?.previewMetadata === true;
+  }
+
   /** True when `clientId` has an open socket. */
   has(clientId: string): boolean {
     return this.#clients.has(clientId);
@@ -72,7 +82,8 @@ export class FacadeSockets {
       refuse(503, 'Service Unavailable');
       return true;
     }
-    if (!this.#authorized(req, url)) {
+    const owner = this.#authorized(req, url);
+    if (owner === null) {
       refuse(401, 'Unauthorized');
       return true;
     }
@@ -82,7 +93,7 @@ export class FacadeSockets {
     }
     const requested = url.searchParams.get('clientId');
     const clientId = requested && requested.length <= 256 ? requested : randomUUID().replaceAll('-', '');
-    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#attach(ws, clientId));
+    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#attach(ws, clientId, owner));
     return true;
   }
 
@@ -92,11 +103,32 @@ export class FacadeSockets {
     if (client) this.#write(client, JSON.stringify({ type, data }));
   }
 
-  /** Sends a JSON message to every client. */
-  broadcast(type: string, data: Record<string, unknown>): void {
+  /** Sends a JSON message to every client (only those of `owner`, when given). */
+  broadcast(type: string, data: Record<string, unknown>, owner?: string): void {
     if (this.#clients.size === 0) return;
     const text = JSON.stringify({ type, data });
-    for (const client of this.#clients.values()) this.#write(client, text);
+    for (const client of this.#clients.values())
+      if (owner === undefined || client.owner === owner) this.#write(client, text);
+  }
+
+  /** A preview frame to every client of `owner` (ComfyUI broadcasts those of client-less prompts). */
+  broadcastPreview(
+    image: { mime: string; data: Buffer; metadata: Record<string, unknown> },
+    owner: string,
+  ): void {
+    for (const [clientId, client] of this.#clients)
+      if (client.owner === owner) this.sendPreview(clientId, image);
+  }
+
+  /** A progress-text frame (binary type 3: node id, then the text), ComfyUI v0.8's layout. */
+  sendText(clientId: string, nodeId: string, text: string): void {
+    const client = this.#clients.get(clientId);
+    if (!client) return;
+    const node = Buffer.from(nodeId);
+    const head = Buffer.alloc(8);
+    head.writeUInt32BE(3, 0);
+    head.writeUInt32BE(node.length, 4);
+    this.#writeBinary(client, Buffer.concat([head, node, Buffer.from(text)]));
   }
 
   /** `status` with the current queue size, to everyone. */
@@ -124,6 +156,10 @@ export class FacadeSockets {
       head.writeUInt32BE(image.mime === 'image/png' ? 2 : 1, 4);
       frame = Buffer.concat([head, image.data]);
     }
+    this.#writeBinary(client, frame);
+  }
+
+  #writeBinary(client: Client, frame: Buffer): void {
     if (client.socket.readyState === client.socket.OPEN && client.socket.bufferedAmount < 8 * 1024 * 1024) {
       client.socket.send(frame, { binary: true });
     }
@@ -139,17 +175,18 @@ export class FacadeSockets {
     await new Promise<void>((resolve) => this.#wss.close(() => resolve()));
   }
 
-  #authorized(req: IncomingMessage, url: URL): boolean {
-    if (this.#keys.length === 0) return true;
+  /** The owner digest of the socket's key ('' without keys), or null when it may not connect. */
+  #authorized(req: IncomingMessage, url: URL): string | null {
+    if (this.#keys.length === 0) return '';
     const header =
       /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '')?.[1] ?? url.searchParams.get('token');
-    if (!header) return false;
+    if (!header) return null;
     const given = digest(header.trim());
-    return this.#keys.some((k) => timingSafeEqual(k, given));
+    return this.#keys.some((k) => timingSafeEqual(k, given)) ? ownerDigest(header.trim()) : null;
   }
 
-  #attach(ws: WebSocket, clientId: string): void {
-    const client: Client = { socket: ws, previewMetadata: false, alive: true };
+  #attach(ws: WebSocket, clientId: string, owner: string): void {
+    const client: Client = { socket: ws, previewMetadata: false, alive: true, owner };
     // A newer socket with the same id takes over; the old one stays open but is no longer addressed.
     this.#clients.set(clientId, client);
     this.#bySocket.set(ws, client);
@@ -182,6 +219,9 @@ export class FacadeSockets {
         data: { status: { exec_info: { queue_remaining: this.#options.queueRemaining() } }, sid: clientId },
       }),
     );
+    // Like ComfyUI: a client that reconnects while its prompt runs learns the current node.
+    const node = this.#options.currentNode?.(clientId);
+    if (node) this.#write(client, JSON.stringify({ type: 'executing', data: { node } }));
   }
 
   #write(client: Client, text: string): void {

@@ -55,9 +55,10 @@ export const comfyFacadeRoutes: FastifyPluginAsync<ComfyFacadeOptions> = async (
     apiKeys: options.apiKeys ?? [],
     queueRemaining: () => relay?.active ?? 0,
     featureFlags: () => ({ supports_preview_metadata: true, max_upload_size: maxUploadBytes, extension: {} }),
+    currentNode: (clientId) => relay?.currentNode(clientId) ?? null,
     logger: app.log,
   });
-  relay = new FacadeRelay({ manager, prompts, sockets });
+  relay = new FacadeRelay({ manager, pool, prompts, sockets });
   const ctx: FacadeContext = { options, prompts, uploads, sockets, relay };
   recover(ctx);
 
