@@ -1,5 +1,6 @@
 // Public data types of the ComfyUI client: prompts, results, run events, history/queue records and
 // the options of every call. Shapes follow ComfyUI v0.8.0 (see docs/comfyui-protocol.md).
+import type { Logger } from '../logger.ts';
 
 /** An API-format prompt: node id → node. */
 export type ApiPrompt = Record<
@@ -199,11 +200,8 @@ export interface CallOptions {
   headers?: Record<string, string>;
 }
 
-/** pino-compatible logger subset. */
-export interface ComfyLogger {
-  debug(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-}
+/** What the client logs with: the debug and warn methods of a pino-compatible logger. */
+export type ComfyLogger = Pick<Logger, 'debug' | 'warn'>;
 
 /** Constructor options of ComfyClient. */
 export interface ComfyClientOptions {

@@ -3,6 +3,7 @@
 // InputResolver, OutputDelivery and WebhookDispatcher satisfy them as they are.
 import type { EventEmitter } from 'node:events';
 import type { ApiPrompt, RunEvent, RunResult } from '../comfy/index.ts';
+import type { Logger } from '../logger.ts';
 
 // The data types are the client SDK's own (jobs/ may import comfy/); only behaviour is structural.
 export type { ApiPrompt, OutputFile, RunEvent, RunResult } from '../comfy/index.ts';
@@ -123,11 +124,5 @@ export interface WebhookDispatcherLike {
   validateUrl?(url: string): void;
 }
 
-/** pino-compatible logger subset. */
-export interface LoggerLike {
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-  debug(obj: object, msg?: string): void;
-  child?(bindings: object): LoggerLike;
-}
+/** The jobs layer's logger: the one contract of src/logger.ts. */
+export type LoggerLike = Logger;

@@ -10,13 +10,10 @@ import { IoError, type LookupFunction, redactUrl, SsrfGuard } from '../io/index.
 import { WebhookHeaderError } from './errors.ts';
 import type { WebhookAttempt, WebhookDelivery, WebhookEventType } from './webhook-delivery.ts';
 import { webhookHeaders } from './webhook-headers.ts';
+import type { Logger } from '../logger.ts';
 
-/** A pino-compatible logger (only what webhooks call). */
-export interface WebhookLogger {
-  info?(obj: object, msg?: string): void;
-  debug(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-}
+/** What webhooks log with (info is optional). */
+export type WebhookLogger = Pick<Logger, 'debug' | 'warn'> & Partial<Pick<Logger, 'info'>>;
 
 /** Options of a WebhookDispatcher. */
 export interface WebhookDispatcherOptions {

@@ -24,12 +24,10 @@ import { decodeDataUri } from './data-uri.ts';
 import { assetReference, type FileInputSpec, fileInputsOf, isResolvableString } from './file-inputs.ts';
 import { InputCache } from './input-cache.ts';
 import { type S3InputOptions, UrlFetcher } from './url-fetcher.ts';
+import type { Logger } from '../../logger.ts';
 
-/** A pino-compatible logger (only what io calls). */
-export interface IoLogger {
-  debug(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-}
+/** What io logs with. */
+export type IoLogger = Pick<Logger, 'debug' | 'warn'>;
 
 /** Options of an InputResolver. */
 export interface InputResolverOptions {

@@ -27,12 +27,10 @@ import type { JobOutputFile, OutputStore } from './job-output-file.ts';
 import { type PlannedOutput, planOutputs } from './output-plan.ts';
 import { createStorage, type StorageOptions } from './storage/create-storage.ts';
 import { safeKey, type StorageBackend } from './storage/storage-backend.ts';
+import type { Logger } from '../../logger.ts';
 
-/** A pino-compatible logger. */
-interface Logger {
-  debug(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-}
+/** What output delivery logs with. */
+type DeliveryLogger = Pick<Logger, 'debug' | 'warn'>;
 
 /** Options of an OutputDelivery. */
 export interface OutputDeliveryOptions {
@@ -53,7 +51,7 @@ export interface OutputDeliveryOptions {
   linkTtlSeconds?: number;
   /** Per-file timeout for reading from the instance and writing to storage (default 10 min). */
   fileTimeoutMs?: number;
-  logger?: Logger;
+  logger?: DeliveryLogger;
 }
 
 /** Options of one deliver() call. */
