@@ -215,6 +215,13 @@ const SETTINGS = {
   PIPELINE_MAX_EXPRESSION_CHARS: int({ min: 16, max: 100_000, default: 2000 }),
   PIPELINE_MAX_ACTIVE_RUNS: int({ min: 1, max: 1_000_000, default: 1000 }),
   DASHBOARD: bool(true),
+  MODELS_DIR: str(undefined),
+  MODEL_DOWNLOAD_CONCURRENCY: int({ min: 1, max: 32, default: 2 }),
+  MODEL_DOWNLOAD_MAX_BYTES: int({ min: 1024, max: 2 ** 50, default: 100 * 1024 ** 3 }),
+  MODEL_DOWNLOAD_TTL_MS: int({ min: 1000, max: 365 * 24 * HOUR, default: HOUR }),
+  MODEL_DOWNLOAD_IDLE_TIMEOUT_MS: int({ min: 100, max: 3_600_000, default: 60_000 }),
+  HF_TOKEN: str(undefined),
+  CIVITAI_TOKEN: str(undefined),
 } as const;
 
 type SettingName = keyof typeof SETTINGS;
@@ -308,6 +315,16 @@ export interface Config {
   };
   /** Serve the web UI at /dashboard (and its /v1/dashboard API). */
   readonly dashboard: boolean;
+  /** Root of ComfyUI's models layout the gateway downloads into (and managed instances read). */
+  readonly modelsDir: string | undefined;
+  readonly modelDownloadConcurrency: number;
+  readonly modelDownloadMaxBytes: number;
+  readonly modelDownloadTtlMs: number;
+  readonly modelDownloadIdleTimeoutMs: number;
+  /** Sent only to Hugging Face hosts; never logged. */
+  readonly hfToken: string | undefined;
+  /** Sent only to civitai.com; never logged. */
+  readonly civitaiToken: string | undefined;
 }
 
 /** Names of every setting (for docs and `--help`). */
@@ -463,5 +480,12 @@ export function loadConfig(
       maxActiveRuns: values.PIPELINE_MAX_ACTIVE_RUNS,
     }),
     dashboard: values.DASHBOARD,
+    modelsDir: values.MODELS_DIR,
+    modelDownloadConcurrency: values.MODEL_DOWNLOAD_CONCURRENCY,
+    modelDownloadMaxBytes: values.MODEL_DOWNLOAD_MAX_BYTES,
+    modelDownloadTtlMs: values.MODEL_DOWNLOAD_TTL_MS,
+    modelDownloadIdleTimeoutMs: values.MODEL_DOWNLOAD_IDLE_TIMEOUT_MS,
+    hfToken: values.HF_TOKEN,
+    civitaiToken: values.CIVITAI_TOKEN,
   });
 }

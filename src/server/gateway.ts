@@ -40,6 +40,8 @@ import { instancesRoutes } from './instances.ts';
 import { assetFileStager } from './pipeline-files.ts';
 import { PipelineRegistry, templateLookup } from './pipeline-registry.ts';
 import { pipelineRoutes } from './pipelines.ts';
+import { modelRoutes } from './models.ts';
+import { createModelsFeature } from './models-setup.ts';
 import { registerJobMetrics } from './metrics.ts';
 import { NodeTimings } from './node-timings.ts';
 import { StatsCollector, statsRoutes } from './stats.ts';
@@ -71,6 +73,8 @@ export interface GatewayOptions {
   pipelineStore?: PipelineRunStore;
   /** SSE keepalive interval (tests shorten it). */
   sseKeepaliveMs?: number;
+  /** DNS for outgoing model downloads (tests resolve names to loopback). */
+  lookup?: import('../io/index.ts').LookupFunction;
 }
 
 /** Builds and starts a gateway listening on config.host:config.port. */
@@ -190,6 +194,14 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     closers.push(() => manager.close({ graceMs: config.shutdownGraceMs }));
     await manager.start();
 
+    const models = createModelsFeature(
+      config,
+      pool,
+      logger,
+      options.lookup ? { lookup: options.lookup } : {},
+    );
+    closers.push(() => models.close());
+
     const registry = new Registry();
     const detachJobMetrics = registerJobMetrics(registry, manager);
     const detachPoolMetrics = registerPoolMetrics(registry, pool);
@@ -282,6 +294,15 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
           },
         },
         { plugin: instancesRoutes, options: { pool } },
+        {
+          plugin: modelRoutes,
+          options: {
+            ...models.routes,
+            maxStreams: config.maxSseStreams,
+            shutdownSignal: shutdown.signal,
+            ...(options.sseKeepaliveMs ? { keepaliveMs: options.sseKeepaliveMs } : {}),
+          },
+        },
         {
           plugin: assetsRoutes,
           options: { assets, ...(config.publicUrl ? { publicBaseUrl: config.publicUrl } : {}) },
