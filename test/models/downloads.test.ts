@@ -108,7 +108,9 @@ test('a connection dropped mid-way is resumed with Range and the final hash is r
   assert.ok(last.resumes >= 1, `resumes: ${last.resumes}`);
   const seen = files.requests.filter((r) => r.path === '/dropped.safetensors');
   assert.equal(seen[0]?.range, undefined);
-  assert.equal(seen[1]?.range, `bytes=${drop}-`);
+  // Resumed from exactly what reached the disk: at most what the server sent before the cut.
+  const resumedAt = Number(/^bytes=(\d+)-$/.exec(seen[1]?.range ?? '')?.[1]);
+  assert.ok(resumedAt > 0 && resumedAt <= drop, `resumed at ${seen[1]?.range}`);
   assert.equal(await sha256Of(join(modelsDir, 'vae', 'dropped.safetensors')), fullSha);
   assert.deepEqual(await leftovers('vae'), []);
 });
