@@ -90,6 +90,18 @@ export class ExpressionCompiler {
       .registerVariable('index', 'int')
       .registerVariable('iteration', 'int')
       .registerVariable('run', 'map');
+    // JSON has one number type: 2 (an int here) and 1.5 (a double) must mix in arithmetic as they
+    // do in the request, where CEL alone would refuse `int * double`.
+    const mixed: Record<string, (a: number, b: number) => number> = {
+      '+': (a, b) => a + b,
+      '-': (a, b) => a - b,
+      '*': (a, b) => a * b,
+      '/': (a, b) => a / b,
+    };
+    for (const [op, f] of Object.entries(mixed)) {
+      this.#env.registerOperator(`int ${op} double`, (a: bigint, b: number) => f(Number(a), b));
+      this.#env.registerOperator(`double ${op} int`, (a: number, b: bigint) => f(a, Number(b)));
+    }
   }
 
   /** Parses and checks `${{ … }}` text; throws ExpressionError naming the problem. */
@@ -140,7 +152,10 @@ export class ExpressionCompiler {
           throw new ExpressionError('expression_failed', `${source}: ${firstLine(err)}`);
         }
         const json = fromCel(value);
-        if (json !== null && typeof json === 'object' && jsonSize(json) > maxResultBytes)
+        if (
+          (typeof json === 'string' || (json !== null && typeof json === 'object')) &&
+          jsonSize(json) > maxResultBytes
+        )
           throw new ExpressionError(
             'expression_result_too_large',
             `${source}: the result is larger than ${maxResultBytes} bytes`,
