@@ -18,7 +18,7 @@ const vars = (extra: Record<string, unknown> = {}) =>
     ...extra,
   }) as Record<string, unknown>;
 
-test('only a string that is exactly ${{ … }} is an expression', () => {
+test('only a string that is exactly one expression is an expression', () => {
   assert.equal(isExpression(x('1 + 1')), true);
   assert.equal(isExpression(`  ${x('1')}  `), true);
   assert.equal(isExpression(`a ${x('1')}`), false);
