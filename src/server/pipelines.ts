@@ -1,6 +1,7 @@
 // /v1/pipelines (named pipelines of WORKFLOWS_DIR) and /v1/pipeline-runs (runs: create inline,
 // get, list, SSE events, cancel). Thin: validate, call the PipelineRunner, render. Runs are
 // created like jobs: Idempotency-Key single-use, `?wait=` holds the answer, 201 with the run.
+import type { SwaggerTransform } from '@fastify/swagger';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { GatewayError, IdempotencyKeyReuseError, InvalidRequestError, scopedSignal } from '../jobs/index.ts';
@@ -23,7 +24,7 @@ import { replySignal } from './jobs.ts';
 import type { PipelineEntry, PipelineLoadError, PipelineRegistry } from './pipeline-registry.ts';
 import { originOf } from './render.ts';
 import { errorSchema, submitJobBody, submitJobQuery } from './schemas.ts';
-import { zodRoute } from './zod.ts';
+import { jsonSchemaOf, zodRoute } from './zod.ts';
 
 /** Options of the pipelines plugin. */
 export interface PipelineRoutesOptions {
@@ -146,19 +147,34 @@ export const pipelineRoutes: FastifyPluginAsync<PipelineRoutesOptions> = async (
     },
   );
 
+  const docs = new PipelineDocs(registry);
+  const onChange = () => docs.refresh();
+  registry.on('change', onChange);
+  app.addHook('onClose', async () => {
+    registry.off('change', onChange);
+  });
+
   app.post(
     '/v1/pipelines/:name',
-    zodRoute({
-      params: nameParams,
-      body: z.preprocess((v) => v ?? {}, runPipelineBody),
-      querystring: submitJobQuery,
-      response: { 201: runSchema, 400: errorSchema, 404: errorSchema, 422: errorSchema, 429: errorSchema },
-      summary: 'Run a named pipeline',
-      description:
-        'Creates a durable pipeline run (201). Idempotency-Key is single-use; ?wait=<seconds> holds the answer until the run ends.',
-      tags: TAGS,
-      operationId: 'runPipeline',
-    }),
+    {
+      ...zodRoute({
+        params: nameParams,
+        body: z.preprocess((v) => v ?? {}, runPipelineBody),
+        querystring: submitJobQuery,
+        response: { 201: runSchema, 400: errorSchema, 404: errorSchema, 422: errorSchema, 429: errorSchema },
+        summary: 'Run a named pipeline',
+        description:
+          'Creates a durable pipeline run (201). Idempotency-Key is single-use; ?wait=<seconds> holds the answer until the run ends.',
+        tags: TAGS,
+        operationId: 'runPipeline',
+      }),
+      config: {
+        swaggerTransform: ((doc) => {
+          if ('openapiObject' in doc) docs.attach(doc.openapiObject as Record<string, unknown>);
+          return { schema: doc.schema, url: doc.url };
+        }) satisfies SwaggerTransform,
+      },
+    },
     async (request, reply) => {
       const { name } = request.params as { name: string };
       const entry = requirePipeline(registry, name);
@@ -383,6 +399,89 @@ export const pipelineRoutes: FastifyPluginAsync<PipelineRoutesOptions> = async (
     return reply.code(201).header('location', `/v1/pipeline-runs/${run.id}`).send(renderRun(view, origin));
   }
 };
+
+/**
+ * One concrete OpenAPI path per named pipeline (`POST /v1/pipelines/grow-until-wide`) whose body
+ * has that pipeline's `inputs` schema, written into the spec object @fastify/swagger caches and
+ * rewritten whenever the pipelines change (as the workflow templates do).
+ */
+class PipelineDocs {
+  readonly #registry: PipelineRegistry;
+  #spec: Record<string, unknown> | undefined;
+  #written = new Set<string>();
+
+  constructor(registry: PipelineRegistry) {
+    this.#registry = registry;
+  }
+
+  /** Called while the spec is generated: remembers it and writes the current pipelines into it. */
+  attach(spec: Record<string, unknown>): void {
+    this.#spec = spec;
+    this.#written.clear();
+    this.refresh();
+  }
+
+  /** Rewrites the per-pipeline paths and schemas. */
+  refresh(): void {
+    const spec = this.#spec;
+    if (!spec) return;
+    spec.paths ??= {};
+    spec.components ??= {};
+    const paths = spec.paths as Record<string, unknown>;
+    const components = spec.components as Record<string, unknown>;
+    components.schemas ??= {};
+    const schemas = components.schemas as Record<string, unknown>;
+    for (const key of this.#written) {
+      if (key.startsWith('/')) delete paths[key];
+      else delete schemas[key];
+    }
+    this.#written.clear();
+    for (const entry of this.#registry.list()) {
+      const schemaName = `pipelines.${entry.name}.Request`;
+      const body = structuredClone(BODY_JSON) as { properties: Record<string, unknown>; required?: string[] };
+      body.properties.inputs = entry.definition.inputSchema;
+      const required = entry.definition.inputSchema.required;
+      if (Array.isArray(required) && required.length > 0) body.required = ['inputs'];
+      schemas[schemaName] = body;
+      const path = `/v1/pipelines/${entry.name}`;
+      paths[path] = {
+        post: {
+          tags: TAGS,
+          operationId: `runPipeline_${entry.name.replace(/[^A-Za-z0-9_]/g, '_')}`,
+          summary: entry.definition.description || `Run the "${entry.name}" pipeline`,
+          description: `Pipeline \`${entry.name}\` (${entry.file}): ${entry.definition.steps.length} step(s). Creates a durable run (201); same semantics as POST /v1/pipeline-runs.`,
+          parameters: [
+            {
+              in: 'query',
+              name: 'wait',
+              required: false,
+              schema: { type: 'number', minimum: 0, maximum: 600 },
+            },
+            {
+              in: 'header',
+              name: 'Idempotency-Key',
+              required: false,
+              schema: { type: 'string', minLength: 1, maxLength: 255 },
+            },
+          ],
+          requestBody: {
+            required: true,
+            content: { 'application/json': { schema: { $ref: `#/components/schemas/${schemaName}` } } },
+          },
+          responses: {
+            201: { description: 'The run' },
+            404: { description: 'No such pipeline (removed, or its file failed to load)' },
+            422: { description: '`invalid_inputs` naming each input' },
+            429: { description: 'Too many active runs' },
+          },
+        },
+      };
+      this.#written.add(schemaName).add(path);
+    }
+  }
+}
+
+const BODY_JSON = jsonSchemaOf(runPipelineBody);
 
 function requirePipeline(registry: PipelineRegistry, name: string): PipelineEntry {
   const entry = registry.get(name);

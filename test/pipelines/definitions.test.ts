@@ -201,6 +201,13 @@ test('named pipelines: valid ones are listed with their input schema, broken fil
   assert.equal(broken.body.error.details.pipeline_error.name, 'later');
   const one = await stack.request('/v1/pipelines/good');
   assert.equal(one.body.steps.length, 2);
+  // Each named pipeline has its own path in OpenAPI, its inputs typed.
+  const spec = (await stack.request('/openapi.json')).body;
+  assert.ok(spec.paths['/v1/pipelines/good']?.post, Object.keys(spec.paths).join(', '));
+  assert.equal(spec.paths['/v1/pipelines/later'], undefined);
+  const body = spec.components.schemas['pipelines.good.Request'];
+  assert.deepEqual(body.properties.inputs.required, ['image']);
+  assert.equal(body.properties.inputs.properties.times.maximum, 3);
 });
 
 test('a for_each that gives no list, or too many items, fails the run naming the step', async () => {
