@@ -46,6 +46,8 @@ export interface CreateRunInput {
   inputs?: unknown;
   request?: RunRequest;
   idempotencyKey?: string | null;
+  /** Input references already staged for this run (freed when it ends). */
+  staged?: string[];
 }
 
 /** A run with its iterations. */
@@ -165,7 +167,7 @@ export class PipelineRunner {
       outputs: null,
       warnings: [],
       error: null,
-      staged: [],
+      staged: [...(input.staged ?? [])],
       created_at: now,
       updated_at: now,
       started_at: null,
@@ -297,12 +299,6 @@ export class PipelineRunner {
       { run_id: run.id, status: run.status, pipeline: run.pipeline },
       'pipeline run ended',
     );
-    if (run.staged.length > 0 && this.#o.files)
-      this.#track(
-        this.#o.files
-          .release(run.staged)
-          .catch((err) => this.#o.logger?.warn({ err, run_id: run.id }, 'could not free staged files')),
-      );
     const url = run.request.webhook_url ?? this.#o.webhookUrl;
     if (this.#o.webhooks && url) {
       const type =

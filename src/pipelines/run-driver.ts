@@ -126,10 +126,10 @@ export class RunDriver {
       }
       for (const step of this.definition.steps) await this.#step(step);
       this.#evaluateOutputs();
-      this.#end('succeeded');
     } catch (err) {
       if (err instanceof Shutdown || this.#abortKind() === 'shutdown') return;
       if (err instanceof Canceled || this.#abortKind() === 'cancel') {
+        await this.#cleanUp();
         this.#end('canceled');
         return;
       }
@@ -139,7 +139,21 @@ export class RunDriver {
         this.#d.logger?.error({ err, run_id: run.id }, 'pipeline run failed unexpectedly');
         run.error = { code: 'internal_error', message: (err as Error).message ?? String(err) };
       }
+      await this.#cleanUp();
       this.#end('failed');
+      return;
+    }
+    await this.#cleanUp();
+    this.#end('succeeded');
+  }
+
+  /** Frees the files staged for the run before it is reported ended ("clean up"). */
+  async #cleanUp(): Promise<void> {
+    if (this.run.staged.length === 0 || !this.#d.files) return;
+    try {
+      await this.#d.files.release(this.run.staged);
+    } catch (err) {
+      this.#d.logger?.warn({ err, run_id: this.run.id }, 'could not free staged files');
     }
   }
 

@@ -37,7 +37,7 @@ import { comfyFacadeRoutes } from './comfy-facade.ts';
 import { dashboardRoutes } from './dashboard.ts';
 import { healthRoutes } from './health.ts';
 import { instancesRoutes } from './instances.ts';
-import { assetFileStager } from './pipeline-files.ts';
+import { assetFileStager, stageDataUriInputs } from './pipeline-files.ts';
 import { PipelineRegistry, templateLookup } from './pipeline-registry.ts';
 import { pipelineRoutes } from './pipelines.ts';
 import { modelRoutes } from './models.ts';
@@ -326,6 +326,11 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
               const defs = await pool.nodeDefsFor();
               return (ui: unknown) =>
                 toApiPrompt(ui, defs as Parameters<typeof toApiPrompt>[1]).prompt as ApiPrompt;
+            },
+            stageInputs: (inputs: Record<string, unknown>, images: string[]) =>
+              stageDataUriInputs(assets, inputs, images, config.jobRetentionMs / 1000),
+            releaseInputs: async (refs: string[]) => {
+              for (const ref of refs) await assets.delete(ref.replace(/^asset:/, ''));
             },
             shutdownSignal: shutdown.signal,
             maxStreams: config.maxSseStreams,

@@ -61,3 +61,42 @@ export function assetFileStager(options: {
     },
   };
 }
+
+const BASE64_DATA_URI = /^data:([\w.+-]+\/[\w.+-]+)?(?:;[\w.+-]+=[\w.+-]+)*;base64,/i;
+
+/**
+ * Image inputs given as base64 data URIs are stored once as assets when the run is created, so the
+ * jobs of the run name `asset:<id>` instead of each carrying (and storing) a copy of the data URI.
+ * Returns the inputs to run with and the asset references to free when the run ends.
+ */
+export async function stageDataUriInputs(
+  assets: AssetStore,
+  inputs: Record<string, unknown>,
+  imageInputs: string[],
+  ttlSeconds: number,
+): Promise<{ inputs: Record<string, unknown>; staged: string[] }> {
+  const out = { ...inputs };
+  const staged: string[] = [];
+  const ttl = Math.min(604_800, Math.max(60, Math.floor(ttlSeconds)));
+  try {
+    for (const name of imageInputs) {
+      const value = out[name];
+      if (typeof value !== 'string') continue;
+      const match = BASE64_DATA_URI.exec(value);
+      if (!match) continue;
+      const bytes = Buffer.from(value.slice(match[0].length).replace(/\s+/g, ''), 'base64');
+      if (bytes.length === 0) continue;
+      const { asset } = await assets.put(Readable.from([bytes]), {
+        ...(match[1] ? { contentType: match[1] } : {}),
+        expiresIn: ttl,
+        tags: ['pipeline', 'input'],
+      });
+      out[name] = `asset:${asset.id}`;
+      staged.push(out[name] as string);
+    }
+  } catch (err) {
+    for (const ref of staged) await assets.delete(ref.replace(/^asset:/, '')).catch(() => {});
+    throw err;
+  }
+  return { inputs: out, staged };
+}

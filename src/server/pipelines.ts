@@ -36,6 +36,13 @@ export interface PipelineRoutesOptions {
   shutdownSignal?: AbortSignal;
   maxStreams: number;
   keepaliveMs?: number;
+  /** Stores image inputs given as data URIs once per run (see stageDataUriInputs). */
+  stageInputs?: (
+    inputs: Record<string, unknown>,
+    imageInputs: string[],
+  ) => Promise<{ inputs: Record<string, unknown>; staged: string[] }>;
+  /** Frees staged inputs of a run that was not created. */
+  releaseInputs?: (refs: string[]) => Promise<void>;
 }
 
 /** No named pipeline of that name (404, `not_found`), with the load error if its file is broken. */
@@ -371,19 +378,34 @@ export const pipelineRoutes: FastifyPluginAsync<PipelineRoutesOptions> = async (
   ): Promise<FastifyReply> {
     const key = idempotencyKey(request.headers['idempotency-key']);
     if (key && runner.hasIdempotencyKey(key)) throw new IdempotencyKeyReuseError();
-    const run = runner.create({
-      definition: definition(),
-      inputs: body.inputs ?? {},
-      request: {
-        ...(body.webhook_url ? { webhook_url: body.webhook_url } : {}),
-        ...(body.output ? { output: body.output } : {}),
-        ...(body.timeout_ms ? { timeout_ms: body.timeout_ms } : {}),
-        ...(body.priority !== undefined ? { priority: body.priority } : {}),
-        ...(body.metadata !== undefined ? { metadata: body.metadata } : {}),
-        request_id: request.id,
-      },
-      idempotencyKey: key,
-    });
+    const parsed = definition();
+    let inputs: Record<string, unknown> = body.inputs ?? {};
+    let staged: string[] = [];
+    const images = Object.entries(parsed.inputs)
+      .filter(([, p]) => p.type === 'image')
+      .map(([name]) => name);
+    if (options.stageInputs && images.length > 0)
+      ({ inputs, staged } = await options.stageInputs(inputs, images));
+    let run: PipelineRun;
+    try {
+      run = runner.create({
+        definition: parsed,
+        inputs,
+        staged,
+        request: {
+          ...(body.webhook_url ? { webhook_url: body.webhook_url } : {}),
+          ...(body.output ? { output: body.output } : {}),
+          ...(body.timeout_ms ? { timeout_ms: body.timeout_ms } : {}),
+          ...(body.priority !== undefined ? { priority: body.priority } : {}),
+          ...(body.metadata !== undefined ? { metadata: body.metadata } : {}),
+          request_id: request.id,
+        },
+        idempotencyKey: key,
+      });
+    } catch (err) {
+      if (staged.length > 0) await options.releaseInputs?.(staged).catch(() => {});
+      throw err;
+    }
     request.log.info({ run_id: run.id, pipeline: run.pipeline }, 'pipeline run created');
     const origin = originOf(request, publicUrl);
     const wait = (request.query as { wait?: number }).wait;

@@ -181,6 +181,10 @@ test('an image passes through three steps: pixels are inverted twice and scaled'
   // Inversion is 1 - x in floats, as ComfyUI does: ±1 after rounding to 8 bits.
   near(await pixel(body.outputs.a.url), [55, 245, 195]);
   near(await pixel(body.outputs.c.url), [200, 10, 60]);
+  // The data URI input was stored once as an asset for the run, and freed when the run ended.
+  assert.match(body.inputs.image, /^asset:/);
+  const asset = await stack.request(`/api/v2/assets/${body.inputs.image.slice('asset:'.length)}`);
+  assert.equal(asset.status, 404);
   assert.deepEqual(await size(body.outputs.c.url), [32, 16]);
 });
 
