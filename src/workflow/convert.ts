@@ -214,12 +214,14 @@ function pushPrimitives(g: FlatGraph, values: WidgetCache, now: Date): void {
       else forward.set(key, [{ node, index }]);
     });
   }
+  let index: NameIndex | undefined;
   for (const p of g.nodes) {
     if (p.kind !== 'primitive' || !Array.isArray(p.saved) || p.saved.length === 0) continue;
     let value = p.saved[0];
     if (value === undefined) continue;
     if (p.properties['Run widget replace on values'] === true && typeof value === 'string') {
-      value = replaceText(value, lookupFor(g, values, p.scope), now).text;
+      index ??= new NameIndex(g);
+      value = replaceText(value, lookupFor(index, values, p.scope), now).text;
     }
     const seen = new Set<string>();
     const walk = (origin: string, slot: number): void => {
@@ -241,12 +243,31 @@ function pushPrimitives(g: FlatGraph, values: WidgetCache, now: Date): void {
   }
 }
 
-function lookupFor(g: FlatGraph, values: WidgetCache, scope: string): WidgetLookup {
+/** The first node of each S&R name and each title, per graph level, indexed once per conversion. */
+class NameIndex {
+  readonly #levels = new Map<string, { sr: Map<string, GNode>; title: Map<string, GNode> }>();
+  constructor(g: FlatGraph) {
+    for (const n of g.nodes) {
+      let level = this.#levels.get(n.scope);
+      if (!level) {
+        level = { sr: new Map(), title: new Map() };
+        this.#levels.set(n.scope, level);
+      }
+      if (n.srName !== undefined && !level.sr.has(n.srName)) level.sr.set(n.srName, n);
+      if (!level.title.has(n.title)) level.title.set(n.title, n);
+    }
+  }
+
+  /** The node `%name.widget%` refers to in `scope`: S&R name first, then title. */
+  find(scope: string, name: string): GNode | undefined {
+    const level = this.#levels.get(scope);
+    return level?.sr.get(name) ?? level?.title.get(name);
+  }
+}
+
+function lookupFor(index: NameIndex, values: WidgetCache, scope: string): WidgetLookup {
   return (name, widget) => {
-    const level = g.nodes.filter((n) => n.scope === scope);
-    let matches = level.filter((n) => n.srName === name);
-    if (matches.length === 0) matches = level.filter((n) => n.title === name);
-    const first = matches[0];
+    const first = index.find(scope, name);
     if (!first) return { found: false };
     return values.peek(first, widget);
   };
@@ -260,11 +281,13 @@ function applyFilenameReplacement(
   issues: ConversionIssue[],
   now: Date,
 ): void {
+  let index: NameIndex | undefined;
   for (const node of g.nodes) {
     const api = prompt[node.id];
     const v = api?.inputs.filename_prefix;
     if (typeof v !== 'string' || !v.includes('%')) continue;
-    const r = replaceText(v, lookupFor(g, values, node.scope), now);
+    index ??= new NameIndex(g);
+    const r = replaceText(v, lookupFor(index, values, node.scope), now);
     (api as ApiNode).inputs.filename_prefix = r.text;
     if (r.unresolved.length > 0) {
       issues.push({

@@ -10,6 +10,9 @@ export type Resolution = { link: [string, number] } | { value: unknown } | null;
 
 const MAX_HOPS = 10_000;
 
+/** Per flattened graph: where a walk from (node, slot) wanting a type ended (see resolveInput). */
+const resolvedHops = new WeakMap<FlatGraph, Map<string, Resolution>>();
+
 /** Picks the input of a bypassed node that stands in for output `slot` wanted as `want`. */
 export function bypassInput(node: GNode, slot: number, want: string): number {
   const inputs = node.inputs;
@@ -38,6 +41,14 @@ export function resolveInput(
   // Most links point straight at a real node: allocate the loop guard only when hopping.
   let visited: Set<string> | undefined;
   let link = input.link;
+  const warned = warnings.length;
+  const memo = resolvedHops.get(g) ?? new Map<string, Resolution>();
+  resolvedHops.set(g, memo);
+  /** Remembers where every hop of this walk led, unless it warned (warnings name the reader). */
+  const settle = (r: Resolution): Resolution => {
+    if (visited && warnings.length === warned) for (const key of visited) memo.set(`${key}#${want}`, r);
+    return r;
+  };
   for (let hops = 0; hops < MAX_HOPS; hops++) {
     const o = g.byId.get(link.origin);
     if (!o) {
@@ -54,6 +65,9 @@ export function resolveInput(
     if (hops > 0 || o.kind !== 'node' || o.mode === 4) {
       visited ??= new Set<string>();
       const key = `${o.id}#${link.slot}`;
+      // Many readers of one long Reroute chain would each walk it: the chain is walked once.
+      const known = memo.get(`${key}#${want}`);
+      if (known !== undefined) return settle(known);
       if (visited.has(key)) {
         throw new WorkflowConversionError(
           `circular reference through node ${o.id} while resolving ${node.id}.${input.name}`,
@@ -99,11 +113,11 @@ export function resolveInput(
           link = through.link;
           continue;
         }
-        return through.value ? { value: through.value.v } : null;
+        return settle(through.value ? { value: through.value.v } : null);
       }
       case 'primitive':
       case 'skip':
-        return null;
+        return settle(null);
       case 'collapsed':
         if (o.mode === 2 && o.subgraph) {
           throw new WorkflowConversionError(
@@ -120,9 +134,9 @@ export function resolveInput(
             ],
           );
         }
-        return { link: [o.id, link.slot] };
+        return settle({ link: [o.id, link.slot] });
       default:
-        return { link: [o.id, link.slot] };
+        return settle({ link: [o.id, link.slot] });
     }
   }
   throw new WorkflowConversionError(`link chain too long at node ${node.id}`, [

@@ -56,3 +56,56 @@ export function hugeApiPrompt(n: number): Record<string, unknown> {
   prompt[String(n)] = { class_type: 'PreviewAny', inputs: { source: ['1', 0] } };
   return prompt;
 }
+
+/** `n` SaveImage nodes whose filename_prefix each asks text replacement for another node's widget. */
+export function replacementHeavyWorkflow(n: number): Record<string, unknown> {
+  const nodes: Array<Record<string, unknown>> = [];
+  const links: unknown[] = [];
+  nodes.push({
+    id: 1,
+    type: 'EmptyImage',
+    mode: 0,
+    inputs: [],
+    outputs: [{ name: 'IMAGE', type: 'IMAGE', links: [] }],
+    widgets_values: [8, 8, 1, 0],
+  });
+  for (let i = 2; i <= n; i++) {
+    links.push([i, 1, 0, i, 0, 'IMAGE']);
+    nodes.push({
+      id: i,
+      type: 'SaveImage',
+      mode: 0,
+      inputs: [{ name: 'images', type: 'IMAGE', link: i }],
+      outputs: [],
+      widgets_values: [`%Empty Image.width%_%Missing.x%_${i}`],
+    });
+  }
+  return { version: 0.4, last_node_id: n, last_link_id: n, nodes, links, extra: {} };
+}
+
+/** A chain of `hops` Reroutes read by `readers` PreviewImage nodes at its end. */
+export function rerouteChainWorkflow(hops: number, readers: number): Record<string, unknown> {
+  const nodes: Array<Record<string, unknown>> = [];
+  const links: unknown[] = [];
+  let link = 0;
+  nodes.push({ id: 1, type: 'EmptyImage', mode: 0, inputs: [], outputs: [], widgets_values: [8, 8, 1, 0] });
+  let prev = 1;
+  for (let h = 0; h < hops; h++) {
+    const id = 2 + h;
+    links.push([++link, prev, 0, id, 0, 'IMAGE']);
+    nodes.push({ id, type: 'Reroute', mode: 0, inputs: [{ name: '', type: '*', link }], outputs: [] });
+    prev = id;
+  }
+  for (let r = 0; r < readers; r++) {
+    const id = 2 + hops + r;
+    links.push([++link, prev, 0, id, 0, 'IMAGE']);
+    nodes.push({
+      id,
+      type: 'PreviewImage',
+      mode: 0,
+      inputs: [{ name: 'images', type: 'IMAGE', link }],
+      outputs: [],
+    });
+  }
+  return { version: 0.4, last_node_id: 2 + hops + readers, last_link_id: link, nodes, links, extra: {} };
+}
