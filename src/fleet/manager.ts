@@ -282,7 +282,9 @@ export class FleetJobManager extends JobManager {
   async take(entry: TakenEntry): Promise<'done' | 'handback'> {
     if (this.#closed) return 'handback';
     const { id } = entry;
-    const { job, cancel } = await this.#f.store.take(id);
+    const taken = await this.#read(id);
+    if (!taken) return 'handback';
+    const { job, cancel } = taken;
     // No record: its admission failed (or it expired); nothing to run.
     if (!job || isTerminal(job.status)) return 'done';
     if (this.#held.has(id) || this.holds(id)) return 'done';
@@ -299,6 +301,22 @@ export class FleetJobManager extends JobManager {
       return await promise;
     } finally {
       this.#held.delete(id);
+    }
+  }
+
+  /**
+   * The record of a taken entry, retried while Redis is away: a processor that threw would have
+   * BullMQ fail the entry, and the job would wait forever. Null when this gateway is closing.
+   */
+  async #read(id: string): Promise<Awaited<ReturnType<RedisJobStore['take']>> | null> {
+    for (let delay = 50; ; delay = Math.min(delay * 2, 1000)) {
+      if (this.#closed) return null;
+      try {
+        return await this.#f.store.take(id);
+      } catch (err) {
+        this.#log?.warn({ err, job_id: id }, 'fleet: could not read a taken job; retrying');
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
     }
   }
 
