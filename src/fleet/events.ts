@@ -1,8 +1,10 @@
 // Job events across the fleet: whatever a gateway emits for a job it runs is also published on
-// the job's Redis channel (through the store's write pipeline, so after the state it describes),
-// and a gateway whose clients watch a job it does not run subscribes to that channel while they
-// watch. After the subscription is confirmed the record is read once more, so a job that ended
-// before the subscription took hold still delivers its terminal status.
+// the job's Redis channel (through the store's write pipeline, so after the state it describes).
+// Every gateway holds one pattern subscription to all job channels (subscribing per watched job
+// cost two commands per ?wait request, more than the rest of the job's Redis traffic) and hands
+// a message to local watchers only; a message for a job nobody here watches is dropped unparsed.
+// A new watcher of a job another gateway runs reads the record once more after subscribing, so a
+// job that ended just before still delivers its terminal status.
 import type { Redis } from 'ioredis';
 import { isTerminal, type JobEvent, JobEvents, type JobRecord } from '../jobs/index.ts';
 import type { FleetKeys } from './keys.ts';
@@ -15,7 +17,7 @@ export interface FleetEventsOptions {
   gatewayId: string;
   /** Publishes after the writes queued so far (RedisJobStore.publish). */
   publish: (channel: string, message: string) => void;
-  /** Reads the stored record (after a subscription took hold). */
+  /** Reads the stored record (for a new watcher of a job another gateway may run). */
   load: (id: string) => Promise<JobRecord | undefined>;
   onError?: (err: unknown) => void;
 }
@@ -29,18 +31,32 @@ interface Envelope {
 export class FleetEvents extends JobEvents {
   readonly #o: FleetEventsOptions;
   readonly #prefix: string;
-  /** Subscribed channels: job id → local watchers and the SUBSCRIBE in flight. */
-  #channels = new Map<string, { watchers: number; ready: Promise<unknown> }>();
+  readonly #ready: Promise<unknown>;
+  #isLocal: (id: string) => boolean = () => false;
 
   constructor(options: FleetEventsOptions) {
     super();
     this.#o = options;
     this.#prefix = options.keys.events('');
-    options.subscriber.on('message', this.#onMessage);
+    options.subscriber.on('pmessage', this.#onMessage);
+    this.#ready = options.subscriber.psubscribe(`${this.#prefix}*`);
+    this.#ready.catch((err: unknown) => options.onError?.(err));
   }
 
-  #onMessage = (channel: string, message: string): void => {
+  /** Tells which jobs this gateway runs (their events reach local watchers directly). */
+  setLocal(isLocal: (id: string) => boolean): void {
+    this.#isLocal = isLocal;
+  }
+
+  /** Resolves once the pattern subscription is in place. */
+  ready(): Promise<unknown> {
+    return this.#ready;
+  }
+
+  #onMessage = (_pattern: string, channel: string, message: string): void => {
     if (!channel.startsWith(this.#prefix)) return;
+    const jobId = channel.slice(this.#prefix.length);
+    if (super.listenerCount(jobId) === 0) return;
     let envelope: Envelope;
     try {
       envelope = JSON.parse(message) as Envelope;
@@ -49,7 +65,7 @@ export class FleetEvents extends JobEvents {
     }
     // Our own events reached our watchers when we emitted them.
     if (envelope.g === this.#o.gatewayId) return;
-    super.emit(channel.slice(this.#prefix.length), envelope.e);
+    super.emit(jobId, envelope.e);
   };
 
   /** Delivers locally and publishes to the fleet. */
@@ -70,31 +86,11 @@ export class FleetEvents extends JobEvents {
 
   override subscribe(jobId: string, listener: (event: JobEvent) => void, signal?: AbortSignal): () => void {
     const off = super.subscribe(jobId, listener, signal);
-    if (signal?.aborted) return off;
-    let channel = this.#channels.get(jobId);
-    if (!channel) {
-      const ready = this.#o.subscriber.subscribe(this.#o.keys.events(jobId));
-      channel = { watchers: 0, ready };
-      this.#channels.set(jobId, channel);
-    }
-    channel.watchers++;
+    if (signal?.aborted || this.#isLocal(jobId)) return off;
     let done = false;
-    const release = () => {
-      if (done) return;
-      done = true;
-      off();
-      signal?.removeEventListener('abort', release);
-      const current = this.#channels.get(jobId);
-      if (current && --current.watchers === 0) {
-        this.#channels.delete(jobId);
-        this.#o.subscriber
-          .unsubscribe(this.#o.keys.events(jobId))
-          .catch((err: unknown) => this.#o.onError?.(err));
-      }
-    };
-    signal?.addEventListener('abort', release, { once: true });
-    channel.ready
-      .then(() => (done ? undefined : this.#o.load(jobId)))
+    signal?.addEventListener('abort', () => (done = true), { once: true });
+    this.#o
+      .load(jobId)
       .then((job) => {
         if (done || !job || !isTerminal(job.status)) return;
         listener({
@@ -103,12 +99,14 @@ export class FleetEvents extends JobEvents {
         });
       })
       .catch((err: unknown) => this.#o.onError?.(err));
-    return release;
+    return () => {
+      done = true;
+      off();
+    };
   }
 
   override close(): void {
-    this.#o.subscriber.off('message', this.#onMessage);
-    this.#channels.clear();
+    this.#o.subscriber.off('pmessage', this.#onMessage);
     super.close();
   }
 }

@@ -4,14 +4,12 @@
 /** The keys of one fleet. */
 export interface FleetKeys {
   readonly prefix: string;
-  /** Hash of one job: s = status, d = state JSON (no workflow), w = workflow JSON. */
+  /** Hash of one job: s = status, d = state JSON (no workflow), w = workflow JSON, c = cancel asked. */
   job(id: string): string;
   /** Sorted set of job ids scored by created_at (listing). */
   readonly index: string;
   /** Idempotency claim (value = job id, PX = 24 h). */
   idempotency(key: string): string;
-  /** Cancel request for a job some gateway may be about to take (PX = retention). */
-  cancel(id: string): string;
   /** Instance lease (value = gateway id, PX = lease TTL). */
   lease(instanceId: string): string;
   /** Sorted set of live gateway ids scored by their last heartbeat (ms). */
@@ -33,7 +31,6 @@ export function fleetKeys(prefix: string): FleetKeys {
     job: (id) => `${prefix}:job:${id}`,
     index: `${prefix}:jobs`,
     idempotency: (key) => `${prefix}:idem:${key}`,
-    cancel: (id) => `${prefix}:cancel:${id}`,
     lease: (instanceId) => `${prefix}:lease:${instanceId}`,
     gateways: `${prefix}:gateways`,
     events: (id) => `${prefix}:ev:${id}`,

@@ -76,6 +76,17 @@ export class InstanceLeases extends EventEmitter {
   async start(): Promise<void> {
     await this.tick();
     this.#arm();
+    // The others rebalance now rather than at their next heartbeat.
+    await this.#nudge();
+  }
+
+  /** Tells the other gateways that leases changed hands (they run a round at once). */
+  async #nudge(): Promise<void> {
+    try {
+      await this.#redis.publish(this.#o.keys.control, JSON.stringify({ leases: this.#o.gatewayId }));
+    } catch (err) {
+      this.#o.onError?.(err);
+    }
   }
 
   #arm(): void {
@@ -125,6 +136,7 @@ export class InstanceLeases extends EventEmitter {
     for (const id of this.#owned) if (!known.has(id)) this.#owned.delete(id);
     const gateways = Math.max(1, Number(count));
     const share = Math.ceil(instances.length / gateways);
+    let released = false;
     if (this.#owned.size > share) {
       // Give back idle extras only: running prompts never change hands by rebalancing.
       for (const instance of instances) {
@@ -132,6 +144,7 @@ export class InstanceLeases extends EventEmitter {
         if (!this.#owned.has(instance.id) || !instance.idle) continue;
         this.#owned.delete(instance.id);
         await this.#redis.cgwRelease(keys.lease(instance.id), gatewayId);
+        released = true;
       }
     } else if (this.#owned.size < share) {
       // A per-gateway order, so gateways starting together reach for different instances first.
@@ -147,6 +160,7 @@ export class InstanceLeases extends EventEmitter {
     }
     const after = [...this.#owned].sort().join(',');
     if (after !== before) this.emit('change', new Set(this.#owned));
+    if (released) await this.#nudge();
   }
 
   /** Stops heartbeats and gives every lease back so other gateways take over at once. Idempotent. */
@@ -165,6 +179,7 @@ export class InstanceLeases extends EventEmitter {
         for (const id of owned) pipeline.cgwRelease(this.#o.keys.lease(id), this.#o.gatewayId);
         pipeline.zrem(this.#o.keys.gateways, this.#o.gatewayId);
         await pipeline.exec();
+        await this.#nudge();
       } catch (err) {
         this.#o.onError?.(err);
       }

@@ -92,6 +92,7 @@ export class FleetJobManager extends JobManager {
     });
     fleet.subscriber.on('message', this.#onControl);
     fleet.queue.handle((entry) => this.take(entry));
+    fleet.events.setLocal((id) => this.holds(id));
   }
 
   /** Gateway id in the fleet (leases and events carry it). */
@@ -112,6 +113,7 @@ export class FleetJobManager extends JobManager {
   override async start(): Promise<void> {
     await super.start();
     await this.#f.subscriber.subscribe(this.#f.keys.control);
+    await this.#f.events.ready();
     await this.#f.leases.start();
     this.#f.pool.setOwned(this.#f.leases.owned);
     this.#f.queue.setSlots(this.#f.pool.slots());
@@ -233,7 +235,7 @@ export class FleetJobManager extends JobManager {
     const job = await this.fetch(id);
     if (isTerminal(job.status)) return job;
     try {
-      await this.#f.store.flagCancel(id, this.#retentionMs);
+      await this.#f.store.flagCancel(id);
       this.#f.store.publish(this.#f.keys.control, JSON.stringify({ cancel: id, g: this.#f.gatewayId }));
       if (job.status === 'queued' && (await this.#f.queue.remove(id))) {
         // Nobody held it: it ends here.
@@ -256,8 +258,11 @@ export class FleetJobManager extends JobManager {
   #onControl = (channel: string, message: string): void => {
     if (channel !== this.#f.keys.control) return;
     try {
-      const command = JSON.parse(message) as { cancel?: unknown; g?: unknown };
+      const command = JSON.parse(message) as { cancel?: unknown; leases?: unknown };
       if (typeof command.cancel === 'string' && this.holds(command.cancel)) this.cancel(command.cancel);
+      // Another gateway joined, left or gave instances back: rebalance now, not at the next beat.
+      if (typeof command.leases === 'string' && command.leases !== this.#f.gatewayId && !this.#closed)
+        void this.#f.leases.tick();
     } catch {
       // Not ours.
     }

@@ -140,6 +140,11 @@ export class FleetQueue {
   /** Closes the worker (after held entries were handed back or finished) and the queue. Idempotent. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      // Held entries were handed back just before: let their moves to the queue land (bounded),
+      // or they would sit locked until the lock lapses.
+      const graceful = this.#worker.close().catch((err: unknown) => this.#o.onError?.(err));
+      const bound = new Promise<void>((resolve) => setTimeout(resolve, 5000).unref());
+      await Promise.race([graceful, bound]);
       await this.#worker.close(true).catch((err: unknown) => this.#o.onError?.(err));
       await this.queue.close().catch((err: unknown) => this.#o.onError?.(err));
     })();

@@ -1,5 +1,5 @@
 // The Redis JobStore of fleet mode: one hash per job (status, state JSON, workflow JSON written
-// once), a created_at index for listing, idempotency claims with SET NX semantics inside the
+// once, cancel flag), a created_at index for listing, idempotency claims with SET NX semantics inside the
 // admission script, and Redis TTLs for retention (terminal records expire JOB_RETENTION_MS after
 // they end). The JobManager's synchronous calls (update, get) work on a bounded local cache and a
 // write-behind queue flushed once per turn of the event loop in one pipeline; job events are
@@ -35,6 +35,11 @@ redis.call('HSET', KEYS[1], 's', ARGV[2], 'd', ARGV[3], 'w', ARGV[4])
 redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
 return 'ok'`;
 
+// KEYS: job. Sets the cancel flag of an existing record only.
+const FLAG = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+return redis.call('HSET', KEYS[1], 'c', '1')`;
+
 // KEYS: job. ARGV: status, state, TTL ms (0 = none). -1: the record is gone; 0: already terminal.
 const SAVE = `
 local cur = redis.call('HGET', KEYS[1], 's')
@@ -56,6 +61,7 @@ type FleetRedis = Redis & {
   cgwAdmit(...args: Array<string | number>): Promise<Admission>;
   cgwSave(...args: Array<string | number>): Promise<number>;
   cgwRestore(...args: Array<string | number>): Promise<number>;
+  cgwFlag(key: string): Promise<number>;
 };
 
 /** The record without its workflow (stored once, in its own field). */
@@ -120,6 +126,7 @@ export class RedisJobStore extends EventEmitter implements JobStore {
       r.defineCommand('cgwAdmit', { numberOfKeys: 5, lua: ADMIT });
       r.defineCommand('cgwSave', { numberOfKeys: 1, lua: SAVE });
       r.defineCommand('cgwRestore', { numberOfKeys: 2, lua: RESTORE });
+      r.defineCommand('cgwFlag', { numberOfKeys: 1, lua: FLAG });
     }
     // Writes that failed while Redis was away go out as soon as it is back.
     r.on('ready', this.#onReady);
@@ -171,23 +178,15 @@ export class RedisJobStore extends EventEmitter implements JobStore {
     return job;
   }
 
-  /** Reads a job and whether a cancel was requested for it, in one round trip. */
+  /** Reads a job and whether a cancel was requested for it, in one command. */
   async take(id: string): Promise<{ job: JobRecord | undefined; cancel: boolean }> {
-    const results = await this.#redis
-      .multi()
-      .hmget(this.#keys.job(id), 'd', 'w')
-      .exists(this.#keys.cancel(id))
-      .exec();
-    const fields = (results?.[0]?.[1] ?? [null, null]) as Array<string | null>;
-    return {
-      job: fromFields(fields[0] ?? null, fields[1] ?? null),
-      cancel: results?.[1]?.[1] === 1,
-    };
+    const [state, workflow, cancel] = await this.#redis.hmget(this.#keys.job(id), 'd', 'w', 'c');
+    return { job: fromFields(state ?? null, workflow ?? null), cancel: cancel === '1' };
   }
 
-  /** Marks a job as cancel-requested (a gateway about to take it will see it). */
-  async flagCancel(id: string, ttlMs: number): Promise<void> {
-    await this.#redis.set(this.#keys.cancel(id), '1', 'PX', ttlMs);
+  /** Marks a job as cancel-requested (a gateway about to take it reads the flag with the record). */
+  async flagCancel(id: string): Promise<void> {
+    await this.#redis.cgwFlag(this.#keys.job(id));
   }
 
   /** Newest-first listing of the fleet's jobs straight from Redis. */

@@ -1,0 +1,210 @@
+// Fleet mode through the HTTP API with two in-process gateways on the shared Redis (a key prefix
+// per test): cancels reach jobs another gateway holds, MAX_QUEUE and priorities hold fleet-wide,
+// listing pages across the fleet, a graceful stop hands work over at once, and an unreachable
+// Redis stops start-up with a message naming REDIS_URL.
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, afterEach, before, describe, test } from 'node:test';
+import pino from 'pino';
+import { loadConfig } from '../../src/config.ts';
+import { type Gateway, startGateway } from '../../src/server/index.ts';
+import { type Simulator, startSimulator } from '../../src/simulator/index.ts';
+import { deletePrefix, freePort, REDIS_URL, redisUnavailable, testPrefix } from '../support/fleet.ts';
+import { invertPrompt, type Json } from '../support/gateway.ts';
+
+const unavailable = await redisUnavailable();
+
+describe('fleet API across gateways', { skip: unavailable || false }, () => {
+  let sim: Simulator;
+  let dir: string;
+  const prefixes: string[] = [];
+  const open: Gateway[] = [];
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'gw-fleet-api-'));
+    sim = await startSimulator({ port: 0, instances: 2, nodeDelayMs: 0 });
+  });
+
+  // Each test's gateways stop when it ends: fleets of earlier tests must not drive the instances.
+  afterEach(async () => {
+    for (const g of open.splice(0)) await g.close();
+  });
+
+  after(async () => {
+    await sim?.close();
+    for (const prefix of prefixes) await deletePrefix(REDIS_URL, prefix);
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  /** Two gateways sharing a fresh prefix; `env` overrides settings. */
+  async function fleet(name: string, env: Record<string, string> = {}, count = 2): Promise<Gateway[]> {
+    const prefix = testPrefix(name);
+    prefixes.push(prefix);
+    const out: Gateway[] = [];
+    for (let i = 0; i < count; i++) {
+      const config = loadConfig({
+        COMFYUI_URLS: sim.instances.map((s) => s.url).join(','),
+        REDIS_URL,
+        REDIS_KEY_PREFIX: prefix,
+        INSTANCE_LEASE_MS: '2000',
+        HEALTH_CHECK_INTERVAL_MS: '1000',
+        SHUTDOWN_GRACE_MS: '1000',
+        DATA_DIR: join(dir, `${name}-${i}`),
+        STORAGE_URL: `file://${join(dir, 'storage')}`,
+        ...env,
+      });
+      const g = await startGateway(Object.freeze({ ...config, port: 0, host: '127.0.0.1' }), {
+        logger: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
+      });
+      open.push(g);
+      out.push(g);
+    }
+    return out;
+  }
+
+  async function call(g: Gateway, path: string, body?: unknown): Promise<{ status: number; body: Json }> {
+    const res = await fetch(g.url + path, {
+      method: body === undefined ? 'GET' : 'POST',
+      ...(body === undefined
+        ? {}
+        : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+    });
+    return { status: res.status, body: await res.json() };
+  }
+
+  /** From now on the instances hold prompts without starting them (until park(false)). */
+  const park = (on: boolean) => {
+    for (const instance of sim.instances) {
+      if (on) instance.setFaults({ neverStart: true });
+      else instance.clearFaults();
+    }
+  };
+  const parked = (tag: string) => ({ workflow: invertPrompt(tag) });
+
+  test('a cancel at B ends a job A is holding on its instance, and one still waiting in the queue', async (t) => {
+    const [a, b] = (await fleet('cancel', { MAX_JOBS_PER_INSTANCE: '1' })) as [Gateway, Gateway];
+    park(true);
+    t.after(() => park(false));
+    // Two slots in the fleet: two parked prompts fill them, the third waits in the shared queue.
+    const held: Json[] = [];
+    for (let i = 0; i < 3; i++) held.push((await call(a, '/api/v2/jobs', parked(`c${i}`))).body);
+    await until(async () => {
+      const jobs = await Promise.all(held.slice(0, 2).map((j) => call(b, `/api/v2/jobs/${j.id}`)));
+      return jobs.every((j) => j.body.instance_id !== null);
+    }, 'the first two jobs reached an instance');
+    const waiting = held[2];
+    const canceledWaiting = await call(b, `/api/v2/jobs/${waiting.id}/cancel`, {});
+    assert.equal(canceledWaiting.status, 200);
+    assert.equal(canceledWaiting.body.status, 'canceled');
+    for (const job of held.slice(0, 2)) {
+      const r = await call(b, `/api/v2/jobs/${job.id}/cancel`, {});
+      assert.equal(r.status, 200);
+      assert.ok(['canceling', 'canceled'].includes(r.body.status), r.body.status);
+    }
+    await until(async () => {
+      const jobs = await Promise.all(held.map((j) => call(a, `/api/v2/jobs/${j.id}`)));
+      return jobs.every((j) => j.body.status === 'canceled');
+    }, 'all three canceled');
+  });
+
+  test('MAX_QUEUE bounds waiting jobs fleet-wide; higher priority runs first', async (t) => {
+    const [a, b] = (await fleet('queue', { MAX_QUEUE: '3', MAX_JOBS_PER_INSTANCE: '1' })) as [
+      Gateway,
+      Gateway,
+    ];
+    park(true);
+    t.after(() => park(false));
+    const blockers: Json[] = [];
+    for (let i = 0; i < 2; i++) blockers.push((await call(a, '/api/v2/jobs', parked(`b${i}`))).body);
+    await until(async () => {
+      const jobs = await Promise.all(blockers.map((j) => call(b, `/api/v2/jobs/${j.id}`)));
+      return jobs.every((j) => j.body.instance_id !== null);
+    }, 'both slots taken');
+    const low = await call(a, '/api/v2/jobs', { workflow: invertPrompt('low'), priority: 0 });
+    const mid = await call(b, '/api/v2/jobs', { workflow: invertPrompt('mid'), priority: 5 });
+    const high = await call(a, '/api/v2/jobs', { workflow: invertPrompt('high'), priority: 10 });
+    assert.deepEqual([low.status, mid.status, high.status], [201, 201, 201]);
+    const full = await call(b, '/api/v2/jobs', { workflow: invertPrompt('over') });
+    assert.equal(full.status, 429, JSON.stringify(full.body));
+    assert.equal(full.body.error.code, 'queue_full');
+    park(false);
+    for (const j of blockers) await call(b, `/api/v2/jobs/${j.id}/cancel`, {});
+    await until(async () => {
+      const jobs = await Promise.all([low, mid, high].map((j) => call(a, `/api/v2/jobs/${j.body.id}`)));
+      return jobs.every((j) => j.body.status === 'succeeded');
+    }, 'the waiting jobs ran');
+    const [highAt, midAt, lowAt] = await Promise.all(
+      [high, mid, low].map(
+        async (j) => (await call(b, `/api/v2/jobs/${j.body.id}`)).body.attempts[0].started_at,
+      ),
+    );
+    // Two slots came free at once: high and mid took them; low, submitted first, waited.
+    assert.ok(lowAt >= highAt && lowAt >= midAt, `low started last: ${[highAt, midAt, lowAt]}`);
+  });
+
+  test('the listing pages through every gateway’s jobs with a cursor', async () => {
+    const [a, b] = (await fleet('list')) as [Gateway, Gateway];
+    const ids = new Set<string>();
+    for (let i = 0; i < 7; i++)
+      ids.add(
+        (await call(i % 2 ? a : b, '/api/v2/jobs?wait=10', { workflow: invertPrompt(`l${i}`) })).body.id,
+      );
+    const seen: string[] = [];
+    let cursor = '';
+    for (let page = 0; page < 10; page++) {
+      const r = await call(a, `/api/v2/jobs?limit=3${cursor ? `&cursor=${cursor}` : ''}`);
+      assert.equal(r.status, 200);
+      seen.push(...r.body.jobs.map((j: Json) => j.id));
+      if (!r.body.has_more) break;
+      cursor = r.body.next_cursor;
+    }
+    assert.deepEqual(new Set(seen), ids);
+    assert.equal(seen.length, ids.size, 'no job twice');
+    const succeeded = await call(b, '/api/v2/jobs?status=succeeded&limit=100');
+    assert.equal(succeeded.body.jobs.length, 7);
+  });
+
+  test('a gateway that stops gracefully hands its jobs over at once; the other finishes them', async (t) => {
+    const [a, b] = (await fleet('handover', { INSTANCE_LEASE_MS: '60000' })) as [Gateway, Gateway];
+    // Slow nodes, so A still holds running and waiting jobs when it stops.
+    for (const instance of sim.instances) instance.setFaults({ nodeDelayMs: 20 });
+    t.after(() => park(false));
+    const ids: string[] = [];
+    for (let i = 0; i < 40; i++)
+      ids.push((await call(i % 2 ? a : b, '/api/v2/jobs', { workflow: invertPrompt(`h${i}`) })).body.id);
+    const closed = Date.now();
+    await a.close();
+    // The lease bound is a minute: only a hand-over (not expiry) finishes them this fast.
+    await until(async () => {
+      const jobs = await Promise.all(ids.map((id) => call(b, `/api/v2/jobs/${id}`)));
+      return jobs.every((j) => j.body.status === 'succeeded');
+    }, 'all 40 succeeded at B');
+    assert.ok(Date.now() - closed < 30_000);
+  });
+
+  test('an unreachable REDIS_URL stops start-up with a message naming it', async () => {
+    const port = await freePort();
+    const config = loadConfig({
+      COMFYUI_URLS: sim.instances[0]?.url ?? '',
+      REDIS_URL: `redis://:secret@127.0.0.1:${port}`,
+      DATA_DIR: join(dir, 'unreachable'),
+    });
+    await assert.rejects(
+      startGateway(Object.freeze({ ...config, port: 0, host: '127.0.0.1' }), {
+        logger: pino({ level: 'silent' }),
+      }),
+      (err: Error) =>
+        err.message.startsWith('REDIS_URL: cannot reach Redis') && !err.message.includes('secret'),
+    );
+  });
+});
+
+async function until(check: () => Promise<boolean>, what: string, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    assert.ok(Date.now() < deadline, `timed out waiting: ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
