@@ -170,7 +170,9 @@ describe('fleet of three gateways on Redis', { skip: unavailable || false }, () 
       'the victim’s leases moved',
     );
     const movedMs = Date.now() - killedAt;
-    assert.ok(movedMs <= LEASE_MS + 1000, `leases moved after ${movedMs} ms (bound ${LEASE_MS} ms)`);
+    // The bound plus what polling and a loaded machine's timer jitter add to observing it.
+    assert.ok(movedMs <= LEASE_MS + 1500, `leases moved after ${movedMs} ms (bound ${LEASE_MS} ms)`);
+    process.stderr.write(`# lease moved ${movedMs} ms after SIGKILL (bound ${LEASE_MS} ms)\n`);
 
     const survivors = gateways.slice(0, 2);
     await until(async () => executed() >= N, 60_000, 'every prompt ran');
