@@ -190,12 +190,18 @@ const SETTINGS = {
   JOB_TIMEOUT_MS: int({ min: 100, max: 7 * 24 * HOUR, default: 300_000 }),
   JOB_RETENTION_MS: int({ min: 1000, max: 365 * 24 * HOUR, default: 24 * HOUR }),
   MAX_ATTEMPTS: int({ min: 1, max: 20, default: 3 }),
+  MAX_SUSPECT_ATTEMPTS: int({ min: 1, max: 20, default: 2 }),
   MAX_QUEUE: int({ min: 1, max: 10_000_000, default: 10_000 }),
   MAX_BODY_BYTES: int({ min: 1024, max: 2 ** 31 - 1, default: 10 * 1024 * 1024 }),
   MAX_JSON_DEPTH: int({ min: 8, max: 10_000, default: 64 }),
   MAX_WORKFLOW_NODES: int({ min: 1, max: 1_000_000, default: 5000 }),
   MAX_INPUT_BYTES: int({ min: 1024, max: 2 ** 40, default: 100 * 1024 * 1024 }),
   MAX_INLINE_BYTES: int({ min: 0, max: 2 ** 31 - 1, default: 20 * 1024 * 1024 }),
+  INPUT_FETCH_CONCURRENCY: int({ min: 1, max: 1024, default: 8 }),
+  INPUT_FETCH_TIMEOUT_MS: int({ min: 1000, max: 3_600_000, default: 60_000 }),
+  INPUT_MIN_BYTES_PER_SECOND: int({ min: 0, max: 2 ** 40, default: 8192 }),
+  INPUT_RATE_WINDOW_MS: int({ min: 100, max: 600_000, default: 10_000 }),
+  MAX_INPUT_PIXELS: int({ min: 0, max: 2 ** 40, default: 8192 * 8192 }),
   INPUT_CACHE_BYTES: int({ min: 0, max: 2 ** 44, default: 1024 * 1024 * 1024 }),
   ALLOW_PRIVATE_INPUT_URLS: list(),
   S3_INPUT_ALLOW: list((s) =>
@@ -285,6 +291,8 @@ export interface Config {
   readonly jobRetentionMs: number;
   readonly maxAttempts: number;
   readonly maxQueue: number;
+  /** Attempts whose instance went down mid-execution before a job fails as suspect (poison). */
+  readonly maxSuspectAttempts: number;
   readonly maxBodyBytes: number;
   /** Deepest nesting of objects/arrays accepted in a JSON body (400 json_too_deep past it). */
   readonly maxJsonDepth: number;
@@ -293,6 +301,15 @@ export interface Config {
   readonly maxInputBytes: number;
   readonly maxInlineBytes: number;
   readonly inputCacheBytes: number;
+  /** Input URLs fetched at once, across all jobs, before they take instance slots. */
+  readonly inputFetchConcurrency: number;
+  /** Total deadline of one input fetch. */
+  readonly inputFetchTimeoutMs: number;
+  /** Minimum transfer rate of an input URL, per INPUT_RATE_WINDOW_MS window (0 = none). */
+  readonly inputMinBytesPerSecond: number;
+  readonly inputRateWindowMs: number;
+  /** Largest image input in pixels (width × height × frames; 0 = unlimited). */
+  readonly maxInputPixels: number;
   readonly allowPrivateInputUrls: readonly string[];
   /** Buckets or bucket/prefixes s3:// inputs may read; empty = s3:// inputs refused. */
   readonly s3InputAllow: readonly string[];
@@ -457,12 +474,18 @@ export function loadConfig(
     jobRetentionMs: values.JOB_RETENTION_MS,
     maxAttempts: values.MAX_ATTEMPTS,
     maxQueue: values.MAX_QUEUE,
+    maxSuspectAttempts: values.MAX_SUSPECT_ATTEMPTS,
     maxBodyBytes: values.MAX_BODY_BYTES,
     maxJsonDepth: values.MAX_JSON_DEPTH,
     maxWorkflowNodes: values.MAX_WORKFLOW_NODES,
     maxInputBytes: values.MAX_INPUT_BYTES,
     maxInlineBytes: values.MAX_INLINE_BYTES,
     inputCacheBytes: values.INPUT_CACHE_BYTES,
+    inputFetchConcurrency: values.INPUT_FETCH_CONCURRENCY,
+    inputFetchTimeoutMs: values.INPUT_FETCH_TIMEOUT_MS,
+    inputMinBytesPerSecond: values.INPUT_MIN_BYTES_PER_SECOND,
+    inputRateWindowMs: values.INPUT_RATE_WINDOW_MS,
+    maxInputPixels: values.MAX_INPUT_PIXELS,
     allowPrivateInputUrls: Object.freeze(values.ALLOW_PRIVATE_INPUT_URLS),
     s3InputAllow: Object.freeze(values.S3_INPUT_ALLOW),
     allowOpenAccess: values.ALLOW_OPEN_ACCESS,

@@ -128,3 +128,17 @@ export class IoAbortError extends IoError {
     super('io_aborted', 499, message, { cause });
   }
 }
+
+/** An input URL delivered slower than the minimum transfer rate (422). */
+export class InputTooSlowError extends IoError {
+  constructor(message: string, details?: Record<string, unknown>) {
+    super('input_too_slow', 422, message, { details });
+  }
+}
+
+/** An image input has more pixels than MAX_INPUT_PIXELS (a decompression bomb, 413). */
+export class InputTooManyPixelsError extends IoError {
+  constructor(message: string, details?: Record<string, unknown>) {
+    super('input_too_many_pixels', 413, message, { details });
+  }
+}

@@ -10,6 +10,8 @@ export {
   InputFetchError,
   InputInvalidError,
   InputTooLargeError,
+  InputTooManyPixelsError,
+  InputTooSlowError,
   InputTypeRejectedError,
   IoAbortError,
   IoError,
@@ -22,7 +24,7 @@ export {
 } from './errors.ts';
 export type { UrlCredential } from './inputs/credentials.ts';
 export { fileInputsOf, isResolvableString } from './inputs/file-inputs.ts';
-export { InputResolver } from './inputs/input-resolver.ts';
+export { InputResolver, PrefetchedInputs } from './inputs/input-resolver.ts';
 export type {
   InputResolverOptions,
   IoLogger,

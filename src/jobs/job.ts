@@ -96,6 +96,8 @@ export interface Attempt {
   started_at: number;
   finished_at: number | null;
   error: { code: string; message: string } | null;
+  /** The instance went down while this attempt's prompt executed (the job may be what took it down). */
+  suspect?: boolean;
 }
 
 /** How outputs are delivered (architecture.md `output`). */

@@ -23,12 +23,19 @@ import type {
   LeaseLike,
   LoggerLike,
   OutputDeliveryLike,
+  PrefetchedLike,
   PoolLike,
   RunEvent,
   WebhookDispatcherLike,
 } from './ports.ts';
 import { ProgressTracker } from './progress.ts';
-import { type AbortReason, type AttemptOutcome, Runner, requestHeaders } from './runner.ts';
+import {
+  type AbortReason,
+  type AttemptOutcome,
+  needsInputResolution,
+  Runner,
+  requestHeaders,
+} from './runner.ts';
 import { type QueueEntry, Scheduler } from './scheduler.ts';
 import type { JobPage, JobStore, ListQuery } from './store.ts';
 
@@ -38,6 +45,8 @@ export interface JobManagerOptions {
   pool: PoolLike;
   maxQueue: number;
   maxAttempts: number;
+  /** Attempts whose instance went down mid-execution before the job fails job_suspected_poison (default 2). */
+  maxSuspectAttempts?: number;
   jobTimeoutMs: number;
   retentionMs: number;
   inputResolver?: InputResolverLike;
@@ -80,6 +89,10 @@ interface LiveJob {
   progressTimer: NodeJS.Timeout | null;
   lastPreviewAt: number;
   persistTimer: NodeJS.Timeout | null;
+  /** Aborts the input prefetch while it runs (cancel, shutdown). */
+  prefetching: AbortController | null;
+  /** Inputs fetched before the job took a slot; released when it ends. */
+  prefetched: PrefetchedLike | null;
 }
 
 /** Events: 'started' (job) and 'terminal' (job) for metrics; 'run-event' (jobId, RunEvent) raw run events. */
@@ -195,7 +208,7 @@ export class JobManager extends EventEmitter {
     // (its submitter answers 503) and must never reach an instance.
     this.#store.durable().then(
       () => {
-        if (this.#live.get(id) === live && live.job.status === 'queued') this.#enqueue(job);
+        if (this.#live.get(id) === live && live.job.status === 'queued') this.#admit(live);
       },
       (err: unknown) => {
         if (this.#live.get(id) !== live) return;
@@ -319,6 +332,7 @@ export class JobManager extends EventEmitter {
     const job = live.job;
     if (job.status === 'queued' && !live.lease) {
       this.#scheduler.remove(id);
+      live.prefetching?.abort();
       this.#finish(live, 'canceled');
       return job;
     }
@@ -380,7 +394,54 @@ export class JobManager extends EventEmitter {
       progressTimer: null,
       lastPreviewAt: 0,
       persistTimer: null,
+      prefetching: null,
+      prefetched: null,
     };
+  }
+
+  /**
+   * Queues a committed job. Its input URLs are fetched and checked first, outside any instance
+   * slot (the resolver bounds how many at once): a slow or hostile URL delays only its own job.
+   */
+  #admit(live: LiveJob): void {
+    const resolver = this.#o.inputResolver;
+    if (!resolver?.prefetch || !needsInputResolution(live.job)) {
+      this.#enqueue(live.job);
+      return;
+    }
+    const job = live.job;
+    const controller = new AbortController();
+    live.prefetching = controller;
+    const prefetch = resolver.prefetch;
+    void (async () => {
+      try {
+        const nodeDefs = await this.#pool.nodeDefsFor();
+        const prefetched = await prefetch.call(resolver, job.workflow, {
+          ...(job.request.inputs ? { inputs: job.request.inputs } : {}),
+          nodeDefs,
+          signal: controller.signal,
+        });
+        live.prefetching = null;
+        if (this.#live.get(job.id) !== live || job.status !== 'queued' || this.#closing) {
+          prefetched.release();
+          return;
+        }
+        live.prefetched = prefetched;
+        this.#enqueue(job);
+      } catch (err) {
+        live.prefetching = null;
+        if (this.#live.get(job.id) !== live || job.status !== 'queued' || this.#closing) return;
+        const e = err as { code?: unknown; message?: unknown; details?: unknown };
+        job.error = {
+          code: typeof e.code === 'string' ? e.code : 'input_fetch_failed',
+          message: typeof e.message === 'string' ? e.message : String(err),
+          ...(e.details && typeof e.details === 'object'
+            ? { details: e.details as Record<string, unknown> }
+            : {}),
+        };
+        this.#finish(live, 'failed');
+      }
+    })();
   }
 
   #enqueue(job: JobRecord): void {
@@ -442,6 +503,7 @@ export class JobManager extends EventEmitter {
         ...(lease.signal ? { leaseSignal: lease.signal } : {}),
         timeoutMs,
         ...(live.extraData ? { extraData: live.extraData } : {}),
+        ...(live.prefetched ? { prefetched: live.prefetched } : {}),
         onEvent: (event) => this.#onRunEvent(live, event),
       })
       .then((outcome) => this.#applyOutcome(live, lease, outcome))
@@ -572,6 +634,19 @@ export class JobManager extends EventEmitter {
           this.#finish(live, 'canceled');
           return;
         }
+        // The instance went down while this job's prompt executed: the job itself may have taken it
+        // down (a decompression bomb, a poison workflow). One more attempt at most, never a tour of
+        // the whole pool.
+        if (job.status === 'running' && attempt) attempt.suspect = true;
+        const suspects = job.attempts.filter((a) => a.suspect).length;
+        if (suspects >= (this.#o.maxSuspectAttempts ?? DEFAULT_SUSPECT_ATTEMPTS)) {
+          job.error = {
+            code: 'job_suspected_poison',
+            message: `The instance went down while this job ran, ${suspects} times; it is not retried again. Last error: ${outcome.error.message}`,
+          };
+          this.#finish(live, 'failed');
+          return;
+        }
         if (job.attempts.length >= this.#o.maxAttempts) {
           job.error = {
             code: 'upstream_unavailable',
@@ -602,6 +677,8 @@ export class JobManager extends EventEmitter {
       job.execution_ms = now - job.started_at;
     if (live.progressTimer) clearTimeout(live.progressTimer);
     live.progressTimer = null;
+    live.prefetched?.release();
+    live.prefetched = null;
     this.#persist(live);
     this.#live.delete(job.id);
     this.#scheduler.release(job.id, job.request.serial_key);
@@ -691,7 +768,7 @@ export class JobManager extends EventEmitter {
       }
       if (!job.instance_id) {
         if (job.status === 'canceling') this.#finish(live, 'canceled');
-        else this.#enqueue(job);
+        else this.#admit(live);
         continue;
       }
       pending.push(this.#reattach(live));
@@ -801,6 +878,8 @@ export class JobManager extends EventEmitter {
       if (this.#retentionTimer) clearInterval(this.#retentionTimer);
       if (this.#positionTimer) clearInterval(this.#positionTimer);
       for (const live of this.#live.values()) {
+        live.prefetching?.abort();
+        live.prefetched?.release();
         if (live.progressTimer) clearTimeout(live.progressTimer);
         if (live.persistTimer) this.#persist(live);
       }
@@ -820,6 +899,9 @@ export class JobManager extends EventEmitter {
     return this.#closing;
   }
 }
+
+/** Attempts during which the instance went down mid-execution before a job is failed as suspect. */
+const DEFAULT_SUSPECT_ATTEMPTS = 2;
 
 /** How often watchers of waiting jobs hear about their new queue_position. */
 const POSITION_INTERVAL_MS = 1000;

@@ -88,8 +88,19 @@ export interface InputResolverLike {
       nodeDefs: NodeDefs;
       client: ComfyClientLike;
       signal?: AbortSignal;
+      prefetched?: PrefetchedLike;
     },
   ): Promise<{ prompt: ApiPrompt; uploads: unknown[] }>;
+  /** Fetches and checks a job's inputs before it takes an instance slot. */
+  prefetch?(
+    prompt: ApiPrompt,
+    options: { inputs?: Record<string, string>; nodeDefs: NodeDefs; signal?: AbortSignal },
+  ): Promise<PrefetchedLike>;
+}
+
+/** Inputs fetched ahead of an attempt (io's PrefetchedInputs); released when the job ends. */
+export interface PrefetchedLike {
+  release(): void;
 }
 
 /** io OutputDelivery. */

@@ -11,6 +11,7 @@ import type {
   LoggerLike,
   NodeDefs,
   OutputDeliveryLike,
+  PrefetchedLike,
   RunEvent,
   RunResult,
 } from './ports.ts';
@@ -51,6 +52,8 @@ export interface AttemptContext {
   leaseSignal?: AbortSignal;
   timeoutMs: number;
   extraData?: Record<string, unknown>;
+  /** Inputs fetched before the attempt took its slot. */
+  prefetched?: PrefetchedLike;
   onEvent: (event: RunEvent) => void;
 }
 
@@ -200,6 +203,7 @@ export class Runner {
         nodeDefs,
         client: ctx.client,
         signal,
+        ...(ctx.prefetched ? { prefetched: ctx.prefetched } : {}),
       });
       prompt = resolved.prompt;
     }

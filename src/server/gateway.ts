@@ -149,6 +149,11 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       assets,
       allowPrivate: [...config.allowPrivateInputUrls],
       s3Allow: config.s3InputAllow,
+      prefetchConcurrency: config.inputFetchConcurrency,
+      timeoutMs: config.inputFetchTimeoutMs,
+      minBytesPerSecond: config.inputMinBytesPerSecond,
+      rateWindowMs: config.inputRateWindowMs,
+      maxPixels: config.maxInputPixels,
       maxInputBytes: config.maxInputBytes,
       cacheDir: join(config.dataDir, 'input-cache'),
       cacheBytes: config.inputCacheBytes,
@@ -174,6 +179,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     const managerOptions = {
       maxQueue: config.maxQueue,
       maxAttempts: config.maxAttempts,
+      maxSuspectAttempts: config.maxSuspectAttempts,
       jobTimeoutMs: config.jobTimeoutMs,
       retentionMs: config.jobRetentionMs,
       inputResolver: resolver as unknown as NonNullable<

@@ -14,7 +14,13 @@ before(async () => {
   stack = await startTestStack({
     instances: 4,
     nodeDelayMs: 1,
-    env: { MAX_ATTEMPTS: '10', MAX_JOBS_PER_INSTANCE: '2', HEALTH_CHECK_INTERVAL_MS: '1000' },
+    // Random infrastructure crashes, not poison jobs: a job may see several of them.
+    env: {
+      MAX_ATTEMPTS: '10',
+      MAX_SUSPECT_ATTEMPTS: '10',
+      MAX_JOBS_PER_INSTANCE: '2',
+      HEALTH_CHECK_INTERVAL_MS: '1000',
+    },
   });
 });
 after(() => stack.close());

@@ -1,7 +1,10 @@
 // Helpers of the attack suite: raw sockets, open-fd counts and a /health latency probe, so each
 // attack is replayed on loopback and its effect measured on the real process.
 import { readdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { connect, type Socket } from 'node:net';
+
+const require = createRequire(import.meta.url);
 
 /** Open file descriptors of this process (the gateway under test runs in it). */
 export function openFds(): number {
@@ -79,4 +82,28 @@ export async function waitTerminal(
   }
   const job = await fetch(`${url}/api/v2/jobs/${id}`, { headers, signal });
   return (await job.json()) as never;
+}
+
+/** A small PNG whose header declares `width`×`height` pixels (a decompression bomb's shape). */
+export function pngDeclaring(width: number, height: number): Buffer {
+  const { crc32, deflateSync } = require('node:zlib') as typeof import('node:zlib');
+  const chunk = (type: string, data: Buffer) => {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(body));
+    return Buffer.concat([len, body, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr[8] = 8; // bit depth
+  ihdr[9] = 0; // greyscale
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', ihdr),
+    chunk('IDAT', deflateSync(Buffer.alloc(1024))),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
 }

@@ -1,6 +1,8 @@
 // Resolves a job's file inputs before it is queued: every URL, s3:// URL, data URI or asset reference that
 // feeds a file-loading input (or is named in the job's `inputs` map) is fetched (SSRF-guarded, capped,
 // cached on disk), checked by content, uploaded once per instance, and the prompt rewritten to its name.
+// `prefetch()` does the fetching and checking before a job takes an instance slot (its own bounded
+// concurrency), so a slow or hostile URL delays only its own job; `resolve()` then only uploads.
 import { createHash } from 'node:crypto';
 import { openAsBlob } from 'node:fs';
 import { open } from 'node:fs/promises';
@@ -14,9 +16,11 @@ import {
   InputTypeRejectedError,
   IoAbortError,
   IoError,
+  InputTooManyPixelsError,
   MissingAssetError,
   UrlForbiddenError,
 } from '../errors.ts';
+import { loadSharp } from '../lazy-modules.ts';
 import { type MediaType, SNIFF_BYTES, sniffMediaType } from '../media-type.ts';
 import { redactUrl, SsrfGuard, type LookupFunction } from '../ssrf-guard.ts';
 import { credentialsFor, type UrlCredential } from './credentials.ts';
@@ -51,6 +55,43 @@ export interface InputResolverOptions {
   lookup?: LookupFunction;
   /** How many (instance, content) → uploaded-name entries to remember. */
   uploadMemoEntries?: number;
+  /** Minimum transfer rate of an input URL (bytes/s per window; 0 = none). */
+  minBytesPerSecond?: number;
+  /** Window of the transfer-rate check (default 10 s). */
+  rateWindowMs?: number;
+  /** Inputs fetched at once by prefetch(), across all jobs (default 8). */
+  prefetchConcurrency?: number;
+  /** Largest image input in pixels (width × height × frames); 0 = unlimited. */
+  maxPixels?: number;
+}
+
+/** Options of one prefetch() call: resolve()'s without the instance. */
+export type PrefetchOptions = Omit<ResolveOptions, 'client' | 'prefetched'>;
+
+/**
+ * A job's inputs fetched and checked ahead of its attempt; resolve() takes them from here. Holds
+ * them (cache pins) until release(). Idempotent release.
+ */
+export class PrefetchedInputs {
+  readonly #materials: Map<string, Material>;
+  #released = false;
+  constructor(materials: Map<string, Material>) {
+    this.#materials = materials;
+  }
+  /** The material fetched for a source key, unless released. */
+  get(key: string): Material | undefined {
+    return this.#released ? undefined : this.#materials.get(key);
+  }
+  /** Number of distinct sources held. */
+  get size(): number {
+    return this.#materials.size;
+  }
+  /** Lets the cache evict them again. */
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    for (const m of this.#materials.values()) m.release();
+  }
 }
 
 /** Options of one resolve() call. */
@@ -60,6 +101,8 @@ export interface ResolveOptions {
   client: IoComfyClient;
   signal?: AbortSignal;
   credentials?: UrlCredential[];
+  /** Inputs prefetch() already fetched and checked (unused keys are fetched here). */
+  prefetched?: PrefetchedInputs;
 }
 
 /** One input that was uploaded to the instance. */
@@ -86,6 +129,8 @@ interface Material {
   sha256: string;
   bytes: number;
   media: MediaType;
+  /** The file path or the bytes, for reading the image header. */
+  pixelSource: string | Buffer;
   open(): Promise<Blob>;
   release(): void;
 }
@@ -104,6 +149,7 @@ export class InputResolver {
   readonly #fetcher: UrlFetcher;
   readonly #fetchLimit: LimitFunction;
   readonly #uploadLimit: LimitFunction;
+  readonly #prefetchLimit: LimitFunction;
   readonly #uploaded: LRUCache<string, string>;
   readonly #inflight = new Map<string, Promise<string>>();
   #closed = false;
@@ -115,6 +161,7 @@ export class InputResolver {
     this.#fetcher = new UrlFetcher({ guard: this.guard, s3: options.s3 });
     this.#fetchLimit = pLimit(options.concurrency ?? 4);
     this.#uploadLimit = pLimit(options.concurrency ?? 4);
+    this.#prefetchLimit = pLimit(options.prefetchConcurrency ?? 8);
     this.#uploaded = new LRUCache({ max: options.uploadMemoEntries ?? 10_000, ttl: 6 * 3_600_000 });
   }
 
@@ -133,7 +180,9 @@ export class InputResolver {
     // One material per distinct source, shared by every input that names it.
     const materials = new Map<string, Promise<Material>>();
     const materialFor = (task: Task): Promise<Material> => {
-      const key = typeof task.source === 'string' ? task.source : `asset:${task.source.assetId}`;
+      const key = sourceKey(task);
+      const ready = options.prefetched?.get(key);
+      if (ready !== undefined) return Promise.resolve(ready);
       let m = materials.get(key);
       if (m === undefined) {
         m = this.#fetchLimit(() => this.#materialize(task, options));
@@ -173,6 +222,50 @@ export class InputResolver {
     }
   }
 
+  /**
+   * Fetches and checks (type, size, pixels) every file input of `prompt` without an instance, with
+   * the resolver's own concurrency bound; the result feeds resolve(). Throws the first input's error.
+   */
+  async prefetch(prompt: ApiPrompt, options: PrefetchOptions): Promise<PrefetchedInputs> {
+    if (this.#closed) throw new IoAbortError('InputResolver is closed');
+    const tasks = this.#collect(prompt, options);
+    const held = new Map<string, Material>();
+    if (tasks.length === 0) return new PrefetchedInputs(held);
+    await this.#checkAssets(tasks);
+    await this.#cache.ready();
+    const pending = new Map<string, Promise<Material>>();
+    for (const task of tasks) {
+      const key = sourceKey(task);
+      if (!pending.has(key)) {
+        const m = this.#prefetchLimit(() => {
+          options.signal?.throwIfAborted();
+          return this.#materialize(task, options);
+        });
+        m.catch(() => {});
+        pending.set(key, m);
+      }
+    }
+    const settled = await Promise.allSettled(
+      tasks.map(async (task) => {
+        const material = await (pending.get(sourceKey(task)) as Promise<Material>);
+        checkKind(task, material.media);
+      }),
+    );
+    for (const [key, m] of pending) {
+      const done = await m.then(
+        (x) => x,
+        () => undefined,
+      );
+      if (done) held.set(key, done);
+    }
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed !== undefined) {
+      for (const m of held.values()) m.release();
+      throw failed.reason;
+    }
+    return new PrefetchedInputs(held);
+  }
+
   /** Releases connections and forgets caches. Idempotent. */
   async close(): Promise<void> {
     if (this.#closed) return;
@@ -184,7 +277,7 @@ export class InputResolver {
     this.#uploaded.clear();
   }
 
-  #collect(prompt: ApiPrompt, options: ResolveOptions): Task[] {
+  #collect(prompt: ApiPrompt, options: PrefetchOptions): Task[] {
     const tasks = new Map<string, Task>();
     for (const [nodeId, node] of Object.entries(prompt)) {
       if (
@@ -251,7 +344,18 @@ export class InputResolver {
     if (missing.length > 0) throw new MissingAssetError(missing);
   }
 
-  async #materialize(task: Task, options: ResolveOptions): Promise<Material> {
+  async #materialize(task: Task, options: PrefetchOptions): Promise<Material> {
+    const material = await this.#load(task, options);
+    try {
+      await this.#checkPixels(material, task);
+    } catch (err) {
+      material.release();
+      throw err;
+    }
+    return material;
+  }
+
+  async #load(task: Task, options: PrefetchOptions): Promise<Material> {
     const source = task.source;
     if (typeof source !== 'string') return this.#fromAsset(source.assetId);
     if (/^data:/i.test(source)) return fromDataUri(source, this.#options.maxInputBytes);
@@ -259,7 +363,34 @@ export class InputResolver {
     return this.#fromUrl(source, options);
   }
 
-  async #fromUrl(url: string, options: ResolveOptions): Promise<Material> {
+  /** Refuses images whose header declares more pixels than allowed (decoding them could take an instance down). */
+  async #checkPixels(material: Material, task: Task): Promise<void> {
+    const max = this.#options.maxPixels ?? 0;
+    if (max <= 0 || material.media.kind !== 'image') return;
+    let width = 0;
+    let height = 0;
+    let pages = 1;
+    try {
+      const sharp = loadSharp();
+      // Reads the header only; limitInputPixels off so the check itself never refuses to look.
+      const meta = await sharp(material.pixelSource, { limitInputPixels: false }).metadata();
+      width = meta.width ?? 0;
+      height = meta.height ?? 0;
+      pages = meta.pages ?? 1;
+    } catch {
+      throw new InputTypeRejectedError(`input ${task.nodeId}.${task.input} is not a readable image`, {
+        node_id: task.nodeId,
+        input: task.input,
+      });
+    }
+    if (width * height * pages > max)
+      throw new InputTooManyPixelsError(
+        `input ${task.nodeId}.${task.input} is ${width}×${height}${pages > 1 ? `×${pages}` : ''} pixels, over the limit of ${max}`,
+        { node_id: task.nodeId, input: task.input, width, height, frames: pages, max_pixels: max },
+      );
+  }
+
+  async #fromUrl(url: string, options: PrefetchOptions): Promise<Material> {
     const parsed = safeParse(url);
     const key = InputCache.urlKey(url, parsed ? credentialsFor(parsed, options.credentials) : undefined);
     const hit = this.#cache.lookupUrl(key);
@@ -279,6 +410,8 @@ export class InputResolver {
         maxRedirects: this.#options.maxRedirects ?? 5,
         credentials: options.credentials,
         signal: options.signal,
+        minBytesPerSecond: this.#options.minBytesPerSecond ?? 0,
+        ...(this.#options.rateWindowMs ? { rateWindowMs: this.#options.rateWindowMs } : {}),
       });
       const media = sniffMediaType(m.head);
       if (media === undefined) {
@@ -305,6 +438,7 @@ export class InputResolver {
       sha256,
       bytes,
       media,
+      pixelSource: path,
       open: () => openAsBlob(path, { type: media.mime }),
       release: () => {
         if (released) return;
@@ -337,6 +471,7 @@ export class InputResolver {
       sha256: asset.sha256,
       bytes: asset.size_bytes,
       media,
+      pixelSource: path,
       open: () => openAsBlob(path, { type: media.mime }),
       release: () => {},
     };
@@ -393,6 +528,7 @@ function fromDataUri(uri: string, maxBytes: number): Material {
     sha256: createHash('sha256').update(bytes).digest('hex'),
     bytes: bytes.length,
     media,
+    pixelSource: bytes,
     open: async () => new Blob([bytes], { type: media.mime }),
     release: () => {},
   };
@@ -431,6 +567,11 @@ function checkKind(task: Task, media: MediaType): void {
       `input ${task.nodeId}.${task.input} expects ${allowed.join(' or ')} content, got ${media.mime}`,
       { node_id: task.nodeId, input: task.input, content_type: media.mime },
     );
+}
+
+/** The key one fetched source is shared under. */
+function sourceKey(task: Task): string {
+  return typeof task.source === 'string' ? task.source : `asset:${task.source.assetId}`;
 }
 
 function describe(source: Task['source']): string {

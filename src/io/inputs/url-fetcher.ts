@@ -1,13 +1,22 @@
 // Fetches one input URL into a temp file: SSRF-guarded connections, redirects followed by hand (each hop
 // checked again, credentials re-matched per hop), a size cap enforced on the header and on the stream,
-// and one streamed pass that hashes and sniffs. s3:// URLs go through an S3 client.
+// and one streamed pass that hashes and sniffs. s3:// URLs go through an S3 client. Every fetch has a
+// total deadline and a minimum transfer rate (checked per window, headers included), so a source
+// trickling a byte a second is cut instead of holding its job for the whole deadline.
 import { createWriteStream } from 'node:fs';
-import { Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { type Dispatcher, errors as undiciErrors, request } from 'undici';
 import { type ContentMeasure, ContentMeter } from '../content-meter.ts';
-import { InputFetchError, InputInvalidError, InputTooLargeError, IoAbortError, IoError } from '../errors.ts';
+import {
+  InputFetchError,
+  InputInvalidError,
+  InputTooLargeError,
+  InputTooSlowError,
+  IoAbortError,
+  IoError,
+} from '../errors.ts';
 import { loadS3Client } from '../lazy-modules.ts';
 import { redactUrl, type SsrfGuard } from '../ssrf-guard.ts';
 import { credentialsFor, type UrlCredential } from './credentials.ts';
@@ -26,6 +35,10 @@ export interface FetchOptions {
   maxRedirects: number;
   credentials?: UrlCredential[];
   signal?: AbortSignal;
+  /** Minimum average rate over each window (0 = none). */
+  minBytesPerSecond?: number;
+  /** Length of a rate window (default 10 s). */
+  rateWindowMs?: number;
 }
 
 /** Streams remote inputs into local files. */
@@ -44,7 +57,33 @@ export class UrlFetcher {
   /** Downloads `url` into `dest`; returns what was measured. Throws IoError subclasses only. */
   async fetchTo(url: string, dest: string, options: FetchOptions): Promise<ContentMeasure> {
     const deadline = AbortSignal.timeout(options.timeoutMs);
-    const signal = options.signal ? AbortSignal.any([options.signal, deadline]) : deadline;
+    const slow = new AbortController();
+    const signal = AbortSignal.any([...(options.signal ? [options.signal] : []), deadline, slow.signal]);
+    let received = 0;
+    let watchdog: NodeJS.Timeout | undefined;
+    const minRate = options.minBytesPerSecond ?? 0;
+    if (minRate > 0) {
+      const windowMs = options.rateWindowMs ?? 10_000;
+      let atWindowStart = 0;
+      watchdog = setInterval(() => {
+        if (received - atWindowStart < (minRate * windowMs) / 1000) {
+          slow.abort(
+            new InputTooSlowError(
+              `input ${redactUrl(url)} arrived slower than ${minRate} bytes/s (${received - atWindowStart} bytes in ${windowMs} ms)`,
+              { url: redactUrl(url), min_bytes_per_second: minRate },
+            ),
+          );
+        }
+        atWindowStart = received;
+      }, windowMs);
+      watchdog.unref();
+    }
+    const counter = new Transform({
+      transform(chunk: Buffer, _encoding, callback) {
+        received += chunk.length;
+        callback(null, chunk);
+      },
+    });
     try {
       const body = url.startsWith('s3://')
         ? await this.#openS3(url, options, signal)
@@ -57,10 +96,13 @@ export class UrlFetcher {
             bytes_seen: n,
           }),
       });
-      await pipeline(body, meter, createWriteStream(dest), { signal });
+      await pipeline(body, counter, meter, createWriteStream(dest), { signal });
       return meter.measure;
     } catch (err) {
+      if (slow.signal.aborted) throw slow.signal.reason;
       throw this.#wrap(err, url, signal, deadline, options.timeoutMs);
+    } finally {
+      clearInterval(watchdog);
     }
   }
 
