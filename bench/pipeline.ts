@@ -104,14 +104,26 @@ async function direct(agent: Agent, base: string, steps: number): Promise<number
   return performance.now() - start;
 }
 
-/** One N-step run, waited for: ms. */
-async function piped(agent: Agent, base: string, steps: number): Promise<number> {
+/** One N-step run, waited for: ms, and the run's time outside its jobs per step (ms). */
+async function piped(agent: Agent, base: string, steps: number): Promise<{ ms: number; gapMs: number }> {
   const start = performance.now();
   const run = await post(agent, `${base}/v1/pipeline-runs?wait=600`, { pipeline: pipeline(steps) });
   const ms = performance.now() - start;
   if (run.status !== 'succeeded')
     throw new Error(`pipeline run ended ${run.status}: ${JSON.stringify(run.error)}`);
-  return ms;
+  // The gateway's own time per step: the run's span minus the spans of its jobs (created → ended),
+  // i.e. evaluating, preparing, submitting and recording between one job's end and the next's start.
+  const jobIds = (run.steps as Array<{ iterations: Array<{ job_id: string }> }>).flatMap((s) =>
+    s.iterations.map((i) => i.job_id),
+  );
+  let inJobs = 0;
+  for (const id of jobIds) {
+    const res = await request(`${base}/api/v2/jobs/${id}`, { dispatcher: agent });
+    const job = (await res.body.json()) as { created_at: string; completed_at: string };
+    inJobs += Date.parse(job.completed_at) - Date.parse(job.created_at);
+  }
+  const span = Date.parse(run.completed_at as string) - Date.parse(run.started_at as string);
+  return { ms, gapMs: (span - inJobs) / steps };
 }
 
 /** Runs the benchmark. */
@@ -131,6 +143,7 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
     }
     const directMs: number[] = [];
     const pipeMs: number[] = [];
+    const gaps: number[] = [];
     // Gateway CPU per job/step: what the gateway itself spends, whatever else runs on the machine.
     let directCpu = 0;
     let pipeCpu = 0;
@@ -141,8 +154,10 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
       directMs.push(await direct(agent, gateway.url, steps));
       directCpu += cpu() - c;
       c = cpu();
-      pipeMs.push(await piped(agent, gateway.url, steps));
+      const piece = await piped(agent, gateway.url, steps);
       pipeCpu += cpu() - c;
+      pipeMs.push(piece.ms);
+      gaps.push(piece.gapMs);
     }
     const d = [...directMs].sort((a, b) => a - b);
     const p = [...pipeMs].sort((a, b) => a - b);
@@ -161,6 +176,14 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
       pipelinePerStepMsP50: round(pipeP50 / steps, 3),
       overheadPerStepMsP50: overhead,
       overheadPerStepMsBest: perStep(p[0] as number, d[0] as number),
+      orchestrationMsPerStepP50: round(
+        percentile(
+          [...gaps].sort((a, b) => a - b),
+          50,
+        ),
+        3,
+      ),
+      orchestrationMsPerStep: gaps.map((g) => round(g, 3)),
       gatewayCpuMsPerDirectJob: round(directCpu / (rounds * steps), 3),
       gatewayCpuMsPerPipelineStep: round(pipeCpu / (rounds * steps), 3),
       stealPercent: steal,
@@ -172,6 +195,7 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
       `| ${steps} jobs submitted directly, one after another (POST /api/v2/jobs?wait) | ${data.directPerJobMsP50} ms |`,
       `| one ${steps}-step pipeline run (POST /v1/pipeline-runs?wait), each step reading the previous one | ${data.pipelinePerStepMsP50} ms |`,
       `| **pipeline overhead per step** | **${overhead} ms** (best round ${data.overheadPerStepMsBest} ms) |`,
+      `| **run time outside its jobs, per step** (evaluate, prepare, submit, record; p50) | **${data.orchestrationMsPerStepP50} ms** |`,
       `| gateway CPU per direct job / per pipeline step | ${data.gatewayCpuMsPerDirectJob} ms / ${data.gatewayCpuMsPerPipelineStep} ms |`,
       '',
       `CPU stolen by the hypervisor during the run: ${steal ?? '?'} %; load ${data.loadavg.join(' ')}.`,

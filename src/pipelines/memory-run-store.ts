@@ -24,11 +24,11 @@ export class MemoryPipelineRunStore implements PipelineRunStore {
     this.#runs.set(run.id, structuredClone(run));
   }
 
-  update(run: PipelineRun): void {
+  update(run: PipelineRun, _durable?: boolean): void {
     if (this.#runs.has(run.id)) this.#runs.set(run.id, structuredClone(run));
   }
 
-  putIteration(iteration: IterationRecord): void {
+  putIteration(iteration: IterationRecord, _durable?: boolean): void {
     let byRun = this.#iterations.get(iteration.run_id);
     if (!byRun) {
       byRun = new Map();

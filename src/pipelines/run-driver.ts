@@ -385,10 +385,10 @@ export class RunDriver {
         this.#emitIteration(rec);
         throw new StepFailed(this.#failure(step, n, null, error));
       }
-      // Written in the turn of the submit, before the job's own commit: the run never loses a job.
+      // Committed in the turn of the submit, before the job's own commit: the run never loses a job.
       rec.job_id = job.id;
       byStep.set(n, rec);
-      this.#putIteration(rec);
+      this.#putIteration(rec, true);
       if (n > state.iterations) state.iterations = n;
       this.#emitIteration(rec);
     }
@@ -507,23 +507,23 @@ export class RunDriver {
     run.status = status;
     run.completed_at = now;
     run.expires_at = now + this.#d.retentionMs;
-    this.#save();
+    this.#save(true);
     this.#emitStatus();
     this.#d.onEnd(run);
   }
 
-  #save(): void {
+  #save(durable = false): void {
     this.run.updated_at = this.#d.clock();
     try {
-      this.#d.store.update(this.run);
+      this.#d.store.update(this.run, durable);
     } catch (err) {
       this.#d.logger?.error({ err, run_id: this.run.id }, 'could not persist a pipeline run');
     }
   }
 
-  #putIteration(rec: IterationRecord): void {
+  #putIteration(rec: IterationRecord, durable = false): void {
     try {
-      this.#d.store.putIteration(rec);
+      this.#d.store.putIteration(rec, durable);
     } catch (err) {
       this.#d.logger?.error({ err, run_id: this.run.id, step: rec.step }, 'could not persist an iteration');
     }

@@ -1,8 +1,10 @@
 // Storage of pipeline runs: the seam for other backends. SQLite (one process, the job store's
 // database file) and memory implement it here; a Redis implementation for scale-out implements
 // the same interface (a hash per run, a hash of iterations per run, a sorted set by creation).
-// Writes are synchronous and committed when they return: a run records a step's job id before
-// that job can be committed itself, so after a crash a run never misses a job it started.
+// Writes may be grouped (committed together at the end of the event-loop turn); a write marked
+// `durable` commits everything pending at once, synchronously: a run records a step's job id that
+// way before the job can be committed itself, so after a crash it never misses a job it started.
+// Anything else a crash loses is rebuilt on resume (finished jobs are re-read, not re-run).
 import type { IterationRecord, PipelineRun, RunStatus } from './run.ts';
 
 /** A page of a newest-first listing. */
@@ -22,10 +24,10 @@ export interface RunListQuery {
 export interface PipelineRunStore {
   /** Inserts a new run, claiming `run.idempotency_key` in the same write; throws IdempotencyKeyReuseError. */
   insert(run: PipelineRun): void;
-  /** Replaces a run's stored state (iterations are written apart). */
-  update(run: PipelineRun): void;
-  /** Inserts or replaces one iteration. */
-  putIteration(iteration: IterationRecord): void;
+  /** Replaces a run's stored state (iterations are written apart); `durable` commits before returning. */
+  update(run: PipelineRun, durable?: boolean): void;
+  /** Inserts or replaces one iteration; `durable` commits it (and all pending writes) before returning. */
+  putIteration(iteration: IterationRecord, durable?: boolean): void;
   get(id: string): PipelineRun | undefined;
   /** Every iteration of a run, by step then n. */
   iterations(runId: string): IterationRecord[];

@@ -1,8 +1,10 @@
 // PipelineRunStore on SQLite: tables of their own in the job store's database file (a second
 // connection; WAL lets both write, and node:sqlite is synchronous, so their transactions never
 // interleave). The definition is written once with the run; state updates rewrite only the small
-// run row or one iteration row. Every write is committed when it returns (WAL, synchronous=NORMAL:
-// a process kill loses nothing; only an OS crash can lose the last commits, as for jobs).
+// run row or one iteration row. Writes are grouped per turn of the event loop (one transaction,
+// the latest state of each row); a `durable` write commits everything pending at once before it
+// returns (WAL, synchronous=NORMAL: a process kill loses nothing committed; only an OS crash can
+// lose the last commits, as for jobs).
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
@@ -56,6 +58,10 @@ export class SqlitePipelineRunStore implements PipelineRunStore {
   readonly path: string;
   #db: DatabaseSync;
   #closed = false;
+  /** Writes not yet committed: latest run state by id, latest iteration by run/step/n. */
+  #pendingRuns = new Map<string, PipelineRun>();
+  #pendingIterations = new Map<string, { index: number; iteration: IterationRecord }>();
+  #flushTimer: NodeJS.Immediate | null = null;
   /** Step index by run and step id (iterations are keyed by index so they sort in step order). */
   #stepIndex = new Map<string, Map<string, number>>();
   #stmt: Record<
@@ -152,16 +158,53 @@ export class SqlitePipelineRunStore implements PipelineRunStore {
     this.#remember(run);
   }
 
-  update(run: PipelineRun): void {
+  update(run: PipelineRun, durable = false): void {
     this.#assertOpen();
-    this.#stmt.update.run(run.status, run.expires_at, stateJson(run), run.id);
     this.#remember(run);
+    this.#pendingRuns.set(run.id, run);
+    if (durable) this.flush();
+    else this.#scheduleFlush();
   }
 
-  putIteration(iteration: IterationRecord): void {
+  putIteration(iteration: IterationRecord, durable = false): void {
     this.#assertOpen();
     const index = this.#stepIndex.get(iteration.run_id)?.get(iteration.step) ?? this.#lookupIndex(iteration);
-    this.#stmt.putIteration.run(iteration.run_id, index, iteration.n, JSON.stringify(iteration));
+    this.#pendingIterations.set(`${iteration.run_id}\0${index}\0${iteration.n}`, { index, iteration });
+    if (durable) this.flush();
+    else this.#scheduleFlush();
+  }
+
+  /** Commits every pending write in one transaction. */
+  flush(): void {
+    if (this.#flushTimer) clearImmediate(this.#flushTimer);
+    this.#flushTimer = null;
+    if (this.#pendingRuns.size === 0 && this.#pendingIterations.size === 0) return;
+    const runs = [...this.#pendingRuns.values()];
+    const iterations = [...this.#pendingIterations.values()];
+    this.#pendingRuns.clear();
+    this.#pendingIterations.clear();
+    this.#db.exec('BEGIN IMMEDIATE');
+    try {
+      // Serialised here, once per row, with the latest state.
+      for (const run of runs) this.#stmt.update.run(run.status, run.expires_at, stateJson(run), run.id);
+      for (const { index, iteration } of iterations)
+        this.#stmt.putIteration.run(iteration.run_id, index, iteration.n, JSON.stringify(iteration));
+      this.#db.exec('COMMIT');
+    } catch (err) {
+      this.#db.exec('ROLLBACK');
+      throw err;
+    }
+  }
+
+  #scheduleFlush(): void {
+    this.#flushTimer ??= setImmediate(() => {
+      this.#flushTimer = null;
+      try {
+        this.flush();
+      } catch {
+        // The next durable write or read flushes again and reports the failure to its caller.
+      }
+    });
   }
 
   #remember(run: PipelineRun): void {
@@ -180,12 +223,14 @@ export class SqlitePipelineRunStore implements PipelineRunStore {
 
   get(id: string): PipelineRun | undefined {
     this.#assertOpen();
+    this.flush();
     const row = this.#stmt.get.get(id) as Row | undefined;
     return row ? fromRow(row) : undefined;
   }
 
   iterations(runId: string): IterationRecord[] {
     this.#assertOpen();
+    this.flush();
     return (this.#stmt.iterations.all(runId) as Array<{ data: string }>).map(
       (r) => JSON.parse(r.data) as IterationRecord,
     );
@@ -193,6 +238,7 @@ export class SqlitePipelineRunStore implements PipelineRunStore {
 
   list(query: RunListQuery): RunPage {
     this.#assertOpen();
+    this.flush();
     const where: string[] = [];
     const params: Array<string | number> = [];
     if (query.statuses?.length) {
@@ -213,6 +259,7 @@ export class SqlitePipelineRunStore implements PipelineRunStore {
 
   listUnfinished(): PipelineRun[] {
     this.#assertOpen();
+    this.flush();
     return (this.#stmt.unfinished.all() as unknown as Row[]).map(fromRow);
   }
 
@@ -224,6 +271,7 @@ export class SqlitePipelineRunStore implements PipelineRunStore {
 
   deleteExpired(now: number): number {
     this.#assertOpen();
+    this.flush();
     this.#db.exec('BEGIN IMMEDIATE');
     try {
       const ids = this.#stmt.expireRuns.all(now) as Array<{ id: string }>;
@@ -242,8 +290,12 @@ export class SqlitePipelineRunStore implements PipelineRunStore {
 
   close(): void {
     if (this.#closed) return;
-    this.#closed = true;
-    this.#db.close();
+    try {
+      this.flush();
+    } finally {
+      this.#closed = true;
+      this.#db.close();
+    }
   }
 }
 
