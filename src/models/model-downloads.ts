@@ -10,6 +10,7 @@ import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createHash } from 'node:crypto';
 import pLimit, { type LimitFunction } from 'p-limit';
+import type { Logger } from '../logger.ts';
 import { type DownloadTask, isFinished, redactModelUrl } from './download-task.ts';
 import {
   DownloadConflictError,
@@ -25,12 +26,8 @@ import { type DownloadGuard, type HostToken, transferFile } from './file-transfe
 import { checkFilename, checkFolder, filenameFromUrl } from './folders.ts';
 import type { ModelStore } from './model-store.ts';
 
-/** pino-compatible logger subset. */
-export interface ModelsLogger {
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-}
+/** The logger calls the download service makes. */
+export type ModelsLogger = Pick<Logger, 'info' | 'warn' | 'error'>;
 
 /** Settings of the download service. */
 export interface ModelDownloadsOptions {
