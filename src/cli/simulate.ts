@@ -27,6 +27,10 @@ export function register(program: Command): void {
       50,
     )
     .option('--data-dir <dir>', 'where input/output/temp folders live (default: a temp dir removed on exit)')
+    .option(
+      '--models-dir <dir>',
+      'ComfyUI models layout whose files the loaders list (checkpoints/, loras/…)',
+    )
     .option('--verbose', 'log simulator events to stderr', false)
     .action(
       async (opts: {
@@ -35,6 +39,7 @@ export function register(program: Command): void {
         host: string;
         nodeDelayMs: number;
         dataDir?: string;
+        modelsDir?: string;
         verbose: boolean;
       }) => {
         const sim = await startSimulator({
@@ -43,6 +48,7 @@ export function register(program: Command): void {
           instances: opts.instances,
           nodeDelayMs: opts.nodeDelayMs,
           dataDir: opts.dataDir,
+          ...(opts.modelsDir !== undefined ? { modelsDir: opts.modelsDir } : {}),
           logger: opts.verbose ? (line) => process.stderr.write(`${line}\n`) : undefined,
           onCrashRequest: () => process.exit(137),
         });

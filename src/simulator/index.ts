@@ -19,6 +19,8 @@ export interface SimulatorOptions {
   instances?: number;
   nodeDelayMs?: number;
   dataDir?: string;
+  /** A ComfyUI models layout shared by every instance: its files are the loaders' choices. */
+  modelsDir?: string;
   logger?: (line: string) => void;
   /** What POST /simulator/crash does; default: the instance's crash(). The CLI exits the process. */
   onCrashRequest?: (instance: SimulatedComfyUI) => void;
@@ -106,6 +108,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
         port: port === 0 ? 0 : port + i,
         dataDir,
         nodeDelayMs,
+        ...(options.modelsDir !== undefined ? { modelsDir: resolve(options.modelsDir) } : {}),
         logger: (line) => logger(`[sim:${i}] ${line}`),
         onCrashRequest: options.onCrashRequest ? () => options.onCrashRequest!(handle) : undefined,
       });

@@ -7,6 +7,7 @@ import { InstanceStoppedError } from './errors.ts';
 import { Executor } from './executor.ts';
 import { defaultFaults, type SimulatorFaults } from './faults.ts';
 import { InstanceFiles } from './files.ts';
+import { ModelsFolder } from './models-folder.ts';
 import { PromptHistory } from './history.ts';
 import { readBody, requestUrl, sendAiohttpError } from './http-util.ts';
 import { PromptQueue, type QueueItem } from './prompt-queue.ts';
@@ -20,6 +21,8 @@ export interface InstanceOptions {
   port: number;
   dataDir: string;
   nodeDelayMs: number;
+  /** Models layout whose files the loaders list (see models-folder.ts). */
+  modelsDir?: string;
   logger: (line: string) => void;
   /** What POST /simulator/crash does (the CLI exits the process; in-process it is crash()). */
   onCrashRequest?: () => void;
@@ -29,6 +32,7 @@ export interface InstanceOptions {
 export class SimulatedInstance {
   private readonly opts: InstanceOptions;
   readonly files: InstanceFiles;
+  private readonly models: ModelsFolder;
   private server: Server | null = null;
   private sockets = new Set<Socket>();
   private hub!: WsHub;
@@ -52,6 +56,7 @@ export class SimulatedInstance {
   constructor(opts: InstanceOptions) {
     this.opts = opts;
     this.files = new InstanceFiles(opts.dataDir);
+    this.models = new ModelsFolder(opts.modelsDir);
     this.faults = defaultFaults(opts.nodeDelayMs);
   }
 
@@ -173,6 +178,7 @@ export class SimulatedInstance {
       crash: () => (this.opts.onCrashRequest ? this.opts.onCrashRequest() : void this.crash()),
       stats: () => this.stats,
       lenientEmptyCombos: true,
+      models: this.models,
       log: this.opts.logger,
     };
   }

@@ -17,6 +17,7 @@ import {
   sendFile,
   sendJson,
 } from './http-util.ts';
+import type { ModelsFolder } from './models-folder.ts';
 import { nodeDef, objectInfoText } from './object-info.ts';
 import type { PromptQueue, QueueItem } from './prompt-queue.ts';
 import { ordered, parsePyJson, PyFloat, pyDumps, pyKeys, pySet, toNumber } from './py-json.ts';
@@ -41,6 +42,8 @@ export interface RouteContext {
   crash(): void;
   stats(): Record<string, unknown>;
   lenientEmptyCombos: boolean;
+  /** The models folder (loader choices and /models/<folder>). */
+  models: ModelsFolder;
   log(line: string): void;
 }
 
@@ -173,16 +176,15 @@ function pyFloat(v: unknown): PyFloat {
 function objectInfoBody(ctx: RouteContext): string {
   const text = objectInfoText();
   const files = pyDumps(ctx.files.inputImages());
-  return text.replaceAll(
-    '"image": [[], {"image_upload": true}]',
-    `"image": [${files}, {"image_upload": true}]`,
-  );
+  return ctx.models
+    .patchObjectInfo(text)
+    .replaceAll('"image": [[], {"image_upload": true}]', `"image": [${files}, {"image_upload": true}]`);
 }
 
 function dynamicCombo(ctx: RouteContext, classType: string, input: string): string[] | undefined {
   if ((classType === 'LoadImage' || classType === 'LoadImageMask') && input === 'image')
     return ctx.files.inputImages();
-  return undefined;
+  return ctx.models.choices(classType, input);
 }
 
 async function postPrompt(ctx: RouteContext, body: Buffer, res: ServerResponse): Promise<void> {
@@ -447,7 +449,9 @@ export async function route(
     if (is('GET', '/models')) return sendJson(res, 200, MODEL_FOLDERS);
     if (method === 'GET' && path.startsWith('/models/')) {
       const folder = decodeURIComponent(path.slice('/models/'.length));
-      return MODEL_FOLDERS.includes(folder) ? sendJson(res, 200, []) : sendEmpty(res, 404);
+      return MODEL_FOLDERS.includes(folder)
+        ? sendJson(res, 200, ctx.models.files(folder) ?? [])
+        : sendEmpty(res, 404);
     }
     if (is('GET', '/features')) return sendJson(res, 200, serverFeatureFlags());
     if (is('GET', '/system_stats')) return sendJson(res, 200, systemStats(ctx.port));
@@ -533,7 +537,7 @@ export async function route(
       const cls = decodeURIComponent(path.slice('/object_info/'.length));
       const def = nodeDef(cls);
       if (!def) return sendJson(res, 200, {});
-      let out: unknown = def;
+      let out: unknown = ctx.models.patchedDef(cls) ?? def;
       if (cls === 'LoadImage' || cls === 'LoadImageMask') {
         out = parsePyJson(
           pyDumps(def).replace(
