@@ -29,6 +29,8 @@ export function collect(schema, values) {
   const required = new Set(schema?.required ?? []);
   for (const [name, prop] of Object.entries(schema?.properties ?? {})) {
     const v = values[name];
+    // The default is what the server applies anyway (and may be a large data URI).
+    if (prop.default !== undefined && v === prop.default) continue;
     if (v === '' || v === undefined || v === null) {
       if (required.has(name)) problems[name] = 'required';
       continue;
@@ -127,7 +129,7 @@ export function SchemaForm({ schema, busy, onSubmit, submitLabel = 'Run' }) {
     if (Object.keys(result.problems).length === 0) onSubmit(result.values);
   };
   const entries = Object.entries(schema?.properties ?? {});
-  return html`<form class="form" onSubmit=${submit} data-testid="schema-form">
+  return html`<form class="form" onSubmit=${submit} novalidate data-testid="schema-form">
     ${entries.length === 0 && html`<p class="muted">No parameters.</p>`}
     ${entries.map(([name, prop]) => html`<${Field} key=${name} name=${name} prop=${prop} required=${required.has(name)} value=${values[name]} problem=${problems[name]} onChange=${(v) => setValues((old) => ({ ...old, [name]: v }))} />`)}
     <div><button type="submit" disabled=${busy}>${submitLabel}</button></div>

@@ -82,7 +82,8 @@ function Prompt({ id }) {
   const toggle = async (e) => {
     if (!e.currentTarget.open || text !== null) return;
     try {
-      setText(JSON.stringify(await api(`/api/v2/jobs/${encodeURIComponent(id)}/workflow`), null, 2));
+      const body = await api(`/api/v2/jobs/${encodeURIComponent(id)}/workflow`);
+      setText(JSON.stringify(body.workflow ?? body, null, 2));
     } catch (err) {
       setText(`(${err.message})`);
     }

@@ -88,7 +88,9 @@ export function JobsView() {
         let rows = p.rows.map((r) => byId.get(r.id) ?? r);
         if (index === 0) {
           const known = new Set(rows.map((r) => r.id));
-          const fresh = jobs.filter((j) => !known.has(j.id) && j.status === 'queued' && matches(j, f));
+          // New jobs (newer than the top row) join the first page, whatever state they reached.
+          const top = rows[0]?.created_at ?? 0;
+          const fresh = jobs.filter((j) => !known.has(j.id) && j.created_at >= top && matches(j, f));
           if (fresh.length)
             rows = [...fresh.sort((a, b) => b.created_at - a.created_at), ...rows].slice(0, PAGE);
         }

@@ -3,6 +3,7 @@
 // time percentiles, queue depth, per-instance utilisation) covering the last hour. Memory is fixed:
 // the ring has windowMs/sampleMs entries, per-sample latency lists are capped, and per-instance
 // counters are dropped when the pool removes the instance.
+import { EventEmitter } from 'node:events';
 import type { FastifyPluginAsync } from 'fastify';
 import type { JobManager, JobRecord, JobStatus } from '../jobs/index.ts';
 import type { InstanceSnapshot } from '../pool/index.ts';
@@ -66,7 +67,7 @@ export function percentile(values: number[], p: number): number | null {
 }
 
 /** Collects job outcomes and fleet load; `summary()` is the /v1/stats body. Close it to stop its timers. */
-export class StatsCollector {
+export class StatsCollector extends EventEmitter<{ sample: [StatsSample] }> {
   readonly sampleMs: number;
   #manager: JobManager;
   #pool: StatsPool;
@@ -92,6 +93,7 @@ export class StatsCollector {
   #closed = false;
 
   constructor(options: StatsCollectorOptions) {
+    super();
     this.#manager = options.manager;
     this.#pool = options.pool;
     this.#clock = options.clock ?? Date.now;
@@ -253,7 +255,7 @@ export class StatsCollector {
     const ticks = Math.max(1, this.#ticks);
     const util: Record<string, number> = {};
     for (const [id, sum] of this.#busySum) util[id] = Math.round((sum / ticks) * 1000) / 1000;
-    this.#samples.push({
+    const sample: StatsSample = {
       t: now,
       done: this.#done,
       failed: this.#failed,
@@ -264,7 +266,8 @@ export class StatsCollector {
       run_p50: percentile(this.#runs, 50),
       run_p95: percentile(this.#runs, 95),
       util,
-    });
+    };
+    this.#samples.push(sample);
     if (this.#samples.length > this.#capacity) this.#samples.splice(0, this.#samples.length - this.#capacity);
     this.#done = 0;
     this.#failed = 0;
@@ -274,6 +277,7 @@ export class StatsCollector {
     this.#queuedSum = 0;
     this.#runningSum = 0;
     this.#busySum.clear();
+    this.emit('sample', sample);
   }
 }
 
