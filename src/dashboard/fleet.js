@@ -52,7 +52,7 @@ function InstanceCard({ instance: i, jobs }) {
     ${i.reason && html`<div class="reason" data-testid="reason">${i.reason}</div>`}
     <dl class="facts">
       <div><dt>Breaker</dt><dd><${Badge} value=${i.breaker} /></dd></div>
-      <div><dt>Slots</dt><dd><span data-testid="load">${i.running} running · ${i.queued} starting</span> / ${i.max_jobs}</dd></div>
+      <div><dt>Slots busy</dt><dd data-testid="load" title=${`${i.running} running, ${i.queued} starting`}>${i.running + i.queued} / ${i.max_jobs}</dd></div>
       <div><dt>ComfyUI queue</dt><dd>${i.comfy_queue_remaining ?? '—'}</dd></div>
       <div><dt>Done / failed</dt><dd><span data-testid="done">${i.done}</span> / <span data-testid="failed">${i.failed}</span></dd></div>
       <div><dt>Latency</dt><dd>${i.latency_ms === null ? '—' : duration(i.latency_ms)}</dd></div>

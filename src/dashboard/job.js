@@ -36,7 +36,7 @@ export function Output({ output }) {
     ${media}
     ${error && html`<p class="error">${error}</p>`}
     <figcaption>
-      <span class="mono">${output.name}</span> <span class="muted">${type} · ${bytes(output.size_bytes)} · node ${output.node_id}</span><br />
+      <span class="mono">${output.name}</span> <span class="muted">${type}${output.size_bytes > 0 ? ` · ${bytes(output.size_bytes)}` : ''} · node ${output.node_id}</span><br />
       ${src ? html`<a href=${src} download=${output.name}>Download</a>` : html`<a href=${output.url} rel="noreferrer" target="_blank">Open</a>`}
     </figcaption>
   </figure>`;

@@ -75,6 +75,8 @@ export interface GatewayOptions {
   sseKeepaliveMs?: number;
   /** DNS for outgoing model downloads (tests resolve names to loopback). */
   lookup?: import('../io/index.ts').LookupFunction;
+  /** Length of one /v1/stats sample (default 10 s; the screenshot script shortens it). */
+  statsSampleMs?: number;
 }
 
 /** Builds and starts a gateway listening on config.host:config.port. */
@@ -216,7 +218,11 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       detachPoolMetrics();
     });
 
-    const stats = new StatsCollector({ manager, pool });
+    const stats = new StatsCollector({
+      manager,
+      pool,
+      ...(options.statsSampleMs ? { sampleMs: options.statsSampleMs } : {}),
+    });
     const timings = new NodeTimings({ manager });
     closers.push(() => {
       stats.close();

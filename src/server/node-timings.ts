@@ -50,7 +50,9 @@ export class NodeTimings {
     const now = this.#clock();
     const list = this.#jobs.get(jobId) ?? [];
     if (!this.#jobs.has(jobId)) this.#jobs.set(jobId, list);
-    const attempt = this.#manager.get(jobId)?.attempts.length ?? 1;
+    const job = this.#manager.get(jobId);
+    const attempt = job?.attempts.length ?? 1;
+    const classOf = (nodeId: string) => job?.workflow[nodeId]?.class_type ?? null;
     const open = list.findLast((t) => t.ended_at === null);
     if (event.type === 'cached') {
       for (const nodeId of event.nodes) {
@@ -75,7 +77,7 @@ export class NodeTimings {
     if (list.length >= MAX_NODES) return;
     list.push({
       node_id: event.nodeId,
-      class_type: event.classType ?? null,
+      class_type: event.classType ?? classOf(event.nodeId),
       attempt,
       started_at: now,
       ended_at: null,

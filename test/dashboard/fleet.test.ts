@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
+import { loadDashboardFiles } from '../../src/server/dashboard-static.ts';
 import { startTestStack, type TestStack } from '../support/gateway.ts';
 import { launchBrowser, skipBrowser, UI_TIMEOUT_MS, watchErrors } from './browser.ts';
 
@@ -41,6 +42,12 @@ describe('dashboard fleet view', { skip, timeout: 90_000 }, () => {
     assert.notEqual(missing.status, 200);
   });
 
+  it('keeps all of its JavaScript under 100 KB gzipped', () => {
+    let gzip = 0;
+    for (const [path, file] of loadDashboardFiles()) if (/\.m?js$/.test(path)) gzip += file.gzip.length;
+    assert.ok(gzip > 10_000 && gzip < 100_000, `${gzip} bytes`);
+  });
+
   it('shows both instances as healthy, live', async () => {
     await page.goto(`${stack.url}/dashboard/`);
     const ids = stack.gateway.pool.list().map((s) => s.id);
@@ -53,6 +60,11 @@ describe('dashboard fleet view', { skip, timeout: 90_000 }, () => {
     }
     await page.getByTestId('connection').filter({ hasText: 'live' }).waitFor({ timeout: UI_TIMEOUT_MS });
     assert.equal(await page.locator('[data-instance]').count(), 2);
+    const paint = (await page.evaluate(
+      "performance.getEntriesByType('paint').find((e) => e.name === 'first-contentful-paint')?.startTime",
+    )) as number;
+    // 300 ms is the goal on an idle machine (see docs/dashboard.md); a loaded 2-core CI box gets slack.
+    assert.ok(paint > 0 && paint < 3000, `first contentful paint at ${paint} ms`);
   });
 
   it('turns a crashed instance unhealthy on screen within the health interval', async () => {
