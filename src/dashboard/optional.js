@@ -11,7 +11,15 @@ const SOURCES = {
     empty: 'This gateway has no model management (GET /v1/models answers 404).',
     parts: [
       { path: '/v1/models/downloads', title: 'Downloads' },
-      { path: '/v1/models', title: 'Inventory' },
+      {
+        path: '/v1/models',
+        title: 'Inventory',
+        // {folders: {checkpoints: [{name, instances, size}]}} → one row per model.
+        rows: (body) =>
+          Object.entries(body?.folders ?? {}).flatMap(([folder, list]) =>
+            Array.isArray(list) ? list.map((m) => ({ folder, ...m })) : [],
+          ),
+      },
     ],
   },
   pipelines: {
@@ -25,6 +33,7 @@ function cell(key, value) {
   if (value === null || value === undefined) return html`<span class="muted">—</span>`;
   if (key === 'status' || key === 'state') return html`<${Badge} value=${String(value)} />`;
   if (typeof value === 'string' && /_at$/.test(key)) return time(value);
+  if (Array.isArray(value) && value.every((v) => typeof v !== 'object')) return value.join(', ');
   if (typeof value === 'object')
     return html`<span class="mono">${JSON.stringify(value).slice(0, 120)}</span>`;
   return String(value);
@@ -43,8 +52,9 @@ function GenericTable({ rows }) {
     <tbody>${rows.map((r) => html`<tr>${keys.map((k) => html`<td>${cell(k, r?.[k])}</td>`)}</tr>`)}</tbody></table>`;
 }
 
-function Part({ path, title, onMissing }) {
+function Part({ path, title, rows: toRows, onMissing }) {
   const [state, setState] = useState({ loading: true });
+  const [round, setRound] = useState(0);
   useEffect(() => {
     api(path)
       .then((body) => setState({ body }))
@@ -52,12 +62,12 @@ function Part({ path, title, onMissing }) {
         if (err.status === 404) onMissing();
         setState({ error: err });
       });
-  }, [path]);
+  }, [path, round]);
   if (state.loading) return html`<p class="muted">Loading…</p>`;
   if (state.error)
     return state.error.status === 404 ? null : html`<p class="error">${state.error.message}</p>`;
-  const rows = rowsOf(state.body);
-  return html`<section class="panel"><h3>${title}</h3>
+  const rows = toRows ? toRows(state.body) : rowsOf(state.body);
+  return html`<section class="panel"><div class="toolbar"><h3>${title}</h3><span class="spacer"></span><button class="small" onClick=${() => setRound((n) => n + 1)}>Refresh</button></div>
     ${rows && rows.length > 0 && typeof rows[0] === 'object' ? html`<${GenericTable} rows=${rows} />` : rows ? html`<p class="muted">None.</p>` : html`<pre>${JSON.stringify(state.body, null, 2)}</pre>`}
   </section>`;
 }
@@ -69,6 +79,6 @@ export function OptionalView({ kind }) {
   useEffect(() => setMissing(0), [kind]);
   return html`<div data-testid=${`view-${kind}`}>
     <h2>${source.title}</h2>
-    ${missing >= source.parts.length ? html`<p class="muted">${source.empty}</p>` : source.parts.map((p) => html`<${Part} key=${p.path} path=${p.path} title=${p.title} onMissing=${() => setMissing((n) => n + 1)} />`)}
+    ${missing >= source.parts.length ? html`<p class="muted">${source.empty}</p>` : source.parts.map((p) => html`<${Part} key=${p.path} path=${p.path} title=${p.title} rows=${p.rows} onMissing=${() => setMissing((n) => n + 1)} />`)}
   </div>`;
 }

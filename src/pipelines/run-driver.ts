@@ -367,6 +367,8 @@ export class RunDriver {
               ? { timeout_ms: (step.timeoutMs ?? this.run.request.timeout_ms) as number }
               : {}),
             metadata: { pipeline_run_id: this.run.id, pipeline_step: step.id, pipeline_iteration: n },
+            // The dashboard lists and filters jobs by the named workflow they ran.
+            ...(step.workflow.kind === 'template' ? { name: step.workflow.name } : {}),
             ...(this.run.request.request_id ? { request_id: this.run.request.request_id } : {}),
             source: 'v2',
           },

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { loadDashboardFiles } from '../../src/server/dashboard-static.ts';
+import { startSimulator } from '../../src/simulator/index.ts';
 import { startTestStack, type TestStack } from '../support/gateway.ts';
 import { launchBrowser, skipBrowser, UI_TIMEOUT_MS, watchErrors } from './browser.ts';
 
@@ -65,6 +66,35 @@ describe('dashboard fleet view', { skip, timeout: 90_000 }, () => {
     )) as number;
     // 300 ms is the goal on an idle machine (see docs/dashboard.md); a loaded 2-core CI box gets slack.
     assert.ok(paint > 0 && paint < 3000, `first contentful paint at ${paint} ms`);
+  });
+
+  it('adds an instance and drains it away again, each after a confirmation', async () => {
+    const extra = await startSimulator({ port: 0, instances: 1 });
+    const dialogs: string[] = [];
+    const accept = (dialog: { message(): string; accept(): Promise<void> }) => {
+      dialogs.push(dialog.message());
+      void dialog.accept();
+    };
+    page.on('dialog', accept);
+    try {
+      const form = page.locator('form.add-instance');
+      await form.getByLabel('Instance URL').fill(extra.instances[0]!.url);
+      await form.getByLabel('Instance id').fill('extra');
+      await form.getByRole('button', { name: 'Add' }).click();
+      await page
+        .locator('[data-instance="extra"] .card-head .badge', { hasText: 'healthy' })
+        .waitFor({ timeout: UI_TIMEOUT_MS });
+      assert.ok(stack.gateway.pool.get('extra'));
+      await page.locator('[data-instance="extra"]').getByRole('button', { name: 'Drain & remove' }).click();
+      await page.locator('[data-instance="extra"]').waitFor({ state: 'detached', timeout: UI_TIMEOUT_MS });
+      assert.equal(stack.gateway.pool.get('extra'), undefined);
+      assert.equal(dialogs.length, 2);
+      assert.match(dialogs[0]!, /Add ComfyUI instance/);
+      assert.match(dialogs[1]!, /Drain and remove instance "extra"/);
+    } finally {
+      page.off('dialog', accept);
+      await extra.close();
+    }
   });
 
   it('turns a crashed instance unhealthy on screen within the health interval', async () => {

@@ -122,6 +122,35 @@ describe('dashboard jobs, job view and playground', { skip: skipBrowser(), timeo
     assert.deepEqual(size, [12, 7]);
   });
 
+  it('runs a pipeline from its generated form and lists its run; the models view lights up', async () => {
+    await page.goto(`${stack.url}/dashboard/#/playground/pipeline%3Agrow-until-wide`);
+    const form = page.getByTestId('schema-form');
+    await form.waitFor({ timeout: UI_TIMEOUT_MS });
+    await form
+      .locator('[data-field="image"] input[type="file"]')
+      .setInputFiles({ name: 'in.png', mimeType: 'image/png', buffer: png(10, 4) });
+    await form.locator('[data-field="image"] img').waitFor({ timeout: UI_TIMEOUT_MS });
+    await form.locator('input[name="min_width"]').fill('30');
+    await form.getByRole('button', { name: 'Run' }).click();
+    const result = page.getByTestId('run-result');
+    await result.locator('.toolbar .badge', { hasText: 'succeeded' }).waitFor({ timeout: UI_TIMEOUT_MS });
+    // 10 → 20 → 40 px wide: two iterations of the grow step, then the invert step.
+    assert.match((await result.locator('pre').last().textContent()) ?? '', /"width": 40/);
+    const runs = (await stack.request('/v1/pipeline-runs')).body.runs;
+    assert.equal(runs.length, 1);
+    const named = (await stack.request('/v1/dashboard/jobs?name=scale2x')).body.jobs;
+    assert.equal(named.length, 2, 'the step jobs carry their workflow name');
+
+    await page.goto(`${stack.url}/dashboard/#/pipelines`);
+    await page
+      .locator('[data-testid="view-pipelines"] td', { hasText: runs[0].id })
+      .waitFor({ timeout: UI_TIMEOUT_MS });
+    await page.goto(`${stack.url}/dashboard/#/models`);
+    await page
+      .locator('[data-testid="view-models"] h3', { hasText: 'Downloads' })
+      .waitFor({ timeout: UI_TIMEOUT_MS });
+  });
+
   it('cancels a running job from its job view', async () => {
     for (const sim of stack.sim.instances) sim.setFaults({ hang: true });
     try {
