@@ -81,7 +81,14 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
     retryStrategy,
     connectionName: 'cgw-worker',
   });
-  const connections = [command, subscriber, workerConnection];
+  const queueConnection = new Redis(options.redisUrl, {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    retryStrategy,
+    connectionName: 'cgw-queue',
+  });
+  const connections = [command, subscriber, workerConnection, queueConnection];
   let lastError: unknown = null;
   for (const c of connections) c.on('error', (err) => (lastError = err));
   const quit = async () => {
@@ -125,7 +132,7 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
   });
   const lockMs = Math.floor(options.leaseMs * 0.75);
   const queue = new FleetQueue({
-    connection: command,
+    connection: queueConnection,
     workerConnection,
     keys,
     lockMs,

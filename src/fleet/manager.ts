@@ -154,27 +154,25 @@ export class FleetJobManager extends JobManager {
 
   async #admit(job: JobRecord, input: SubmitInput): Promise<void> {
     const key = input.idempotencyKey ?? null;
-    // Both leave in this turn on one connection, admission first: a worker that sees the entry
-    // finds the record. An entry whose admission failed finds none and is dropped.
-    const admitted = this.#f.store.admit(job, key, { maxQueue: this.#maxQueue, ...this.#f.queue.waitKeys });
-    const queued = this.#f.queue.add(job.id, job.priority, input.extraData);
-    const [a, q] = await Promise.allSettled([admitted, queued]);
-    if (a.status === 'rejected') {
-      if (q.status === 'fulfilled') void this.#f.queue.remove(job.id).catch(() => {});
-      throw new StoreUnavailableError(a.reason);
+    // Record first, queue entry second: a worker that takes the entry always finds the record.
+    let admitted: Awaited<ReturnType<RedisJobStore['admit']>>;
+    try {
+      admitted = await this.#f.store.admit(job, key, { maxQueue: this.#maxQueue, ...this.#f.queue.waitKeys });
+    } catch (err) {
+      throw new StoreUnavailableError(err);
     }
-    if (a.value !== 'ok') {
-      if (q.status === 'fulfilled') void this.#f.queue.remove(job.id).catch(() => {});
-      if (a.value === 'duplicate') throw new IdempotencyKeyReuseError();
+    if (admitted === 'duplicate') throw new IdempotencyKeyReuseError();
+    if (admitted === 'full')
       throw new QueueFullError(Math.min(60, Math.max(1, Math.ceil(this.#waiting / 10))));
-    }
-    if (q.status === 'rejected') {
+    try {
+      await this.#f.queue.add(job.id, job.priority, input.extraData);
+    } catch (err) {
       // Recorded but not queued: nobody would run it, so it ends failed instead of waiting forever.
       job.error = { code: 'store_unavailable', message: 'The job could not be queued.' };
       transition(job, 'failed', this.#clock(), this.#retentionMs);
       this.#f.store.update(job);
       if (key) this.#f.store.releaseIdempotencyKey(key);
-      throw new StoreUnavailableError(q.reason);
+      throw new StoreUnavailableError(err);
     }
   }
 

@@ -22,7 +22,8 @@ export interface TakenEntry {
 
 /** Options of a FleetQueue. */
 export interface FleetQueueOptions {
-  /** Shared command connection (also the job store's: admission and add keep their order). */
+  /** The queue's own connection: BullMQ defines dozens of scripts on it, which every ioredis
+   * pipeline on that connection then copies, so the job store keeps a connection of its own. */
   connection: Redis;
   /** A connection the worker owns (it duplicates it for blocking reads). */
   workerConnection: Redis;
@@ -72,7 +73,7 @@ export class FleetQueue {
     return { waitKey: this.queue.keys.wait as string, prioritizedKey: this.queue.keys.prioritized as string };
   }
 
-  /** Adds a job's entry; call right after the admission, on the same connection. */
+  /** Adds a job's entry (after its record was admitted). */
   async add(id: string, priority: number, extraData?: Record<string, unknown>): Promise<void> {
     await this.queue.add('job', extraData ? { x: extraData } : {}, {
       jobId: id,
