@@ -90,13 +90,16 @@ export const comfyFacadeRoutes: FastifyPluginAsync<ComfyFacadeOptions> = async (
 
   both(app, 'POST', '/prompt', async (req, reply) => {
     const body = jsonBody(req);
-    if (!isObject(body) || !isObject(body.prompt)) {
+    if (!isObject(body) || !Object.hasOwn(body, 'prompt')) {
       return reply.code(400).send({
         error: comfyError('no_prompt', 'No prompt provided', 'No prompt provided'),
         node_errors: {},
       });
     }
-    let prompt: unknown = body.prompt;
+    // ComfyUI iterates the prompt: a list is an empty prompt, anything else not a dict raises (500).
+    if (body.prompt === null || typeof body.prompt !== 'object')
+      throw new MalformedBodyError('the prompt is not an object');
+    let prompt: unknown = Array.isArray(body.prompt) ? {} : body.prompt;
     // Too many nodes: 422 before any per-node work (ComfyUI has no limit, so no shape of its own).
     const tooLarge = (err: unknown) => {
       const e = err as GatewayError;
@@ -141,17 +144,22 @@ export const comfyFacadeRoutes: FastifyPluginAsync<ComfyFacadeOptions> = async (
       }
     }
     const api = prompt as ApiPrompt;
-    const verdict = validateForFacade(api, defs, (classType, input, value) => {
-      const spec = fileInputsOf(defs[classType] as NodeDef | undefined).get(input);
-      if (spec === undefined) return 'not_a_file';
-      const name =
-        typeof value === 'string' && spec.folder !== 'input' && !/ \[(input|output|temp)\]$/.test(value)
-          ? `${value} [${spec.folder}]`
-          : value;
-      if (uploads.lookupValue(name) !== undefined) return 'known';
-      const listed = listedValues(defs[classType], input);
-      return listed === undefined || listed.includes(value) ? 'known' : 'missing';
-    });
+    const verdict = validateForFacade(
+      api,
+      defs,
+      (classType, input, value) => {
+        const spec = fileInputsOf(defs[classType] as NodeDef | undefined).get(input);
+        if (spec === undefined) return 'not_a_file';
+        const name =
+          typeof value === 'string' && spec.folder !== 'input' && !/ \[(input|output|temp)\]$/.test(value)
+            ? `${value} [${spec.folder}]`
+            : value;
+        if (uploads.lookupValue(name) !== undefined) return 'known';
+        const listed = listedValues(defs[classType], input);
+        return listed === undefined || listed.includes(value) ? 'known' : 'missing';
+      },
+      body.partial_execution_targets,
+    );
     if (!verdict.ok) return reply.code(400).send({ error: verdict.error, node_errors: verdict.nodeErrors });
 
     const inputs = uploadInputs(api, defs, uploads);
@@ -324,6 +332,7 @@ export const comfyFacadeRoutes: FastifyPluginAsync<ComfyFacadeOptions> = async (
 function uploadInputs(prompt: ApiPrompt, defs: NodeDefs, uploads: FacadeUploads): Record<string, string> {
   const inputs: Record<string, string> = {};
   for (const [nodeId, node] of Object.entries(prompt)) {
+    if (!isObject(node) || !isObject(node.inputs)) continue;
     const files = fileInputsOf(defs[node.class_type] as NodeDef | undefined);
     for (const [input, spec] of files) {
       const value = node.inputs[input];
