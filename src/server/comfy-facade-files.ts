@@ -6,7 +6,12 @@ import multipart from '@fastify/multipart';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { contentTypeOf } from '../jobs/index.ts';
 import { loadSharp, type PendingBlob } from '../io/index.ts';
-import { both, type FacadeContext, type FacadeInstanceClient } from './comfy-facade-common.ts';
+import {
+  both,
+  type FacadeContext,
+  type FacadeInstanceClient,
+  sendAiohttp500,
+} from './comfy-facade-common.ts';
 import { instanceTag, untagSubfolder } from './comfy-facade-format.ts';
 import { normalizeSubfolder, UploadNameError } from './comfy-facade-uploads.ts';
 
@@ -25,11 +30,12 @@ export const fileRoutes: FastifyPluginAsync<{ ctx: FacadeContext; maxUploadBytes
 
   both(app, 'GET', '/view', async (req, reply) => {
     const q = req.query as Record<string, string | undefined>;
-    const filename = q.filename ?? '';
     const type = q.type ?? 'output';
-    // ComfyUI's answers, all with empty bodies: missing name 404, bad type / `..` 400, escape 403.
-    if (!filename) return reply.code(404).send();
-    if (!TYPES.has(type) || filename.includes('..') || /[\\/\0]/.test(filename))
+    // ComfyUI's answers, all with empty bodies: no filename 404, an empty one / bad type / `..` 400,
+    // a subfolder escaping its folder 403.
+    if (q.filename === undefined) return reply.code(404).send();
+    const filename = q.filename;
+    if (!filename || !TYPES.has(type) || filename.includes('..') || /^\/|[\\\0]/.test(filename))
       return reply.code(400).send();
     const { tag, subfolder: rest } = untagSubfolder(q.subfolder ?? '');
     let subfolder: string;
@@ -38,24 +44,53 @@ export const fileRoutes: FastifyPluginAsync<{ ctx: FacadeContext; maxUploadBytes
     } catch {
       return reply.code(403).send();
     }
-    if (!tag) {
-      const upload = uploads.lookup(type, subfolder, filename);
-      const stream = upload ? await uploads.open(upload) : undefined;
-      if (upload && stream) {
-        reply.header('content-length', String(upload.bytes));
-        reply.header('content-disposition', `filename="${filename.replace(/["\\\r\n]/g, '_')}"`);
-        return reply.code(200).type(contentTypeOf(filename)).send(stream);
+    const convert = viewConversion(q.preview, q.channel);
+    const disposition = `filename="${filename.replace(/["\\\r\n]/g, '_')}"`;
+    let found:
+      | { status: number; headers: Record<string, string>; contentType: string; body: Readable }
+      | undefined;
+    const upload = tag ? undefined : uploads.lookup(type, subfolder, filename);
+    const held = upload ? await uploads.open(upload) : undefined;
+    if (upload && held) {
+      found = {
+        status: 200,
+        headers: { 'content-length': String(upload.bytes) },
+        contentType: contentTypeOf(filename),
+        body: held,
+      };
+    } else {
+      const instances = ctx.options.pool.list();
+      const candidates = tag ? instances.filter((i) => instanceTag(i.id) === tag) : instances;
+      for (const instance of candidates) {
+        const client = ctx.options.pool.client(instance.id);
+        if (!client) continue;
+        const res = await openFrom(client, req, reply, { filename, subfolder, type }, convert === null);
+        if (res === 'range_not_satisfiable') return reply.code(416).send();
+        if (res) {
+          found = res;
+          break;
+        }
       }
     }
-    const instances = ctx.options.pool.list();
-    const candidates = tag ? instances.filter((i) => instanceTag(i.id) === tag) : instances;
-    for (const instance of candidates) {
-      const client = ctx.options.pool.client(instance.id);
-      if (!client) continue;
-      const sent = await streamFrom(client, req, reply, { filename, subfolder, type });
-      if (sent !== undefined) return sent;
+    if (!found) return reply.code(404).send();
+    if (convert) {
+      // ComfyUI's preview= and channel= conversions (PIL there, sharp here).
+      let image: { data: Buffer; contentType: string };
+      try {
+        image = await convert(await readAll(found.body, MAX_CONVERT_BYTES));
+      } catch (err) {
+        req.log.debug({ err: String(err) }, 'facade /view: conversion failed');
+        return sendAiohttp500(reply);
+      }
+      reply.header('content-disposition', disposition);
+      return reply.code(200).type(image.contentType).send(image.data);
     }
-    return reply.code(404).send();
+    for (const name of PASS_HEADERS) {
+      const value = found.headers[name];
+      if (value) reply.header(name, value);
+    }
+    reply.header('content-disposition', disposition);
+    return reply.code(found.status).type(found.contentType).send(found.body);
   });
 
   both(app, 'POST', '/upload/image', async (req, reply) => upload(req, reply, false));
@@ -194,41 +229,112 @@ function toNode(body: ReadableStream<Uint8Array> | NodeJS.ReadableStream): Reada
     : (body as Readable);
 }
 
-/** Streams the file from one instance; undefined when that instance does not have it. */
-async function streamFrom(
+/**
+ * Opens the file on one instance: its answer, undefined when that instance does not have it, or
+ * 'range_not_satisfiable'. The caller sends it (never this function: the first instance that has
+ * the file answers, and the others are not asked).
+ */
+async function openFrom(
   client: FacadeInstanceClient,
   req: FastifyRequest,
   reply: FastifyReply,
   file: { filename: string; subfolder: string; type: string },
-): Promise<FastifyReply | undefined> {
+  passRange: boolean,
+): Promise<
+  | { status: number; headers: Record<string, string>; contentType: string; body: Readable }
+  | 'range_not_satisfiable'
+  | undefined
+> {
   const controller = new AbortController();
   const onClose = () => controller.abort();
+  // Cut the instance's transfer when our client goes away (removed once the reply is done).
   reply.raw.once('close', onClose);
-  const range = req.headers.range;
-  let res: Awaited<ReturnType<FacadeInstanceClient['view']>>;
+  const range = passRange ? req.headers.range : undefined;
   try {
-    res = await client.view(file, { signal: controller.signal, ...(range ? { range } : {}) });
+    const res = await client.view(file, { signal: controller.signal, ...(range ? { range } : {}) });
+    const body = toNode(res.body);
+    if (res.status !== 200 && res.status !== 206) {
+      body.destroy();
+      reply.raw.off('close', onClose);
+      return res.status === 416 ? 'range_not_satisfiable' : undefined;
+    }
+    return {
+      status: res.status,
+      headers: res.headers,
+      contentType: res.contentType || contentTypeOf(file.filename),
+      body,
+    };
   } catch (err) {
     reply.raw.off('close', onClose);
     const status = (err as { status?: unknown }).status;
+    if (status === 416) return 'range_not_satisfiable';
+    // Not on this instance (404, or 400/403 for names it refuses): the next one may have it.
     if (status === 404 || status === 400 || status === 403) return undefined;
-    req.log.warn({ err, instance: client.baseUrl }, 'facade /view: instance failed');
+    req.log.warn({ err: String(err), instance: client.baseUrl }, 'facade /view: instance failed');
     return undefined;
   }
-  const body = toNode(res.body);
-  if (res.status !== 200 && res.status !== 206) {
-    body.destroy();
-    reply.raw.off('close', onClose);
-    if (res.status === 416) return reply.code(416).send();
-    return undefined;
+}
+
+/** Largest file /view converts (preview=, channel=) in memory. */
+const MAX_CONVERT_BYTES = 256 * 1024 * 1024;
+
+/**
+ * ComfyUI's /view conversions: `preview=webp|jpeg[;quality]` re-encodes (webp when the format is
+ * anything else or the channel has alpha; quality 90 by default; jpeg and channel=rgb drop alpha),
+ * `channel=rgb` gives the PNG without alpha, `channel=a` a PNG holding only the alpha. Null: serve as is.
+ */
+function viewConversion(
+  preview: string | undefined,
+  channel: string | undefined,
+): ((data: Buffer) => Promise<{ data: Buffer; contentType: string }>) | null {
+  if (preview !== undefined) {
+    const parts = preview.split(';');
+    let format = parts[0] ?? '';
+    if ((format !== 'webp' && format !== 'jpeg') || (channel ?? '').includes('a')) format = 'webp';
+    const last = parts.at(-1) ?? '';
+    const quality = /^\d+$/.test(last) ? Math.min(100, Math.max(1, Number(last))) : 90;
+    return async (data) => {
+      let image = loadSharp()(data);
+      if (format === 'jpeg' || channel === 'rgb') image = image.removeAlpha();
+      const out = format === 'jpeg' ? image.jpeg({ quality }) : image.webp({ quality });
+      return { data: await out.toBuffer(), contentType: `image/${format}` };
+    };
   }
-  for (const name of PASS_HEADERS) {
-    const value = res.headers[name];
-    if (value) reply.header(name, value);
+  if (channel === 'rgb')
+    return async (data) => ({
+      data: await loadSharp()(data).removeAlpha().png().toBuffer(),
+      contentType: 'image/png',
+    });
+  if (channel === 'a')
+    return async (data) => {
+      const sharp = loadSharp();
+      const alpha = await sharp(data)
+        .ensureAlpha()
+        .extractChannel(3)
+        .raw()
+        .toBuffer({ resolveWithObject: true });
+      const { width, height } = alpha.info;
+      const black = Buffer.alloc(width * height * 3);
+      const png = await sharp(black, { raw: { width, height, channels: 3 } })
+        .joinChannel(alpha.data, { raw: { width, height, channels: 1 } })
+        .png()
+        .toBuffer();
+      return { data: png, contentType: 'image/png' };
+    };
+  return null;
+}
+
+/** Reads a stream whole, refusing more than `limit` bytes. */
+async function readAll(stream: Readable, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of stream) {
+    size += (chunk as Buffer).length;
+    if (size > limit) {
+      stream.destroy();
+      throw new Error(`more than ${limit} bytes`);
+    }
+    chunks.push(chunk as Buffer);
   }
-  reply.header('content-disposition', `filename="${file.filename.replace(/["\\\r\n]/g, '_')}"`);
-  return reply
-    .code(res.status)
-    .type(res.contentType || contentTypeOf(file.filename))
-    .send(body);
+  return Buffer.concat(chunks);
 }

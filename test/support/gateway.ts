@@ -35,6 +35,8 @@ export async function startTestStack(
     env?: Record<string, string>;
     store?: JobStore;
     sseKeepaliveMs?: number;
+    /** The gateway's logger (default: pino at TEST_LOG_LEVEL, silent). */
+    logger?: pino.Logger;
   } = {},
 ): Promise<TestStack> {
   const sim = await startSimulator({
@@ -56,7 +58,7 @@ export async function startTestStack(
     });
     const config: Config = Object.freeze({ ...base, port: 0, host: '127.0.0.1' });
     gateway = await startGateway(config, {
-      logger: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
+      logger: options.logger ?? pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
       ...(options.store ? { store: options.store } : {}),
       ...(options.sseKeepaliveMs ? { sseKeepaliveMs: options.sseKeepaliveMs } : {}),
     });
