@@ -133,6 +133,8 @@ interface Material {
   pixelSource: string | Buffer;
   open(): Promise<Blob>;
   release(): void;
+  /** Where an asset asks to be placed (its file_path `input/sub/name.png`), kept on the instance. */
+  place?: { folder: string; subfolder: string; filename: string };
 }
 
 const ALLOWED_KINDS: Record<string, string[]> = {
@@ -467,6 +469,7 @@ export class InputResolver {
       throw new InputTypeRejectedError(`asset ${id} is not a supported image, video, audio or model file`, {
         asset_id: id,
       });
+    const place = placeOf(asset.file_path);
     return {
       sha256: asset.sha256,
       bytes: asset.size_bytes,
@@ -474,6 +477,7 @@ export class InputResolver {
       pixelSource: path,
       open: () => openAsBlob(path, { type: media.mime }),
       release: () => {},
+      ...(place ? { place } : {}),
     };
   }
 
@@ -483,20 +487,24 @@ export class InputResolver {
     options: ResolveOptions,
   ): Promise<string> {
     const client = options.client;
-    const memoKey = `${client.baseUrl}\0${folder}\0${material.sha256}`;
+    // An asset placed as `<folder>/…` keeps that name on the instance (what the prompt, and so the
+    // outputs' PNG metadata, shows: the name the client uploaded); others get a content name.
+    const place = material.place?.folder === folder ? material.place : undefined;
+    const memoKey = `${client.baseUrl}\0${folder}\0${material.sha256}${place ? `\0${place.subfolder}/${place.filename}` : ''}`;
     const known = this.#uploaded.get(memoKey);
     if (known !== undefined) return known;
     // Two jobs uploading the same content to the same instance at once share one upload.
     let pending = this.#inflight.get(memoKey);
     if (pending === undefined) {
       pending = this.#uploadLimit(async () => {
-        const filename = `${material.sha256.slice(0, 24)}.${material.media.ext}`;
+        const filename = place?.filename ?? `${material.sha256.slice(0, 24)}.${material.media.ext}`;
         const signal = options.signal
           ? AbortSignal.any([options.signal, AbortSignal.timeout(this.#options.timeoutMs ?? 60_000)])
           : AbortSignal.timeout(this.#options.timeoutMs ?? 60_000);
         try {
           const res = await client.uploadImage(await material.open(), {
             filename,
+            ...(place?.subfolder ? { subfolder: place.subfolder } : {}),
             type: folder,
             overwrite: false,
             signal,
@@ -517,6 +525,21 @@ export class InputResolver {
     }
     return pending;
   }
+}
+
+/** `input/sub/name.png` (a ComfyUI folder, then subfolders and a name) as an upload place. */
+function placeOf(filePath: string | null): Material['place'] {
+  const m = filePath ? /^(input|temp|output)\/(?:(.+)\/)?([^/]+)$/.exec(filePath) : null;
+  if (!m) return undefined;
+  const subfolder = m[2] ?? '';
+  const filename = m[3] as string;
+  if (
+    filename === '.' ||
+    filename === '..' ||
+    subfolder.split('/').some((p) => p === '..' || p === '.' || p === '')
+  )
+    return undefined;
+  return { folder: m[1] as string, subfolder, filename };
 }
 
 function fromDataUri(uri: string, maxBytes: number): Material {
