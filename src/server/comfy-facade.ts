@@ -26,6 +26,7 @@ import {
 } from './comfy-facade-common.ts';
 import { fileRoutes } from './comfy-facade-files.ts';
 import { historyEntry, queueItem } from './comfy-facade-format.ts';
+import { jobsRoutes } from './comfy-facade-jobs.ts';
 import { poolRoutes } from './comfy-facade-pool.ts';
 import { FacadeRelay } from './comfy-facade-relay.ts';
 import { type FacadePrompt, FacadePrompts } from './comfy-facade-state.ts';
@@ -326,6 +327,7 @@ export const comfyFacadeRoutes: FastifyPluginAsync<ComfyFacadeOptions> = async (
 
   await app.register(fileRoutes, { ctx, maxUploadBytes });
   await app.register(poolRoutes, { ctx });
+  await app.register(jobsRoutes, { ctx });
 };
 
 /** `request.inputs` entries that make io upload facade-held files to the job's instance. */
