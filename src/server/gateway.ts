@@ -253,7 +253,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     const pipelines = new PipelineRunner({
       jobs: manager,
       store: runStore,
-      templates: templateLookup(workflows, prepare.nodeDefs as () => Promise<NodeDefs>),
+      templates: templateLookup(workflows, prepare.nodeDefs as () => Promise<NodeDefs>, logger),
       prepare,
       files: assetFileStager({ assets, pool: poolLike, manager, ttlSeconds: config.jobRetentionMs / 1000 }),
       webhooks,

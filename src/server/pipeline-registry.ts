@@ -195,6 +195,7 @@ export class PipelineRegistry extends EventEmitter {
 export function templateLookup(
   registry: WorkflowRegistry,
   nodeDefs: () => Promise<NodeDefs>,
+  logger?: LoggerLike,
 ): TemplateLookup {
   const outputs = new WeakMap<TemplateEntry, Record<string, OutputSpec>>();
   const outputsOf = (entry: TemplateEntry): Record<string, OutputSpec> => {
@@ -203,8 +204,16 @@ export function templateLookup(
     specs = {};
     try {
       const doc = /\.json$/i.test(entry.file) ? JSON.parse(entry.source.text) : parseYaml(entry.source.text);
-      if (doc && typeof doc === 'object' && 'outputs' in doc)
-        specs = parseOutputSpecs((doc as { outputs: unknown }).outputs, entry.template.prompt).outputs;
+      if (doc && typeof doc === 'object' && 'outputs' in doc) {
+        const parsed = parseOutputSpecs((doc as { outputs: unknown }).outputs, entry.template.prompt);
+        specs = parsed.outputs;
+        // Once per loaded version of the template: the broken outputs are left out.
+        for (const issue of parsed.issues)
+          logger?.warn(
+            { template: entry.name, file: entry.file, output: issue.output, code: issue.code },
+            `template output skipped: ${issue.message}`,
+          );
+      }
     } catch {
       // The registry parsed this text already; nothing new can fail here.
     }
