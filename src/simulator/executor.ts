@@ -62,61 +62,61 @@ function formatValue(v: unknown): unknown {
 
 /** The execution engine of one instance (its cache and interrupt flag live here). */
 export class Executor {
-  private readonly deps: ExecutorDeps;
-  private readonly cache = new Map<string, CacheEntry>();
-  private readonly objects = new Map<string, Record<string, unknown>>();
-  private interruptFlag = false;
-  private interruptWaiters = new Set<() => void>();
+  readonly #deps: ExecutorDeps;
+  readonly #cache = new Map<string, CacheEntry>();
+  readonly #objects = new Map<string, Record<string, unknown>>();
+  #interruptFlag = false;
+  #interruptWaiters = new Set<() => void>();
   /** Client id and node of the prompt being executed (for the reconnect greeting). */
   currentClient: string | null = null;
   currentNode: string | null = null;
   currentPromptId: string | null = null;
 
   constructor(deps: ExecutorDeps) {
-    this.deps = deps;
+    this.#deps = deps;
   }
 
   /** Sets the interrupt flag (seen when the next node starts or at a progress tick). */
   interrupt(): void {
-    this.interruptFlag = true;
-    for (const w of this.interruptWaiters) w();
-    this.interruptWaiters.clear();
+    this.#interruptFlag = true;
+    for (const w of this.#interruptWaiters) w();
+    this.#interruptWaiters.clear();
   }
 
   /** Drops the node output cache (POST /free with free_memory). */
   freeMemory(): void {
-    this.cache.clear();
+    this.#cache.clear();
   }
 
-  private waitInterrupt(signal: AbortSignal): Promise<void> {
-    if (this.interruptFlag) return Promise.resolve();
+  #waitInterrupt(signal: AbortSignal): Promise<void> {
+    if (this.#interruptFlag) return Promise.resolve();
     return new Promise((resolve, reject) => {
       const done = () => {
         signal.removeEventListener('abort', onAbort);
         resolve();
       };
       const onAbort = () => {
-        this.interruptWaiters.delete(done);
+        this.#interruptWaiters.delete(done);
         reject(new InstanceStoppedError());
       };
       signal.addEventListener('abort', onAbort, { once: true });
-      this.interruptWaiters.add(done);
+      this.#interruptWaiters.add(done);
     });
   }
 
   /** Executes one queue item; returns its history entry. */
   async execute(item: QueueItem, signal: AbortSignal): Promise<HistoryEntry> {
-    const { hub } = this.deps;
+    const { hub } = this.#deps;
     const prompt = item.prompt as Record<string, { class_type: string; inputs: Record<string, unknown> }>;
     const promptId = item.promptId;
     const clientId = typeof item.extraData.client_id === 'string' ? item.extraData.client_id : null;
     const pf = promptFaults(item.extraData);
-    const faults = this.deps.faults();
+    const faults = this.#deps.faults();
     const delayMs = pf.nodeDelayMs ?? faults.nodeDelayMs;
     const failAt = pf.failAtNode ?? faults.failAtNode;
     const hang = pf.hang === true || faults.hang;
     const dropAt = pf.dropWsAtNode ?? faults.dropWebSocketAtNode;
-    this.interruptFlag = false;
+    this.#interruptFlag = false;
     this.currentClient = clientId;
     this.currentPromptId = promptId;
     const messages: Array<[string, Record<string, unknown>]> = [];
@@ -142,8 +142,8 @@ export class Executor {
       // One string hashed at once: the same bytes the digest used to get in pieces.
       let text = `${node.class_type}\0`;
       if (node.class_type === 'LoadImage' || node.class_type === 'LoadImageMask') {
-        const p = this.deps.files.annotatedPath(String(node.inputs.image));
-        text += p ? this.deps.files.fileHash(p) : '';
+        const p = this.#deps.files.annotatedPath(String(node.inputs.image));
+        text += p ? this.#deps.files.fileHash(p) : '';
       }
       for (const k of pyKeys(node.inputs).sort()) {
         const v = node.inputs[k];
@@ -159,7 +159,7 @@ export class Executor {
     };
     const ids = pyKeys(prompt);
     for (const id of ids) sigOf(id);
-    const cachedNodes = ids.filter((id) => this.cache.has(sigs.get(id)!));
+    const cachedNodes = ids.filter((id) => this.#cache.has(sigs.get(id)!));
     addMessage(
       'execution_cached',
       ordered([
@@ -174,7 +174,7 @@ export class Executor {
     const pending = new Map<string, true>();
     const blockCount = new Map<string, number>();
     const blocking = new Map<string, Set<string>>();
-    const isCached = (id: string) => this.cache.has(sigs.get(id)!);
+    const isCached = (id: string) => this.#cache.has(sigs.get(id)!);
     for (const out of item.outputs) {
       const stack = [out];
       const links: Array<[string, string]> = [];
@@ -278,7 +278,7 @@ export class Executor {
         const id = pick(ready);
         const node = prompt[id]!;
         const sig = sigs.get(id)!;
-        const hit = this.cache.get(sig);
+        const hit = this.#cache.get(sig);
         if (hit) {
           if (clientId !== null) {
             hub.send(
@@ -318,17 +318,17 @@ export class Executor {
             const v = node.inputs[k];
             let val: unknown = v;
             if (isLink(v)) {
-              const src = values.get(v[0]) ?? this.cache.get(sigs.get(v[0])!)?.outputs;
+              const src = values.get(v[0]) ?? this.#cache.get(sigs.get(v[0])!)?.outputs;
               val = src?.[v[1]];
             }
             inputs[k] = val;
             currentInputs.push([k, [formatValue(val)]]);
           }
           const objKey = `${id}:${node.class_type}`;
-          let state = this.objects.get(objKey);
+          let state = this.#objects.get(objKey);
           if (!state) {
             state = {};
-            this.objects.set(objKey, state);
+            this.#objects.set(objKey, state);
           }
           let pendingImage: Buffer | null = null;
           const flushImage = () => {
@@ -360,7 +360,7 @@ export class Executor {
             }
           };
           const checkInterrupt = () => {
-            if (this.interruptFlag) throw new InterruptedError();
+            if (this.#interruptFlag) throw new InterruptedError();
           };
           const ctx: NodeRunContext = {
             nodeId: id,
@@ -368,7 +368,7 @@ export class Executor {
             promptId,
             prompt: item.prompt,
             extraData: item.extraData,
-            files: this.deps.files,
+            files: this.#deps.files,
             state,
             signature: sig,
             def: nodeDef(node.class_type)!,
@@ -416,7 +416,7 @@ export class Executor {
           try {
             checkInterrupt();
             if (hang) {
-              await this.waitInterrupt(signal);
+              await this.#waitInterrupt(signal);
               checkInterrupt();
             }
             if (failAt !== null && failAt === id) {
@@ -472,7 +472,7 @@ export class Executor {
             break;
           }
           values.set(id, result.outputs);
-          this.cache.set(sig, {
+          this.#cache.set(sig, {
             outputs: result.outputs,
             ui: result.ui && pyKeys(result.ui).length > 0 ? result.ui : undefined,
           });
@@ -515,10 +515,10 @@ export class Executor {
     }
     // Keep only what this prompt used, like ComfyUI's clean_unused().
     const used = new Set(sigs.values());
-    for (const k of [...this.cache.keys()]) if (!used.has(k)) this.cache.delete(k);
+    for (const k of [...this.#cache.keys()]) if (!used.has(k)) this.#cache.delete(k);
     // Node objects of this prompt's (id, class) pairs stay, executed or not (those that ran are among them).
     const live = new Set(ids.map((i) => `${i}:${prompt[i]!.class_type}`));
-    for (const k of [...this.objects.keys()]) if (!live.has(k)) this.objects.delete(k);
+    for (const k of [...this.#objects.keys()]) if (!live.has(k)) this.#objects.delete(k);
     this.currentClient = null;
     this.currentPromptId = null;
     return {

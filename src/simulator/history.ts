@@ -20,49 +20,49 @@ export interface HistoryEntry {
 
 /** The history store of one instance. */
 export class PromptHistory {
-  private readonly entries = new Map<string, HistoryEntry>();
-  private readonly max: number;
+  readonly #entries = new Map<string, HistoryEntry>();
+  readonly #max: number;
 
   constructor(max = MAXIMUM_HISTORY_SIZE) {
-    this.max = max;
+    this.#max = max;
   }
 
   get size(): number {
-    return this.entries.size;
+    return this.#entries.size;
   }
 
   /** Records a finished prompt (an existing id keeps its place, as a Python dict would). */
   add(entry: HistoryEntry): void {
-    if (this.entries.size > this.max) {
-      const first = this.entries.keys().next().value;
-      if (first !== undefined) this.entries.delete(first);
+    if (this.#entries.size > this.#max) {
+      const first = this.#entries.keys().next().value;
+      if (first !== undefined) this.#entries.delete(first);
     }
-    this.entries.set(entry.item.promptId, entry);
+    this.#entries.set(entry.item.promptId, entry);
   }
 
   get(id: string): HistoryEntry | undefined {
-    return this.entries.get(id);
+    return this.#entries.get(id);
   }
 
   delete(id: string): void {
-    this.entries.delete(id);
+    this.#entries.delete(id);
   }
 
   clear(): void {
-    this.entries.clear();
+    this.#entries.clear();
   }
 
   values(): IterableIterator<HistoryEntry> {
-    return this.entries.values();
+    return this.#entries.values();
   }
 
   /** get_history(max_items, offset) over all entries. */
   list(maxItems: number | null, offset: number): Map<string, unknown> {
     const out = new Map<string, unknown>();
     let off = offset;
-    if (off < 0 && maxItems !== null) off = this.entries.size - maxItems;
+    if (off < 0 && maxItems !== null) off = this.#entries.size - maxItems;
     let i = 0;
-    for (const [k, e] of this.entries) {
+    for (const [k, e] of this.#entries) {
       if (i >= off) {
         out.set(k, entryJson(e));
         if (maxItems !== null && out.size >= maxItems) break;

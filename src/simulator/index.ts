@@ -46,35 +46,35 @@ export interface Simulator {
 }
 
 class InstanceHandle implements SimulatedComfyUI {
-  private readonly inner: SimulatedInstance;
+  readonly #inner: SimulatedInstance;
   readonly dataDir: string;
   constructor(inner: SimulatedInstance, dataDir: string) {
-    this.inner = inner;
+    this.#inner = inner;
     this.dataDir = dataDir;
   }
   get url(): string {
-    return this.inner.url;
+    return this.#inner.url;
   }
   get port(): number {
-    return this.inner.port;
+    return this.#inner.port;
   }
   get stats() {
-    return this.inner.stats;
+    return this.#inner.stats;
   }
   setFaults(faults: Partial<SimulatorFaults>): void {
-    this.inner.setFaults(faults);
+    this.#inner.setFaults(faults);
   }
   clearFaults(): void {
-    this.inner.clearFaults();
+    this.#inner.clearFaults();
   }
   crash(): Promise<void> {
-    return this.inner.crash();
+    return this.#inner.crash();
   }
   restart(): Promise<void> {
-    return this.inner.restart();
+    return this.#inner.restart();
   }
   close(): Promise<void> {
-    return this.inner.close();
+    return this.#inner.close();
   }
 }
 

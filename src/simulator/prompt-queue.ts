@@ -24,74 +24,74 @@ function less(a: QueueItem, b: QueueItem): boolean {
 
 /** Pending heap + running item of one instance. */
 export class PromptQueue {
-  private heap: QueueItem[] = [];
+  #heap: QueueItem[] = [];
   running: QueueItem | null = null;
 
   /** Pending items in heap order (what GET /queue returns). */
   pending(): readonly QueueItem[] {
-    return this.heap;
+    return this.#heap;
   }
 
   get size(): number {
-    return this.heap.length;
+    return this.#heap.length;
   }
 
   /** Pending plus running, as `queue_remaining` counts it. */
   remaining(): number {
-    return this.heap.length + (this.running ? 1 : 0);
+    return this.#heap.length + (this.running ? 1 : 0);
   }
 
   /** heapq.heappush */
   push(item: QueueItem): void {
-    this.heap.push(item);
-    this.siftDown(0, this.heap.length - 1);
+    this.#heap.push(item);
+    this.#siftDown(0, this.#heap.length - 1);
   }
 
   /** Pops the smallest item that may start (parked ones stay), or undefined. */
   popRunnable(): QueueItem | undefined {
-    if (this.heap.length === 0) return undefined;
-    if (!this.heap[0]!.parked) return this.heappop();
+    if (this.#heap.length === 0) return undefined;
+    if (!this.#heap[0]!.parked) return this.#heappop();
     let best = -1;
-    for (let i = 0; i < this.heap.length; i++) {
-      const it = this.heap[i]!;
-      if (!it.parked && (best < 0 || less(it, this.heap[best]!))) best = i;
+    for (let i = 0; i < this.#heap.length; i++) {
+      const it = this.#heap[i]!;
+      if (!it.parked && (best < 0 || less(it, this.#heap[best]!))) best = i;
     }
     if (best < 0) return undefined;
-    const [item] = this.heap.splice(best, 1);
-    this.heapify();
+    const [item] = this.#heap.splice(best, 1);
+    this.#heapify();
     return item;
   }
 
   /** Removes the first pending item with this prompt id (Python list order), then re-heapifies. */
   delete(promptId: string): boolean {
-    const i = this.heap.findIndex((x) => x.promptId === promptId);
+    const i = this.#heap.findIndex((x) => x.promptId === promptId);
     if (i < 0) return false;
-    this.heap.splice(i, 1);
-    this.heapify();
+    this.#heap.splice(i, 1);
+    this.#heapify();
     return true;
   }
 
   /** Empties the pending queue. */
   clear(): void {
-    this.heap = [];
+    this.#heap = [];
   }
 
-  private heappop(): QueueItem {
-    const last = this.heap.pop()!;
-    if (this.heap.length === 0) return last;
-    const top = this.heap[0]!;
-    this.heap[0] = last;
-    this.siftUp(0);
+  #heappop(): QueueItem {
+    const last = this.#heap.pop()!;
+    if (this.#heap.length === 0) return last;
+    const top = this.#heap[0]!;
+    this.#heap[0] = last;
+    this.#siftUp(0);
     return top;
   }
 
-  private heapify(): void {
-    for (let i = Math.floor(this.heap.length / 2) - 1; i >= 0; i--) this.siftUp(i);
+  #heapify(): void {
+    for (let i = Math.floor(this.#heap.length / 2) - 1; i >= 0; i--) this.#siftUp(i);
   }
 
   // Python's heapq._siftdown
-  private siftDown(start: number, pos: number): void {
-    const h = this.heap;
+  #siftDown(start: number, pos: number): void {
+    const h = this.#heap;
     const item = h[pos]!;
     let p = pos;
     while (p > start) {
@@ -108,8 +108,8 @@ export class PromptQueue {
   }
 
   // Python's heapq._siftup
-  private siftUp(pos: number): void {
-    const h = this.heap;
+  #siftUp(pos: number): void {
+    const h = this.#heap;
     const end = h.length;
     const start = pos;
     const item = h[pos]!;
@@ -123,6 +123,6 @@ export class PromptQueue {
       child = 2 * p + 1;
     }
     h[p] = item;
-    this.siftDown(start, p);
+    this.#siftDown(start, p);
   }
 }

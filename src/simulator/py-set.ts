@@ -72,10 +72,10 @@ function strBytes(s: string): Uint8Array {
 
 /** String hashing of one CPython process started with PYTHONHASHSEED=seed (0 = no randomisation). */
 export class PyStrHash {
-  private readonly k0: bigint;
-  private readonly k1: bigint;
+  readonly #k0: bigint;
+  readonly #k1: bigint;
   /** Node ids repeat from prompt to prompt: their hashes are kept (bounded). */
-  private readonly memo = new Map<string, bigint>();
+  readonly #memo = new Map<string, bigint>();
   constructor(seed: number) {
     // Python/bootstrap_hash.c lcg_urandom() fills the secret; siphash reads k0, k1 little-endian.
     const secret = new Uint8Array(16);
@@ -87,18 +87,18 @@ export class PyStrHash {
       }
     }
     const view = new DataView(secret.buffer);
-    this.k0 = view.getBigUint64(0, true);
-    this.k1 = view.getBigUint64(8, true);
+    this.#k0 = view.getBigUint64(0, true);
+    this.#k1 = view.getBigUint64(8, true);
   }
 
   /** hash(s) as an unsigned 64-bit value (the size_t the set uses). */
   hash(s: string): bigint {
-    const hit = this.memo.get(s);
+    const hit = this.#memo.get(s);
     if (hit !== undefined) return hit;
-    let h = s.length === 0 ? 0n : siphash13(this.k0, this.k1, strBytes(s));
+    let h = s.length === 0 ? 0n : siphash13(this.#k0, this.#k1, strBytes(s));
     if (h === MASK64) h = MASK64 - 1n; // -1 is reserved for errors: CPython returns -2
-    if (this.memo.size >= 4096) this.memo.clear();
-    if (s.length <= 64) this.memo.set(s, h);
+    if (this.#memo.size >= 4096) this.#memo.clear();
+    if (s.length <= 64) this.#memo.set(s, h);
     return h;
   }
 
