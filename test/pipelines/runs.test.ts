@@ -291,3 +291,27 @@ test('Idempotency-Key is single-use for runs; unknown runs are 404', async () =>
   assert.equal(missing.status, 404);
   assert.equal(missing.body.error.code, 'not_found');
 });
+
+test('a node that raises names its node and class in the run error', async () => {
+  for (const i of stack.sim.instances) i.setFaults({ failAtNode: '2' });
+  try {
+    const body = await run({
+      steps: [
+        {
+          id: 'flip',
+          workflow: {
+            '1': { class_type: 'EmptyImage', inputs: { width: 8, height: 8, batch_size: 1, color: 0 } },
+            '2': { class_type: 'ImageInvert', inputs: { image: ['1', 0] } },
+            '3': { class_type: 'SaveImage', inputs: { images: ['2', 0], filename_prefix: 'raise' } },
+          },
+        },
+      ],
+    });
+    assert.equal(body.status, 'failed');
+    assert.equal(body.error.code, 'step_failed');
+    assert.match(body.error.message, /^step flip, iteration 1: node 2 \(ImageInvert\): /);
+    assert.equal(body.error.job_error.code, 'node_execution_error');
+  } finally {
+    for (const i of stack.sim.instances) i.clearFaults();
+  }
+});
