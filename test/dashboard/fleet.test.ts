@@ -68,6 +68,14 @@ describe('dashboard fleet view', { skip, timeout: 90_000 }, () => {
     assert.ok(paint > 0 && paint < 3000, `first contentful paint at ${paint} ms`);
   });
 
+  it('draws the metrics charts (uPlot, loaded with the view)', async () => {
+    await page.goto(`${stack.url}/dashboard/#/metrics`);
+    await page.locator('[data-testid="charts"] canvas').nth(4).waitFor({ timeout: UI_TIMEOUT_MS });
+    assert.equal(await page.locator('[data-testid="charts"] .chart').count(), 5);
+    await page.goto(`${stack.url}/dashboard/#/fleet`);
+    await page.locator('[data-instance]').first().waitFor({ timeout: UI_TIMEOUT_MS });
+  });
+
   it('adds an instance and drains it away again, each after a confirmation', async () => {
     const extra = await startSimulator({ port: 0, instances: 1 });
     const dialogs: string[] = [];

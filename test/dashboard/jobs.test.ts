@@ -43,7 +43,7 @@ describe('dashboard jobs, job view and playground', { skip: skipBrowser(), timeo
 
   before(async () => {
     // Slow nodes, so progress is there to see.
-    stack = await startTestStack({ instances: 2, nodeDelayMs: 400, env: { WORKFLOWS_DIR: WORKFLOWS } });
+    stack = await startTestStack({ instances: 2, nodeDelayMs: 200, env: { WORKFLOWS_DIR: WORKFLOWS } });
     browser = await launchBrowser();
     page = await browser.newPage();
     errors = watchErrors(page);
