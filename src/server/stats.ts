@@ -11,6 +11,7 @@ import type { InstanceSnapshot } from '../pool/index.ts';
 /** The pool as the stats need it. */
 export interface StatsPool {
   list(): InstanceSnapshot[];
+  get(id: string): InstanceSnapshot | undefined;
   on(event: 'removed', listener: (e: { instanceId: string }) => void): unknown;
   off(event: 'removed', listener: (e: { instanceId: string }) => void): unknown;
 }
@@ -202,8 +203,9 @@ export class StatsCollector extends EventEmitter<{ sample: [StatsSample] }> {
   }
 
   #counts(now: number): Record<JobStatus, number> {
-    // A GROUP BY over the whole store: cached briefly so a busy dashboard does not repeat it.
-    if (!this.#countsCache || now - this.#countsCache.at > 2000) {
+    // A GROUP BY over the whole store (about 50 ms at 100,000 SQLite rows): cached for a few
+    // seconds so dashboards and scripts polling /v1/stats do not repeat it.
+    if (!this.#countsCache || now - this.#countsCache.at > 5000) {
       this.#countsCache = { at: now, counts: this.#manager.counts() };
     }
     return this.#countsCache.counts;
@@ -229,7 +231,7 @@ export class StatsCollector extends EventEmitter<{ sample: [StatsSample] }> {
         };
       }
       // Only instances the pool knows: a removed one would otherwise linger here.
-      if (this.#pool.list().some((s) => s.id === instanceId)) this.#instances.set(instanceId, c);
+      if (this.#pool.get(instanceId)) this.#instances.set(instanceId, c);
     }
     if (this.#waits.length < MAX_LATENCIES && job.queue_ms !== null) this.#waits.push(job.queue_ms);
     if (this.#runs.length < MAX_LATENCIES && job.execution_ms !== null) this.#runs.push(job.execution_ms);
