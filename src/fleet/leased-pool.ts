@@ -77,6 +77,11 @@ export class LeasedPool extends EventEmitter implements PoolLike {
     return this.#pool.canEverRun(classTypes);
   }
 
+  /** Over the whole pool: the fleet's shared queue reaches every gateway's instances. */
+  canRunNow(classTypes: string[]): boolean {
+    return this.#pool.canRunNow(classTypes);
+  }
+
   nodeDefsFor(instanceId?: string): ReturnType<PoolLike['nodeDefsFor']> {
     return this.#pool.nodeDefsFor(instanceId);
   }

@@ -74,6 +74,18 @@ export class QueueFullError extends GatewayError {
   }
 }
 
+/** A sync call found no healthy instance able to run its workflow (503 + Retry-After). */
+export class NoInstanceAvailableError extends GatewayError {
+  constructor(retryAfter: number, details?: Record<string, unknown>) {
+    super(
+      'no_instance_available',
+      503,
+      'No healthy instance can run this workflow now; retry later or submit it asynchronously.',
+      { retryAfter, details: details ?? null },
+    );
+  }
+}
+
 /** Unknown job id, or past retention (404). */
 export class JobNotFoundError extends GatewayError {
   constructor(id: string) {

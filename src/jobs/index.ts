@@ -6,6 +6,7 @@ export {
   InvalidTransitionError,
   InvalidWorkflowError,
   JobNotFoundError,
+  NoInstanceAvailableError,
   QueueFullError,
   ShuttingDownError,
   StorageUnavailableError,
@@ -22,6 +23,7 @@ export type {
   JobRecord,
   JobRequest,
   JobStatus,
+  JobWebhookDelivery,
   OutputOptions,
   OutputSource,
   Progress,
@@ -35,7 +37,7 @@ export {
   TERMINAL_STATUSES,
   transition,
 } from './job.ts';
-export type { JobManagerOptions, SubmitInput } from './manager.ts';
+export type { JobManagerOptions, LiveInfo, SubmitInput, WaitingReason } from './manager.ts';
 export { JobManager } from './manager.ts';
 export { MemoryJobStore } from './memory-store.ts';
 export { contentTypeOf, outputContentPath } from './outputs.ts';

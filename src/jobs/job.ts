@@ -100,6 +100,24 @@ export interface Attempt {
   suspect?: boolean;
 }
 
+/** One webhook delivery of a job's terminal event, kept on the job (its outbox entry while pending). */
+export interface JobWebhookDelivery {
+  id: string;
+  event: string;
+  url: string;
+  status: 'pending' | 'delivered' | 'failed' | 'skipped';
+  attempts: Array<{
+    attempt: number;
+    started_at: string;
+    duration_ms: number;
+    status_code: number | null;
+    error: string | null;
+  }>;
+  created_at: string;
+  completed_at: string | null;
+  error: string | null;
+}
+
 /** How outputs are delivered (architecture.md `output`). */
 export interface OutputOptions {
   store: 'link' | 'inline' | 'storage';
@@ -114,6 +132,10 @@ export interface JobRequest {
   webhook_url?: string;
   timeout_ms?: number;
   metadata?: unknown;
+  /** Extra webhook events asked for (terminal events are always sent), e.g. `job.progress`. */
+  webhook_events?: string[];
+  /** Epoch ms by which the whole job must end, queueing included (/prompt_sync timeouts). */
+  deadline_at?: number;
   request_id?: string;
   source?: 'v2' | 'prompt_sync';
   /** Jobs with the same serial key run one at a time, in submission order (the native facade's client ids). */
@@ -152,6 +174,10 @@ export interface JobRecord {
   execution_ms: number | null;
   /** Texts that nodes reported (e.g. text outputs), keyed by node id. */
   texts: Array<{ node_id: string; text: string }>;
+  /** Webhook deliveries of the terminal event (absent when none was sent). */
+  webhooks?: JobWebhookDelivery[];
+  /** True while a delivery is pending: the store's outbox (resumed after a restart). */
+  webhook_pending?: boolean;
 }
 
 /**

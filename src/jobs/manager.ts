@@ -1,9 +1,16 @@
 // The job service: creates durable jobs, owns every live job's state, applies attempt outcomes,
 // re-attaches or re-queues unfinished jobs after a restart, expires old jobs, and publishes events.
 // The HTTP layer talks only to this class.
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { GatewayError, JobNotFoundError, QueueFullError, ShuttingDownError } from './errors.ts';
+import { LRUCache } from 'lru-cache';
+import {
+  GatewayError,
+  JobNotFoundError,
+  NoInstanceAvailableError,
+  QueueFullError,
+  ShuttingDownError,
+} from './errors.ts';
 import { JobEvents } from './events.ts';
 import {
   isTerminal,
@@ -12,6 +19,7 @@ import {
   type JobRecord,
   type JobRequest,
   type JobStatus,
+  type JobWebhookDelivery,
   newJob,
   type Progress,
   recordAttempt,
@@ -66,6 +74,37 @@ export interface JobManagerOptions {
   lazyPersistMs?: number;
   /** Event channels (fleet mode passes one that fans out over Redis). */
   events?: JobEvents;
+  /**
+   * First delay before a job whose attempt failed on its instance is queued again (default 1000 ms);
+   * it doubles per attempt up to `retryBackoffMaxMs` (default 30 s), with jitter (half to all of it).
+   */
+  retryBackoffMs?: number;
+  retryBackoffMaxMs?: number;
+  /**
+   * How long a failed job's report waits for the first attempt of its error webhook (default 5000 ms;
+   * 0 = report at once): GET, ?wait and SSE show it failed once the receiver had its chance.
+   */
+  webhookHoldMs?: number;
+  /** Retry-After seconds of a sync call refused with no_instance_available (default 5). */
+  noInstanceRetryAfterS?: number;
+  /** Injectable for tests (jitter). */
+  random?: () => number;
+}
+
+/** Why a queued job waits (null when it does not). */
+export type WaitingReason =
+  | 'no_instance_available'
+  | 'instances_busy'
+  | 'retry_backoff'
+  | 'queued_on_instance';
+
+/** Time-dependent fields of a job, derived when it is read. */
+export interface LiveInfo {
+  waiting_reason: WaitingReason | null;
+  /** Estimate (epoch ms) from recent run times of the same workflow and the work ahead; null when unknown. */
+  estimated_completion_at: number | null;
+  /** Execution time so far while running, else the recorded one. */
+  execution_ms: number | null;
 }
 
 /** What a caller submits (already validated and converted to API format). */
@@ -76,6 +115,8 @@ export interface SubmitInput {
   request?: JobRequest;
   /** ComfyUI extra_data for this prompt; never persisted. */
   extraData?: Record<string, unknown>;
+  /** A caller waits for the result: refuse at once (503) when no healthy instance can run it now. */
+  sync?: boolean;
 }
 
 interface LiveJob {
@@ -93,6 +134,12 @@ interface LiveJob {
   prefetching: AbortController | null;
   /** Inputs fetched before the job took a slot; released when it ends. */
   prefetched: PrefetchedLike | null;
+  /** Set while a retry waits out its backoff (the job is in no queue meanwhile). */
+  retryTimer: NodeJS.Timeout | null;
+  /** Fails a job still waiting at its `deadline_at`. */
+  deadlineTimer: NodeJS.Timeout | null;
+  /** Set while a failed job's report waits for its error webhook: ends the wait now (shutdown). */
+  settle: (() => void) | null;
 }
 
 /** Events: 'started' (job) and 'terminal' (job) for metrics; 'run-event' (jobId, RunEvent) raw run events. */
@@ -118,6 +165,17 @@ export class JobManager extends EventEmitter {
   #sentPositions = new Map<string, number>();
   #started = false;
   #closing: Promise<void> | null = null;
+  #storeClosed = false;
+  #retryBackoffMs: number;
+  #retryBackoffMaxMs: number;
+  #webhookHoldMs: number;
+  #random: () => number;
+  /** Moving average of execution time per workflow shape (bounded). */
+  #runTimes = new LRUCache<string, number>({ max: 2000 });
+  /** Moving average over every workflow: the fallback for jobs ahead of unknown shape. */
+  #runTimeAll: number | null = null;
+  /** Cumulative estimated work ahead of each waiting job, recomputed at most every ETA_CACHE_MS. */
+  #aheadCache: { at: number; ahead: Map<string, number> | null } = { at: -Infinity, ahead: null };
 
   constructor(options: JobManagerOptions) {
     super();
@@ -129,6 +187,10 @@ export class JobManager extends EventEmitter {
     this.#newId = options.newId ?? randomUUID;
     this.#throttleMs = options.eventThrottleMs ?? 500;
     this.#lazyMs = options.lazyPersistMs ?? 1000;
+    this.#retryBackoffMs = options.retryBackoffMs ?? 1000;
+    this.#retryBackoffMaxMs = options.retryBackoffMaxMs ?? 30_000;
+    this.#webhookHoldMs = options.webhookHoldMs ?? 5000;
+    this.#random = options.random ?? Math.random;
     this.#scheduler = new Scheduler({ pool: this.#pool, dispatch: (e, l) => this.#dispatch(e, l) });
     this.#runner = new Runner({
       nodeDefsFor: (id) => this.#pool.nodeDefsFor(id),
@@ -166,6 +228,7 @@ export class JobManager extends EventEmitter {
     if (this.#started) return;
     this.#started = true;
     await this.#recover();
+    this.#resumeWebhooks();
     this.#scheduler.start();
     const sweepMs = Math.min(60_000, Math.max(1000, Math.floor(this.#o.retentionMs / 10)));
     this.#retentionTimer = setInterval(() => this.sweep(), sweepMs);
@@ -201,9 +264,15 @@ export class JobManager extends EventEmitter {
       ...(input.request ? { request: input.request } : {}),
       idempotencyKey: input.idempotencyKey ?? null,
     });
+    if (input.sync && !this.#pool.canRunNow(job.class_types)) {
+      throw new NoInstanceAvailableError(this.#o.noInstanceRetryAfterS ?? 5, {
+        class_types: job.class_types,
+      });
+    }
     this.#store.insert(job, input.idempotencyKey);
     const live = this.#newLive(job, input.extraData);
     this.#live.set(id, live);
+    this.#armDeadline(live);
     // Queued only once its insert is committed: a job whose commit failed was never handed out
     // (its submitter answers 503) and must never reach an instance.
     this.#store.durable().then(
@@ -305,6 +374,76 @@ export class JobManager extends EventEmitter {
     return this.#scheduler.position(id);
   }
 
+  /**
+   * Why a job waits, when it should end (an estimate: a moving average of recent run times of the same
+   * workflow shape, plus the work queued ahead of it spread over the healthy slots), and its execution
+   * time so far.
+   */
+  liveInfo(job: JobRecord): LiveInfo {
+    const live = this.#live.get(job.id);
+    if (!live || isTerminal(job.status) || live.job !== job) {
+      return { waiting_reason: null, estimated_completion_at: null, execution_ms: job.execution_ms };
+    }
+    const now = this.#clock();
+    const own = this.#runTimes.get(workflowKey(live)) ?? null;
+    if (live.lease) {
+      const runStart = Math.max(job.started_at ?? 0, job.attempts.at(-1)?.started_at ?? 0);
+      const running = job.status === 'running' && job.started_at !== null;
+      const end = own === null ? null : runStart + own;
+      return {
+        waiting_reason: running ? null : 'queued_on_instance',
+        estimated_completion_at: end !== null && end >= now ? end : null,
+        execution_ms: running ? now - (job.started_at as number) : job.execution_ms,
+      };
+    }
+    const reason: WaitingReason = live.retryTimer
+      ? 'retry_backoff'
+      : this.#pool.canRunNow(job.class_types)
+        ? 'instances_busy'
+        : 'no_instance_available';
+    const ahead = own === null ? undefined : this.#workAhead(now).get(job.id);
+    const slots = this.#healthySlots();
+    return {
+      waiting_reason: reason,
+      estimated_completion_at:
+        own === null || ahead === undefined || slots === 0 ? null : Math.round(now + ahead / slots + own),
+      execution_ms: job.execution_ms,
+    };
+  }
+
+  #healthySlots(): number {
+    let slots = 0;
+    for (const s of this.#pool.list()) if (s.state === 'healthy') slots += s.maxJobs ?? 1;
+    return slots;
+  }
+
+  /** Estimated work (ms) ahead of each waiting job: running jobs' remainder plus the queue before it. */
+  #workAhead(now: number): Map<string, number> {
+    const cache = this.#aheadCache;
+    if (cache.ahead && now - cache.at < ETA_CACHE_MS) return cache.ahead;
+    const ahead = new Map<string, number>();
+    const fallback = this.#runTimeAll;
+    let sum = 0;
+    let known = fallback !== null;
+    for (const live of this.#live.values()) {
+      if (!live.lease) continue;
+      const avg = this.#runTimes.get(workflowKey(live)) ?? fallback;
+      const start = live.job.started_at ?? live.job.attempts.at(-1)?.started_at ?? now;
+      if (avg === null) known = false;
+      else sum += Math.max(0, start + avg - now);
+    }
+    for (const id of this.#scheduler.waitingIds()) {
+      if (!known) break;
+      ahead.set(id, sum);
+      const live = this.#live.get(id);
+      const avg = live ? (this.#runTimes.get(workflowKey(live)) ?? fallback) : fallback;
+      if (avg === null) known = false;
+      else sum += avg;
+    }
+    this.#aheadCache = { at: now, ahead };
+    return ahead;
+  }
+
   /** Latest preview of a live job (SSE snapshot). */
   latestPreview(id: string): LiveJob['preview'] {
     return this.#live.get(id)?.preview ?? null;
@@ -330,6 +469,8 @@ export class JobManager extends EventEmitter {
     const live = this.#live.get(id);
     if (!live) return this.require(id);
     const job = live.job;
+    // A failed job waiting for its error webhook is already over.
+    if (live.settle) return job;
     if (job.status === 'queued' && !live.lease) {
       this.#scheduler.remove(id);
       live.prefetching?.abort();
@@ -396,6 +537,9 @@ export class JobManager extends EventEmitter {
       persistTimer: null,
       prefetching: null,
       prefetched: null,
+      retryTimer: null,
+      deadlineTimer: null,
+      settle: null,
     };
   }
 
@@ -439,9 +583,47 @@ export class JobManager extends EventEmitter {
             ? { details: e.details as Record<string, unknown> }
             : {}),
         };
-        this.#finish(live, 'failed');
+        this.#settle(live, 'failed');
       }
     })();
+  }
+
+  /** Arms the timer that fails a job still waiting for an instance at its `deadline_at`. */
+  #armDeadline(live: LiveJob): void {
+    const deadline = live.job.request.deadline_at;
+    if (deadline === undefined) return;
+    live.deadlineTimer = setTimeout(
+      () => {
+        live.deadlineTimer = null;
+        const job = live.job;
+        // A running attempt ends by its own timeout (the deadline bounds it at dispatch).
+        if (this.#live.get(job.id) !== live || live.lease || live.settle || isTerminal(job.status)) return;
+        this.#scheduler.remove(job.id);
+        job.error = {
+          code: 'timeout',
+          message: `The job did not finish within its deadline (${deadline - job.created_at} ms); it never got an instance.`,
+        };
+        this.#settle(live, job.status === 'canceling' ? 'canceled' : 'failed');
+      },
+      Math.max(0, deadline - this.#clock()),
+    );
+    live.deadlineTimer.unref();
+  }
+
+  /** Queues a job again after an exponential backoff with jitter (its attempt failed on an instance). */
+  #enqueueAfterBackoff(live: LiveJob): void {
+    const failures = Math.max(1, live.job.attempts.length);
+    const full = Math.min(this.#retryBackoffMaxMs, this.#retryBackoffMs * 2 ** (failures - 1));
+    const delay = full / 2 + this.#random() * (full / 2);
+    if (!(delay > 0)) {
+      this.#enqueue(live.job);
+      return;
+    }
+    live.retryTimer = setTimeout(() => {
+      live.retryTimer = null;
+      if (this.#live.get(live.job.id) === live && live.job.status === 'queued') this.#enqueue(live.job);
+    }, delay);
+    live.retryTimer.unref();
   }
 
   #enqueue(job: JobRecord): void {
@@ -491,7 +673,11 @@ export class JobManager extends EventEmitter {
     live.lease = lease;
     live.controller = new AbortController();
     live.tracker = new ProgressTracker(live.job.workflow);
-    const timeoutMs = live.job.request.timeout_ms ?? this.#o.jobTimeoutMs;
+    const deadline = live.job.request.deadline_at;
+    const timeoutMs = Math.min(
+      live.job.request.timeout_ms ?? this.#o.jobTimeoutMs,
+      deadline === undefined ? Number.POSITIVE_INFINITY : Math.max(1, deadline - this.#clock()),
+    );
     const controller = live.controller;
     const task = this.#runner
       .run({
@@ -562,7 +748,7 @@ export class JobManager extends EventEmitter {
     const wait = live.lastProgressAt + this.#throttleMs - now;
     if (wait <= 0) {
       live.lastProgressAt = now;
-      if (live.job.progress) this.events.emit(live.job.id, { type: 'progress', data: live.job.progress });
+      this.#publishProgress(live);
       return;
     }
     if (live.progressTimer) return;
@@ -571,9 +757,25 @@ export class JobManager extends EventEmitter {
       live.progressTimer = null;
       if (isTerminal(live.job.status)) return;
       live.lastProgressAt = this.#clock();
-      if (live.job.progress) this.events.emit(live.job.id, { type: 'progress', data: live.job.progress });
+      this.#publishProgress(live);
     }, wait);
     live.progressTimer.unref();
+  }
+
+  /** One progress snapshot to SSE watchers, and to the webhook when the job asked for job.progress. */
+  #publishProgress(live: LiveJob): void {
+    const job = live.job;
+    if (!job.progress) return;
+    this.events.emit(job.id, { type: 'progress', data: job.progress });
+    const webhooks = this.#o.webhooks;
+    const url = job.request.webhook_url ?? this.#o.webhookUrl;
+    if (!webhooks || !url || !job.request.webhook_events?.includes('job.progress')) return;
+    // The dispatcher throttles progress per job and URL and never retries it.
+    this.#trackWebhook(
+      webhooks
+        .send(job.id, url, 'job.progress', webhookPayload(job), requestHeaders(job))
+        .catch((err) => this.#o.logger?.warn({ err, job_id: job.id }, 'progress webhook failed')),
+    );
   }
 
   #applyOutcome(live: LiveJob, lease: LeaseLike, outcome: AttemptOutcome): void {
@@ -618,7 +820,12 @@ export class JobManager extends EventEmitter {
         lease.release({ ok: false, error: outcome.error, infrastructure: false });
         if (attempt) attempt.error = { code: outcome.error.code, message: outcome.error.message };
         job.error = outcome.error;
-        this.#finish(
+        if (outcome.partial) {
+          // Files other branches produced before the failure stay part of the job.
+          job.outputs = outcome.partial.outputs;
+          job.output_sources = outcome.partial.sources;
+        }
+        this.#settle(
           live,
           job.status === 'canceling' && outcome.error.code === 'interrupted' ? 'canceled' : 'failed',
         );
@@ -644,7 +851,7 @@ export class JobManager extends EventEmitter {
             code: 'job_suspected_poison',
             message: `The instance went down while this job ran, ${suspects} times; it is not retried again. Last error: ${outcome.error.message}`,
           };
-          this.#finish(live, 'failed');
+          this.#settle(live, 'failed');
           return;
         }
         if (job.attempts.length >= this.#o.maxAttempts) {
@@ -652,7 +859,7 @@ export class JobManager extends EventEmitter {
             code: 'upstream_unavailable',
             message: `The job failed on ${job.attempts.length} attempt(s); last error: ${outcome.error.message}`,
           };
-          this.#finish(live, 'failed');
+          this.#settle(live, 'failed');
           return;
         }
         if (job.status === 'running') transition(job, 'queued', now, this.#o.retentionMs);
@@ -660,14 +867,56 @@ export class JobManager extends EventEmitter {
         job.progress = null;
         this.#persist(live);
         this.#emitStatus(live);
-        this.#enqueue(job);
+        this.#enqueueAfterBackoff(live);
         return;
       }
     }
   }
 
+  /**
+   * Ends a job as failed (or canceled) once its error webhook had its chance: the delivery starts now
+   * with the terminal state, and the job is reported terminal when the first attempt ended or
+   * `webhookHoldMs` passed (docs/io.md: error webhooks are awaited before the job is reported).
+   */
+  #settle(live: LiveJob, status: 'failed' | 'canceled'): void {
+    const job = live.job;
+    const url = job.request.webhook_url ?? this.#o.webhookUrl;
+    if (status !== 'failed' || !this.#o.webhooks || !url || this.#webhookHoldMs <= 0 || this.#closing) {
+      this.#finish(live, status);
+      return;
+    }
+    const now = this.#clock();
+    const terminal = structuredClone(job);
+    transition(terminal, status, now, this.#o.retentionMs);
+    if (terminal.started_at && terminal.execution_ms === null)
+      terminal.execution_ms = now - terminal.started_at;
+    let firstAttempt: (() => void) | null = null;
+    const settled = new Promise<void>((resolve) => {
+      firstAttempt = resolve;
+    });
+    const sent = this.#sendWebhook(job, url, terminal, (delivery) => {
+      if (delivery.attempts.length > 0 || delivery.status !== 'pending') firstAttempt?.();
+    });
+    let done = false;
+    const release = () => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      live.settle = null;
+      this.#finish(live, status, sent);
+    };
+    const timer = setTimeout(release, this.#webhookHoldMs);
+    timer.unref();
+    live.settle = release;
+    void settled.then(release);
+  }
+
   /** Moves a live job to a terminal status, persists, notifies, and forgets it. */
-  #finish(live: LiveJob, status: Extract<JobStatus, 'succeeded' | 'failed' | 'canceled' | 'expired'>): void {
+  #finish(
+    live: LiveJob,
+    status: Extract<JobStatus, 'succeeded' | 'failed' | 'canceled' | 'expired'>,
+    webhookSent = false,
+  ): void {
     const job = live.job;
     const now = this.#clock();
     if (status === 'canceled' && job.status === 'running')
@@ -675,10 +924,16 @@ export class JobManager extends EventEmitter {
     transition(job, status, now, this.#o.retentionMs);
     if (status !== 'succeeded' && job.started_at && job.execution_ms === null)
       job.execution_ms = now - job.started_at;
-    if (live.progressTimer) clearTimeout(live.progressTimer);
+    for (const timer of [live.progressTimer, live.retryTimer, live.deadlineTimer])
+      if (timer) clearTimeout(timer);
     live.progressTimer = null;
     live.prefetched?.release();
     live.prefetched = null;
+    live.retryTimer = null;
+    live.deadlineTimer = null;
+    if (status === 'succeeded' && job.execution_ms !== null) this.#recordRunTime(live, job.execution_ms);
+    // The delivery record (the outbox entry) is written with the terminal state, in one commit.
+    if (!webhookSent) this.#notifyWebhook(job);
     this.#persist(live);
     this.#live.delete(job.id);
     this.#scheduler.release(job.id, job.request.serial_key);
@@ -686,25 +941,121 @@ export class JobManager extends EventEmitter {
     if (this.#recent.size > RECENT_JOBS) this.#recent.delete(this.#recent.keys().next().value as string);
     this.#emitStatus(live, job.outputs);
     this.emit('terminal', job);
-    this.#notifyWebhook(job);
+    this.#logOutcome(job);
+  }
+
+  /** One line per finished job, at the level a person on call wants (warn for failed/expired). */
+  #logOutcome(job: JobRecord): void {
+    const logger = this.#o.logger;
+    if (!logger) return;
+    const line = {
+      job_id: job.id,
+      request_id: job.request.request_id ?? null,
+      status: job.status,
+      instance: job.attempts.at(-1)?.instance_id ?? null,
+      attempts: job.attempts.length,
+      queue_ms: job.queue_ms,
+      execution_ms: job.execution_ms,
+      total_ms: job.completed_at !== null ? job.completed_at - job.created_at : null,
+    };
+    if (job.status === 'failed' || job.status === 'expired') {
+      logger.warn({ ...line, error_code: job.error?.code ?? null }, `job ${job.status}`);
+    } else {
+      logger.info(line, `job ${job.status}`);
+    }
+  }
+
+  #recordRunTime(live: LiveJob, ms: number): void {
+    const key = workflowKey(live);
+    const prev = this.#runTimes.get(key);
+    this.#runTimes.set(key, prev === undefined ? ms : prev + RUN_TIME_SMOOTHING * (ms - prev));
+    const all = this.#runTimeAll;
+    this.#runTimeAll = all === null ? ms : all + RUN_TIME_SMOOTHING * (ms - all);
   }
 
   #notifyWebhook(job: JobRecord): void {
-    const webhooks = this.#o.webhooks;
     const url = job.request.webhook_url ?? this.#o.webhookUrl;
-    if (!webhooks || !url) return;
+    if (!this.#o.webhooks || !url) return;
+    this.#sendWebhook(job, url, job);
+  }
+
+  /**
+   * Sends the terminal event of `job` (as `view` shows it) and keeps its delivery on the job: the
+   * pending record is the outbox entry a restarted gateway resumes; attempts are shown on GET.
+   * Returns true when a delivery was started.
+   */
+  #sendWebhook(
+    job: JobRecord,
+    url: string,
+    view: JobRecord,
+    onUpdate?: (delivery: JobWebhookDelivery) => void,
+    resume?: JobWebhookDelivery,
+  ): boolean {
+    const webhooks = this.#o.webhooks;
+    if (!webhooks) return false;
     const type =
-      job.status === 'succeeded'
+      view.status === 'succeeded'
         ? 'job.succeeded'
-        : job.status === 'canceled'
+        : view.status === 'canceled'
           ? 'job.canceled'
           : 'job.failed';
     // Tracked so shutdown waits for it; the dispatcher retries and never rejects.
     this.#trackWebhook(
       webhooks
-        .send(job.id, url, type, webhookPayload(job), requestHeaders(job))
+        .send(job.id, url, resume ? (resume.event as typeof type) : type, webhookPayload(view), {
+          ...requestHeaders(job),
+          ...(resume ? { resume } : {}),
+          onUpdate: (delivery) => {
+            this.#recordDelivery(job, delivery);
+            onUpdate?.(delivery);
+          },
+        })
         .catch((err) => this.#o.logger?.error({ err, job_id: job.id }, 'webhook dispatch failed')),
     );
+    return true;
+  }
+
+  /** Keeps a delivery's latest state on its job; a terminal job is written at once (outbox). */
+  #recordDelivery(job: JobRecord, update: JobWebhookDelivery): void {
+    // The dispatcher's record also names the job; the job's own copy does not need to.
+    const { job_id: _, ...delivery } = update as JobWebhookDelivery & { job_id?: string };
+    const list = job.webhooks ?? [];
+    job.webhooks = list;
+    const index = list.findIndex((d) => d.id === delivery.id);
+    if (index >= 0) list[index] = delivery;
+    else list.push(delivery);
+    if (list.length > MAX_JOB_DELIVERIES) list.splice(0, list.length - MAX_JOB_DELIVERIES);
+    const pending = list.some((d) => d.status === 'pending');
+    if (pending) job.webhook_pending = true;
+    else delete job.webhook_pending;
+    if (!isTerminal(job.status) || this.#storeClosed) return;
+    try {
+      this.#store.update(job);
+    } catch (err) {
+      this.#o.logger?.warn({ err, job_id: job.id }, 'could not record a webhook delivery');
+    }
+  }
+
+  /** Resumes the deliveries a previous run left pending (the store's outbox). */
+  #resumeWebhooks(): void {
+    const jobs = this.#store.listPendingWebhooks?.() ?? [];
+    if (jobs.length === 0) return;
+    this.#o.logger?.info({ jobs: jobs.length }, 'resuming pending webhook deliveries');
+    for (const job of jobs) {
+      const url = job.request.webhook_url ?? this.#o.webhookUrl;
+      for (const delivery of job.webhooks ?? []) {
+        if (delivery.status !== 'pending') continue;
+        if (!url) {
+          this.#recordDelivery(job, {
+            ...delivery,
+            status: 'skipped',
+            error: 'no webhook URL is configured',
+          });
+          continue;
+        }
+        this.#sendWebhook(job, url, job, undefined, delivery);
+      }
+    }
   }
 
   #emitStatus(live: LiveJob, outputs?: JobOutput[]): void {
@@ -757,6 +1108,7 @@ export class JobManager extends EventEmitter {
       }
       const live = this.#newLive(job);
       this.#live.set(job.id, live);
+      this.#armDeadline(live);
       if (typeof job.workflow !== 'object' || job.workflow === null) {
         // A record we cannot run again must not stop the gateway from starting.
         job.error = {
@@ -877,10 +1229,13 @@ export class JobManager extends EventEmitter {
       this.#scheduler.close();
       if (this.#retentionTimer) clearInterval(this.#retentionTimer);
       if (this.#positionTimer) clearInterval(this.#positionTimer);
+      // Failed jobs waiting for their webhook's first attempt are reported (and stored) now.
+      for (const live of [...this.#live.values()]) live.settle?.();
       for (const live of this.#live.values()) {
         live.prefetching?.abort();
         live.prefetched?.release();
-        if (live.progressTimer) clearTimeout(live.progressTimer);
+        for (const timer of [live.progressTimer, live.retryTimer, live.deadlineTimer])
+          if (timer) clearTimeout(timer);
         if (live.persistTimer) this.#persist(live);
       }
       const webhookTasks = [...this.#webhookTasks];
@@ -894,6 +1249,7 @@ export class JobManager extends EventEmitter {
       this.events.close();
       this.#live.clear();
       this.#recent.clear();
+      this.#storeClosed = true;
       this.#store.close();
     })();
     return this.#closing;
@@ -911,6 +1267,31 @@ const LOCATE_HISTORY_ITEMS = 256;
 
 /** How many finished jobs stay in memory for cheap reads (bounded; the store has them all). */
 const RECENT_JOBS = 1024;
+
+/** Weight of the newest run in the moving average of run times. */
+const RUN_TIME_SMOOTHING = 0.3;
+
+/** How long the queue's work-ahead estimate is reused (listing many queued jobs costs one pass). */
+const ETA_CACHE_MS = 250;
+
+/** Deliveries kept on one job (terminal events only; progress events are not recorded there). */
+const MAX_JOB_DELIVERIES = 10;
+
+const workflowKeys = new WeakMap<LiveJob, string>();
+
+/** The workflow's shape (node ids and classes, not values): runs of one workflow or template share it. */
+function workflowKey(live: LiveJob): string {
+  let key = workflowKeys.get(live);
+  if (key === undefined) {
+    const shape = Object.entries(live.job.workflow)
+      .map(([id, node]) => `${id}:${node.class_type}`)
+      .sort()
+      .join('|');
+    key = createHash('sha1').update(shape).digest('base64url');
+    workflowKeys.set(live, key);
+  }
+  return key;
+}
 
 function detachedLease(instanceId: string, client: NonNullable<ReturnType<PoolLike['client']>>): LeaseLike {
   return { instanceId, url: client.baseUrl, client, markStarted() {}, release() {} };

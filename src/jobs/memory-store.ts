@@ -75,6 +75,12 @@ export class MemoryJobStore implements JobStore {
       .map((j) => structuredClone(j));
   }
 
+  listPendingWebhooks(): JobRecord[] {
+    return [...this.#jobs.values()]
+      .filter((j) => j.webhook_pending === true && isTerminal(j.status))
+      .map((j) => structuredClone(j));
+  }
+
   hasIdempotencyKey(key: string, now: number): boolean {
     const at = this.#keys.get(key);
     return at !== undefined && at + IDEMPOTENCY_TTL_MS > now;

@@ -4,6 +4,7 @@
 import type { EventEmitter } from 'node:events';
 import type { ApiPrompt, RunEvent, RunResult } from '../comfy/index.ts';
 import type { Logger } from '../logger.ts';
+import type { JobWebhookDelivery } from './job.ts';
 
 // The data types are the client SDK's own (jobs/ may import comfy/); only behaviour is structural.
 export type { ApiPrompt, OutputFile, RunEvent, RunResult } from '../comfy/index.ts';
@@ -74,8 +75,10 @@ export type NodeDefs = Record<string, unknown>;
 export interface PoolLike extends Pick<EventEmitter, 'on' | 'off'> {
   tryAcquire(req: { classTypes: string[]; models?: string[]; exclude?: string[] }): LeaseLike | null;
   canEverRun(classTypes: string[]): { ok: true } | { ok: false; missing: string[] };
+  /** True when a healthy instance has every class now (busy or not). */
+  canRunNow(classTypes: string[]): boolean;
   nodeDefsFor(instanceId?: string): Promise<NodeDefs>;
-  list(): Array<{ id: string; state: string }>;
+  list(): Array<{ id: string; state: string; maxJobs?: number }>;
   client(id: string): ComfyClientLike | undefined;
 }
 
@@ -129,7 +132,11 @@ export interface WebhookDispatcherLike {
     url: string,
     eventType: 'job.succeeded' | 'job.failed' | 'job.canceled' | 'job.progress',
     payload: unknown,
-    options?: { headers?: Record<string, string> },
+    options?: {
+      headers?: Record<string, string>;
+      onUpdate?: (delivery: JobWebhookDelivery) => void;
+      resume?: JobWebhookDelivery;
+    },
   ): Promise<unknown>;
   /** Throws when delivery to `url` would be refused (shape, credentials, literal private address). */
   validateUrl?(url: string): void;

@@ -1,7 +1,7 @@
 // One attempt of one job on one lease: resolve inputs, submit (or re-attach to) the prompt under
 // the job id, stream events to the caller, collect outputs, and classify how it ended. It never
 // changes job state itself; the manager applies the outcome, so every state change has one owner.
-import { scopedSignal } from '../comfy/index.ts';
+import { collectOutputs, scopedSignal } from '../comfy/index.ts';
 import { isResolvableString } from '../io/index.ts';
 import type { JobError, JobOutput, JobRecord, OutputSource } from './job.ts';
 import { linkOutputs } from './outputs.ts';
@@ -22,7 +22,7 @@ export type AbortReason = { kind: 'cancel' } | { kind: 'shutdown' };
 /** How an attempt ended. */
 export type AttemptOutcome =
   | { kind: 'succeeded'; result: RunResult; outputs: JobOutput[]; sources: OutputSource[] }
-  | { kind: 'failed'; error: JobError }
+  | { kind: 'failed'; error: JobError; partial?: { outputs: JobOutput[]; sources: OutputSource[] } }
   | { kind: 'retry'; error: JobError }
   | { kind: 'canceled' }
   | { kind: 'shutdown' };
@@ -153,6 +153,16 @@ export class Runner {
   async run(ctx: AttemptContext): Promise<AttemptOutcome> {
     const scope = scopedSignal([ctx.signal, ctx.leaseSignal], ctx.timeoutMs);
     const signal = scope.signal;
+    // What output nodes reported before a failure: another branch's files are kept (partial results).
+    const executed: Record<string, Record<string, unknown>> = {};
+    const onEvent = ctx.onEvent;
+    ctx = {
+      ...ctx,
+      onEvent: (event) => {
+        if (event.type === 'executed') executed[event.nodeId] = event.output;
+        onEvent(event);
+      },
+    };
     try {
       const result = await this.#execute(ctx, signal);
       const collected = await this.#collect(ctx, result, signal);
@@ -180,7 +190,8 @@ export class Runner {
       const { error, retryable } = jobErrorFrom(err);
       if (retryable) return { kind: 'retry', error };
       this.#options.logger?.debug({ job_id: ctx.job.id, err }, 'attempt failed');
-      return { kind: 'failed', error };
+      const partial = await this.#partial(ctx, executed, signal);
+      return { kind: 'failed', error, ...(partial ? { partial } : {}) };
     } finally {
       scope.dispose();
     }
@@ -240,6 +251,34 @@ export class Runner {
       ...(o.source ?? links.sources[i] ?? { filename: '', subfolder: '', type: 'output' }),
     }));
     return { outputs: delivered as unknown as JobOutput[], sources };
+  }
+
+  /** The files output nodes produced before the failure, delivered like a success's (links on error). */
+  async #partial(
+    ctx: AttemptContext,
+    executed: Record<string, Record<string, unknown>>,
+    signal: AbortSignal,
+  ): Promise<{ outputs: JobOutput[]; sources: OutputSource[] } | null> {
+    if (Object.keys(executed).length === 0) return null;
+    const { files, texts } = collectOutputs(executed);
+    if (files.length === 0) return null;
+    const now = Date.now();
+    const result: RunResult = {
+      promptId: ctx.job.id,
+      outputs: files,
+      texts,
+      rawOutputs: executed,
+      stats: { queuedAt: now, finishedAt: now, nodes: {}, cachedNodes: [] },
+    };
+    try {
+      return await this.#collect(ctx, result, signal);
+    } catch (err) {
+      this.#options.logger?.warn(
+        { job_id: ctx.job.id, err },
+        'could not deliver partial outputs; linking them',
+      );
+      return linkOutputs(ctx.job.id, ctx.instanceId, result, ctx.job.expires_at);
+    }
   }
 
   async #cancelOnInstance(ctx: AttemptContext): Promise<void> {

@@ -57,6 +57,10 @@ const MIGRATIONS: readonly string[] = [
   `CREATE INDEX jobs_by_name ON jobs (${NAME_EXPR}, created_at DESC, id DESC);`,
   // A scratch row the store writes and deletes to learn whether it can commit again after a failure.
   `CREATE TABLE store_probe (id INTEGER PRIMARY KEY, pad BLOB);`,
+  // The webhook outbox: terminal jobs whose delivery is still pending. A partial index on the
+  // record's flag, so the write path stays one statement and the index holds only pending jobs.
+  `CREATE INDEX jobs_webhook_pending ON jobs (created_at)
+     WHERE json_extract(data, '$.webhook_pending') = 1;`,
 ];
 
 /** Bytes the recovery probe writes: a commit of this size must fit before the store calls itself healthy. */
@@ -418,6 +422,16 @@ export class SqliteJobStore implements JobStore {
   listUnfinished(): JobRecord[] {
     this.#flushLogged();
     return (this.#stmt.unfinished.all() as unknown as Row[]).map(fromRow);
+  }
+
+  listPendingWebhooks(): JobRecord[] {
+    this.flush();
+    const rows = this.#db
+      .prepare(
+        `SELECT data, workflow FROM jobs WHERE json_extract(data, '$.webhook_pending') = 1 AND status IN (${TERMINAL_LIST}) ORDER BY created_at ASC`,
+      )
+      .all() as unknown as Row[];
+    return rows.map(fromRow);
   }
 
   hasIdempotencyKey(key: string, now: number): boolean {

@@ -43,6 +43,11 @@ export interface JobStore {
   releaseIdempotencyKey(key: string): void;
   /** Deletes terminal jobs past `expires_at` and idempotency keys past their TTL; returns jobs removed. */
   deleteExpired(now: number): number;
+  /**
+   * Terminal jobs with a webhook delivery still pending (`webhook_pending`): the outbox a restarted
+   * gateway resumes. Optional: a store without it loses pending deliveries on restart.
+   */
+  listPendingWebhooks?(): JobRecord[];
   /** Count of jobs per status. */
   counts(): Record<JobStatus, number>;
   /** Whether the store can write now (absent = always); /ready reports not-ready while it cannot. */

@@ -201,6 +201,15 @@ export class Pool extends EventEmitter<PoolEvents> {
     return { ok: false, missing: best.sort() };
   }
 
+  /** True when a healthy instance (not draining) has every class now, busy or not. */
+  canRunNow(classTypes: string[]): boolean {
+    if (this.closing) return false;
+    for (const instance of this.instances.values()) {
+      if (instance.state === 'healthy' && instance.hasClasses(classTypes)) return true;
+    }
+    return false;
+  }
+
   /** The /object_info of one instance (cached), or of any healthy instance when no id is given. */
   async nodeDefsFor(instanceId?: string): Promise<Record<string, NodeDef>> {
     if (this.closing) throw new PoolClosedError();

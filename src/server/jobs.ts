@@ -98,7 +98,7 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
       });
       const origin = originOf(request, publicUrl);
       return {
-        jobs: page.jobs.map((j) => renderJob(j, origin, manager.queuePosition(j.id))),
+        jobs: page.jobs.map((j) => renderJob(j, origin, manager.queuePosition(j.id), manager.liveInfo(j))),
         next_cursor: page.nextCursor,
         has_more: page.nextCursor !== null,
       };
@@ -116,7 +116,8 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
     }),
     async (request) => {
       const { id } = request.params as { id: string };
-      return renderJob(await manager.fetch(id), originOf(request, publicUrl), manager.queuePosition(id));
+      const job = await manager.fetch(id);
+      return renderJob(job, originOf(request, publicUrl), manager.queuePosition(id), manager.liveInfo(job));
     },
   );
 
@@ -134,7 +135,7 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
       const { id } = request.params as { id: string };
       const job = await manager.requestCancel(id);
       request.log.info({ job_id: id, status: job.status }, 'job cancel requested');
-      return renderJob(job, originOf(request, publicUrl), manager.queuePosition(id));
+      return renderJob(job, originOf(request, publicUrl), manager.queuePosition(id), manager.liveInfo(job));
     },
   );
 
@@ -189,14 +190,18 @@ export async function createJob(
   if (body.webhook_url) manager.checkWebhookUrl(body.webhook_url);
   const { workflow, inputs: derived, name } = await input.prepare();
   const inputs = derived ? { ...body.inputs, ...derived } : body.inputs;
+  const wait = input.wait !== undefined && input.wait > 0 ? input.wait : 0;
   let job = manager.submit({
     workflow,
+    // A caller that waits gets 503 at once when no healthy instance can run it (async ones queue).
+    ...(wait > 0 ? { sync: true } : {}),
     ...(body.priority !== undefined ? { priority: body.priority } : {}),
     idempotencyKey: key,
     request: {
       ...(inputs && Object.keys(inputs).length ? { inputs } : {}),
       ...(body.output ? { output: body.output } : {}),
       ...(body.webhook_url ? { webhook_url: body.webhook_url } : {}),
+      ...(body.webhook_events?.length ? { webhook_events: [...new Set(body.webhook_events)] } : {}),
       ...(body.timeout_ms ? { timeout_ms: body.timeout_ms } : {}),
       ...(body.metadata !== undefined ? { metadata: body.metadata } : {}),
       request_id: request.id,
@@ -208,17 +213,17 @@ export async function createJob(
   const origin = originOf(request, publicUrl);
   // v2: a 201 means the job is recorded and queued. The body is the Job as created: the prompt may
   // already be running by the time the commit lands.
-  let rendered = renderJob(job, origin, manager.queuePosition(job.id));
+  let rendered = renderJob(job, origin, manager.queuePosition(job.id), manager.liveInfo(job));
   await manager.durable();
   request.log.info({ job_id: job.id, idempotency_key: key }, 'job created');
-  if (input.wait && input.wait > 0) {
-    const scope = scopedSignal([replySignal(reply), shutdownSignal], input.wait * 1000);
+  if (wait > 0) {
+    const scope = scopedSignal([replySignal(reply), shutdownSignal], wait * 1000);
     try {
       job = await manager.waitForTerminal(job.id, scope.signal);
     } finally {
       scope.dispose();
     }
-    rendered = renderJob(job, origin, manager.queuePosition(job.id));
+    rendered = renderJob(job, origin, manager.queuePosition(job.id), manager.liveInfo(job));
   }
   return reply.code(201).header('location', `/api/v2/jobs/${job.id}`).send(rendered);
 }

@@ -1,7 +1,9 @@
 // POST /prompt_sync: the serverless-handler shape. It creates an ordinary job (so it can also be
 // polled, streamed and listed), waits for it, and answers `{prompt_id, status, execution_time,
 // outputs, images?, node_errors}` or `{error, detail, prompt_id, node_errors, timestamp}`.
-// A client that disconnects does not cancel the job; shutdown hands the job back by id.
+// `timeout` (body or `?timeout=`) bounds the whole call, queueing included; with no healthy instance
+// able to run the workflow it answers 503 at once. A client that disconnects does not cancel the
+// job; shutdown hands the job back by id.
 import { Readable } from 'node:stream';
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import {
@@ -16,7 +18,7 @@ import {
 import { renderError } from './errors.ts';
 import { replySignal } from './jobs.ts';
 import { originOf } from './render.ts';
-import { promptSyncBody } from './schemas.ts';
+import { promptSyncBody, promptSyncQuery } from './schemas.ts';
 import { zodRoute } from './zod.ts';
 
 /** Options of the prompt_sync plugin. */
@@ -59,7 +61,7 @@ export const promptSyncRoutes: FastifyPluginAsync<PromptSyncRoutesOptions> = asy
       prompt_id: job?.id ?? null,
       node_errors: nodeErrors,
       timestamp: new Date().toISOString(),
-      ...(job ? { status: job.status, job_url: `/api/v2/jobs/${job.id}` } : {}),
+      ...(job ? { status: job.status, job_url: `/api/v2/jobs/${job.id}`, ...failureContext(job) } : {}),
     });
 
   app.post(
@@ -67,6 +69,7 @@ export const promptSyncRoutes: FastifyPluginAsync<PromptSyncRoutesOptions> = asy
     {
       ...zodRoute({
         body: promptSyncBody,
+        querystring: promptSyncQuery,
         summary: 'Run a prompt and wait for its result (serverless handler shape)',
         tags: ['compat'],
         operationId: 'promptSync',
@@ -81,22 +84,32 @@ export const promptSyncRoutes: FastifyPluginAsync<PromptSyncRoutesOptions> = asy
       },
     },
     async (request, reply) => {
+      const startedAt = Date.now();
       const body = request.body as import('zod').infer<typeof promptSyncBody>;
+      const query = request.query as import('zod').infer<typeof promptSyncQuery>;
+      const seconds = body.timeout ?? query.timeout;
+      const timeoutMs = seconds !== undefined ? Math.max(1, Math.round(seconds * 1000)) : jobTimeoutMs;
+      // The deadline counts from the request's arrival: preparation (UI conversion) is part of the call.
+      const deadline = startedAt + timeoutMs;
       const workflow = await prepareWorkflow(body.prompt, body.overrides, prepare);
-      const timeoutMs = body.timeout ? Math.round(body.timeout * 1000) : jobTimeoutMs;
       const created = await manager.create({
         workflow,
+        sync: true,
         ...(body.priority !== undefined ? { priority: body.priority } : {}),
         request: {
           timeout_ms: timeoutMs,
+          deadline_at: deadline,
           ...(body.inputs ? { inputs: body.inputs } : {}),
           ...(body.webhook_url ? { webhook_url: body.webhook_url } : {}),
           request_id: request.id,
           source: 'prompt_sync',
         },
       });
-      // The job's own timeout ends it; the extra margin covers queueing and the interrupt landing.
-      const scope = scopedSignal([replySignal(reply), shutdownSignal], timeoutMs + 30_000);
+      // The job ends by its deadline (failed with timeout); the small margin lets that land first.
+      const scope = scopedSignal(
+        [replySignal(reply), shutdownSignal],
+        Math.max(0, deadline - Date.now()) + SETTLE_MARGIN_MS,
+      );
       let job: JobRecord;
       try {
         job = await manager.waitForTerminal(created.id, scope.signal);
@@ -110,7 +123,7 @@ export const promptSyncRoutes: FastifyPluginAsync<PromptSyncRoutesOptions> = asy
           reply,
           504,
           'timeout',
-          'The job is still waiting for an instance; poll it by prompt_id.',
+          'The job did not end within its timeout; poll it by prompt_id.',
           job,
         );
       }
@@ -150,6 +163,26 @@ export const promptSyncRoutes: FastifyPluginAsync<PromptSyncRoutesOptions> = asy
     },
   );
 };
+
+/** How long past its deadline the call waits for the job's timeout to land before answering 504. */
+const SETTLE_MARGIN_MS = 2000;
+
+/**
+ * What a failed job knows, for the error answer: the failing node, its class, the exception, the
+ * traceback, and the outputs other branches produced before it failed (partial results).
+ */
+function failureContext(job: JobRecord): Record<string, unknown> {
+  const error = job.error;
+  const exceptionType = error?.details?.exception_type;
+  return {
+    ...(error?.node_id ? { node_id: error.node_id } : {}),
+    ...(error?.class_type ? { class_type: error.class_type } : {}),
+    ...(typeof exceptionType === 'string' ? { exception_type: exceptionType } : {}),
+    ...(error?.code === 'node_execution_error' ? { exception_message: error.message } : {}),
+    ...(error?.traceback ? { traceback: error.traceback } : {}),
+    ...(job.outputs.length > 0 ? { outputs: historyOutputs(job) } : {}),
+  };
+}
 
 /** ComfyUI-history-like outputs `{node_id: {images: [{filename, subfolder, type}], text?: [...]}}`. */
 function historyOutputs(job: JobRecord): Record<string, Record<string, unknown[]>> {

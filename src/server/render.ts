@@ -1,7 +1,7 @@
 // Renders stored jobs as v2 Job objects: ISO timestamps, links made absolute on the request
 // origin (or PUBLIC_URL), queue position, and our additive fields.
 import type { FastifyRequest } from 'fastify';
-import type { JobOutput, JobRecord } from '../jobs/index.ts';
+import type { JobOutput, JobRecord, LiveInfo } from '../jobs/index.ts';
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
@@ -20,11 +20,12 @@ export function renderOutput(output: JobOutput, origin: string): JobOutput {
   return { ...output, url: absolute(origin, output.url) };
 }
 
-/** The v2 Job for a record. */
+/** The v2 Job for a record; `live` (JobManager.liveInfo) adds the time-dependent fields. */
 export function renderJob(
   job: JobRecord,
   origin: string,
   queuePosition: number | null,
+  live?: LiveInfo,
 ): Record<string, unknown> {
   const self = `${origin}/api/v2/jobs/${job.id}`;
   return {
@@ -38,7 +39,9 @@ export function renderJob(
     progress: job.progress,
     outputs: job.outputs.map((o) => renderOutput(o, origin)),
     error: job.error,
-    metrics: { queue_ms: job.queue_ms, execution_ms: job.execution_ms },
+    metrics: { queue_ms: job.queue_ms, execution_ms: live ? live.execution_ms : job.execution_ms },
+    waiting_reason: live?.waiting_reason ?? null,
+    estimated_completion_at: iso(live?.estimated_completion_at ?? null),
     urls: { self, events: `${self}/events`, cancel: `${self}/cancel` },
     priority: job.priority,
     ...(job.request.metadata !== undefined ? { metadata: job.request.metadata } : {}),
@@ -52,5 +55,6 @@ export function renderJob(
       error: a.error,
     })),
     texts: job.texts,
+    ...(job.webhooks ? { webhooks: job.webhooks } : {}),
   };
 }

@@ -23,6 +23,13 @@ export const submitJobBody = z
       .optional()
       .describe('ComfyUI extra_data for partner nodes; never persisted.'),
     webhook_url: httpUrl.optional().describe('Extension: notified (signed, retried) when the job ends.'),
+    webhook_events: z
+      .array(z.enum(['job.progress']))
+      .max(4)
+      .optional()
+      .describe(
+        'Extension: extra webhook events; `job.progress` sends throttled progress snapshots (terminal events are always sent).',
+      ),
     overrides: z
       .record(z.string(), z.record(z.string(), z.unknown()))
       .optional()
@@ -160,6 +167,39 @@ export const jobSchema = z.object({
   outputs: z.array(output),
   error: jobError.nullable(),
   metrics: z.object({ queue_ms: z.int().nullable(), execution_ms: z.int().nullable() }),
+  waiting_reason: z
+    .enum(['no_instance_available', 'instances_busy', 'retry_backoff', 'queued_on_instance'])
+    .nullable()
+    .describe('Extension: why a queued job waits (null otherwise).'),
+  estimated_completion_at: z
+    .string()
+    .nullable()
+    .describe(
+      'Extension: an estimate from recent run times of the same workflow and the queue ahead; null when unknown.',
+    ),
+  webhooks: z
+    .array(
+      z.object({
+        id: z.string(),
+        event: z.string(),
+        url: z.string(),
+        status: z.enum(['pending', 'delivered', 'failed', 'skipped']),
+        attempts: z.array(
+          z.object({
+            attempt: z.int(),
+            started_at: z.string(),
+            duration_ms: z.number(),
+            status_code: z.int().nullable(),
+            error: z.string().nullable(),
+          }),
+        ),
+        created_at: z.string(),
+        completed_at: z.string().nullable(),
+        error: z.string().nullable(),
+      }),
+    )
+    .optional()
+    .describe('Extension: deliveries of the terminal webhook event, with every attempt.'),
   urls: z.object({ self: z.string(), events: z.string(), cancel: z.string() }),
   priority: z.int().describe('Extension.'),
   metadata: z.unknown().optional().describe('Extension: as submitted.'),
@@ -188,16 +228,42 @@ export const errorSchema = z.object({
   }),
 });
 
+/** A /prompt_sync timeout in seconds: at least 0.1 s (the v2 `timeout_ms` minimum), finite. */
+const syncTimeout = z
+  .number()
+  .min(0.1, 'timeout must be at least 0.1 seconds')
+  .max(7 * 24 * 3600, 'timeout must be at most 7 days');
+
+/** Query of POST /prompt_sync: `?timeout=<seconds>`, the form existing clients send. */
+export const promptSyncQuery = z.object({
+  timeout: z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      if (raw === undefined) return undefined;
+      const n = raw.trim() === '' ? Number.NaN : Number(raw);
+      const parsed = syncTimeout.safeParse(n);
+      if (!parsed.success) {
+        ctx.addIssue({
+          code: 'custom',
+          message: Number.isFinite(n)
+            ? (parsed.error.issues[0]?.message ?? 'invalid')
+            : 'timeout must be a number',
+        });
+        return z.NEVER;
+      }
+      return parsed.data;
+    })
+    .describe('Seconds, as `timeout` in the body (the body wins when both are given).'),
+});
+
 /** Body of POST /prompt_sync (serverless handler shape). */
 export const promptSyncBody = z.object({
   prompt: z.record(z.string(), z.unknown()).describe('API-format prompt (UI exports are converted).'),
   return_image_base64: z.boolean().optional().default(false),
-  timeout: z
-    .number()
-    .positive()
-    .max(7 * 24 * 3600)
+  timeout: syncTimeout
     .optional()
-    .describe('Seconds; the job fails with timeout after it.'),
+    .describe('Seconds for the whole call, queueing included; the job fails with timeout after it.'),
   overrides: z.record(z.string(), z.record(z.string(), z.unknown())).optional(),
   inputs: inputsMap.optional(),
   priority: z.int().min(-1_000_000).max(1_000_000).optional(),

@@ -25,6 +25,11 @@ export interface WebhookDispatcherOptions {
   maxTotalMs?: number;
   /** Per-attempt timeout (default 10 s). */
   timeoutMs?: number;
+  /**
+   * Timeout of a delivery's first attempt (default 5 s, at most `timeoutMs`): the gateway holds a
+   * failed job's report until that attempt ends, so it is kept short; later attempts get `timeoutMs`.
+   */
+  firstAttemptTimeoutMs?: number;
   allowPrivate: string[];
   logger?: WebhookLogger;
   /** First retry delay (default 1 s); doubles per attempt, with jitter, capped by maxBackoffMs (default 60 s). */
@@ -47,6 +52,13 @@ export interface WebhookSendOptions {
    * and never logged; `webhook-*`, content-type, user-agent and framing headers are refused.
    */
   headers?: Record<string, string>;
+  /**
+   * Called with a copy of the delivery when it is created, after every attempt and when it ends, so
+   * the caller can keep it (the job store's outbox). Not called for progress events.
+   */
+  onUpdate?: (delivery: WebhookDelivery) => void;
+  /** A delivery persisted before a restart: continues it (same `webhook-id`, attempts counted). */
+  resume?: Pick<WebhookDelivery, 'id' | 'attempts' | 'created_at'>;
 }
 
 /** Sends signed, retried webhook deliveries and keeps their log. */
@@ -67,6 +79,7 @@ export class WebhookDispatcher {
       maxAttempts: Math.max(1, options.maxAttempts ?? 6),
       maxTotalMs: options.maxTotalMs ?? 600_000,
       timeoutMs: options.timeoutMs ?? 10_000,
+      firstAttemptTimeoutMs: Math.min(options.firstAttemptTimeoutMs ?? 5_000, options.timeoutMs ?? 10_000),
       allowPrivate: options.allowPrivate,
       initialBackoffMs: options.initialBackoffMs ?? 1_000,
       maxBackoffMs: options.maxBackoffMs ?? 60_000,
@@ -107,26 +120,42 @@ export class WebhookDispatcher {
     payload: unknown,
     options: WebhookSendOptions = {},
   ): Promise<WebhookDelivery> {
+    const resumed = options.resume;
     const delivery: WebhookDelivery = {
-      id: `msg_${randomUUID().replaceAll('-', '')}`,
+      id: resumed?.id ?? `msg_${randomUUID().replaceAll('-', '')}`,
       job_id: jobId,
       event: eventType,
       url: redactUrl(url),
       status: 'pending',
-      attempts: [],
-      created_at: new Date().toISOString(),
+      attempts: resumed ? [...resumed.attempts] : [],
+      created_at: resumed?.created_at ?? new Date().toISOString(),
       completed_at: null,
       error: null,
     };
-    if (this.#closed)
+    const onUpdate = eventType === 'job.progress' ? undefined : options.onUpdate;
+    const notify = onUpdate
+      ? () => {
+          try {
+            onUpdate({ ...delivery, attempts: [...delivery.attempts] });
+          } catch (err) {
+            this.#logger?.warn({ err, job_id: jobId }, 'webhook update listener failed');
+          }
+        }
+      : () => {};
+    if (this.#closed) {
+      // Left pending for the caller's outbox: a restarted gateway delivers it.
+      if (resumed) return Promise.resolve({ ...delivery, attempts: [...delivery.attempts] });
       return Promise.resolve(this.#finish(delivery, 'skipped', 'the webhook dispatcher is closed'));
+    }
     let extraHeaders: Record<string, string>;
     try {
       extraHeaders = webhookHeaders(options.headers);
     } catch (err) {
       if (!(err instanceof WebhookHeaderError)) throw err;
       this.#record(delivery);
-      return Promise.resolve(this.#finish(delivery, 'failed', `${err.code}: ${err.message}`));
+      const failed = this.#finish(delivery, 'failed', `${err.code}: ${err.message}`);
+      notify();
+      return Promise.resolve(failed);
     }
     if (eventType === 'job.progress') {
       const key = `${jobId}\0${url}`;
@@ -140,9 +169,10 @@ export class WebhookDispatcher {
       this.#lastProgress.delete(`${jobId}\0${url}`);
     }
     this.#record(delivery);
-    const run = this.#deliver(delivery, url, payload, extraHeaders).catch((err: unknown) =>
-      this.#finish(delivery, 'failed', `internal error: ${(err as Error).message}`),
-    );
+    notify();
+    const run = this.#deliver(delivery, url, payload, extraHeaders, notify)
+      .catch((err: unknown) => this.#finish(delivery, 'failed', `internal error: ${(err as Error).message}`))
+      .finally(notify);
     this.#pending.add(run);
     void run.finally(() => this.#pending.delete(run));
     return run;
@@ -181,8 +211,10 @@ export class WebhookDispatcher {
     url: string,
     payload: unknown,
     extraHeaders: Record<string, string>,
+    notify: () => void,
   ): Promise<WebhookDelivery> {
-    const started = Date.now();
+    // A resumed delivery's total budget counts from when it was first created.
+    const started = Math.min(Date.now(), Date.parse(delivery.created_at) || Date.now());
     const timestamp = new Date();
     const body = JSON.stringify({ type: delivery.event, timestamp: timestamp.toISOString(), data: payload });
     // The dispatcher's own headers are spread last: nothing a caller passes can replace them.
@@ -197,10 +229,16 @@ export class WebhookDispatcher {
       headers['webhook-signature'] = this.#signer.sign(delivery.id, timestamp, body);
     const maxAttempts = delivery.event === 'job.progress' ? 1 : this.#o.maxAttempts;
 
-    for (let n = 1; ; n++) {
+    for (let n = delivery.attempts.length + 1; ; n++) {
       const attempt = await this.#attempt(n, url, headers, body);
       delivery.attempts.push(attempt.record);
       if (attempt.ok) return this.#finish(delivery, 'delivered', null);
+      if (this.#shutdown.signal.aborted) {
+        // Stopped by shutdown, not by the receiver: left pending for the outbox to resume.
+        delivery.error = 'stopped at shutdown';
+        return { ...delivery, attempts: [...delivery.attempts] };
+      }
+      notify();
       const reason = attempt.record.error ?? `HTTP ${attempt.record.status_code}`;
       if (attempt.permanent || n >= maxAttempts) return this.#finish(delivery, 'failed', reason);
       const backoff = Math.min(this.#o.maxBackoffMs, this.#o.initialBackoffMs * 2 ** (n - 1));
@@ -214,7 +252,9 @@ export class WebhookDispatcher {
       try {
         await sleep(delay, undefined, { signal: this.#shutdown.signal });
       } catch {
-        return this.#finish(delivery, 'failed', `${reason} (retries stopped at shutdown)`);
+        // Still pending: a caller with an outbox resumes it after a restart.
+        delivery.error = `${reason} (retries stopped at shutdown)`;
+        return { ...delivery, attempts: [...delivery.attempts] };
       }
     }
   }
@@ -239,15 +279,16 @@ export class WebhookDispatcher {
     };
     try {
       const target = this.#guard.checkUrlShape(url);
-      const signal = AbortSignal.any([this.#shutdown.signal, AbortSignal.timeout(this.#o.timeoutMs)]);
+      const timeoutMs = n === 1 ? this.#o.firstAttemptTimeoutMs : this.#o.timeoutMs;
+      const signal = AbortSignal.any([this.#shutdown.signal, AbortSignal.timeout(timeoutMs)]);
       const res = await request(target, {
         method: 'POST',
         headers,
         body,
         dispatcher: this.#agent,
         signal,
-        headersTimeout: this.#o.timeoutMs,
-        bodyTimeout: this.#o.timeoutMs,
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
       });
       // Read a little of the answer so the connection can be reused; receivers' bodies are not kept.
       await res.body.dump({ limit: 64 * 1024 }).catch(() => {});
@@ -271,7 +312,7 @@ export class WebhookDispatcher {
         ? 'stopped at shutdown'
         : (err as Error).name === 'TimeoutError' ||
             (err as { code?: string }).code === 'UND_ERR_HEADERS_TIMEOUT'
-          ? `timed out after ${this.#o.timeoutMs} ms`
+          ? `timed out after ${n === 1 ? this.#o.firstAttemptTimeoutMs : this.#o.timeoutMs} ms`
           : `${(err as { code?: string }).code ?? 'error'}: ${(err as Error).message}`;
       return done(false, this.#shutdown.signal.aborted);
     }

@@ -172,7 +172,7 @@ describe('WebhookDispatcher', () => {
     assert.equal(r.received.length, 1);
   });
 
-  test('flush(grace) ends retrying deliveries at shutdown, and the log stays bounded', async () => {
+  test('flush(grace) stops retrying deliveries at shutdown, leaving them pending for the outbox', async () => {
     const r = await receiver((_req, _n, res) => res.writeHead(503).end());
     servers.push(r.server);
     const d = dispatcher({ initialBackoffMs: 60_000, maxBackoffMs: 60_000, maxDeliveriesPerJob: 2 });
@@ -182,7 +182,7 @@ describe('WebhookDispatcher', () => {
     await d.flush(50);
     const delivery = await pending;
     assert.ok(Date.now() - t0 < 5_000);
-    assert.equal(delivery.status, 'failed');
+    assert.equal(delivery.status, 'pending');
     assert.match(delivery.error ?? '', /shutdown/);
     await d.send('job-7', r.url, 'job.progress', {});
     await d.send('job-7', 'http://127.0.0.1:1/', 'job.canceled', {});
