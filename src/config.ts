@@ -228,6 +228,19 @@ const SETTINGS = {
   MODEL_DOWNLOAD_IDLE_TIMEOUT_MS: int({ min: 100, max: 3_600_000, default: 60_000 }),
   HF_TOKEN: str(undefined),
   CIVITAI_TOKEN: str(undefined),
+  CORS_ORIGINS: list((s) =>
+    s === '*' || httpUrl(s) === undefined ? undefined : 'expected * or origins like https://app.example.com',
+  ),
+  LOG_FILE: str(undefined),
+  LOG_ROTATE_SIZE: str(undefined, (s) =>
+    /^\d+[kmg]?$/i.test(s) ? undefined : 'expected a size like 100m (k, m or g)',
+  ),
+  LOG_ROTATE_FREQUENCY: str(undefined, (s) =>
+    s === 'daily' || s === 'hourly' ? undefined : 'expected daily or hourly',
+  ),
+  LOG_ROTATE_KEEP: int({ min: 1, max: 10_000, default: 10 }),
+  RETRY_BACKOFF_MS: int({ min: 0, max: 600_000, default: 1000 }),
+  WEBHOOK_HOLD_MS: int({ min: 0, max: 60_000, default: 5000 }),
 } as const;
 
 type SettingName = keyof typeof SETTINGS;
@@ -342,6 +355,18 @@ export interface Config {
   readonly hfToken: string | undefined;
   /** Sent only to civitai.com; never logged. */
   readonly civitaiToken: string | undefined;
+  /** Origins allowed to call the API from a browser (`*` = any); empty = CORS off. */
+  readonly corsOrigins: readonly string[];
+  /** A file the logs also go to (beside stdout). */
+  readonly logFile: string | undefined;
+  /** Rotation of LOG_FILE (pino-roll): by size (`100m`) and/or time; keep this many old files. */
+  readonly logRotateSize: string | undefined;
+  readonly logRotateFrequency: 'daily' | 'hourly' | undefined;
+  readonly logRotateKeep: number;
+  /** First delay before a job whose attempt failed on its instance runs again (doubles, with jitter). */
+  readonly retryBackoffMs: number;
+  /** How long a failed job's report waits for its error webhook's first attempt. */
+  readonly webhookHoldMs: number;
 }
 
 /** Names of every setting (for docs and `--help`). */
@@ -510,5 +535,12 @@ export function loadConfig(
     modelDownloadIdleTimeoutMs: values.MODEL_DOWNLOAD_IDLE_TIMEOUT_MS,
     hfToken: values.HF_TOKEN,
     civitaiToken: values.CIVITAI_TOKEN,
+    corsOrigins: Object.freeze(values.CORS_ORIGINS.map((o) => o.replace(/\/+$/, ''))),
+    logFile: values.LOG_FILE,
+    logRotateSize: values.LOG_ROTATE_SIZE,
+    logRotateFrequency: values.LOG_ROTATE_FREQUENCY as Config['logRotateFrequency'],
+    logRotateKeep: values.LOG_ROTATE_KEEP,
+    retryBackoffMs: values.RETRY_BACKOFF_MS,
+    webhookHoldMs: values.WEBHOOK_HOLD_MS,
   });
 }

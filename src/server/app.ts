@@ -1,6 +1,7 @@
 // Builds the Fastify app from already-constructed modules: error envelope, auth, request ids,
 // OpenAPI (+ /docs), and the route plugins. No I/O besides what the plugins do per request.
 import { randomUUID } from 'node:crypto';
+import cors from '@fastify/cors';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, {
@@ -51,6 +52,8 @@ export interface AppOptions {
   maxSseStreams: number;
   publicUrl?: string;
   docs?: boolean;
+  /** CORS_ORIGINS: origins browsers may call the API from (`*` = any); empty = no CORS headers. */
+  corsOrigins?: readonly string[];
   sseKeepaliveMs?: number;
   /** Aborted when shutdown starts (sync requests hand their jobs back). */
   shutdownSignal: AbortSignal;
@@ -98,6 +101,24 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   // JSON only: a text body would otherwise reach the schemas as a string and get a vaguer error.
   app.removeContentTypeParser('text/plain');
   installErrorHandling(app);
+  const origins = options.corsOrigins ?? [];
+  if (origins.length > 0) {
+    // Before auth: a preflight carries no credentials and must be answered as such.
+    await app.register(cors, {
+      origin: origins.includes('*') ? '*' : [...origins],
+      methods: ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS'],
+      allowedHeaders: [
+        'authorization',
+        'content-type',
+        'idempotency-key',
+        'x-request-id',
+        'x-api-key',
+        'last-event-id',
+      ],
+      exposedHeaders: ['location', 'retry-after', 'x-request-id'],
+      maxAge: 600,
+    });
+  }
   installAuth(app, options.apiKeys);
   installJsonDepthLimit(app, options.maxJsonDepth);
   const upgrades = new UpgradeRoutes(

@@ -2,7 +2,7 @@
 // HTTP app from a Config, starts them in order, and shuts them down in reverse on close().
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import pino, { type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import type { Config } from '../config.ts';
 import { AssetStore, InputResolver, OutputDelivery } from '../io/index.ts';
@@ -42,6 +42,7 @@ import { PipelineRegistry, templateLookup } from './pipeline-registry.ts';
 import { pipelineRoutes } from './pipelines.ts';
 import { modelRoutes } from './models.ts';
 import { createModelsFeature } from './models-setup.ts';
+import { createLogger } from './logger.ts';
 import { registerJobMetrics } from './metrics.ts';
 import { NodeTimings } from './node-timings.ts';
 import { StatsCollector, statsRoutes } from './stats.ts';
@@ -81,9 +82,11 @@ export interface GatewayOptions {
 
 /** Builds and starts a gateway listening on config.host:config.port. */
 export async function startGateway(config: Config, options: GatewayOptions = {}): Promise<Gateway> {
-  const logger = options.logger ?? pino({ level: config.logLevel, base: { service: 'comfy-gateway' } });
+  const own = options.logger ? null : createLogger(config);
+  const logger = options.logger ?? (own as NonNullable<typeof own>).logger;
   const shutdown = new AbortController();
-  const closers: Array<() => Promise<void> | void> = [];
+  // Closed last (closers run in reverse): shutdown lines reach the log file too.
+  const closers: Array<() => Promise<void> | void> = own ? [() => own.close()] : [];
   const closeAll = async () => {
     for (const close of closers.reverse()) {
       try {
@@ -165,6 +168,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     const webhooks = new WebhookDispatcher({
       ...(config.webhookSecret ? { secret: config.webhookSecret } : {}),
       allowPrivate: [...config.allowPrivateInputUrls],
+      firstAttemptTimeoutMs: Math.max(1000, config.webhookHoldMs),
       logger,
     });
     closers.push(() => webhooks.close());
@@ -193,6 +197,8 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       webhooks,
       ...(config.webhookUrl ? { webhookUrl: config.webhookUrl } : {}),
       linkBaseUrl: config.publicUrl ?? '',
+      retryBackoffMs: config.retryBackoffMs,
+      webhookHoldMs: config.webhookHoldMs,
       logger,
     };
     const manager =
@@ -289,6 +295,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       maxSseStreams: config.maxSseStreams,
       ...(config.publicUrl ? { publicUrl: config.publicUrl } : {}),
       docs: config.docs,
+      corsOrigins: config.corsOrigins,
       ...(options.sseKeepaliveMs ? { sseKeepaliveMs: options.sseKeepaliveMs } : {}),
       shutdownSignal: shutdown.signal,
       plugins: [

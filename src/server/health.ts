@@ -16,6 +16,7 @@ export interface HealthRoutesOptions {
 
 /** Fastify plugin: `GET /health` and `GET /ready`. */
 export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (app, { pool, isReady }) => {
+  const startedAt = performance.now();
   app.get(
     '/health',
     {
@@ -29,10 +30,15 @@ export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (app,
       const healthy = instances.filter((s) => s.state === 'healthy').length;
       const status = healthy === 0 ? 'unavailable' : healthy === instances.length ? 'ok' : 'degraded';
       reply.code(healthy > 0 ? 200 : 503).header('cache-control', 'no-store');
+      const when = {
+        timestamp: new Date().toISOString(),
+        uptime_s: Math.floor((performance.now() - startedAt) / 1000),
+      };
       // `keyValid` is undefined when the app has no auth hook (plugin used alone): no keys, all shown.
-      if (request.keyValid === false) return reply.send({ status });
+      if (request.keyValid === false) return reply.send({ status, ...when });
       return reply.send({
         status,
+        ...when,
         healthy,
         total: instances.length,
         running: instances.reduce((n, s) => n + s.running, 0),

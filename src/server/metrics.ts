@@ -1,5 +1,6 @@
 // GET /metrics: Prometheus metrics of the job layer (jobs by status, duration and queue-wait
-// histograms, in-flight and waiting jobs, store writes) on a registry the pool adds its own to.
+// histograms, in-flight and waiting jobs, store writes, and per instance: finished jobs, their
+// durations and attempt errors) on a registry the pool adds its own to.
 import type { FastifyPluginAsync } from 'fastify';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { JOB_STATUSES, type JobManager, type JobRecord, TERMINAL_STATUSES } from '../jobs/index.ts';
@@ -70,6 +71,25 @@ export function registerJobMetrics(
     buckets: [0.001, 0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 300],
     registers: [registry],
   });
+  const byInstance = new Counter({
+    name: `${prefix}instance_jobs_finished_total`,
+    help: 'Finished jobs by the instance of their last attempt ("none" when they never ran)',
+    labelNames: ['instance', 'status'],
+    registers: [registry],
+  });
+  const instanceDuration = new Histogram({
+    name: `${prefix}instance_job_duration_seconds`,
+    help: 'Execution time of finished jobs by the instance of their last attempt',
+    labelNames: ['instance', 'status'],
+    buckets: [0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900],
+    registers: [registry],
+  });
+  const instanceErrors = new Counter({
+    name: `${prefix}instance_job_errors_total`,
+    help: 'Failed attempts by instance and error code (retried attempts included)',
+    labelNames: ['instance', 'code'],
+    registers: [registry],
+  });
   void byStatus;
   // Label children bound once per status: a label-object lookup per finished job adds up at
   // thousands of jobs per second.
@@ -80,8 +100,15 @@ export function registerJobMetrics(
   };
   const onTerminal = (job: JobRecord) => {
     finishedBy.get(job.status)?.inc();
+    const instance = job.attempts.at(-1)?.instance_id ?? 'none';
+    byInstance.inc({ instance, status: job.status });
     if (job.started_at !== null && job.completed_at !== null) {
-      durationBy.get(job.status)?.observe((job.completed_at - job.started_at) / 1000);
+      const seconds = (job.completed_at - job.started_at) / 1000;
+      durationBy.get(job.status)?.observe(seconds);
+      instanceDuration.observe({ instance, status: job.status }, seconds);
+    }
+    for (const attempt of job.attempts) {
+      if (attempt.error) instanceErrors.inc({ instance: attempt.instance_id, code: attempt.error.code });
     }
   };
   manager.on('started', onStarted);

@@ -236,7 +236,7 @@ test('SqliteJobStore persists across reopen, uses WAL and records its schema ver
     b.close();
     const raw = new DatabaseSync(path);
     assert.equal((raw.prepare('PRAGMA journal_mode').get() as { journal_mode: string }).journal_mode, 'wal');
-    assert.equal((raw.prepare('PRAGMA user_version').get() as { user_version: number }).user_version, 4);
+    assert.equal((raw.prepare('PRAGMA user_version').get() as { user_version: number }).user_version, 5);
     raw.close();
   } finally {
     await rm(dir, { recursive: true, force: true });
