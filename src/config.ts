@@ -233,7 +233,7 @@ const SETTINGS = {
   ),
   LOG_FILE: str(undefined),
   LOG_ROTATE_SIZE: str(undefined, (s) =>
-    /^\d+[kmg]?$/i.test(s) ? undefined : 'expected a size like 100m (k, m or g)',
+    /^\d+[kmg]$/i.test(s) ? undefined : 'expected a size like 100m (a number and k, m or g)',
   ),
   LOG_ROTATE_FREQUENCY: str(undefined, (s) =>
     s === 'daily' || s === 'hourly' ? undefined : 'expected daily or hourly',

@@ -401,7 +401,7 @@ export class JobManager extends EventEmitter {
       : this.#pool.canRunNow(job.class_types)
         ? 'instances_busy'
         : 'no_instance_available';
-    const ahead = own === null ? undefined : this.#workAhead(now).get(job.id);
+    const ahead = own === null ? undefined : this.#workAhead(now, job.id).get(job.id);
     const slots = this.#healthySlots();
     return {
       waiting_reason: reason,
@@ -418,9 +418,9 @@ export class JobManager extends EventEmitter {
   }
 
   /** Estimated work (ms) ahead of each waiting job: running jobs' remainder plus the queue before it. */
-  #workAhead(now: number): Map<string, number> {
+  #workAhead(now: number, id: string): Map<string, number> {
     const cache = this.#aheadCache;
-    if (cache.ahead && now - cache.at < ETA_CACHE_MS) return cache.ahead;
+    if (cache.ahead?.has(id) && now - cache.at < ETA_CACHE_MS) return cache.ahead;
     const ahead = new Map<string, number>();
     const fallback = this.#runTimeAll;
     let sum = 0;
