@@ -139,7 +139,7 @@ describe('outcome logs', () => {
             method: 'POST',
             headers: { 'content-type': 'application/json', ...headers },
             body: JSON.stringify({ workflow: invertPrompt(tag) }),
-          }).then((r) => r.json());
+          }).then((r) => r.json() as Promise<{ id: string; status: string }>);
         okId = (await post('log-ok', 20)).id;
         instance.setFaults({ failAtNode: '3' });
         const bad = await post('log-bad', 20, { 'x-request-id': 'req-log-1' });

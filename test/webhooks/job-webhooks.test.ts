@@ -196,7 +196,8 @@ test('a pending delivery survives a restart of the gateway (outbox in the job st
     assert.equal(again.data.id, id);
     // The delivered state is written back to the job.
     const job = await waitFor(async () => {
-      const body = await (await fetch(`${second?.url}/api/v2/jobs/${id}`)).json();
+      // biome-ignore lint/suspicious/noExplicitAny: the Job as JSON
+      const body = (await (await fetch(`${second?.url}/api/v2/jobs/${id}`)).json()) as any;
       return body.webhooks?.[0]?.status === 'delivered' ? body : null;
     });
     assert.ok(job.webhooks[0].attempts.length >= 2, JSON.stringify(job.webhooks[0].attempts));
