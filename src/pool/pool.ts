@@ -201,11 +201,15 @@ export class Pool extends EventEmitter<PoolEvents> {
     return { ok: false, missing: best.sort() };
   }
 
-  /** True when a healthy instance (not draining) has every class now, busy or not. */
+  /**
+   * True when a healthy instance (not draining) may run these classes now, busy or not: it has them,
+   * or its /object_info is not loaded yet (just started: do not refuse work we cannot judge).
+   */
   canRunNow(classTypes: string[]): boolean {
     if (this.closing) return false;
     for (const instance of this.instances.values()) {
-      if (instance.state === 'healthy' && instance.hasClasses(classTypes)) return true;
+      if (instance.state !== 'healthy') continue;
+      if (instance.capabilities.classes === null || instance.hasClasses(classTypes)) return true;
     }
     return false;
   }
