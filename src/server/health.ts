@@ -35,7 +35,7 @@ export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (app,
         uptime_s: Math.floor((performance.now() - startedAt) / 1000),
       };
       // `keyValid` is undefined when the app has no auth hook (plugin used alone): no keys, all shown.
-      if (request.keyValid === false) return reply.send({ status, ...when });
+      if (request.keyValid === false) return reply.send({ status });
       return reply.send({
         status,
         ...when,
