@@ -202,13 +202,15 @@ export class Pool extends EventEmitter<PoolEvents> {
   }
 
   /**
-   * True when a healthy instance (not draining) may run these classes now, busy or not: it has them,
-   * or its /object_info is not loaded yet (just started: do not refuse work we cannot judge).
+   * True when an instance that is up may run these classes now, busy or not: healthy, or degraded
+   * (it answers; a socket reconnecting or a slow queue passes), with the classes or with its
+   * /object_info not loaded yet (just started: do not refuse work we cannot judge). Starting,
+   * unhealthy (breaker open) and draining instances do not count.
    */
   canRunNow(classTypes: string[]): boolean {
     if (this.closing) return false;
     for (const instance of this.instances.values()) {
-      if (instance.state !== 'healthy') continue;
+      if (instance.state !== 'healthy' && instance.state !== 'degraded') continue;
       if (instance.capabilities.classes === null || instance.hasClasses(classTypes)) return true;
     }
     return false;

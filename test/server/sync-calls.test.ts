@@ -97,8 +97,9 @@ describe('with no healthy instance', () => {
   before(async () => {
     stack = await startTestStack({ env: { HEALTH_FAILURE_THRESHOLD: '1' } });
     const down = new Promise<void>((resolve) => {
+      // Down for good: the breaker is open (a degraded instance may still take the call).
       const onInstance = (snapshot: { state: string }) => {
-        if (snapshot.state === 'healthy') return;
+        if (snapshot.state !== 'unhealthy') return;
         stack.gateway.pool.off('instance', onInstance);
         resolve();
       };
