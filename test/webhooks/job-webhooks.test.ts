@@ -69,7 +69,7 @@ describe('failed jobs and their error webhook', () => {
   const sim = () => stack.sim.instances[0] as Sim;
   before(async () => {
     stack = await startTestStack({
-      env: { ALLOW_PRIVATE_INPUT_URLS: '127.0.0.1', WEBHOOK_HOLD_MS: '1500' },
+      env: { ALLOW_PRIVATE_INPUT_URLS: '127.0.0.1', WEBHOOK_HOLD_MS: '3000' },
       nodeDelayMs: 0,
     });
   });
@@ -120,7 +120,7 @@ describe('failed jobs and their error webhook', () => {
       });
       const elapsed = Date.now() - t0;
       assert.equal(res.body.status, 'failed');
-      assert.ok(elapsed >= 1400 && elapsed < 5000, `reported after ${elapsed} ms (WEBHOOK_HOLD_MS=1500)`);
+      assert.ok(elapsed >= 2900 && elapsed < 8000, `reported after ${elapsed} ms (WEBHOOK_HOLD_MS=3000)`);
       assert.equal(res.body.webhooks[0].status, 'pending');
     } finally {
       sim().clearFaults();
