@@ -55,6 +55,39 @@ describe('facade: requests shaped like urllib and curl', () => {
     await urllibRun('urllib-client-1', 0x336699);
   });
 
+  it('collects SaveImageWebsocket images like websockets_api_example_ws_images.py', async () => {
+    const clientId = 'urllib-ws-images';
+    const ws = new WsRecorder(stack.url, clientId);
+    try {
+      await ws.opened;
+      const prompt = {
+        '1': { class_type: 'EmptyImage', inputs: { width: 40, height: 24, batch_size: 2, color: 0x0000ff } },
+        save_image_websocket_node: { class_type: 'SaveImageWebsocket', inputs: { images: ['1', 0] } },
+      };
+      const queued = await rawRequest(`${stack.url}/prompt`, {
+        headers: URLLIB_POST_HEADERS,
+        body: JSON.stringify({ prompt, client_id: clientId }),
+      });
+      assert.equal(queued.status, 200, queued.text);
+      const promptId = queued.json.prompt_id as string;
+      await ws.untilDone(promptId);
+      // The script's loop: binary frames while `executing` names the websocket node, `out[8:]` each.
+      const images: Buffer[] = [];
+      let current = '';
+      for (const frame of ws.frames) {
+        if ('binary' in frame) {
+          if (current === 'save_image_websocket_node') images.push(frame.binary.subarray(8));
+        } else if (frame.type === 'executing' && frame.data.prompt_id === promptId) {
+          current = frame.data.node;
+        }
+      }
+      assert.equal(images.length, 2);
+      for (const png of images) assertPng(png, 40, 24, [0, 0, 255]);
+    } finally {
+      ws.close();
+    }
+  });
+
   it('runs two urllib clients at once over the pool, each getting its own image', async () => {
     await Promise.all([urllibRun('urllib-a', 0x102030), urllibRun('urllib-b', 0xa0b0c0)]);
   });
