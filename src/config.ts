@@ -197,6 +197,8 @@ const SETTINGS = {
   MAX_WORKFLOW_NODES: int({ min: 1, max: 1_000_000, default: 5000 }),
   MAX_INPUT_BYTES: int({ min: 1024, max: 2 ** 40, default: 100 * 1024 * 1024 }),
   MAX_INLINE_BYTES: int({ min: 0, max: 2 ** 31 - 1, default: 20 * 1024 * 1024 }),
+  ASSET_QUOTA_BYTES: int({ min: 0, max: 2 ** 50, default: 10 * 1024 ** 3 }),
+  ASSET_TTL_SECONDS: int({ min: 0, max: 604_800, default: 86_400 }),
   INPUT_FETCH_CONCURRENCY: int({ min: 1, max: 1024, default: 8 }),
   INPUT_FETCH_TIMEOUT_MS: int({ min: 1000, max: 3_600_000, default: 60_000 }),
   INPUT_MIN_BYTES_PER_SECOND: int({ min: 0, max: 2 ** 40, default: 8192 }),
@@ -314,6 +316,10 @@ export interface Config {
   readonly maxInputBytes: number;
   readonly maxInlineBytes: number;
   readonly inputCacheBytes: number;
+  /** Bound on the bytes of all stored assets (0 = none). */
+  readonly assetQuotaBytes: number;
+  /** Lifetime of an asset whose upload names no expires_in (0 = never expires). */
+  readonly assetTtlSeconds: number;
   /** Input URLs fetched at once, across all jobs, before they take instance slots. */
   readonly inputFetchConcurrency: number;
   /** Total deadline of one input fetch. */
@@ -506,6 +512,8 @@ export function loadConfig(
     maxInputBytes: values.MAX_INPUT_BYTES,
     maxInlineBytes: values.MAX_INLINE_BYTES,
     inputCacheBytes: values.INPUT_CACHE_BYTES,
+    assetQuotaBytes: values.ASSET_QUOTA_BYTES,
+    assetTtlSeconds: values.ASSET_TTL_SECONDS,
     inputFetchConcurrency: values.INPUT_FETCH_CONCURRENCY,
     inputFetchTimeoutMs: values.INPUT_FETCH_TIMEOUT_MS,
     inputMinBytesPerSecond: values.INPUT_MIN_BYTES_PER_SECOND,

@@ -142,3 +142,24 @@ export class InputTooManyPixelsError extends IoError {
     super('input_too_many_pixels', 413, message, { details });
   }
 }
+
+/** The disk under DATA_DIR is full (ENOSPC): nothing was stored (507). */
+export class StorageFullError extends IoError {
+  readonly statusCode = 507;
+  constructor(what: string, cause?: unknown) {
+    super('storage_full', 507, `The gateway's disk is full; ${what} was not stored.`, { cause });
+  }
+}
+
+/** Storing this asset would exceed ASSET_QUOTA_BYTES (507). */
+export class AssetQuotaError extends IoError {
+  readonly statusCode = 507;
+  constructor(quotaBytes: number, usedBytes: number, bytes: number) {
+    super(
+      'asset_quota_exceeded',
+      507,
+      `Asset storage is full: ${usedBytes} of ${quotaBytes} bytes used, this upload needs ${bytes} more. Delete assets or wait for them to expire.`,
+      { details: { quota_bytes: quotaBytes, used_bytes: usedBytes, bytes } },
+    );
+  }
+}

@@ -5,6 +5,7 @@ export type { AssetMetadata, AssetRecord, PendingBlob } from './assets/asset-sto
 export type { ApiPrompt, IoComfyClient, NodeDef, OutputFile, RunResult } from './comfy-types.ts';
 export {
   AssetNotFoundError,
+  AssetQuotaError,
   HashMismatchError,
   InlineTooLargeError,
   InputFetchError,
@@ -20,6 +21,7 @@ export {
   OutputFetchError,
   OutputStorageError,
   PayloadTooLargeError,
+  StorageFullError,
   UrlForbiddenError,
 } from './errors.ts';
 export type { UrlCredential } from './inputs/credentials.ts';

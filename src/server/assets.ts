@@ -5,6 +5,7 @@ import multipart from '@fastify/multipart';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { LRUCache } from 'lru-cache';
 import { type AssetRecord, type AssetStore, IoError, type PendingBlob } from '../io/index.ts';
+import { isTruncatedBody } from './truncated-body.ts';
 
 /** Options of the asset routes. */
 export interface AssetsRoutesOptions {
@@ -32,6 +33,10 @@ function sendError(reply: FastifyReply, err: unknown) {
     return envelope(reply, 413, 'payload_too_large', 'upload exceeds the size limit');
   if (code === 'FST_INVALID_MULTIPART_CONTENT_TYPE')
     return envelope(reply, 422, 'invalid_request', 'the body must be multipart/form-data');
+  if (isTruncatedBody(err)) {
+    reply.log.info({ err: { message: (err as Error).message } }, 'asset upload ended early');
+    return envelope(reply, 400, 'truncated_body', 'the multipart body ended before it was complete');
+  }
   reply.log.error({ err }, 'asset route failed');
   return envelope(reply, 500, 'internal_error', 'internal error');
 }

@@ -14,6 +14,7 @@ import {
 } from './comfy-facade-common.ts';
 import { instanceTag, untagSubfolder } from './comfy-facade-format.ts';
 import { normalizeSubfolder, UploadNameError } from './comfy-facade-uploads.ts';
+import { isTruncatedBody } from './truncated-body.ts';
 
 const TYPES = new Set(['input', 'output', 'temp']);
 const PASS_HEADERS = ['content-length', 'content-range', 'accept-ranges', 'etag', 'last-modified'];
@@ -139,6 +140,10 @@ export const fileRoutes: FastifyPluginAsync<{ ctx: FacadeContext; maxUploadBytes
     } catch (err) {
       if (blob) await uploads.discard(blob).catch(() => {});
       if (err instanceof UploadNameError || err instanceof MaskError) return reply.code(400).send();
+      if (isTruncatedBody(err)) {
+        req.log.info({ err: { message: (err as Error).message } }, 'upload ended early');
+        return reply.code(400).send();
+      }
       const e = err as { code?: string; statusCode?: number };
       if (e.code === 'FST_REQ_FILE_TOO_LARGE' || e.code === 'payload_too_large' || e.statusCode === 413)
         return reply.code(413).send();

@@ -148,7 +148,12 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
               onError: (err) => logger.error({ err }, 'job store cannot write: submissions answer 503'),
               onRecover: () => logger.warn('job store writes again'),
             }));
-    const assets = new AssetStore({ dir: join(config.dataDir, 'assets'), maxBytes: config.maxInputBytes });
+    const assets = new AssetStore({
+      dir: join(config.dataDir, 'assets'),
+      maxBytes: config.maxInputBytes,
+      quotaBytes: config.assetQuotaBytes,
+      defaultTtlSeconds: config.assetTtlSeconds,
+    });
     closers.push(() => assets.close());
     const resolver = new InputResolver({
       assets,

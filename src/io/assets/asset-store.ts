@@ -1,6 +1,8 @@
 // Content-addressed assets (Comfy API v2 §9): records under <dir>/assets/<id>.json, each pointing at an
 // immutable blob <dir>/blobs/<sha256> stored once however many records share it. Uploads stream to a
-// temp file while hashing, so an asset is never held in memory.
+// temp file while hashing, so an asset is never held in memory. The blobs' total size is bounded by a
+// quota (507 asset_quota_exceeded), every asset expires (a default TTL when the upload names none),
+// and a full disk is a 507 storage_full, never a 500.
 import { randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
@@ -8,7 +10,14 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ContentMeter } from '../content-meter.ts';
-import { AssetNotFoundError, HashMismatchError, InputInvalidError, PayloadTooLargeError } from '../errors.ts';
+import {
+  AssetNotFoundError,
+  AssetQuotaError,
+  HashMismatchError,
+  InputInvalidError,
+  PayloadTooLargeError,
+  StorageFullError,
+} from '../errors.ts';
 
 /** One stored asset record. */
 export interface AssetRecord {
@@ -29,7 +38,7 @@ export interface AssetMetadata {
   contentType?: string;
   filePath?: string;
   tags?: string[];
-  /** Retention in seconds (60..604800); absent = never expires. */
+  /** Retention in seconds (60..604800); absent = the store's default TTL. */
   expiresIn?: number;
 }
 
@@ -48,20 +57,38 @@ const ID_RE = /^[0-9a-f-]{36}$/;
 export class AssetStore {
   readonly dir: string;
   readonly maxBytes: number;
+  /** Bound on the bytes of all blobs (0 = none). */
+  readonly quotaBytes: number;
+  /** Lifetime of an asset whose upload names none, in seconds (0 = never expires). */
+  readonly defaultTtlSeconds: number;
+  #usedBytes = 0;
   readonly #records = new Map<string, AssetRecord>();
   readonly #byHash = new Map<string, string>(); // blake3 hash → sha256 of a blob we hold
   readonly #ready: Promise<void>;
   #sweepTimer: NodeJS.Timeout | undefined;
   #closed = false;
 
-  constructor(options: { dir: string; maxBytes: number; sweepIntervalMs?: number }) {
+  constructor(options: {
+    dir: string;
+    maxBytes: number;
+    sweepIntervalMs?: number;
+    quotaBytes?: number;
+    defaultTtlSeconds?: number;
+  }) {
     this.dir = options.dir;
     this.maxBytes = options.maxBytes;
+    this.quotaBytes = options.quotaBytes ?? 0;
+    this.defaultTtlSeconds = options.defaultTtlSeconds ?? 0;
     this.#ready = this.#load();
     this.#ready.catch(() => {});
     const every = options.sweepIntervalMs ?? 60_000;
     this.#sweepTimer = setInterval(() => void this.sweep().catch(() => {}), every);
     this.#sweepTimer.unref();
+  }
+
+  /** Bytes held in blobs now. */
+  get usedBytes(): number {
+    return this.#usedBytes;
   }
 
   /** Resolves once the records on disk are loaded. */
@@ -81,6 +108,10 @@ export class AssetStore {
   /** Streams bytes into a pending blob (hashed, size-capped); commit() or discard() it afterwards. */
   async ingest(source: Readable, options: { signal?: AbortSignal } = {}): Promise<PendingBlob> {
     await this.#ready;
+    if (this.quotaBytes > 0 && this.#usedBytes >= this.quotaBytes) {
+      source.resume();
+      throw new AssetQuotaError(this.quotaBytes, this.#usedBytes, 0);
+    }
     const tmp = join(this.dir, 'tmp', randomUUID());
     const meter = await ContentMeter.create({
       maxBytes: this.maxBytes,
@@ -92,7 +123,8 @@ export class AssetStore {
     } catch (err) {
       await rm(tmp, { force: true });
       const cause = (err as { cause?: unknown }).cause;
-      throw cause instanceof PayloadTooLargeError ? cause : err;
+      if (cause instanceof PayloadTooLargeError) throw cause;
+      throw isDiskFull(err) ? new StorageFullError('the upload', err) : err;
     }
     const m = meter.measure;
     return { path: tmp, sha256: m.sha256, hash: `blake3:${m.blake3}`, bytes: m.bytes };
@@ -111,14 +143,27 @@ export class AssetStore {
         throw new HashMismatchError(meta.expectedHash, blob.hash);
       const target = this.#blobPath(blob.sha256);
       const existed = await exists(target);
+      if (!existed && this.quotaBytes > 0 && this.#usedBytes + blob.bytes > this.quotaBytes)
+        throw new AssetQuotaError(this.quotaBytes, this.#usedBytes, blob.bytes);
       if (existed) await rm(blob.path, { force: true });
-      else await rename(blob.path, target);
+      else {
+        await rename(blob.path, target);
+        this.#usedBytes += blob.bytes;
+      }
       this.#byHash.set(blob.hash, blob.sha256);
-      const asset = await this.#createRecord(
-        { hash: blob.hash, sha256: blob.sha256, size: blob.bytes },
-        meta,
-      );
-      return { asset, createdNew: !existed };
+      try {
+        const asset = await this.#createRecord(
+          { hash: blob.hash, sha256: blob.sha256, size: blob.bytes },
+          meta,
+        );
+        return { asset, createdNew: !existed };
+      } catch (err) {
+        if (!existed && ![...this.#records.values()].some((r) => r.sha256 === blob.sha256)) {
+          await rm(target, { force: true });
+          this.#usedBytes -= blob.bytes;
+        }
+        throw err;
+      }
     } finally {
       await rm(blob.path, { force: true });
     }
@@ -233,6 +278,7 @@ export class AssetStore {
     if (!stillUsed) {
       this.#byHash.delete(r.hash);
       await rm(this.#blobPath(r.sha256), { force: true });
+      this.#usedBytes -= r.size_bytes;
     }
   }
 
@@ -241,6 +287,7 @@ export class AssetStore {
     meta: AssetMetadata,
   ): Promise<AssetRecord> {
     const now = Date.now();
+    const ttl = meta.expiresIn ?? this.defaultTtlSeconds;
     const asset: AssetRecord = {
       id: randomUUID(),
       hash: blob.hash,
@@ -250,11 +297,16 @@ export class AssetStore {
       file_path: meta.filePath ?? null,
       tags: meta.tags ?? [],
       created_at: new Date(now).toISOString(),
-      expires_at: meta.expiresIn === undefined ? null : new Date(now + meta.expiresIn * 1000).toISOString(),
+      expires_at: ttl > 0 ? new Date(now + ttl * 1000).toISOString() : null,
     };
     const file = join(this.dir, 'assets', `${asset.id}.json`);
-    await writeFile(`${file}.tmp`, JSON.stringify(asset));
-    await rename(`${file}.tmp`, file);
+    try {
+      await writeFile(`${file}.tmp`, JSON.stringify(asset));
+      await rename(`${file}.tmp`, file);
+    } catch (err) {
+      await rm(`${file}.tmp`, { force: true });
+      throw isDiskFull(err) ? new StorageFullError('the asset record', err) : err;
+    }
     this.#records.set(asset.id, asset);
     return asset;
   }
@@ -272,6 +324,7 @@ export class AssetStore {
       if (!name.endsWith('.json') || !ID_RE.test(name.slice(0, -5))) continue;
       try {
         const r = JSON.parse(await readFile(join(this.dir, 'assets', name), 'utf8')) as AssetRecord;
+        if (![...this.#byHash.values()].includes(r.sha256)) this.#usedBytes += r.size_bytes;
         this.#records.set(r.id, r);
         this.#byHash.set(r.hash, r.sha256);
       } catch {
@@ -299,6 +352,11 @@ function isLive(r: AssetRecord): boolean {
 
 function sameTags(a: string[], b: string[]): boolean {
   return a.length === b.length && a.every((t, i) => t === b[i]);
+}
+
+function isDiskFull(err: unknown): boolean {
+  const code = (err as { code?: unknown })?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -16,6 +16,7 @@ import {
   InputTooSlowError,
   IoAbortError,
   IoError,
+  StorageFullError,
 } from '../errors.ts';
 import { loadS3Client } from '../lazy-modules.ts';
 import { redactUrl, type SsrfGuard } from '../ssrf-guard.ts';
@@ -204,6 +205,8 @@ export class UrlFetcher {
         details: { url: redactUrl(url) },
       });
     if (signal.aborted) return new IoAbortError(`fetching ${redactUrl(url)} was aborted`);
+    const code = (err as { code?: unknown }).code;
+    if (code === 'ENOSPC' || code === 'EDQUOT') return new StorageFullError(`input ${redactUrl(url)}`, err);
     const name = (err as { name?: string }).name;
     const message =
       err instanceof undiciErrors.UndiciError || err instanceof Error ? (err as Error).message : String(err);
