@@ -79,20 +79,25 @@ function healthProbe(url: string): { stop(): Promise<{ p50: number; max: number;
   };
 }
 
+let unanswered = 0;
+
 function upgradeOnce(url: string, i: number): Promise<void> {
   const { port } = new URL(url);
   return new Promise((resolve) => {
     const s = connect({ host: '127.0.0.1', port: Number(port) });
+    s.resume(); // read the answer, so the server's FIN is seen
     s.on('error', () => resolve());
     s.on('close', () => resolve());
     s.write(
       `GET /x${i} HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`,
     );
     // The attacker never closes: only the server can free the socket.
-    setTimeout(() => {
+    const timer = setTimeout(() => {
+      unanswered++;
       s.destroy();
       resolve();
-    }, 15_000).unref();
+    }, 15_000);
+    s.on('close', () => clearTimeout(timer));
   });
 }
 
@@ -108,7 +113,14 @@ async function upgrades(simUrls: string[]) {
   const during = await probe.stop();
   const after = { fds: openFds(child.pid), rss: rssMiB(child.pid), health_ms: round(await health(url), 1) };
   await stopChild(child);
-  return { requests: N, seconds: round(seconds, 1), before, after, health_during: during };
+  return {
+    requests: N,
+    not_closed_by_server_within_15_s: unanswered,
+    seconds: round(seconds, 1),
+    before,
+    after,
+    health_during: during,
+  };
 }
 
 async function fullDisk(simUrls: string[]) {
