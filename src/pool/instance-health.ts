@@ -1,5 +1,7 @@
 // Health of one instance: the circuit breaker (cockatiel), active probes on a timer, passive
-// failure/success signals, and the check history shown to operators (last error, latency).
+// failure/success signals, and the check history shown to operators (last error, latency). The
+// breaker's half-open wait grows after each failed probe, except while work waits for an instance
+// (capped at the recovery interval) and after a WebSocket reconnect (a check at once).
 import {
   BrokenCircuitError,
   CircuitState,
@@ -8,6 +10,9 @@ import {
   circuitBreaker,
   handleAll,
   type CircuitBreakerPolicy,
+  type IBackoff,
+  type IBackoffFactory,
+  type IHalfOpenAfterBackoffContext,
 } from 'cockatiel';
 import type { BreakerPosition } from './types.ts';
 
@@ -22,6 +27,8 @@ export interface InstanceHealthOptions {
   probe: (signal: AbortSignal) => Promise<void>;
   /** True when the owner wants the fast (recovery) interval even though the breaker is closed. */
   wantsFastProbe: () => boolean;
+  /** True while work waits for an instance: the open breaker's wait is capped at `recoveryIntervalMs`. */
+  workWaiting?: () => boolean;
   onChange: () => void;
   onBreaker: (position: BreakerPosition) => void;
   /** Called after every probe, whatever its outcome. */
@@ -49,17 +56,27 @@ export class InstanceHealth {
   private readonly closeController = new AbortController();
   private closed = false;
   private paused = false;
+  /** Set by `expedite()`: the open breaker may half-open at once (cleared on its next change). */
+  private expedited = false;
 
   constructor(options: InstanceHealthOptions) {
     this.options = options;
     this.breaker = circuitBreaker(handleAll, {
       breaker: new ConsecutiveBreaker(options.failureThreshold),
-      halfOpenAfter: new ExponentialBackoff({
-        initialDelay: options.halfOpenAfterMs,
-        maxDelay: Math.max(options.halfOpenAfterMs, options.intervalMs),
-      }),
+      halfOpenAfter: new AdjustableBackoff(
+        new ExponentialBackoff({
+          initialDelay: options.halfOpenAfterMs,
+          maxDelay: Math.max(options.halfOpenAfterMs, options.intervalMs),
+        }),
+        (duration) => {
+          if (this.expedited) return 0;
+          if (this.options.workWaiting?.()) return Math.min(duration, this.options.recoveryIntervalMs);
+          return duration;
+        },
+      ),
     });
     this.breaker.onStateChange((state) => {
+      this.expedited = false;
       if (this.closed) return;
       options.onBreaker(positionOf(state));
       options.onChange();
@@ -94,6 +111,17 @@ export class InstanceHealth {
       this.schedule();
     });
     return this.inFlight;
+  }
+
+  /**
+   * Checks now, even while the breaker would still wait before half-opening: the instance gave a
+   * sign of life (its WebSocket reconnected), so a returning instance is not left idle for the rest
+   * of a backoff that grew during the outage.
+   */
+  expedite(): Promise<boolean> {
+    if (this.closed) return Promise.resolve(false);
+    if (this.breaker.state === CircuitState.Open) this.expedited = true;
+    return this.probeNow();
   }
 
   /** A passive failure (connection error, 5xx, job timeout on infrastructure). */
@@ -186,6 +214,35 @@ export class InstanceHealth {
   private clearTimer(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+  }
+}
+
+/**
+ * A backoff whose durations pass through `adjust` each time they are read. cockatiel reads the
+ * open breaker's `duration` on every call, so the wait follows conditions that change while it
+ * is open (work arriving, a reconnect) instead of the value fixed when it opened.
+ */
+class AdjustableBackoff implements IBackoffFactory<IHalfOpenAfterBackoffContext> {
+  readonly #inner: IBackoffFactory<IHalfOpenAfterBackoffContext>;
+  readonly #adjust: (duration: number) => number;
+
+  constructor(inner: IBackoffFactory<IHalfOpenAfterBackoffContext>, adjust: (duration: number) => number) {
+    this.#inner = inner;
+    this.#adjust = adjust;
+  }
+
+  next(context: IHalfOpenAfterBackoffContext): IBackoff<IHalfOpenAfterBackoffContext> {
+    return this.#wrap(this.#inner.next(context));
+  }
+
+  #wrap(backoff: IBackoff<IHalfOpenAfterBackoffContext>): IBackoff<IHalfOpenAfterBackoffContext> {
+    const adjust = this.#adjust;
+    return {
+      get duration() {
+        return adjust(backoff.duration);
+      },
+      next: (context) => this.#wrap(backoff.next(context)),
+    };
   }
 }
 

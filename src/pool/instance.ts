@@ -23,6 +23,8 @@ export interface InstanceHooks {
   breaker(instance: PoolInstance, position: BreakerPosition): void;
   reconnect(instance: PoolInstance): void;
   failover(instance: PoolInstance, error: unknown): void;
+  /** True while work waits for an instance (a recent acquisition found no slot). */
+  workWaiting(): boolean;
 }
 
 /** Health and timing settings an instance needs. */
@@ -119,6 +121,7 @@ export class PoolInstance implements LeaseHost {
       halfOpenAfterMs: settings.breakerHalfOpenAfterMs,
       probe: (signal) => this.probe(signal),
       wantsFastProbe: () => this.suspect !== null || this.capabilities.stale,
+      workWaiting: () => this.hooks.workWaiting(),
       onChange: () => this.changed(),
       onBreaker: (position) => this.onBreaker(position),
       onProbed: (ok, error) => this.afterProbe(ok, error),
@@ -385,7 +388,9 @@ export class PoolInstance implements LeaseHost {
         this.hooks.reconnect(this);
       }
       this.wasOpen = true;
-      if (this.suspect !== null && !this.processDown) void this.health.probeNow();
+      // A reconnect is a sign of life: check now, even if the breaker would still wait.
+      if ((this.suspect !== null || this.health.position !== 'closed') && !this.processDown)
+        void this.health.expedite();
       return;
     }
     if ((state === 'reconnecting' || state === 'closed') && this.wasOpen && this.suspect === null) {

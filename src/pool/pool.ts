@@ -23,6 +23,12 @@ import type {
   PoolOptions,
 } from './types.ts';
 
+/**
+ * How long after an acquisition found no slot work counts as waiting. The scheduler retries at
+ * least every second while jobs wait, so this stays true for as long as they do.
+ */
+const WORK_WAITING_MS = 3000;
+
 /** Upper bound on instances added at run time (each holds a client, a socket and timers). */
 const MAX_INSTANCES = 1024;
 
@@ -55,6 +61,8 @@ export class Pool extends EventEmitter<PoolEvents> {
   private startDone = false;
   private closing: Promise<void> | null = null;
   private capacityQueued = false;
+  /** When an acquisition last found no slot: work is waiting (the scheduler retries every second). */
+  private unmetAt = Number.NEGATIVE_INFINITY;
 
   constructor(options: PoolOptions) {
     super();
@@ -180,7 +188,10 @@ export class Pool extends EventEmitter<PoolEvents> {
       });
     }
     const chosen = pickCandidate(candidates, this.lastPicked, this.nextOrder);
-    if (!chosen) return null;
+    if (!chosen) {
+      this.unmetAt = Date.now();
+      return null;
+    }
     this.lastPicked = chosen.order;
     return chosen.instance.acquire(request.models);
   }
@@ -373,6 +384,7 @@ export class Pool extends EventEmitter<PoolEvents> {
     breaker: (instance, position) => this.emit('breaker', { instanceId: instance.id, position }),
     reconnect: (instance) => this.emit('reconnect', { instanceId: instance.id }),
     failover: (instance, error) => this.emit('failover', { instanceId: instance.id, error }),
+    workWaiting: () => Date.now() - this.unmetAt < WORK_WAITING_MS,
   };
 
   // Coalesce bursts (many releases in one tick) into one 'capacity' event.
