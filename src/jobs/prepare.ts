@@ -14,6 +14,11 @@ export interface PrepareOptions {
   nodeDefs?: () => Promise<NodeDefs>;
   /** Most nodes an API prompt may have (convertUi enforces the same bound while expanding). */
   maxNodes?: number;
+  /**
+   * What ComfyUI would certainly reject (workflow module's certainRejection against the pool's
+   * definitions), as ComfyUI's `{error, node_errors}`; null when it would accept or cannot tell.
+   */
+  rejection?: (prompt: ApiPrompt) => Promise<{ error: unknown; node_errors: Record<string, unknown> } | null>;
 }
 
 /** Refuses an API prompt with more than `limit` nodes before any per-node work. */
@@ -137,6 +142,15 @@ export async function prepareWorkflow(
     throw new InvalidWorkflowError(`No instance has the node class(es): ${capable.missing.join(', ')}.`, {
       missing_node_classes: capable.missing,
     });
+  }
+  const rejected = options.rejection ? await options.rejection(prompt) : null;
+  if (rejected) {
+    const top = rejected.error as { message?: unknown };
+    const nodes = Object.keys(rejected.node_errors);
+    throw new InvalidWorkflowError(
+      `ComfyUI would reject this workflow: ${String(top.message ?? 'invalid prompt')}${nodes.length ? ` (node${nodes.length > 1 ? 's' : ''} ${nodes.slice(0, 5).join(', ')})` : ''}.`,
+      { node_errors: rejected.node_errors, error: rejected.error },
+    );
   }
   return prompt;
 }

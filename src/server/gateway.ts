@@ -30,7 +30,7 @@ import {
   SqlitePipelineRunStore,
 } from '../pipelines/index.ts';
 import { WebhookDispatcher } from '../webhooks/index.ts';
-import { toApiPrompt } from '../workflow/index.ts';
+import { certainRejection, toApiPrompt } from '../workflow/index.ts';
 import { buildApp } from './app.ts';
 import { assetsRoutes } from './assets.ts';
 import { comfyFacadeRoutes } from './comfy-facade.ts';
@@ -247,6 +247,16 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
           .prompt as ApiPrompt,
       nodeDefs: () => pool.nodeDefsFor() as Promise<NodeDefs>,
       maxNodes: config.maxWorkflowNodes,
+      rejection: async (prompt) => {
+        let defs: Parameters<typeof certainRejection>[1];
+        try {
+          defs = (await pool.nodeDefsFor()) as typeof defs;
+        } catch {
+          // No definitions (no instance answers): the instance validates when the job runs.
+          return null;
+        }
+        return certainRejection(prompt, defs);
+      },
     };
     const workflows = new WorkflowRegistry({
       dir: config.workflowsDir,

@@ -80,7 +80,10 @@ export const promptSyncRoutes: FastifyPluginAsync<PromptSyncRoutesOptions> = asy
         if (rendered.status >= 500) request.log.error({ err }, 'prompt_sync failed');
         if (rendered.retryAfter !== undefined) reply.header('retry-after', String(rendered.retryAfter));
         const nodeErrors = (rendered.details?.node_errors as Record<string, unknown> | undefined) ?? {};
-        return fail(reply, rendered.status, rendered.code, rendered.message, undefined, nodeErrors);
+        // ComfyUI's validation answer keeps this route's historical 400, as when an instance rejects it.
+        const status =
+          rendered.code === 'invalid_workflow' && rendered.details?.node_errors ? 400 : rendered.status;
+        return fail(reply, status, rendered.code, rendered.message, undefined, nodeErrors);
       },
     },
     async (request, reply) => {

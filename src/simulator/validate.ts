@@ -1,6 +1,9 @@
 // Prompt validation with ComfyUI v0.8.0's rules and exact error bodies (execution.py validate_prompt /
 // validate_inputs): class checks, output discovery, per-input type coercion written back into the
 // prompt, bounds, combos, links and their return types, custom validation (LoadImage's file check).
+// The rules ComfyUI applies live once in the workflow module (pure, no I/O); the gateway's
+// submit-time check uses the same ones.
+import { COMBO_LIST_SHOWN, COMFY_MESSAGES, typesCompatible } from '../workflow/comfy-rules.ts';
 import { type InputSpec, inputSpec, type NodeDef, nodeDef } from './object-info.ts';
 import { ordered, PyFloat, pyKeys, pySet, toNumber } from './py-json.ts';
 import { pyRepr, pyStr } from './py-repr.ts';
@@ -77,19 +80,6 @@ function specOptions(spec: InputSpec): Record<string, unknown> {
 
 function inputConfig(spec: InputSpec): unknown[] {
   return [specType(spec), specOptions(spec)];
-}
-
-/** Type compatibility as validate_node_input decides it (non-strict). */
-export function typesCompatible(received: unknown, wanted: unknown): boolean {
-  if (typeof received === 'string' && typeof wanted === 'string') {
-    if (received === wanted) return true;
-    const a = new Set(received.split(',').map((t) => t.trim()));
-    const b = new Set(wanted.split(',').map((t) => t.trim()));
-    if (a.has('*') || b.has('*')) return true;
-    for (const t of a) if (b.has(t)) return true;
-    return false;
-  }
-  return JSON.stringify(received) === JSON.stringify(wanted);
 }
 
 function pyTypeName(v: unknown): string {
@@ -211,7 +201,7 @@ function validateInputs(
       if (found.kind === 'required') {
         errors.push({
           type: 'required_input_missing',
-          message: 'Required input is missing',
+          message: COMFY_MESSAGES.required_input_missing,
           details: x,
           extra_info: ordered([['input_name', x]]),
         });
@@ -248,7 +238,7 @@ function validateInputs(
       if (!typesCompatible(receivedType, type)) {
         errors.push({
           type: 'return_type_mismatch',
-          message: 'Return type mismatch between linked nodes',
+          message: COMFY_MESSAGES.return_type_mismatch,
           details: `${x}, received_type(${pyStr(receivedType)}) mismatch input_type(${pyStr(type)})`,
           extra_info: ordered([
             ['input_name', x],
@@ -322,7 +312,7 @@ function validateInputs(
     if ('min' in extra && lessThan(val, extra.min)) {
       errors.push({
         type: 'value_smaller_than_min',
-        message: `Value ${pyStr(val)} smaller than min of ${pyStr(extra.min)}`,
+        message: COMFY_MESSAGES.value_smaller_than_min(pyStr(val), pyStr(extra.min)),
         details: x,
         extra_info: ordered([
           ['input_name', x],
@@ -335,7 +325,7 @@ function validateInputs(
     if ('max' in extra && lessThan(extra.max, val)) {
       errors.push({
         type: 'value_bigger_than_max',
-        message: `Value ${pyStr(val)} bigger than max of ${pyStr(extra.max)}`,
+        message: COMFY_MESSAGES.value_bigger_than_max(pyStr(val), pyStr(extra.max)),
         details: x,
         extra_info: ordered([
           ['input_name', x],
@@ -359,10 +349,10 @@ function validateInputs(
             ? []
             : [val];
       if (invalid.length > 0) {
-        const big = options.length > 20;
+        const big = options.length > COMBO_LIST_SHOWN;
         errors.push({
           type: 'value_not_in_list',
-          message: 'Value not in list',
+          message: COMFY_MESSAGES.value_not_in_list,
           details: `${x}: '${pyStr(val)}' not in ${big ? `(list of length ${options.length})` : pyStr(options)}`,
           extra_info: ordered([
             ['input_name', x],

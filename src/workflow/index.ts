@@ -26,6 +26,10 @@ export type {
 } from './template.ts';
 export { applyTemplate, parseTemplate, templateRequestSchema } from './template.ts';
 export { assertValidPrompt, validatePrompt } from './validate.ts';
+export type { ComfyNodeError, ComfyRejection } from './comfy-rejections.ts';
+export { certainRejection } from './comfy-rejections.ts';
+export type { ComfyErrorEntry } from './comfy-rules.ts';
+export { typesCompatible as comfyTypesCompatible } from './comfy-rules.ts';
 export type {
   ApiLink,
   ApiNode,

@@ -140,15 +140,19 @@ test('an over-long Idempotency-Key is a 400', async () => {
 });
 
 test('ComfyUI validation errors fail the job with node_errors unchanged', async () => {
-  const wf = invertPrompt('val');
-  wf['1'] = { class_type: 'EmptyImage', inputs: { width: 64, batch_size: 1, color: 0 } };
+  // A file only the instance can check (custom validation): the gateway cannot refuse it at
+  // submit (certain rejections are 422 there, see submit-validation.test.ts), ComfyUI does.
+  const wf = {
+    '1': { class_type: 'LoadImage', inputs: { image: 'never-uploaded.png' } },
+    '2': { class_type: 'SaveImage', inputs: { images: ['1', 0], filename_prefix: 'val' } },
+  };
   const res = await stack.request('/api/v2/jobs?wait=10', { body: { workflow: wf } });
   assert.equal(res.status, 201);
   assert.equal(res.body.status, 'failed');
   assert.equal(res.body.error.code, 'invalid_workflow');
   const nodeErrors = res.body.error.details.node_errors;
-  assert.equal(nodeErrors['1'].class_type, 'EmptyImage');
-  assert.equal(nodeErrors['1'].errors[0].type, 'required_input_missing');
+  assert.equal(nodeErrors['1'].class_type, 'LoadImage');
+  assert.equal(nodeErrors['1'].errors[0].type, 'custom_validation_failed');
   assert.equal(res.body.attempts.length, 1, 'validation errors are not retried');
 });
 

@@ -37,7 +37,8 @@ test('prompt_sync passes ComfyUI node_errors through with its own error shape', 
   assert.equal(res.body.error, 'invalid_workflow');
   assert.equal(res.body.node_errors['1'].errors[0].type, 'required_input_missing');
   assert.equal(typeof res.body.timestamp, 'string');
-  assert.equal(typeof res.body.prompt_id, 'string');
+  // Refused at submit (what ComfyUI would certainly reject): no job was created.
+  assert.equal(res.body.prompt_id, null);
 });
 
 test('prompt_sync bad input keeps the sync error shape', async () => {
