@@ -59,7 +59,7 @@ export class NodeTimings {
         if (list.length >= MAX_NODES) break;
         list.push({
           node_id: nodeId,
-          class_type: null,
+          class_type: classOf(nodeId),
           attempt,
           started_at: now,
           ended_at: now,
@@ -77,7 +77,7 @@ export class NodeTimings {
     if (list.length >= MAX_NODES) return;
     list.push({
       node_id: event.nodeId,
-      class_type: event.classType ?? classOf(event.nodeId),
+      class_type: event.classType || classOf(event.nodeId),
       attempt,
       started_at: now,
       ended_at: null,

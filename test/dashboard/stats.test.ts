@@ -47,6 +47,21 @@ describe('statistics', { timeout: 60_000 }, () => {
         ),
       );
       assert.ok(results.every((r) => r.body.status === 'succeeded'));
+      // Node timings, cached nodes included (the simulator caches nodes 1 and 2 after the first run).
+      for (const r of results) {
+        const timings = (await stack.request(`/v1/dashboard/jobs/${r.body.id}`)).body.node_timings as Array<{
+          node_id: string;
+          class_type: string;
+          started_at: number;
+          ended_at: number;
+        }>;
+        assert.deepEqual(timings.map((t) => [t.node_id, t.class_type]).sort(), [
+          ['1', 'EmptyImage'],
+          ['2', 'ImageInvert'],
+          ['3', 'SaveImage'],
+        ]);
+        assert.ok(timings.every((t) => t.ended_at >= t.started_at));
+      }
       stack.sim.instances[0]!.setFaults({ failAtNode: '3' });
       stack.sim.instances[1]!.setFaults({ failAtNode: '3' });
       const failed = await stack.request('/api/v2/jobs?wait=20', { body: { workflow: invertPrompt('f') } });
