@@ -193,7 +193,8 @@ test('a failure in iteration 2 fails the run with its step, iteration, job and t
     steps: [
       {
         id: 'grow',
-        // Inline, so the bad value reaches the instance and fails there (ImageScaleBy's max is 8).
+        // Inline, so the bad value reaches the instance and fails there: a value ComfyUI cannot convert
+        // (the gateway refuses only certain rejections at submit, such as a number above its max).
         workflow: {
           '1': { class_type: 'EmptyImage', inputs: { width: 16, height: 8, batch_size: 1, color: 0 } },
           '2': {
@@ -205,7 +206,7 @@ test('a failure in iteration 2 fails the run with its step, iteration, job and t
           '5': { class_type: 'PreviewAny', inputs: { source: ['4', 0] } },
         },
         outputs: { image: { node: '3' }, width: { node: '5', type: 'integer' } },
-        repeat: { while: x('true'), max: 5, next: { '2.scale_by': 100 } },
+        repeat: { while: x('true'), max: 5, next: { '2.scale_by': 'huge' } },
       },
       { id: 'after', workflow: 'invert', parameters: { image: x('steps.grow.outputs.image') } },
     ],
@@ -223,7 +224,10 @@ test('a failure in iteration 2 fails the run with its step, iteration, job and t
   assert.equal(body.error.job_id, grow.iterations[1].job_id);
   assert.match(body.error.message, /^step grow, iteration 2: /);
   assert.equal(body.error.job_error.code, 'invalid_workflow');
-  assert.match(JSON.stringify(body.error.job_error.details.node_errors), /bigger than max of 8/);
+  assert.match(
+    JSON.stringify(body.error.job_error.details.node_errors),
+    /Failed to convert an input value to a FLOAT value/,
+  );
   assert.equal(body.steps[1].status, 'skipped');
   const job = await stack.request(`/api/v2/jobs/${body.error.job_id}`);
   assert.equal(job.body.status, 'failed');
