@@ -143,11 +143,21 @@ describe('run --gateway', () => {
   });
 
   it('exits 1 with the job’s invalid_workflow error naming the node and message', async () => {
-    const r = await runCli(['run', INVERT, '--gateway', stack.url, '--out', out.path, '--set', '1.width=-5']);
+    // A value only ComfyUI judges (it cannot convert it); a number below its min is refused at submit.
+    const r = await runCli([
+      'run',
+      INVERT,
+      '--gateway',
+      stack.url,
+      '--out',
+      out.path,
+      '--set',
+      '1.width=wide',
+    ]);
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /job [0-9a-f-]{36} failed/);
     assert.match(r.stderr, /invalid_workflow: /);
-    assert.match(r.stderr, /node 1 \(EmptyImage\): Value -5 smaller than min of 1: width/);
+    assert.match(r.stderr, /node 1 \(EmptyImage\): Failed to convert an input value to a INT value/);
     assert.equal(r.stdout, '');
   });
 
