@@ -1,7 +1,7 @@
 // Flattens a parsed UI workflow into execution nodes (protocol §5.2 step 3): subgraph instances
 // and legacy group nodes expand into `outer:inner` ids joined by pass-through boundary nodes, so
 // that link resolution is one uniform walk.
-import { WorkflowTooLargeError } from './errors.ts';
+import { addNode, defaultTitle, type FlattenContext, INPUT_BOUNDARY } from './flatten-context.ts';
 import { expandGroupNode } from './group-node.ts';
 import type { FlatGraph, GInput, GKind, GLink, GNode } from './graph.ts';
 import { resolveNodeType } from './node-aliases.ts';
@@ -17,20 +17,7 @@ import {
   USE_EVERYWHERE_TYPES,
 } from './virtual-nodes.ts';
 
-/** Suffix of the internal id of an instance's input boundary (never emitted). */
-export const INPUT_BOUNDARY = '\u0000in';
 const MAX_DEPTH = 32;
-
-/** Context shared by one flattening run. */
-export interface FlattenContext {
-  wf: UiWorkflow;
-  defs: NodeDefs;
-  virtualTypes: ReadonlySet<string>;
-  out: FlatGraph;
-  /** Workflow nodes added so far (an expanded instance counts once, its boundaries not) and the cap. */
-  count: number;
-  maxNodes: number;
-}
 
 /** Flattens the root graph of a parsed workflow; throws WorkflowTooLargeError past `maxNodes`. */
 export function flatten(
@@ -50,13 +37,6 @@ export function flatten(
   expandGraph(ctx, wf.nodes, wf.links, '', undefined, []);
   linkSetGetNodes(ctx.out);
   return ctx.out;
-}
-
-/** Title the frontend shows: the custom title, else the display name, else the class name. */
-export function defaultTitle(ctx: FlattenContext, n: UiNode): string {
-  if (typeof n.title === 'string') return n.title;
-  const dn = ctx.defs[n.type]?.display_name;
-  return typeof dn === 'string' && dn ? dn : n.type;
 }
 
 /**
@@ -95,26 +75,6 @@ export function expandedSize(wf: UiWorkflow, defs: NodeDefs): number {
     return total;
   };
   return sizeOf(wf.nodes);
-}
-
-/** Adds a node to the flat graph (counted against the cap: boundaries only as their instance). */
-export function addNode(ctx: FlattenContext, node: GNode): void {
-  if (node.kind !== 'boundary' || node.id.endsWith(INPUT_BOUNDARY)) {
-    ctx.count += 1;
-    if (ctx.count > ctx.maxNodes) throw new WorkflowTooLargeError(ctx.count, ctx.maxNodes);
-  }
-  if (ctx.out.byId.has(node.id)) {
-    ctx.out.issues.push({
-      severity: 'error',
-      code: 'duplicate_node_id',
-      message: `node id ${node.id} occurs twice`,
-      node_id: node.id,
-      node_type: node.type,
-    });
-    return;
-  }
-  ctx.out.nodes.push(node);
-  ctx.out.byId.set(node.id, node);
 }
 
 function kindOf(ctx: FlattenContext, type: string): GKind {

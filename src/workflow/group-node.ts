@@ -1,7 +1,7 @@
 // Legacy group nodes (protocol §5.5): `workflow>Name` instances defined in `extra.groupNodes`,
 // expanded into `<instance>:<index>` nodes the way the 2023–25 frontend's GroupNodeConfig built
 // the group's inputs, widgets and outputs from its inner nodes.
-import { addNode, defaultTitle, type FlattenContext, INPUT_BOUNDARY } from './flatten.ts';
+import { addNode, defaultTitle, type FlattenContext, INPUT_BOUNDARY } from './flatten-context.ts';
 import type { GInput, GLink, GNode } from './graph.ts';
 import { nodeShape } from './node-shape.ts';
 import { slotType, type UiNode } from './ui-format.ts';
