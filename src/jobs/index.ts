@@ -47,6 +47,7 @@ export type {
   InputResolverLike,
   LeaseLike,
   LoggerLike,
+  ModelProvisionLike,
   NodeDefs,
   OutputDeliveryLike,
   PoolLike,

@@ -140,6 +140,8 @@ export interface JobRequest {
   source?: 'v2' | 'prompt_sync';
   /** Jobs with the same serial key run one at a time, in submission order (the native facade's client ids). */
   serial_key?: string;
+  /** Model files the prompt loads: only an instance listing all of them runs it (models feature). */
+  models?: string[];
   /** The named workflow (or pipeline) the job was made from; the dashboard lists and filters by it. */
   name?: string;
 }

@@ -29,6 +29,7 @@ import type {
   ApiPrompt,
   InputResolverLike,
   LeaseLike,
+  ModelProvisionLike,
   LoggerLike,
   OutputDeliveryLike,
   PrefetchedLike,
@@ -96,7 +97,8 @@ export type WaitingReason =
   | 'no_instance_available'
   | 'instances_busy'
   | 'retry_backoff'
-  | 'queued_on_instance';
+  | 'queued_on_instance'
+  | 'provisioning_models';
 
 /** Time-dependent fields of a job, derived when it is read. */
 export interface LiveInfo {
@@ -117,6 +119,8 @@ export interface SubmitInput {
   extraData?: Record<string, unknown>;
   /** A caller waits for the result: refuse at once (503) when no healthy instance can run it now. */
   sync?: boolean;
+  /** Models to download first: the job waits queued (provisioning models) until they are there. */
+  provision?: ModelProvisionLike;
 }
 
 interface LiveJob {
@@ -140,6 +144,8 @@ interface LiveJob {
   deadlineTimer: NodeJS.Timeout | null;
   /** Set while a failed job's report waits for its error webhook: ends the wait now (shutdown). */
   settle: (() => void) | null;
+  /** Set while the job waits for its models to be downloaded. */
+  provision: ModelProvisionLike | null;
 }
 
 /** Events: 'started' (job) and 'terminal' (job) for metrics; 'run-event' (jobId, RunEvent) raw run events. */
@@ -271,6 +277,7 @@ export class JobManager extends EventEmitter {
     }
     this.#store.insert(job, input.idempotencyKey);
     const live = this.#newLive(job, input.extraData);
+    live.provision = input.provision ?? null;
     this.#live.set(id, live);
     this.#armDeadline(live);
     // Queued only once its insert is committed: a job whose commit failed was never handed out
@@ -396,11 +403,13 @@ export class JobManager extends EventEmitter {
         execution_ms: running ? now - (job.started_at as number) : job.execution_ms,
       };
     }
-    const reason: WaitingReason = live.retryTimer
-      ? 'retry_backoff'
-      : this.#pool.canRunNow(job.class_types)
-        ? 'instances_busy'
-        : 'no_instance_available';
+    const reason: WaitingReason = live.provision
+      ? 'provisioning_models'
+      : live.retryTimer
+        ? 'retry_backoff'
+        : this.#pool.canRunNow(job.class_types)
+          ? 'instances_busy'
+          : 'no_instance_available';
     const ahead = own === null ? undefined : this.#workAhead(now, job.id).get(job.id);
     const slots = this.#healthySlots();
     return {
@@ -540,6 +549,7 @@ export class JobManager extends EventEmitter {
       retryTimer: null,
       deadlineTimer: null,
       settle: null,
+      provision: null,
     };
   }
 
@@ -548,6 +558,10 @@ export class JobManager extends EventEmitter {
    * slot (the resolver bounds how many at once): a slow or hostile URL delays only its own job.
    */
   #admit(live: LiveJob): void {
+    if (live.provision) {
+      this.#awaitModels(live, live.provision);
+      return;
+    }
     const resolver = this.#o.inputResolver;
     if (!resolver?.prefetch || !needsInputResolution(live.job)) {
       this.#enqueue(live.job);
@@ -626,6 +640,40 @@ export class JobManager extends EventEmitter {
     live.retryTimer.unref();
   }
 
+  /** Holds a committed job (queued) until its models are on the instances, then admits it. */
+  #awaitModels(live: LiveJob, provision: ModelProvisionLike): void {
+    const job = live.job;
+    const current = () => this.#live.get(job.id) === live && job.status === 'queued' && !this.#closing;
+    const off = provision.onProgress((message) => {
+      if (!current()) return;
+      job.progress = { value: 0, nodes_done: 0, nodes_total: 0, message };
+      this.#emitProgressThrottled(live);
+    });
+    provision.ready.then(
+      () => {
+        off();
+        live.provision = null;
+        if (!current()) return;
+        job.progress = null;
+        this.#admit(live);
+      },
+      (err: unknown) => {
+        off();
+        live.provision = null;
+        if (!current()) return;
+        const e = err as { code?: unknown; message?: unknown; details?: unknown };
+        job.error = {
+          code: typeof e.code === 'string' ? e.code : 'model_provisioning_failed',
+          message: typeof e.message === 'string' ? e.message : String(err),
+          ...(e.details && typeof e.details === 'object'
+            ? { details: e.details as Record<string, unknown> }
+            : {}),
+        };
+        this.#finish(live, 'failed');
+      },
+    );
+  }
+
   #enqueue(job: JobRecord): void {
     const failed = job.attempts.filter((a) => a.error).map((a) => a.instance_id);
     const entry: QueueEntry = {
@@ -635,6 +683,7 @@ export class JobManager extends EventEmitter {
       classTypes: job.class_types,
       exclude: [...new Set(failed)],
       ...(job.request.serial_key !== undefined ? { serial: job.request.serial_key } : {}),
+      ...(job.request.models?.length ? { models: job.request.models } : {}),
     };
     this.#scheduler.enqueue(entry);
   }

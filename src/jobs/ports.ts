@@ -144,3 +144,11 @@ export interface WebhookDispatcherLike {
 
 /** The jobs layer's logger: the one contract of src/logger.ts. */
 export type LoggerLike = Logger;
+
+/** Model downloads a job waits for before it is queued (the models feature provides it). */
+export interface ModelProvisionLike {
+  /** Resolves once every model is on the instances; rejects with `{code, message, details?}` otherwise. */
+  readonly ready: Promise<void>;
+  /** Subscribes to download progress (a line for people); returns the unsubscribe. */
+  onProgress(listener: (message: string) => void): () => void;
+}

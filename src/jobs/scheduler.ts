@@ -17,6 +17,8 @@ export interface QueueEntry {
   key?: string;
   /** Jobs with the same serial key run one at a time, in queue order (e.g. one ComfyUI client id). */
   serial?: string;
+  /** Model files an instance must list to take the job. */
+  models?: string[];
 }
 
 /** Options of a Scheduler. */
@@ -127,7 +129,9 @@ export class Scheduler {
       }
       this.#serialOwner.set(entry.serial, entry.id);
     }
-    entry.key = entry.classTypes.join('\u0000');
+    entry.key = entry.models?.length
+      ? `${entry.classTypes.join('\u0000')}\u0001${entry.models.join('\u0000')}`
+      : entry.classTypes.join('\u0000');
     this.#queue.splice(insertionIndex(this.#queue, entry), 0, entry);
     // At saturation every arrival would pump in vain: nothing freed a slot for its kind since.
     if (entry.exclude.length === 0 && this.#noSlot?.has(entry.key)) return;
@@ -223,7 +227,11 @@ export class Scheduler {
         // Avoiding instances only helps when another one could take the job.
         if (knownIds.every((id) => exclude.includes(id))) exclude = [];
       }
-      const lease = this.#pool.tryAcquire({ classTypes: entry.classTypes, exclude });
+      const lease = this.#pool.tryAcquire({
+        classTypes: entry.classTypes,
+        exclude,
+        ...(entry.models ? { models: entry.models } : {}),
+      });
       if (lease) {
         this.#queue.splice(index, 1);
         this.#dispatch(entry, lease);

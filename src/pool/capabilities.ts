@@ -12,6 +12,8 @@ export type ObjectInfoLoader = (signal: AbortSignal) => Promise<Record<string, N
 export class Capabilities {
   /** Node classes from /object_info; null until first loaded. */
   classes: Set<string> | null = null;
+  /** Every string choice of every combo input (the loaders' model files among them); null until loaded. */
+  choices: Set<string> | null = null;
   /** True when the classes must be (re)loaded before they can be trusted. */
   stale = true;
 
@@ -35,6 +37,13 @@ export class Capabilities {
     return classTypes.every((c) => classes.has(c));
   }
 
+  /** True when every model file is among the instance's combo choices (unknown info: only for none). */
+  hasModels(models: readonly string[] | undefined): boolean {
+    if (!models || models.length === 0) return true;
+    const choices = this.choices;
+    return choices !== null && models.every((m) => choices.has(m));
+  }
+
   /** The node definitions, from cache unless stale. */
   get(signal?: AbortSignal): Promise<Record<string, NodeDef>> {
     if (this.defs && !this.stale) return Promise.resolve(this.defs);
@@ -49,6 +58,7 @@ export class Capabilities {
       .then((defs) => {
         this.defs = defs;
         this.classes = new Set(Object.keys(defs));
+        this.choices = comboChoices(defs);
         this.stale = false;
         return defs;
       })
@@ -72,4 +82,26 @@ export class Capabilities {
     this.stale = true;
     return match[1];
   }
+}
+
+/** Every string option of every combo input (`[[...]]` or `["COMBO", {options}]`) of the definitions. */
+function comboChoices(defs: Record<string, NodeDef>): Set<string> {
+  const out = new Set<string>();
+  for (const def of Object.values(defs)) {
+    const input = (def as { input?: Record<string, Record<string, unknown> | undefined> }).input;
+    for (const group of [input?.required, input?.optional]) {
+      if (!group) continue;
+      for (const spec of Object.values(group)) {
+        if (!Array.isArray(spec)) continue;
+        const [type, options] = spec as [unknown, { options?: unknown } | undefined];
+        const list = Array.isArray(type)
+          ? type
+          : type === 'COMBO' && Array.isArray(options?.options)
+            ? options.options
+            : [];
+        for (const v of list) if (typeof v === 'string') out.add(v);
+      }
+    }
+  }
+  return out;
 }

@@ -185,11 +185,11 @@ export class PoolInstance implements LeaseHost {
     return this.running + this.queued;
   }
 
-  /** True when the instance may take one more lease needing these classes. */
-  canTake(classTypes: readonly string[]): boolean {
+  /** True when the instance may take one more lease needing these classes (and model files). */
+  canTake(classTypes: readonly string[], models?: readonly string[]): boolean {
     if (this.closed || this.state !== 'healthy') return false;
     if (this.running + this.queued >= this.config.maxJobs) return false;
-    return this.hasClasses(classTypes);
+    return this.hasClasses(classTypes) && this.capabilities.hasModels(models);
   }
 
   /** True when the instance's known /object_info has every class (unknown info: only for no classes). */

@@ -178,7 +178,7 @@ export class Pool extends EventEmitter<PoolEvents> {
     }> = [];
     const useAffinity = this.options.affinity !== false;
     for (const instance of this.instances.values()) {
-      if (exclude.includes(instance.id) || !instance.canTake(classTypes)) continue;
+      if (exclude.includes(instance.id) || !instance.canTake(classTypes, request.models)) continue;
       candidates.push({
         instance,
         order: instance.order,
@@ -225,6 +225,34 @@ export class Pool extends EventEmitter<PoolEvents> {
       if (instance.capabilities.classes === null || instance.hasClasses(classTypes)) return true;
     }
     return false;
+  }
+
+  /**
+   * The model files no instance lists in its /object_info choices (instances not loaded yet and
+   * draining ones are skipped; with none known, nothing counts as missing).
+   */
+  missingModels(models: readonly string[]): string[] {
+    const wanted = [...new Set(models)];
+    let known = false;
+    const found = new Set<string>();
+    for (const instance of this.instances.values()) {
+      const choices = instance.capabilities.choices;
+      if (instance.draining || choices === null) continue;
+      known = true;
+      for (const m of wanted) if (choices.has(m)) found.add(m);
+    }
+    return known ? wanted.filter((m) => !found.has(m)) : [];
+  }
+
+  /** Reloads every instance's /object_info now (e.g. after a model was added); resolves when done. */
+  async refreshCapabilities(signal?: AbortSignal): Promise<void> {
+    await Promise.allSettled(
+      [...this.instances.values()].map((instance) => {
+        instance.capabilities.stale = true;
+        return instance.nodeDefs(signal);
+      }),
+    );
+    this.signalCapacity();
   }
 
   /** The /object_info of one instance (cached), or of any healthy instance when no id is given. */

@@ -61,7 +61,8 @@ export interface InstanceMemory {
 export interface AcquireRequest {
   /** Every node class the prompt uses; only instances whose /object_info has all of them qualify. */
   classTypes: string[];
-  /** Model files (checkpoints, LoRAs) the prompt loads: used for affinity. */
+  /** Model files (checkpoints, LoRAs) the prompt loads: only instances listing all of them in their
+   * /object_info choices qualify, and the one that ran them last is preferred (affinity). */
   models?: string[];
   /** Instance ids to avoid (e.g. the one where the previous attempt failed). */
   exclude?: string[];

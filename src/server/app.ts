@@ -16,6 +16,7 @@ import type { Registry } from 'prom-client';
 import type { JobManager, PoolLike, PrepareOptions } from '../jobs/index.ts';
 import { installAuth } from './auth.ts';
 import { installErrorHandling } from './errors.ts';
+import type { JobModelsLike } from './job-models.ts';
 import { jobEventsRoutes } from './job-events.ts';
 import { installJsonDepthLimit } from './json-depth.ts';
 import { jobOutputsRoutes } from './job-outputs.ts';
@@ -58,6 +59,8 @@ export interface AppOptions {
   /** Aborted when shutdown starts (sync requests hand their jobs back). */
   shutdownSignal: AbortSignal;
   plugins?: ExtraPlugin[];
+  /** The models step of job submission (model-aware routing, provisioning, 422 model_missing). */
+  models?: JobModelsLike;
   /** Deepest nesting accepted in a JSON body (default 64). */
   maxJsonDepth?: number;
   /** Deadline for an HTTP upgrade to complete (default 10 s). */
@@ -149,6 +152,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     ...common,
     prepare: options.prepare,
     shutdownSignal: options.shutdownSignal,
+    ...(options.models ? { models: options.models } : {}),
   });
   await app.register(jobEventsRoutes, {
     ...common,

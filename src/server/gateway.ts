@@ -297,6 +297,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     closers.push(() => pipelineRegistry.close());
     await pipelineRegistry.start();
     const app = await buildApp({
+      models: models.jobs,
       manager,
       pool: poolLike,
       prepare,
@@ -348,6 +349,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
             manager,
             prepare,
             shutdownSignal: shutdown.signal,
+            models: models.jobs,
             ...(config.publicUrl ? { publicUrl: config.publicUrl } : {}),
           },
         },

@@ -12,6 +12,7 @@ import {
   prepareWorkflow,
   scopedSignal,
 } from '../jobs/index.ts';
+import { hintsFromWorkflow, type JobModelsLike, type ModelHint } from './job-models.ts';
 import { originOf, renderJob } from './render.ts';
 import {
   errorSchema,
@@ -28,6 +29,8 @@ import { zodRoute } from './zod.ts';
 export interface JobRoutesOptions {
   manager: JobManager;
   prepare: PrepareOptions;
+  /** The models step of submission (model-aware routing, provisioning, 422 model_missing). */
+  models?: JobModelsLike;
   publicUrl?: string;
   /** Ends `?wait` early at shutdown. */
   shutdownSignal?: AbortSignal;
@@ -52,7 +55,7 @@ export function replySignal(reply: FastifyReply): AbortSignal {
 /** Fastify plugin: the /api/v2/jobs resource. */
 export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
   app,
-  { manager, prepare, publicUrl, shutdownSignal },
+  { manager, prepare, publicUrl, shutdownSignal, models },
 ) => {
   app.post(
     '/api/v2/jobs',
@@ -69,9 +72,10 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
     async (request, reply) => {
       const body = request.body as SubmitJobBody;
       const query = request.query as { wait?: number };
-      return createJob({ manager, publicUrl, shutdownSignal }, request, reply, {
+      return createJob({ manager, publicUrl, shutdownSignal, models }, request, reply, {
         prepare: async () => ({ workflow: await prepareWorkflow(body.workflow, body.overrides, prepare) }),
         options: body,
+        modelHints: [...hintsFromWorkflow(body.workflow), ...(body.models ?? [])],
         ...(query.wait !== undefined ? { wait: query.wait } : {}),
       });
     },
@@ -160,6 +164,8 @@ export interface JobCreateContext {
   publicUrl?: string | undefined;
   /** Ends `?wait` early at shutdown. */
   shutdownSignal?: AbortSignal | undefined;
+  /** The models step of submission; absent = no model checks. */
+  models?: JobModelsLike | undefined;
 }
 
 /** The job options of a submit body (everything but the workflow itself). */
@@ -181,7 +187,13 @@ export async function createJob(
   ctx: JobCreateContext,
   request: FastifyRequest,
   reply: FastifyReply,
-  input: { prepare: () => Promise<PreparedJob>; options: JobSubmitOptions; wait?: number },
+  input: {
+    prepare: () => Promise<PreparedJob>;
+    options: JobSubmitOptions;
+    wait?: number;
+    /** Where the workflow's models come from (UI workflow `models`, the request's `models`). */
+    modelHints?: ModelHint[];
+  },
 ): Promise<FastifyReply> {
   const { manager, publicUrl, shutdownSignal } = ctx;
   const body = input.options;
@@ -191,6 +203,8 @@ export async function createJob(
   const { workflow, inputs: derived, name } = await input.prepare();
   const inputs = derived ? { ...body.inputs, ...derived } : body.inputs;
   const wait = input.wait !== undefined && input.wait > 0 ? input.wait : 0;
+  // The models it loads: routed to instances listing them, downloaded first, or 422 model_missing.
+  const models = ctx.models ? await ctx.models.plan(workflow, input.modelHints ?? []) : null;
   let job = manager.submit({
     workflow,
     // A caller that waits gets 503 at once when no healthy instance can run it (async ones queue).
@@ -207,8 +221,10 @@ export async function createJob(
       request_id: request.id,
       source: 'v2',
       ...(name !== undefined ? { name } : {}),
+      ...(models?.models.length ? { models: models.models } : {}),
     },
     ...(body.extra_data ? { extraData: body.extra_data } : {}),
+    ...(models?.provision ? { provision: models.provision } : {}),
   });
   const origin = originOf(request, publicUrl);
   // v2: a 201 means the job is recorded and queued. The body is the Job as created: the prompt may

@@ -16,10 +16,11 @@ import {
   modelsInDefs,
   SqliteModelStore,
 } from '../models/index.ts';
+import { JobModels, type JobModelsPool } from './job-models.ts';
 import type { ModelInventory, ModelRoutesOptions } from './models.ts';
 
 /** The slice of the pool the models feature reads. */
-export interface ModelsPool {
+export interface ModelsPool extends JobModelsPool {
   list(): Array<{ id: string; state: string }>;
   nodeDefsFor(instanceId?: string): Promise<Record<string, unknown>>;
 }
@@ -29,6 +30,8 @@ export interface ModelsFeature {
   downloads: ModelDownloads;
   store: ModelStore;
   routes: Omit<ModelRoutesOptions, 'maxStreams' | 'shutdownSignal' | 'keepaliveMs'>;
+  /** The models step of job submission. */
+  jobs: JobModels;
   close(): Promise<void>;
 }
 
@@ -80,6 +83,13 @@ export function createModelsFeature(
     logger: logger.child({ component: 'models' }),
   });
   downloads.start();
+  const shutdown = new AbortController();
+  // A model that landed shows up in the instances' loader choices: reload them, so waiting jobs
+  // (also ones recovered after a restart, routed by their models) find an instance.
+  downloads.on('finished', (task) => {
+    if (task.status === 'completed') void pool.refreshCapabilities(shutdown.signal).catch(() => {});
+  });
+  const jobs = new JobModels({ pool, downloads, store, signal: shutdown.signal });
   const sources = {
     get: (): Record<string, ModelSource> => store.getSources(),
     put: (next: Record<string, ModelSource>) => store.putSources(next),
@@ -89,8 +99,10 @@ export function createModelsFeature(
     downloads,
     store,
     routes: { downloads, sources, inventory: () => inventory(pool, downloads) },
+    jobs,
     close() {
       closing ??= (async () => {
+        shutdown.abort();
         await downloads.close();
         await guard.dispatcher.close().catch(() => {});
         store.close();

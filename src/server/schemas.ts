@@ -1,5 +1,6 @@
 // zod schemas of the HTTP API: they validate requests and (through zod.ts) generate OpenAPI.
 import { z } from 'zod';
+import { modelHintSchema } from './job-models.ts';
 import { JOB_STATUSES } from '../jobs/index.ts';
 
 const httpUrl = z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' });
@@ -38,6 +39,13 @@ export const submitJobBody = z
       .optional()
       .describe(
         'Extension: `{"<node_id>.<input>": url | data URI | asset id}` uploaded to the instance before the run.',
+      ),
+    models: z
+      .array(modelHintSchema)
+      .max(64)
+      .optional()
+      .describe(
+        'Extension: where the models the workflow loads come from (`{name, url, directory, sha256?}`); missing ones are downloaded into MODELS_DIR before the run.',
       ),
     output: z
       .object({
@@ -168,7 +176,13 @@ export const jobSchema = z.object({
   error: jobError.nullable(),
   metrics: z.object({ queue_ms: z.int().nullable(), execution_ms: z.int().nullable() }),
   waiting_reason: z
-    .enum(['no_instance_available', 'instances_busy', 'retry_backoff', 'queued_on_instance'])
+    .enum([
+      'no_instance_available',
+      'instances_busy',
+      'retry_backoff',
+      'queued_on_instance',
+      'provisioning_models',
+    ])
     .nullable()
     .describe('Extension: why a queued job waits (null otherwise).'),
   estimated_completion_at: z

@@ -14,6 +14,7 @@ import {
   TemplateParamsError,
   type WorkflowTemplate,
 } from '../workflow/index.ts';
+import type { JobModelsLike } from './job-models.ts';
 import { createJob, type PreparedJob } from './jobs.ts';
 import { originOf } from './render.ts';
 import { errorSchema, jobSchema, submitJobBody, submitJobQuery } from './schemas.ts';
@@ -28,6 +29,8 @@ export interface WorkflowRoutesOptions {
   publicUrl?: string;
   /** Ends `?wait` early at shutdown. */
   shutdownSignal?: AbortSignal;
+  /** The models step of submission; absent = no model checks. */
+  models?: JobModelsLike;
 }
 
 /** No template of that name is loaded (404, `not_found`). */
@@ -63,7 +66,7 @@ export class InvalidParametersError extends GatewayError {
 
 /** Body of POST /v1/workflows/{name}: the template's parameters plus the v2 job options. */
 export const runWorkflowBody = submitJobBody
-  .pick({ webhook_url: true, output: true, timeout_ms: true, priority: true, metadata: true })
+  .pick({ webhook_url: true, output: true, timeout_ms: true, priority: true, metadata: true, models: true })
   .extend({
     parameters: z
       .record(z.string(), z.unknown())
@@ -101,7 +104,7 @@ const RESOLVABLE = /^(https?:\/\/|s3:\/\/|data:|asset:)/i;
 
 /** Fastify plugin: the /v1/workflows resource. */
 export const workflowRoutes: FastifyPluginAsync<WorkflowRoutesOptions> = async (app, options) => {
-  const { registry, manager, prepare, publicUrl, shutdownSignal } = options;
+  const { registry, manager, prepare, publicUrl, shutdownSignal, models } = options;
   const docs = new TemplateDocs(registry);
   const onChange = () => docs.refresh();
   registry.on('change', onChange);
@@ -173,10 +176,11 @@ export const workflowRoutes: FastifyPluginAsync<WorkflowRoutesOptions> = async (
       const entry = requireEntry(registry, name);
       const body = (request.body ?? {}) as RunWorkflowBody;
       const query = request.query as { wait?: number };
-      const { parameters, ...jobOptions } = body;
-      return createJob({ manager, publicUrl, shutdownSignal }, request, reply, {
+      const { parameters, models: modelHints, ...jobOptions } = body;
+      return createJob({ manager, publicUrl, shutdownSignal, models }, request, reply, {
         prepare: () => buildJob(request, registry, entry, parameters ?? {}, prepare),
         options: jobOptions,
+        modelHints: modelHints ?? [],
         ...(query.wait !== undefined ? { wait: query.wait } : {}),
       });
     },

@@ -37,12 +37,15 @@ export async function startTestStack(
     sseKeepaliveMs?: number;
     /** The gateway's logger (default: pino at TEST_LOG_LEVEL, silent). */
     logger?: pino.Logger;
+    /** The simulator's models folder (its files are the loaders' choices). */
+    simModelsDir?: string;
   } = {},
 ): Promise<TestStack> {
   const sim = await startSimulator({
     port: 0,
     instances: options.instances ?? 1,
     nodeDelayMs: options.nodeDelayMs ?? 0,
+    ...(options.simModelsDir ? { modelsDir: options.simModelsDir } : {}),
   });
   let gateway: Gateway | undefined;
   // Each stack gets its own DATA_DIR: assets and the input cache live there, and test files run in parallel.
