@@ -13,6 +13,7 @@ type CommandModule = { register(program: Command): void };
 
 const commands: Record<string, () => Promise<CommandModule>> = {
   convert: () => import('./convert.ts'),
+  models: () => import('./models.ts'),
   run: () => import('./run.ts'),
   serve: () => import('./serve.ts'),
   simulate: () => import('./simulate.ts'),

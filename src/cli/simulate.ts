@@ -1,6 +1,8 @@
 // `comfy-gateway simulate`: runs N simulated ComfyUI instances until SIGINT/SIGTERM, one line per
 // instance on stdout. POST /simulator/crash exits the process abruptly (code 137), like kill -9.
+import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import { parse as parseYaml } from 'yaml';
 import { startSimulator } from '../simulator/index.ts';
 
 function int(name: string, min: number, max: number): (v: string) => number {
@@ -31,6 +33,10 @@ export function register(program: Command): void {
       '--models-dir <dir>',
       'ComfyUI models layout whose files the loaders list (checkpoints/, loras/…)',
     )
+    .option(
+      '--extra-model-paths-config <file>',
+      "ComfyUI's extra_model_paths.yaml: the base_path of its first section is the models folder",
+    )
     .option('--verbose', 'log simulator events to stderr', false)
     .action(
       async (opts: {
@@ -40,15 +46,17 @@ export function register(program: Command): void {
         nodeDelayMs: number;
         dataDir?: string;
         modelsDir?: string;
+        extraModelPathsConfig?: string;
         verbose: boolean;
       }) => {
+        const modelsDir = opts.modelsDir ?? basePathOf(opts.extraModelPathsConfig);
         const sim = await startSimulator({
           host: opts.host,
           port: opts.port,
           instances: opts.instances,
           nodeDelayMs: opts.nodeDelayMs,
           dataDir: opts.dataDir,
-          ...(opts.modelsDir !== undefined ? { modelsDir: opts.modelsDir } : {}),
+          ...(modelsDir !== undefined ? { modelsDir } : {}),
           logger: opts.verbose ? (line) => process.stderr.write(`${line}\n`) : undefined,
           onCrashRequest: () => process.exit(137),
         });
@@ -61,4 +69,12 @@ export function register(program: Command): void {
         await sim.close();
       },
     );
+}
+
+/** The base_path of the first section of an extra_model_paths.yaml (what the gateway writes). */
+function basePathOf(file: string | undefined): string | undefined {
+  if (file === undefined) return undefined;
+  const doc = parseYaml(readFileSync(file, 'utf8')) as Record<string, { base_path?: unknown }> | null;
+  const first = doc ? Object.values(doc)[0] : undefined;
+  return typeof first?.base_path === 'string' ? first.base_path : undefined;
 }

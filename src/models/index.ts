@@ -34,3 +34,4 @@ export { MemoryModelStore } from './model-store.ts';
 export { SqliteModelStore } from './sqlite-model-store.ts';
 export type { LocalModelFile } from './model-index.ts';
 export { comboChoices, listModelFiles, modelsInDefs } from './model-index.ts';
+export { extraModelPathsYaml, writeExtraModelPaths } from './extra-model-paths.ts';

@@ -25,6 +25,8 @@ export interface ManagedProcessOptions {
   id: string;
   /** `{port}` (and `{host}`) are replaced in every argument. */
   command: string | string[];
+  /** Appended after the command's own arguments (no placeholders replaced). */
+  extraArgs?: string[] | undefined;
   port: number;
   host?: string;
   cwd?: string | undefined;
@@ -175,6 +177,7 @@ export class ManagedProcess extends EventEmitter<ManagedProcessEvents> {
     const argv = template.map((arg) =>
       arg.replaceAll('{port}', String(this.port)).replaceAll('{host}', host),
     );
+    argv.push(...(this.options.extraArgs ?? []));
     const [file, ...args] = argv;
     if (!file) throw new ManagedProcessError(`${this.id}: empty command`);
     const child = spawn(file, args, {

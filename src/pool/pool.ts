@@ -389,6 +389,7 @@ export class Pool extends EventEmitter<PoolEvents> {
     const process = new ManagedProcess({
       id: instance.id,
       command: managed.command,
+      extraArgs: managed.extraArgs,
       port,
       host: managed.host ?? '127.0.0.1',
       cwd: managed.cwd,

@@ -88,6 +88,8 @@ export interface Lease {
 export interface ManagedProcessesOptions {
   /** Command with a `{port}` placeholder, as one string (split like a shell would, without a shell) or argv. */
   command: string | string[];
+  /** Appended to every process's arguments (e.g. `--extra-model-paths-config <file>`). */
+  extraArgs?: string[];
   ports: number[];
   /** Host the processes listen on (default 127.0.0.1). */
   host?: string;

@@ -40,8 +40,9 @@ import { instancesRoutes } from './instances.ts';
 import { assetFileStager, stageDataUriInputs } from './pipeline-files.ts';
 import { PipelineRegistry, templateLookup } from './pipeline-registry.ts';
 import { pipelineRoutes } from './pipelines.ts';
+import { writeExtraModelPaths } from '../models/index.ts';
 import { modelRoutes } from './models.ts';
-import { createModelsFeature } from './models-setup.ts';
+import { createModelsFeature, registerModelMetrics } from './models-setup.ts';
 import { createLogger } from './logger.ts';
 import { registerJobMetrics } from './metrics.ts';
 import { NodeTimings } from './node-timings.ts';
@@ -108,6 +109,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
             managed: {
               command: splitCommand(config.comfyuiCommand),
               ports: parsePortList(config.comfyuiManagedPorts ?? '8188'),
+              ...managedModelArgs(config),
             },
           }
         : {}),
@@ -224,9 +226,11 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     const registry = new Registry();
     const detachJobMetrics = registerJobMetrics(registry, manager);
     const detachPoolMetrics = registerPoolMetrics(registry, pool);
+    const detachModelMetrics = registerModelMetrics(registry, models.downloads);
     closers.push(() => {
       detachJobMetrics();
       detachPoolMetrics();
+      detachModelMetrics();
     });
 
     const stats = new StatsCollector({
@@ -455,6 +459,13 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     await closeAll();
     throw err;
   }
+}
+
+/** With MODELS_DIR, managed ComfyUI processes read it through an extra_model_paths file we write. */
+function managedModelArgs(config: Config): { extraArgs?: string[] } {
+  if (!config.modelsDir) return {};
+  const file = writeExtraModelPaths(join(config.dataDir, 'extra_model_paths.yaml'), config.modelsDir);
+  return { extraArgs: ['--extra-model-paths-config', file] };
 }
 
 /** COMFYUI_INSTANCES entries, then every COMFYUI_URLS / COMFYUI_HOST_n URL they do not already name. */

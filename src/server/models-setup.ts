@@ -3,6 +3,7 @@
 // GET /v1/models. The gateway calls this once and registers modelRoutes with the result.
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Config } from '../config.ts';
 import { createSsrfGuard, type LookupFunction } from '../io/index.ts';
 import {
@@ -156,4 +157,48 @@ async function inventory(pool: ModelsPool, downloads: ModelDownloads): Promise<M
     out.folders[folder] = [...byName.values()].sort((a, b) => a.name.localeCompare(b.name));
   }
   return out;
+}
+
+/** Download metrics: finished downloads by status, bytes written, durations, tasks by status now. */
+export function registerModelMetrics(registry: Registry, downloads: ModelDownloads): () => void {
+  const prefix = 'comfy_gateway_';
+  const finished = new Counter({
+    name: `${prefix}model_downloads_total`,
+    help: 'Model downloads that ended, by final status',
+    labelNames: ['status'],
+    registers: [registry],
+  });
+  const bytes = new Counter({
+    name: `${prefix}model_download_bytes_total`,
+    help: 'Bytes of model files written to disk',
+    registers: [registry],
+  });
+  const duration = new Histogram({
+    name: `${prefix}model_download_duration_seconds`,
+    help: 'Time from a download starting to its end, by final status',
+    labelNames: ['status'],
+    buckets: [1, 5, 15, 60, 300, 900, 1800, 3600, 7200],
+    registers: [registry],
+  });
+  new Gauge({
+    name: `${prefix}model_download_tasks`,
+    help: 'Known model download tasks by status (finished ones until their TTL)',
+    labelNames: ['status'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const task of downloads.list()) this.inc({ status: task.status });
+    },
+  });
+  const onFinished = (task: { status: string }, ms: number) => {
+    finished.inc({ status: task.status });
+    if (ms > 0) duration.observe({ status: task.status }, ms / 1000);
+  };
+  const onBytes = (n: number) => bytes.inc(n);
+  downloads.on('finished', onFinished);
+  downloads.on('bytes', onBytes);
+  return () => {
+    downloads.off('finished', onFinished);
+    downloads.off('bytes', onBytes);
+  };
 }

@@ -236,3 +236,15 @@ test('without MODELS_DIR downloads answer 409 models_dir_unset', async () => {
     await plain.close();
   }
 });
+
+test('metrics count downloads by status, bytes written and durations', async () => {
+  const res = await fetch(`${stack.url}/metrics`);
+  const text = await res.text();
+  const value = (line: RegExp) => Number(text.match(line)?.[1] ?? Number.NaN);
+  assert.ok(value(/^comfy_gateway_model_downloads_total\{status="completed"\} (\d+)$/m) >= 3, text);
+  assert.ok(value(/^comfy_gateway_model_downloads_total\{status="failed"\} (\d+)$/m) >= 1);
+  assert.ok(value(/^comfy_gateway_model_downloads_total\{status="canceled"\} (\d+)$/m) >= 1);
+  assert.ok(value(/^comfy_gateway_model_download_bytes_total (\d+)$/m) >= 3 * files.size);
+  assert.ok(value(/^comfy_gateway_model_download_duration_seconds_count\{status="completed"\} (\d+)$/m) >= 3);
+  assert.ok(value(/^comfy_gateway_model_download_tasks\{status="completed"\} (\d+)$/m) >= 3);
+});
