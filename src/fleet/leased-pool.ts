@@ -67,7 +67,12 @@ export class LeasedPool extends EventEmitter implements PoolLike {
     }));
   }
 
-  tryAcquire(req: { classTypes: string[]; models?: string[]; exclude?: string[] }): LeaseLike | null {
+  tryAcquire(req: {
+    classTypes: string[];
+    models?: string[];
+    requiredModels?: string[];
+    exclude?: string[];
+  }): LeaseLike | null {
     if (this.#owned.size === 0) return null;
     const exclude = req.exclude?.length ? [...req.exclude, ...this.#others] : this.#others;
     return this.#pool.tryAcquire({ ...req, exclude });

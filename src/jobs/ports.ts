@@ -73,7 +73,12 @@ export type NodeDefs = Record<string, unknown>;
 
 /** The Pool methods the gateway calls. */
 export interface PoolLike extends Pick<EventEmitter, 'on' | 'off'> {
-  tryAcquire(req: { classTypes: string[]; models?: string[]; exclude?: string[] }): LeaseLike | null;
+  tryAcquire(req: {
+    classTypes: string[];
+    models?: string[];
+    requiredModels?: string[];
+    exclude?: string[];
+  }): LeaseLike | null;
   canEverRun(classTypes: string[]): { ok: true } | { ok: false; missing: string[] };
   /** True when a healthy instance has every class now (busy or not). */
   canRunNow(classTypes: string[]): boolean;

@@ -230,7 +230,7 @@ export class Scheduler {
       const lease = this.#pool.tryAcquire({
         classTypes: entry.classTypes,
         exclude,
-        ...(entry.models ? { models: entry.models } : {}),
+        ...(entry.models ? { models: entry.models, requiredModels: entry.models } : {}),
       });
       if (lease) {
         this.#queue.splice(index, 1);

@@ -178,7 +178,7 @@ export class Pool extends EventEmitter<PoolEvents> {
     }> = [];
     const useAffinity = this.options.affinity !== false;
     for (const instance of this.instances.values()) {
-      if (exclude.includes(instance.id) || !instance.canTake(classTypes, request.models)) continue;
+      if (exclude.includes(instance.id) || !instance.canTake(classTypes, request.requiredModels)) continue;
       candidates.push({
         instance,
         order: instance.order,

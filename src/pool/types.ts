@@ -61,9 +61,10 @@ export interface InstanceMemory {
 export interface AcquireRequest {
   /** Every node class the prompt uses; only instances whose /object_info has all of them qualify. */
   classTypes: string[];
-  /** Model files (checkpoints, LoRAs) the prompt loads: only instances listing all of them in their
-   * /object_info choices qualify, and the one that ran them last is preferred (affinity). */
+  /** Model files (checkpoints, LoRAs) the prompt loads: used for affinity. */
   models?: string[];
+  /** Model files an instance must list in its /object_info choices to qualify (the models feature). */
+  requiredModels?: string[];
   /** Instance ids to avoid (e.g. the one where the previous attempt failed). */
   exclude?: string[];
 }

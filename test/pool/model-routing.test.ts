@@ -37,21 +37,24 @@ test('a lease needing a model goes only to the instance that lists it', () => {
     'nowhere.safetensors',
   ]);
   const leases = Array.from({ length: 3 }, () =>
-    pool.tryAcquire({ classTypes: ['CheckpointLoaderSimple'], models: ['only-b.safetensors'] }),
+    pool.tryAcquire({ classTypes: ['CheckpointLoaderSimple'], requiredModels: ['only-b.safetensors'] }),
   );
   assert.deepEqual(
     leases.map((l) => l?.instanceId),
     ['m-1', 'm-1', 'm-1'],
   );
   for (const lease of leases) lease?.release({ ok: true });
-  assert.equal(pool.tryAcquire({ classTypes: [], models: ['nowhere.safetensors'] }), null);
+  assert.equal(pool.tryAcquire({ classTypes: [], requiredModels: ['nowhere.safetensors'] }), null);
 });
 
 test('after a refresh an instance that gained the file takes the work too', async () => {
   await writeFile(join(dirs[0]!, 'checkpoints', 'only-b.safetensors'), 'x');
-  assert.equal(pool.tryAcquire({ classTypes: [], models: ['only-b.safetensors'], exclude: ['m-1'] }), null);
+  assert.equal(
+    pool.tryAcquire({ classTypes: [], requiredModels: ['only-b.safetensors'], exclude: ['m-1'] }),
+    null,
+  );
   await pool.refreshCapabilities();
-  const lease = pool.tryAcquire({ classTypes: [], models: ['only-b.safetensors'], exclude: ['m-1'] });
+  const lease = pool.tryAcquire({ classTypes: [], requiredModels: ['only-b.safetensors'], exclude: ['m-1'] });
   assert.equal(lease?.instanceId, 'm-0');
   lease?.release({ ok: true });
 });

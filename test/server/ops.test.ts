@@ -1,17 +1,28 @@
 import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { invertPrompt, readEvents, startTestStack, type TestStack } from '../support/gateway.ts';
 import { readJson, WORKFLOW_PAIRS_DIR } from '../support/shared.ts';
 
 let stack: TestStack;
+let modelsDir: string;
 const KEY = 'test-key-123';
 const auth = { authorization: `Bearer ${KEY}` };
 before(async () => {
-  stack = await startTestStack({ env: { API_KEYS: `${KEY},other` } });
+  // The LCM workflow below loads these models: the simulator's models folder has them, as an
+  // instance that can run it would (the gateway refuses a model no instance lists: 422 model_missing).
+  modelsDir = await mkdtemp(join(tmpdir(), 'gw-ops-models-'));
+  await mkdir(join(modelsDir, 'checkpoints'));
+  await mkdir(join(modelsDir, 'loras'));
+  await writeFile(join(modelsDir, 'checkpoints', 'sd_xl_1.0.safetensors'), 'x');
+  await writeFile(join(modelsDir, 'loras', 'lcm_lora_sdxl.safetensors'), 'x');
+  stack = await startTestStack({ env: { API_KEYS: `${KEY},other` }, simModelsDir: modelsDir });
 });
 after(async () => {
   await stack.close();
+  await rm(modelsDir, { recursive: true, force: true });
 });
 
 test('API keys: missing or wrong bearer is a 401 envelope; health and docs stay public', async () => {
