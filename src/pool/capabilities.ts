@@ -50,6 +50,11 @@ export class Capabilities {
     return this.load(signal);
   }
 
+  /** Resolves once no load is in flight (one that started before a change would not show it). */
+  async settled(): Promise<void> {
+    await this.loading?.catch(() => undefined);
+  }
+
   /** Loads /object_info now (joining a load in flight). */
   load(signal?: AbortSignal): Promise<Record<string, NodeDef>> {
     if (this.loading) return this.loading;

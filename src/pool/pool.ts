@@ -247,7 +247,8 @@ export class Pool extends EventEmitter<PoolEvents> {
   /** Reloads every instance's /object_info now (e.g. after a model was added); resolves when done. */
   async refreshCapabilities(signal?: AbortSignal): Promise<void> {
     await Promise.allSettled(
-      [...this.instances.values()].map((instance) => {
+      [...this.instances.values()].map(async (instance) => {
+        await instance.capabilities.settled();
         instance.capabilities.stale = true;
         return instance.nodeDefs(signal);
       }),
