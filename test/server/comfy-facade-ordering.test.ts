@@ -67,6 +67,38 @@ describe('facade: prompts of one client id run in submission order', () => {
   });
 });
 
+describe('facade: deleting a prompt that waits behind its client’s earlier one', () => {
+  let stack: TestStack;
+
+  before(async () => {
+    stack = await startTestStack({ instances: 2, nodeDelayMs: 60 });
+  });
+  after(async () => {
+    await stack.close();
+  });
+
+  it('removes it from the queue for good while the series goes on', async () => {
+    const ws = new WsRecorder(stack.url, 'deleter');
+    try {
+      await ws.opened;
+      const a = await submit(stack, 'deleter', 0x0a0a0a);
+      const b = await submit(stack, 'deleter', 0x0b0b0b);
+      const c = await submit(stack, 'deleter', 0x0c0c0c);
+      const del = await rawRequest(`${stack.url}/queue`, {
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ delete: [b] }),
+      });
+      assert.equal(del.status, 200);
+      await ws.untilDone(c);
+      assert.ok(at(ws, 'execution_start', c) > at(ws, 'execution_success', a), 'c waited for a');
+      assert.ok(!ws.messages.some((m) => m.data?.prompt_id === b), 'the deleted prompt never ran');
+      assert.deepEqual((await rawRequest(`${stack.url}/history/${b}`)).json, {});
+    } finally {
+      ws.close();
+    }
+  });
+});
+
 describe('facade: COMFY_FACADE_PARALLEL_PER_CLIENT=true', () => {
   let stack: TestStack;
 
