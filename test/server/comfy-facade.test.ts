@@ -3,11 +3,13 @@
 // interrupt, queue, history, view, object_info, system_stats, the socket's messages).
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { PNG } from 'pngjs';
 import WebSocket from 'ws';
 import { type ApiPrompt, ComfyClient, ComfyValidationError } from '../../src/comfy/index.ts';
 import { invertPrompt, type Json, startTestStack, type TestStack } from '../support/gateway.ts';
+import { TRANSCRIPTS_DIR } from '../support/shared.ts';
 
 const examples = new URL('../../examples/', import.meta.url);
 
@@ -81,7 +83,7 @@ describe('native ComfyUI facade over two simulator instances', () => {
     assert.equal(view.status, 200);
     const png = PNG.sync.read(await body(view.body));
     const recorded = PNG.sync.read(
-      await readFile('/work/shared/comfyui-transcripts/files/prompt_success_invert_output.png'),
+      await readFile(join(TRANSCRIPTS_DIR, 'files', 'prompt_success_invert_output.png')),
     );
     assert.equal(png.width, 512);
     assert.ok(png.data.equals(recorded.data), 'pixel-exact with the real ComfyUI output');
