@@ -19,6 +19,8 @@ export interface QueueEntry {
   serial?: string;
   /** Model files an instance must list to take the job. */
   models?: string[];
+  /** Arrival order, set by the scheduler: first come, first served among jobs of the same millisecond. */
+  seq?: number;
 }
 
 /** Options of a Scheduler. */
@@ -47,7 +49,7 @@ function mayHaveFreeSlot(snapshot: unknown): boolean {
 function before(a: QueueEntry, b: QueueEntry): boolean {
   if (a.priority !== b.priority) return a.priority > b.priority;
   if (a.createdAt !== b.createdAt) return a.createdAt < b.createdAt;
-  return a.id < b.id;
+  return (a.seq ?? 0) < (b.seq ?? 0);
 }
 
 /** Where `entry` goes in a list sorted by before(). */
@@ -68,6 +70,8 @@ export class Scheduler {
   #dispatch: SchedulerOptions['dispatch'];
   #scanLimit: number;
   #tickMs: number;
+  /** Arrivals so far: each entry's seq (ids are random, so they cannot break ties fairly). */
+  #arrivals = 0;
   /** Sorted: index 0 runs next. Bounded by MAX_QUEUE at submission. */
   #queue: QueueEntry[] = [];
   /** Serial key → the job that holds it (queued here or running) until release(). */
@@ -118,6 +122,7 @@ export class Scheduler {
   /** Adds a job (or re-adds it for a retry). */
   enqueue(entry: QueueEntry): void {
     if (this.#closed) return;
+    entry.seq ??= this.#arrivals++;
     if (entry.serial !== undefined) {
       const owner = this.#serialOwner.get(entry.serial);
       if (owner !== undefined && owner !== entry.id) {
