@@ -26,6 +26,7 @@ import {
   CHILD_TIMEOUT_MS,
   childCpuMs,
   freePort,
+  freePortRange,
   loads,
   openFds,
   percentile,
@@ -339,9 +340,13 @@ async function widePhase(samples: number, warmup: number): Promise<Record<string
   const sims: Array<{ urls: string[]; child: ChildProcess; port: number }> = [];
   const out: Record<string, unknown> = {};
   try {
+    // Explicit consecutive ports (the simulator numbers its instances from --port), so a killed
+    // process can be restarted on the same ones.
+    let from = 41_000;
     for (let i = 0; i < 4; i++) {
-      const sim = await startSimulatorProcess(perProcess);
-      const port = Number(new URL(sim.urls[0] as string).port);
+      const port = await freePortRange(perProcess, from);
+      from = port + perProcess + 7;
+      const sim = await startSimulatorProcess(perProcess, { port });
       sims.push({ ...sim, port });
     }
     const all = sims.flatMap((s) => s.urls);
@@ -442,21 +447,9 @@ parentPort.on('message', () => { stopped = true; });
 
 async function clientsPhase(waiters: number, sse: number, sockets: number): Promise<Record<string, unknown>> {
   // 8 instances, one slot each, 2 nodes × 8 ms: the pool completes ~500 jobs/s.
-  const sim = spawn(
-    process.execPath,
-    ['src/cli/main.ts', 'simulate', '--port', '0', '--instances', '8', '--node-delay-ms', '8'],
-    { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  const urls: string[] = [];
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('simulator did not start')), CHILD_TIMEOUT_MS);
-    sim.stdout?.on('data', (chunk: Buffer) => {
-      for (const m of chunk.toString().matchAll(/listening on (\S+)/g)) urls.push(m[1] as string);
-      if (urls.length === 8) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
+  const { urls, child: sim } = await startSimulatorProcess(8, {
+    port: await freePortRange(8),
+    nodeDelayMs: 8,
   });
   const gw = await startGateway({
     COMFYUI_URLS: urls.join(','),
@@ -537,21 +530,26 @@ async function clientsPhase(waiters: number, sse: number, sockets: number): Prom
 export async function run(args: Record<string, string>): Promise<BenchResult> {
   const phases = new Set((args.phases ?? 'startup,idle,wide,clients').split(','));
   const data: Record<string, unknown> = { loadavg_start: loads() };
+  // A phase that fails is reported as such; the others still run and are kept.
+  const phase = async (name: string, body: () => Promise<Record<string, unknown>>) => {
+    if (!phases.has(name)) return;
+    try {
+      data[name] = await body();
+    } catch (err) {
+      data[`${name}_error`] = String(err instanceof Error ? (err.stack ?? err.message) : err);
+    }
+  };
   const sim = phases.has('startup') || phases.has('idle') ? await startSimulatorProcess(2) : null;
   try {
-    if (phases.has('startup') && sim) data.startup = await startupPhase(Number(args.rounds ?? 5), sim.urls);
-    if (phases.has('idle') && sim) data.idle = await idlePhase(sim.urls);
+    if (sim) await phase('startup', () => startupPhase(Number(args.rounds ?? 5), sim.urls));
+    if (sim) await phase('idle', () => idlePhase(sim.urls));
   } finally {
     if (sim) await stopChild(sim.child);
   }
-  if (phases.has('wide'))
-    data.wide = await widePhase(Number(args.samples ?? 300), Number(args.warmup ?? 500));
-  if (phases.has('clients'))
-    data.clients = await clientsPhase(
-      Number(args.waiters ?? 10_000),
-      Number(args.sse ?? 1000),
-      Number(args.websockets ?? 1000),
-    );
+  await phase('wide', () => widePhase(Number(args.samples ?? 300), Number(args.warmup ?? 500)));
+  await phase('clients', () =>
+    clientsPhase(Number(args.waiters ?? 10_000), Number(args.sse ?? 1000), Number(args.websockets ?? 1000)),
+  );
   data.loadavg_end = loads();
   return { data, summary: summarise(data) };
 }

@@ -110,10 +110,29 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+/** The first of `count` consecutive TCP ports that were all free a moment ago (searched upwards from `from`). */
+export async function freePortRange(count: number, from = 41_000): Promise<number> {
+  for (let base = from; base + count < 65_000; base += count + 7) {
+    const servers = [];
+    let ok = true;
+    for (let port = base; port < base + count && ok; port++) {
+      const server = createServer();
+      ok = await new Promise<boolean>((resolve) => {
+        server.once('error', () => resolve(false));
+        server.listen(port, '127.0.0.1', () => resolve(true));
+      });
+      if (ok) servers.push(server);
+    }
+    await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+    if (ok) return base;
+  }
+  throw new Error(`no ${count} consecutive free ports`);
+}
+
 /** Starts `simulate --instances N --node-delay-ms 0` in a child process; resolves with its URLs. */
 export async function startSimulatorProcess(
   instances: number,
-  options: { port?: number } = {},
+  options: { port?: number; nodeDelayMs?: number } = {},
 ): Promise<{ urls: string[]; child: ChildProcess }> {
   const child = spawn(
     process.execPath,
@@ -125,7 +144,7 @@ export async function startSimulatorProcess(
       '--instances',
       String(instances),
       '--node-delay-ms',
-      '0',
+      String(options.nodeDelayMs ?? 0),
     ],
     { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
   );
