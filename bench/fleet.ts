@@ -12,12 +12,12 @@ import { createInterface } from 'node:readline';
 import { Agent, request } from 'undici';
 import { ComfyClient } from '../src/comfy/index.ts';
 import {
+  childCpuMs,
   CHILD_TIMEOUT_MS,
   freePort,
   loads,
   machineTicks,
   percentile,
-  procCpuMs,
   ROOT,
   round,
   startSimulatorProcess,
@@ -84,8 +84,7 @@ async function startGateway(env: Record<string, string>): Promise<{ url: string;
   return { url, child };
 }
 
-const cpuOf = (child: ChildProcess): number =>
-  procCpuMs(child.pid ? `/proc/${child.pid}/stat` : undefined) ?? 0;
+const cpuOf = (child: ChildProcess): number => childCpuMs(child) ?? 0;
 
 export async function run(args: Record<string, string>): Promise<BenchResult> {
   const samples = Number(args.samples ?? 300);
