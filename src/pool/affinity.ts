@@ -3,21 +3,21 @@
 
 /** Recently used model names of one instance. */
 export class ModelAffinity {
-  private readonly recent = new Map<string, true>();
-  private readonly capacity: number;
+  readonly #recent = new Map<string, true>();
+  readonly #capacity: number;
 
   constructor(capacity = 16) {
-    this.capacity = capacity;
+    this.#capacity = capacity;
   }
 
   /** Records that these models were (about to be) loaded. */
   record(models: readonly string[] | undefined): void {
     for (const model of models ?? []) {
-      this.recent.delete(model);
-      this.recent.set(model, true);
-      if (this.recent.size > this.capacity) {
-        const oldest = this.recent.keys().next().value;
-        if (oldest !== undefined) this.recent.delete(oldest);
+      this.#recent.delete(model);
+      this.#recent.set(model, true);
+      if (this.#recent.size > this.#capacity) {
+        const oldest = this.#recent.keys().next().value;
+        if (oldest !== undefined) this.#recent.delete(oldest);
       }
     }
   }
@@ -26,7 +26,7 @@ export class ModelAffinity {
   score(models: readonly string[] | undefined): number {
     if (!models || models.length === 0) return 0;
     let hits = 0;
-    for (const model of models) if (this.recent.has(model)) hits++;
+    for (const model of models) if (this.#recent.has(model)) hits++;
     return hits / models.length;
   }
 }

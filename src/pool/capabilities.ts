@@ -17,16 +17,16 @@ export class Capabilities {
   /** True when the classes must be (re)loaded before they can be trusted. */
   stale = true;
 
-  private defs: Record<string, NodeDef> | null = null;
-  private loading: Promise<Record<string, NodeDef>> | null = null;
-  private readonly loader: ObjectInfoLoader;
-  private readonly timeoutMs: number;
-  private readonly closed: AbortSignal;
+  #defs: Record<string, NodeDef> | null = null;
+  #loading: Promise<Record<string, NodeDef>> | null = null;
+  readonly #loader: ObjectInfoLoader;
+  readonly #timeoutMs: number;
+  readonly #closed: AbortSignal;
 
   constructor(loader: ObjectInfoLoader, options: { timeoutMs: number; closed: AbortSignal }) {
-    this.loader = loader;
-    this.timeoutMs = options.timeoutMs;
-    this.closed = options.closed;
+    this.#loader = loader;
+    this.#timeoutMs = options.timeoutMs;
+    this.#closed = options.closed;
   }
 
   /** True when every class is known to exist (unknown info qualifies only for no classes). */
@@ -46,31 +46,31 @@ export class Capabilities {
 
   /** The node definitions, from cache unless stale. */
   get(signal?: AbortSignal): Promise<Record<string, NodeDef>> {
-    if (this.defs && !this.stale) return Promise.resolve(this.defs);
+    if (this.#defs && !this.stale) return Promise.resolve(this.#defs);
     return this.load(signal);
   }
 
   /** Resolves once no load is in flight (one that started before a change would not show it). */
   async settled(): Promise<void> {
-    await this.loading?.catch(() => undefined);
+    await this.#loading?.catch(() => undefined);
   }
 
   /** Loads /object_info now (joining a load in flight). */
   load(signal?: AbortSignal): Promise<Record<string, NodeDef>> {
-    if (this.loading) return this.loading;
-    const signals = [this.closed, AbortSignal.timeout(this.timeoutMs), ...(signal ? [signal] : [])];
-    const loading = this.loader(AbortSignal.any(signals))
+    if (this.#loading) return this.#loading;
+    const signals = [this.#closed, AbortSignal.timeout(this.#timeoutMs), ...(signal ? [signal] : [])];
+    const loading = this.#loader(AbortSignal.any(signals))
       .then((defs) => {
-        this.defs = defs;
+        this.#defs = defs;
         this.classes = new Set(Object.keys(defs));
         this.choices = comboChoices(defs);
         this.stale = false;
         return defs;
       })
       .finally(() => {
-        this.loading = null;
+        this.#loading = null;
       });
-    this.loading = loading;
+    this.#loading = loading;
     return loading;
   }
 

@@ -50,17 +50,17 @@ export class InstanceHealth {
   latencyMs: number | null = null;
   consecutiveFailures = 0;
 
-  private readonly options: InstanceHealthOptions;
-  private timer: NodeJS.Timeout | null = null;
-  private inFlight: Promise<boolean> | null = null;
-  private readonly closeController = new AbortController();
-  private closed = false;
-  private paused = false;
+  readonly #options: InstanceHealthOptions;
+  #timer: NodeJS.Timeout | null = null;
+  #inFlight: Promise<boolean> | null = null;
+  readonly #closeController = new AbortController();
+  #closed = false;
+  #paused = false;
   /** Set by `expedite()`: the open breaker may half-open at once (cleared on its next change). */
-  private expedited = false;
+  #expedited = false;
 
   constructor(options: InstanceHealthOptions) {
-    this.options = options;
+    this.#options = options;
     this.breaker = circuitBreaker(handleAll, {
       breaker: new ConsecutiveBreaker(options.failureThreshold),
       halfOpenAfter: new AdjustableBackoff(
@@ -69,15 +69,15 @@ export class InstanceHealth {
           maxDelay: Math.max(options.halfOpenAfterMs, options.intervalMs),
         }),
         (duration) => {
-          if (this.expedited) return 0;
-          if (this.options.workWaiting?.()) return Math.min(duration, this.options.recoveryIntervalMs);
+          if (this.#expedited) return 0;
+          if (this.#options.workWaiting?.()) return Math.min(duration, this.#options.recoveryIntervalMs);
           return duration;
         },
       ),
     });
     this.breaker.onStateChange((state) => {
-      this.expedited = false;
-      if (this.closed) return;
+      this.#expedited = false;
+      if (this.#closed) return;
       options.onBreaker(positionOf(state));
       options.onChange();
     });
@@ -90,27 +90,27 @@ export class InstanceHealth {
 
   /** Starts the probe loop with an immediate check. */
   start(): void {
-    this.paused = false;
+    this.#paused = false;
     void this.probeNow();
   }
 
   /** Stops probing (e.g. while a managed process restarts) until `start()` or `probeNow()`. */
   pause(): void {
-    this.paused = true;
-    this.clearTimer();
+    this.#paused = true;
+    this.#clearTimer();
   }
 
   /** Runs a check now (joining one in flight); resolves true when the instance answered. */
   probeNow(): Promise<boolean> {
-    if (this.closed) return Promise.resolve(false);
-    this.paused = false;
-    if (this.inFlight) return this.inFlight;
-    this.clearTimer();
-    this.inFlight = this.runProbe().finally(() => {
-      this.inFlight = null;
-      this.schedule();
+    if (this.#closed) return Promise.resolve(false);
+    this.#paused = false;
+    if (this.#inFlight) return this.#inFlight;
+    this.#clearTimer();
+    this.#inFlight = this.#runProbe().finally(() => {
+      this.#inFlight = null;
+      this.#schedule();
     });
-    return this.inFlight;
+    return this.#inFlight;
   }
 
   /**
@@ -119,14 +119,14 @@ export class InstanceHealth {
    * of a backoff that grew during the outage.
    */
   expedite(): Promise<boolean> {
-    if (this.closed) return Promise.resolve(false);
-    if (this.breaker.state === CircuitState.Open) this.expedited = true;
+    if (this.#closed) return Promise.resolve(false);
+    if (this.breaker.state === CircuitState.Open) this.#expedited = true;
     return this.probeNow();
   }
 
   /** A passive failure (connection error, 5xx, job timeout on infrastructure). */
   recordFailure(error: unknown): void {
-    if (this.closed) return;
+    if (this.#closed) return;
     this.lastError = describe(error);
     this.consecutiveFailures++;
     if (this.breaker.state !== CircuitState.Closed) return;
@@ -135,46 +135,46 @@ export class InstanceHealth {
         throw error;
       })
       .catch(() => undefined);
-    this.options.onChange();
+    this.#options.onChange();
   }
 
   /** A passive success (a prompt completed): resets the consecutive-failure count. */
   recordSuccess(): void {
-    if (this.closed || this.breaker.state !== CircuitState.Closed) return;
+    if (this.#closed || this.breaker.state !== CircuitState.Closed) return;
     this.consecutiveFailures = 0;
     this.breaker.execute(() => undefined).catch(() => undefined);
   }
 
   /** Stops the loop and any check in flight; idempotent. */
   close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.clearTimer();
-    this.closeController.abort();
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#clearTimer();
+    this.#closeController.abort();
   }
 
-  private async runProbe(): Promise<boolean> {
+  async #runProbe(): Promise<boolean> {
     const signal = AbortSignal.any([
-      this.closeController.signal,
-      AbortSignal.timeout(this.options.timeoutMs),
+      this.#closeController.signal,
+      AbortSignal.timeout(this.#options.timeoutMs),
     ]);
     const started = performance.now();
     let ok = false;
     let failure: unknown;
     try {
-      await this.breaker.execute(() => this.options.probe(signal), signal);
+      await this.breaker.execute(() => this.#options.probe(signal), signal);
       ok = true;
     } catch (error) {
-      if (this.closed) return false;
+      if (this.#closed) return false;
       // The breaker refused without probing: nothing was checked, keep the last result.
       if (error instanceof BrokenCircuitError) return false;
       failure = error;
       this.lastError = signal.aborted
-        ? `health check timed out after ${this.options.timeoutMs} ms`
+        ? `health check timed out after ${this.#options.timeoutMs} ms`
         : describe(error);
       this.consecutiveFailures++;
     }
-    if (this.closed) return false;
+    if (this.#closed) return false;
     this.lastCheckAt = new Date();
     this.lastCheckOk = ok;
     if (ok) {
@@ -184,36 +184,36 @@ export class InstanceHealth {
       this.everHealthy = true;
       this.consecutiveFailures = 0;
     }
-    this.options.onProbed?.(ok, failure);
-    this.options.onChange();
+    this.#options.onProbed?.(ok, failure);
+    this.#options.onChange();
     return ok;
   }
 
-  private schedule(): void {
-    if (this.closed || this.paused) return;
-    this.clearTimer();
+  #schedule(): void {
+    if (this.#closed || this.#paused) return;
+    this.#clearTimer();
     const healthy =
       this.breaker.state === CircuitState.Closed &&
       this.lastCheckOk === true &&
-      !this.options.wantsFastProbe();
+      !this.#options.wantsFastProbe();
     // While open, a refused probe costs nothing (no request is made), so check often: the
     // half-open probe then runs within a moment of the breaker allowing it.
     const open = this.breaker.state === CircuitState.Open;
     const delay = healthy
-      ? this.options.intervalMs
+      ? this.#options.intervalMs
       : open
-        ? Math.min(this.options.recoveryIntervalMs, OPEN_POLL_MS)
-        : this.options.recoveryIntervalMs;
-    this.timer = setTimeout(() => {
-      this.timer = null;
+        ? Math.min(this.#options.recoveryIntervalMs, OPEN_POLL_MS)
+        : this.#options.recoveryIntervalMs;
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
       void this.probeNow();
     }, delay);
-    this.timer.unref();
+    this.#timer.unref();
   }
 
-  private clearTimer(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
+  #clearTimer(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
   }
 }
 

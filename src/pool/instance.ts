@@ -66,26 +66,26 @@ export class PoolInstance implements LeaseHost {
   comfyQueueRemaining: number | null = null;
   readonly capabilities: Capabilities;
   /** RAM and VRAM from the last successful health check (its /system_stats answer). */
-  private memory: InstanceMemory | null = null;
+  #memory: InstanceMemory | null = null;
   /** Set while the instance waits for its managed process to (re)start. */
   processDown = false;
 
-  private readonly settings: InstanceSettings;
-  private readonly hooks: InstanceHooks;
-  private readonly logger: Logger;
-  private readonly leases = new Set<PoolLease>();
-  private readonly models = new ModelAffinity();
-  private running = 0;
-  private queued = 0;
-  private suspect: string | null = null;
-  private stuck: string | null = null;
-  private readonly idleWaiters = new Set<() => void>();
-  private lastActivityAt = Date.now();
-  private wasOpen = false;
-  private stuckTimer: NodeJS.Timeout | null = null;
-  private closed = false;
-  private closing: Promise<void> | undefined;
-  private readonly closeController = new AbortController();
+  readonly #settings: InstanceSettings;
+  readonly #hooks: InstanceHooks;
+  readonly #logger: Logger;
+  readonly #leases = new Set<PoolLease>();
+  readonly #models = new ModelAffinity();
+  #running = 0;
+  #queued = 0;
+  #suspect: string | null = null;
+  #stuck: string | null = null;
+  readonly #idleWaiters = new Set<() => void>();
+  #lastActivityAt = Date.now();
+  #wasOpen = false;
+  #stuckTimer: NodeJS.Timeout | null = null;
+  #closed = false;
+  #closing: Promise<void> | undefined;
+  readonly #closeController = new AbortController();
 
   constructor(
     config: ResolvedInstanceConfig,
@@ -99,19 +99,19 @@ export class PoolInstance implements LeaseHost {
     this.url = config.url;
     this.config = config;
     this.order = order;
-    this.settings = settings;
-    this.hooks = hooks;
+    this.#settings = settings;
+    this.#hooks = hooks;
     this.managed = managed;
-    this.logger = logger.child({ instance: config.id });
+    this.#logger = logger.child({ instance: config.id });
     this.client = new ComfyClient({
       ...settings.clientOptions,
       baseUrl: config.url,
       headers: { ...settings.clientOptions.headers, ...config.headers },
-      logger: this.logger,
+      logger: this.#logger,
     });
     this.capabilities = new Capabilities((signal) => this.client.getObjectInfo({ refresh: true, signal }), {
       timeoutMs: settings.capabilityTimeoutMs,
-      closed: this.closeController.signal,
+      closed: this.#closeController.signal,
     });
     this.health = new InstanceHealth({
       failureThreshold: settings.healthFailureThreshold,
@@ -119,37 +119,37 @@ export class PoolInstance implements LeaseHost {
       recoveryIntervalMs: settings.recoveryProbeIntervalMs,
       timeoutMs: settings.healthCheckTimeoutMs,
       halfOpenAfterMs: settings.breakerHalfOpenAfterMs,
-      probe: (signal) => this.probe(signal),
-      wantsFastProbe: () => this.suspect !== null || this.capabilities.stale,
-      workWaiting: () => this.hooks.workWaiting(),
-      onChange: () => this.changed(),
-      onBreaker: (position) => this.onBreaker(position),
-      onProbed: (ok, error) => this.afterProbe(ok, error),
+      probe: (signal) => this.#probe(signal),
+      wantsFastProbe: () => this.#suspect !== null || this.capabilities.stale,
+      workWaiting: () => this.#hooks.workWaiting(),
+      onChange: () => this.#changed(),
+      onBreaker: (position) => this.#onBreaker(position),
+      onProbed: (ok, error) => this.#afterProbe(ok, error),
     });
-    this.client.on('state', (state) => this.onClientState(state));
+    this.client.on('state', (state) => this.#onClientState(state));
     this.client.on('status', (status) => {
       const remaining = status.queueRemaining;
       if (typeof remaining === 'number' && remaining !== this.comfyQueueRemaining) {
         this.comfyQueueRemaining = remaining;
-        this.activity();
-        this.changed();
+        this.#activity();
+        this.#changed();
       }
     });
     this.client.on('message', (message) => {
-      if (ACTIVITY_MESSAGES.has(message.type)) this.activity();
+      if (ACTIVITY_MESSAGES.has(message.type)) this.#activity();
     });
     if (settings.stuckTimeoutMs > 0) {
       const every = Math.max(20, Math.min(settings.stuckTimeoutMs / 4, 5000));
-      this.stuckTimer = setInterval(() => this.checkStuck(), every);
-      this.stuckTimer.unref();
+      this.#stuckTimer = setInterval(() => this.#checkStuck(), every);
+      this.#stuckTimer.unref();
     }
   }
 
   /** Connects the WebSocket and runs the first check (never throws). */
   async start(): Promise<void> {
     if (this.processDown) return;
-    this.client.connect({ signal: this.closeController.signal }).catch((error: unknown) => {
-      this.logger.debug({ err: error }, 'websocket connect failed');
+    this.client.connect({ signal: this.#closeController.signal }).catch((error: unknown) => {
+      this.#logger.debug({ err: error }, 'websocket connect failed');
     });
     await this.health.probeNow();
   }
@@ -160,7 +160,8 @@ export class PoolInstance implements LeaseHost {
     if (this.health.position !== 'closed') return 'unhealthy';
     if (!this.health.everHealthy || this.processDown)
       return this.health.everHealthy ? 'unhealthy' : 'starting';
-    if (this.suspect !== null || this.stuck !== null || this.health.lastCheckOk === false) return 'degraded';
+    if (this.#suspect !== null || this.#stuck !== null || this.health.lastCheckOk === false)
+      return 'degraded';
     return 'healthy';
   }
 
@@ -170,25 +171,25 @@ export class PoolInstance implements LeaseHost {
     if (this.processDown) return 'managed process is not running';
     if (this.health.position !== 'closed')
       return `circuit ${this.health.position}: ${this.health.lastError ?? ''}`;
-    if (this.suspect !== null) return this.suspect;
-    if (this.stuck !== null) return this.stuck;
+    if (this.#suspect !== null) return this.#suspect;
+    if (this.#stuck !== null) return this.#stuck;
     if (this.health.lastCheckOk === false) return `last check failed: ${this.health.lastError ?? ''}`;
     if (!this.health.everHealthy) return 'waiting for the first health check';
     return null;
   }
 
   get load(): number {
-    return Math.max(this.running + this.queued, this.comfyQueueRemaining ?? 0);
+    return Math.max(this.#running + this.#queued, this.comfyQueueRemaining ?? 0);
   }
 
   get leaseCount(): number {
-    return this.running + this.queued;
+    return this.#running + this.#queued;
   }
 
   /** True when the instance may take one more lease needing these classes (and model files). */
   canTake(classTypes: readonly string[], models?: readonly string[]): boolean {
-    if (this.closed || this.state !== 'healthy') return false;
-    if (this.running + this.queued >= this.config.maxJobs) return false;
+    if (this.#closed || this.state !== 'healthy') return false;
+    if (this.#running + this.#queued >= this.config.maxJobs) return false;
     return this.hasClasses(classTypes) && this.capabilities.hasModels(models);
   }
 
@@ -199,46 +200,46 @@ export class PoolInstance implements LeaseHost {
 
   /** Fraction of the models this instance ran recently. */
   affinity(models: readonly string[] | undefined): number {
-    return this.models.score(models);
+    return this.#models.score(models);
   }
 
   /** Creates a lease (the caller checked `canTake`). */
   acquire(models: readonly string[] | undefined): PoolLease {
     const lease = new PoolLease(this, Date.now());
-    this.leases.add(lease);
-    this.queued++;
-    this.models.record(models);
-    this.changed();
+    this.#leases.add(lease);
+    this.#queued++;
+    this.#models.record(models);
+    this.#changed();
     return lease;
   }
 
   /** @internal LeaseHost: queued → running. */
   leaseStarted(lease: PoolLease): void {
-    if (!this.leases.has(lease)) return;
-    this.queued--;
-    this.running++;
-    this.activity();
-    this.changed();
+    if (!this.#leases.has(lease)) return;
+    this.#queued--;
+    this.#running++;
+    this.#activity();
+    this.#changed();
   }
 
   /** @internal LeaseHost: the lease ended. */
   leaseReleased(lease: PoolLease, outcome: LeaseOutcome): void {
-    if (!this.leases.delete(lease)) return;
-    if (lease.started) this.running--;
-    else this.queued--;
-    if (this.leases.size === 0) for (const wake of [...this.idleWaiters]) wake();
-    this.activity();
+    if (!this.#leases.delete(lease)) return;
+    if (lease.started) this.#running--;
+    else this.#queued--;
+    if (this.#leases.size === 0) for (const wake of [...this.#idleWaiters]) wake();
+    this.#activity();
     if (outcome.ok) {
       this.health.recordSuccess();
     } else if (outcome.infrastructure) {
-      this.logger.warn({ err: outcome.error }, 'lease failed on infrastructure');
-      this.hooks.failover(this, outcome.error);
-      if (!this.closed) this.health.recordFailure(outcome.error);
+      this.#logger.warn({ err: outcome.error }, 'lease failed on infrastructure');
+      this.#hooks.failover(this, outcome.error);
+      if (!this.#closed) this.health.recordFailure(outcome.error);
     } else {
-      this.noteUnknownClass(outcome.error);
+      this.#noteUnknownClass(outcome.error);
     }
-    this.changed();
-    this.hooks.capacity();
+    this.#changed();
+    this.#hooks.capacity();
   }
 
   /** The instance's /object_info, loaded once and refreshed when marked stale. */
@@ -246,7 +247,7 @@ export class PoolInstance implements LeaseHost {
     const loads = this.capabilities.stale || this.capabilities.classes === null;
     const defs = await this.capabilities.get(signal);
     // Only a real (re)load changes what the instance can take; cached reads stay silent.
-    if (loads) this.capabilitiesLoaded();
+    if (loads) this.#capabilitiesLoaded();
     return defs;
   }
 
@@ -262,25 +263,25 @@ export class PoolInstance implements LeaseHost {
     this.processDown = down;
     if (down) {
       this.health.pause();
-      this.abortLeases('managed process exited');
+      this.#abortLeases('managed process exited');
     } else {
       this.capabilities.stale = true;
-      this.client.connect({ signal: this.closeController.signal }).catch(() => undefined);
+      this.client.connect({ signal: this.#closeController.signal }).catch(() => undefined);
       void this.health.probeNow();
     }
-    this.changed();
+    this.#changed();
   }
 
   /** Resolves once no lease is held (or the signal aborts). */
   async idle(signal: AbortSignal): Promise<void> {
-    while (this.leases.size > 0 && !signal.aborted && !this.closed) {
+    while (this.#leases.size > 0 && !signal.aborted && !this.#closed) {
       await new Promise<void>((resolve) => {
         const done = (): void => {
           signal.removeEventListener('abort', done);
-          this.idleWaiters.delete(done);
+          this.#idleWaiters.delete(done);
           resolve();
         };
-        this.idleWaiters.add(done);
+        this.#idleWaiters.add(done);
         signal.addEventListener('abort', done, { once: true });
       });
     }
@@ -295,8 +296,8 @@ export class PoolInstance implements LeaseHost {
       weight: this.config.weight,
       labels: { ...this.config.labels },
       maxJobs: this.config.maxJobs,
-      running: this.running,
-      queued: this.queued,
+      running: this.#running,
+      queued: this.#queued,
       comfyQueueRemaining: this.comfyQueueRemaining,
       lastError: this.health.lastError,
       lastCheckAt: this.health.lastCheckAt?.toISOString() ?? null,
@@ -304,28 +305,28 @@ export class PoolInstance implements LeaseHost {
       breaker: this.health.position,
       reason: this.reason,
       managed: this.managed,
-      memory: this.memory,
+      memory: this.#memory,
     };
   }
 
   /** Closes the client and timers; leases still held are aborted. Idempotent: a later caller waits for the first close. */
   close(): Promise<void> {
-    this.closing ??= this.runClose();
-    return this.closing;
+    this.#closing ??= this.#runClose();
+    return this.#closing;
   }
 
-  private async runClose(): Promise<void> {
-    this.closed = true;
-    this.closeController.abort();
+  async #runClose(): Promise<void> {
+    this.#closed = true;
+    this.#closeController.abort();
     // Each cleanup runs even when an earlier one throws; the first failure is reported after all ran.
     const cleanups = [
       () => this.health.close(),
       () => {
-        if (this.stuckTimer) clearInterval(this.stuckTimer);
+        if (this.#stuckTimer) clearInterval(this.#stuckTimer);
       },
-      () => this.abortLeases('instance removed'),
+      () => this.#abortLeases('instance removed'),
       () => {
-        for (const wake of [...this.idleWaiters]) wake();
+        for (const wake of [...this.#idleWaiters]) wake();
       },
       () => this.client.close(),
     ];
@@ -340,110 +341,110 @@ export class PoolInstance implements LeaseHost {
     if (failure !== undefined) throw failure;
   }
 
-  private async probe(signal: AbortSignal): Promise<void> {
-    this.memory = memoryOf(await this.client.getSystemStats({ signal }));
+  async #probe(signal: AbortSignal): Promise<void> {
+    this.#memory = memoryOf(await this.client.getSystemStats({ signal }));
     // 'idle' means never connected or reconnection gave up: connecting is part of the check.
     // While the client is (re)connecting on its own, HTTP health is enough for the breaker; the
     // instance stays suspect (no leases) until the socket is open again.
     if (this.client.state === 'idle') await this.client.connect({ signal });
   }
 
-  private afterProbe(ok: boolean, error?: unknown): void {
-    if (this.closed) return;
+  #afterProbe(ok: boolean, error?: unknown): void {
+    if (this.#closed) return;
     if (!ok) {
       // WebSocket gone and nothing listens on the port: the process died and took its queue
       // with it. Tell lease holders now instead of after the breaker opens.
-      if (this.suspect !== null && this.leases.size > 0 && isRefused(error)) {
-        this.abortLeases('connection refused after the websocket closed');
+      if (this.#suspect !== null && this.#leases.size > 0 && isRefused(error)) {
+        this.#abortLeases('connection refused after the websocket closed');
       }
       return;
     }
-    if (this.suspect !== null && this.client.state === 'open') {
-      this.logger.info({ reason: this.suspect }, 'instance answers again');
-      this.suspect = null;
+    if (this.#suspect !== null && this.client.state === 'open') {
+      this.#logger.info({ reason: this.#suspect }, 'instance answers again');
+      this.#suspect = null;
     }
     if (this.capabilities.stale || this.capabilities.classes === null) {
-      this.loadCapabilities().catch((error: unknown) => {
-        this.logger.warn({ err: error }, 'could not load /object_info');
+      this.#loadCapabilities().catch((error: unknown) => {
+        this.#logger.warn({ err: error }, 'could not load /object_info');
       });
     }
-    this.hooks.capacity();
+    this.#hooks.capacity();
   }
 
-  private async loadCapabilities(): Promise<void> {
+  async #loadCapabilities(): Promise<void> {
     await this.capabilities.load();
-    this.capabilitiesLoaded();
+    this.#capabilitiesLoaded();
   }
 
-  private capabilitiesLoaded(): void {
-    this.changed();
-    this.hooks.capacity();
+  #capabilitiesLoaded(): void {
+    this.#changed();
+    this.#hooks.capacity();
   }
 
-  private onClientState(state: string): void {
-    if (this.closed) return;
+  #onClientState(state: string): void {
+    if (this.#closed) return;
     if (state === 'open') {
-      if (this.wasOpen) {
+      if (this.#wasOpen) {
         this.capabilities.stale = true;
-        this.hooks.reconnect(this);
+        this.#hooks.reconnect(this);
       }
-      this.wasOpen = true;
+      this.#wasOpen = true;
       // A reconnect is a sign of life: check now, even if the breaker would still wait.
-      if ((this.suspect !== null || this.health.position !== 'closed') && !this.processDown)
+      if ((this.#suspect !== null || this.health.position !== 'closed') && !this.processDown)
         void this.health.expedite();
       return;
     }
-    if ((state === 'reconnecting' || state === 'closed') && this.wasOpen && this.suspect === null) {
-      this.suspect = 'websocket closed';
-      this.logger.warn('websocket closed: no new leases until the instance answers');
-      this.changed();
+    if ((state === 'reconnecting' || state === 'closed') && this.#wasOpen && this.#suspect === null) {
+      this.#suspect = 'websocket closed';
+      this.#logger.warn('websocket closed: no new leases until the instance answers');
+      this.#changed();
       if (!this.processDown) void this.health.probeNow();
     }
   }
 
-  private onBreaker(position: BreakerPosition): void {
-    this.logger.warn({ breaker: position, lastError: this.health.lastError }, `circuit ${position}`);
-    this.hooks.breaker(this, position);
-    if (position === 'open') this.abortLeases(`circuit opened: ${this.health.lastError ?? 'failures'}`);
-    if (position === 'closed') this.hooks.capacity();
+  #onBreaker(position: BreakerPosition): void {
+    this.#logger.warn({ breaker: position, lastError: this.health.lastError }, `circuit ${position}`);
+    this.#hooks.breaker(this, position);
+    if (position === 'open') this.#abortLeases(`circuit opened: ${this.health.lastError ?? 'failures'}`);
+    if (position === 'closed') this.#hooks.capacity();
   }
 
-  private abortLeases(reason: string): void {
-    for (const lease of this.leases) lease.abort(new InstanceDownError(this.id, reason));
+  #abortLeases(reason: string): void {
+    for (const lease of this.#leases) lease.abort(new InstanceDownError(this.id, reason));
   }
 
-  private noteUnknownClass(error: unknown): void {
+  #noteUnknownClass(error: unknown): void {
     const classType = this.capabilities.forgetUnknownClass(error);
     if (classType === null) return;
-    this.logger.warn({ classType }, 'instance rejected an unknown node class: refreshing /object_info');
+    this.#logger.warn({ classType }, 'instance rejected an unknown node class: refreshing /object_info');
     this.refreshCapabilities();
   }
 
-  private activity(): void {
-    this.lastActivityAt = Date.now();
-    if (this.stuck !== null) {
-      this.logger.info('instance queue moves again');
-      this.stuck = null;
-      this.changed();
-      this.hooks.capacity();
+  #activity(): void {
+    this.#lastActivityAt = Date.now();
+    if (this.#stuck !== null) {
+      this.#logger.info('instance queue moves again');
+      this.#stuck = null;
+      this.#changed();
+      this.#hooks.capacity();
     }
   }
 
-  private checkStuck(): void {
-    if (this.stuck !== null || this.queued === 0) return;
+  #checkStuck(): void {
+    if (this.#stuck !== null || this.#queued === 0) return;
     let oldest = Number.POSITIVE_INFINITY;
-    for (const lease of this.leases) if (!lease.started) oldest = Math.min(oldest, lease.acquiredAt);
-    const since = Math.max(oldest, this.lastActivityAt);
+    for (const lease of this.#leases) if (!lease.started) oldest = Math.min(oldest, lease.acquiredAt);
+    const since = Math.max(oldest, this.#lastActivityAt);
     const idleMs = Date.now() - since;
-    if (idleMs < this.settings.stuckTimeoutMs) return;
-    this.stuck = `stuck: ${this.queued} prompt(s) not started and no progress for ${Math.round(idleMs / 1000)} s`;
-    this.logger.warn({ queued: this.queued, running: this.running }, this.stuck);
-    this.changed();
+    if (idleMs < this.#settings.stuckTimeoutMs) return;
+    this.#stuck = `stuck: ${this.#queued} prompt(s) not started and no progress for ${Math.round(idleMs / 1000)} s`;
+    this.#logger.warn({ queued: this.#queued, running: this.#running }, this.#stuck);
+    this.#changed();
   }
 
-  private changed(): void {
-    if (this.closed) return;
-    this.hooks.changed(this);
+  #changed(): void {
+    if (this.#closed) return;
+    this.#hooks.changed(this);
   }
 }
 

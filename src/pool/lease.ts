@@ -22,15 +22,15 @@ export class PoolLease implements Lease {
   started = false;
   released = false;
 
-  private readonly host: LeaseHost;
-  private readonly controller = new AbortController();
+  readonly #host: LeaseHost;
+  readonly #controller = new AbortController();
 
   constructor(host: LeaseHost, now: number) {
-    this.host = host;
+    this.#host = host;
     this.instanceId = host.id;
     this.url = host.url;
     this.client = host.client;
-    this.signal = this.controller.signal;
+    this.signal = this.#controller.signal;
     this.acquiredAt = now;
   }
 
@@ -38,18 +38,18 @@ export class PoolLease implements Lease {
   markStarted(): void {
     if (this.started || this.released) return;
     this.started = true;
-    this.host.leaseStarted(this);
+    this.#host.leaseStarted(this);
   }
 
   /** Ends the lease; only the first call counts. */
   release(outcome: LeaseOutcome): void {
     if (this.released) return;
     this.released = true;
-    this.host.leaseReleased(this, outcome ?? { ok: true });
+    this.#host.leaseReleased(this, outcome ?? { ok: true });
   }
 
   /** Tells the holder the instance is gone (the lease still has to be released). */
   abort(reason: Error): void {
-    if (!this.released && !this.controller.signal.aborted) this.controller.abort(reason);
+    if (!this.released && !this.#controller.signal.aborted) this.#controller.abort(reason);
   }
 }

@@ -48,21 +48,21 @@ export interface PoolEvents {
 
 /** Many ComfyUI instances as one: hands out leases on healthy instances with free slots. */
 export class Pool extends EventEmitter<PoolEvents> {
-  private readonly options: PoolOptions;
-  private readonly settings: InstanceSettings;
-  private readonly logger: Logger;
-  private readonly instances = new Map<string, PoolInstance>();
-  private readonly processes = new Map<string, ManagedProcess>();
-  private readonly drains = new Map<string, Promise<void>>();
-  private readonly closeController = new AbortController();
-  private nextOrder = 0;
-  private lastPicked = -1;
-  private started: Promise<void> | null = null;
-  private startDone = false;
-  private closing: Promise<void> | null = null;
-  private capacityQueued = false;
+  readonly #options: PoolOptions;
+  readonly #settings: InstanceSettings;
+  readonly #logger: Logger;
+  readonly #instances = new Map<string, PoolInstance>();
+  readonly #processes = new Map<string, ManagedProcess>();
+  readonly #drains = new Map<string, Promise<void>>();
+  readonly #closeController = new AbortController();
+  #nextOrder = 0;
+  #lastPicked = -1;
+  #started: Promise<void> | null = null;
+  #startDone = false;
+  #closing: Promise<void> | null = null;
+  #capacityQueued = false;
   /** When an acquisition last found no slot: work is waiting (the scheduler retries every second). */
-  private unmetAt = Number.NEGATIVE_INFINITY;
+  #unmetAt = Number.NEGATIVE_INFINITY;
 
   constructor(options: PoolOptions) {
     super();
@@ -77,10 +77,10 @@ export class Pool extends EventEmitter<PoolEvents> {
     if (!(options.healthCheckIntervalMs > 0)) {
       throw new PoolError(`healthCheckIntervalMs must be positive, got ${options.healthCheckIntervalMs}`);
     }
-    this.options = options;
-    this.logger = (options.logger ?? pino({ enabled: false })).child({ component: 'pool' });
+    this.#options = options;
+    this.#logger = (options.logger ?? pino({ enabled: false })).child({ component: 'pool' });
     const interval = options.healthCheckIntervalMs;
-    this.settings = {
+    this.#settings = {
       healthCheckIntervalMs: interval,
       healthCheckTimeoutMs: options.healthCheckTimeoutMs ?? Math.min(5000, interval),
       healthFailureThreshold: options.healthFailureThreshold,
@@ -107,7 +107,7 @@ export class Pool extends EventEmitter<PoolEvents> {
       if (ids.has(resolved.id) || urls.has(resolved.url)) throw new InstanceExistsError(resolved.id);
       ids.add(resolved.id);
       urls.add(resolved.url);
-      this.register(resolved, false);
+      this.#register(resolved, false);
     });
     const managed = options.managed;
     if (managed) {
@@ -133,40 +133,40 @@ export class Pool extends EventEmitter<PoolEvents> {
         if (ids.has(resolved.id) || urls.has(resolved.url)) throw new InstanceExistsError(resolved.id);
         ids.add(resolved.id);
         urls.add(resolved.url);
-        const instance = this.register(resolved, true);
+        const instance = this.#register(resolved, true);
         instance.processDown = true;
-        this.processes.set(resolved.id, this.createProcess(instance, port));
+        this.#processes.set(resolved.id, this.#createProcess(instance, port));
       }
     }
   }
 
   /** Connects clients, spawns managed processes and runs the first check; never throws for a down instance. */
   start(): Promise<void> {
-    if (this.closing) return Promise.reject(new PoolClosedError());
-    this.started ??= (async () => {
-      for (const process of this.processes.values()) {
+    if (this.#closing) return Promise.reject(new PoolClosedError());
+    this.#started ??= (async () => {
+      for (const process of this.#processes.values()) {
         process.start().catch((error: unknown) => {
-          this.logger.error({ err: error, instance: process.id }, 'managed ComfyUI failed to start');
+          this.#logger.error({ err: error, instance: process.id }, 'managed ComfyUI failed to start');
         });
       }
-      await Promise.all([...this.instances.values()].map((instance) => instance.start()));
-      this.startDone = true;
-      this.logger.info(
+      await Promise.all([...this.#instances.values()].map((instance) => instance.start()));
+      this.#startDone = true;
+      this.#logger.info(
         { instances: this.list().map((s) => ({ id: s.id, state: s.state })) },
         'instance pool started',
       );
     })();
-    return this.started;
+    return this.#started;
   }
 
   /** True once `start()` finished its first round of checks (and the pool is not closed). */
   isStarted(): boolean {
-    return this.startDone && !this.closing;
+    return this.#startDone && !this.#closing;
   }
 
   /** Non-blocking: a lease on the least-loaded healthy instance with a free slot and every class, or null. */
   tryAcquire(request: AcquireRequest): Lease | null {
-    if (this.closing) return null;
+    if (this.#closing) return null;
     const classTypes = request.classTypes ?? [];
     const exclude = request.exclude ?? [];
     const candidates: Array<{
@@ -176,8 +176,8 @@ export class Pool extends EventEmitter<PoolEvents> {
       weight: number;
       affinity: number;
     }> = [];
-    const useAffinity = this.options.affinity !== false;
-    for (const instance of this.instances.values()) {
+    const useAffinity = this.#options.affinity !== false;
+    for (const instance of this.#instances.values()) {
       if (exclude.includes(instance.id) || !instance.canTake(classTypes, request.requiredModels)) continue;
       candidates.push({
         instance,
@@ -187,12 +187,12 @@ export class Pool extends EventEmitter<PoolEvents> {
         affinity: useAffinity ? instance.affinity(request.models) : 0,
       });
     }
-    const chosen = pickCandidate(candidates, this.lastPicked, this.nextOrder);
+    const chosen = pickCandidate(candidates, this.#lastPicked, this.#nextOrder);
     if (!chosen) {
-      this.unmetAt = Date.now();
+      this.#unmetAt = Date.now();
       return null;
     }
-    this.lastPicked = chosen.order;
+    this.#lastPicked = chosen.order;
     return chosen.instance.acquire(request.models);
   }
 
@@ -200,7 +200,7 @@ export class Pool extends EventEmitter<PoolEvents> {
   canEverRun(classTypes: string[]): { ok: true } | { ok: false; missing: string[] } {
     const wanted = [...new Set(classTypes)];
     let best: string[] | null = null;
-    for (const instance of this.instances.values()) {
+    for (const instance of this.#instances.values()) {
       const classes = instance.capabilities.classes;
       if (instance.draining || classes === null) continue;
       const missing = wanted.filter((c) => !classes.has(c));
@@ -219,8 +219,8 @@ export class Pool extends EventEmitter<PoolEvents> {
    * unhealthy (breaker open) and draining instances do not count.
    */
   canRunNow(classTypes: string[]): boolean {
-    if (this.closing) return false;
-    for (const instance of this.instances.values()) {
+    if (this.#closing) return false;
+    for (const instance of this.#instances.values()) {
       if (instance.state !== 'healthy' && instance.state !== 'degraded') continue;
       if (instance.capabilities.classes === null || instance.hasClasses(classTypes)) return true;
     }
@@ -235,7 +235,7 @@ export class Pool extends EventEmitter<PoolEvents> {
     const wanted = [...new Set(models)];
     let known = false;
     const found = new Set<string>();
-    for (const instance of this.instances.values()) {
+    for (const instance of this.#instances.values()) {
       const choices = instance.capabilities.choices;
       if (instance.draining || choices === null) continue;
       known = true;
@@ -247,24 +247,24 @@ export class Pool extends EventEmitter<PoolEvents> {
   /** Reloads every instance's /object_info now (e.g. after a model was added); resolves when done. */
   async refreshCapabilities(signal?: AbortSignal): Promise<void> {
     await Promise.allSettled(
-      [...this.instances.values()].map(async (instance) => {
+      [...this.#instances.values()].map(async (instance) => {
         await instance.capabilities.settled();
         instance.capabilities.stale = true;
         return instance.nodeDefs(signal);
       }),
     );
-    this.signalCapacity();
+    this.#signalCapacity();
   }
 
   /** The /object_info of one instance (cached), or of any healthy instance when no id is given. */
   async nodeDefsFor(instanceId?: string): Promise<Record<string, NodeDef>> {
-    if (this.closing) throw new PoolClosedError();
-    if (instanceId !== undefined) return this.instance(instanceId).nodeDefs(this.closeController.signal);
-    const ranked = [...this.instances.values()].filter((i) => !i.draining).sort((a, b) => rank(a) - rank(b));
+    if (this.#closing) throw new PoolClosedError();
+    if (instanceId !== undefined) return this.#instance(instanceId).nodeDefs(this.#closeController.signal);
+    const ranked = [...this.#instances.values()].filter((i) => !i.draining).sort((a, b) => rank(a) - rank(b));
     let lastError: unknown = new PoolError('no instance is configured');
     for (const instance of ranked) {
       try {
-        return await instance.nodeDefs(this.closeController.signal);
+        return await instance.nodeDefs(this.#closeController.signal);
       } catch (error) {
         lastError = error;
       }
@@ -274,28 +274,28 @@ export class Pool extends EventEmitter<PoolEvents> {
 
   /** Snapshots of every instance, in the order they were added. */
   list(): InstanceSnapshot[] {
-    return [...this.instances.values()].map((instance) => instance.snapshot());
+    return [...this.#instances.values()].map((instance) => instance.snapshot());
   }
 
   /** Snapshot of one instance. */
   get(id: string): InstanceSnapshot | undefined {
-    return this.instances.get(id)?.snapshot();
+    return this.#instances.get(id)?.snapshot();
   }
 
   /** The shared client of one instance. */
   client(id: string): ComfyClient | undefined {
-    return this.instances.get(id)?.client;
+    return this.#instances.get(id)?.client;
   }
 
   /** Adds an instance at run time; resolves after its first check (whatever the outcome). */
   async add(config: InstanceConfig): Promise<InstanceSnapshot> {
-    if (this.closing) throw new PoolClosedError();
-    const resolved = resolveInstanceConfig(config, { maxJobs: this.options.maxJobsPerInstance });
-    if (this.instances.size >= MAX_INSTANCES) {
+    if (this.#closing) throw new PoolClosedError();
+    const resolved = resolveInstanceConfig(config, { maxJobs: this.#options.maxJobsPerInstance });
+    if (this.#instances.size >= MAX_INSTANCES) {
       throw new InvalidInstanceConfigError('instances', `the pool already has ${MAX_INSTANCES} instances`);
     }
-    if (this.instances.has(resolved.id)) throw new InstanceExistsError(resolved.id);
-    for (const other of this.instances.values()) {
+    if (this.#instances.has(resolved.id)) throw new InstanceExistsError(resolved.id);
+    for (const other of this.#instances.values()) {
       if (other.url === resolved.url) {
         throw new InstanceExistsError(
           other.id,
@@ -303,9 +303,9 @@ export class Pool extends EventEmitter<PoolEvents> {
         );
       }
     }
-    const instance = this.register(resolved, false);
-    this.logger.info({ instance: instance.id, url: instance.url }, 'instance added');
-    if (this.started) await instance.start();
+    const instance = this.#register(resolved, false);
+    this.#logger.info({ instance: instance.id, url: instance.url }, 'instance added');
+    if (this.#started) await instance.start();
     const snapshot = instance.snapshot();
     this.emit('added', snapshot);
     return snapshot;
@@ -313,80 +313,80 @@ export class Pool extends EventEmitter<PoolEvents> {
 
   /** Stops new leases on an instance, waits for its leases to end, then removes it. */
   drain(id: string, options: { signal?: AbortSignal } = {}): Promise<void> {
-    const instance = this.instance(id);
-    const existing = this.drains.get(id);
+    const instance = this.#instance(id);
+    const existing = this.#drains.get(id);
     if (existing) return existing;
     instance.draining = true;
     this.emit('instance', instance.snapshot());
-    this.logger.info({ instance: id, leases: instance.leaseCount }, 'draining instance');
-    const signals = [this.closeController.signal, ...(options.signal ? [options.signal] : [])];
+    this.#logger.info({ instance: id, leases: instance.leaseCount }, 'draining instance');
+    const signals = [this.#closeController.signal, ...(options.signal ? [options.signal] : [])];
     const drained = (async () => {
       await instance.idle(AbortSignal.any(signals));
-      if (options.signal?.aborted && !this.closing) {
+      if (options.signal?.aborted && !this.#closing) {
         instance.draining = false;
         this.emit('instance', instance.snapshot());
         this.emit('capacity');
         throw options.signal.reason;
       }
-      await this.remove(instance);
-    })().finally(() => this.drains.delete(id));
-    this.drains.set(id, drained);
+      await this.#remove(instance);
+    })().finally(() => this.#drains.delete(id));
+    this.#drains.set(id, drained);
     return drained;
   }
 
   /** Closes every client, timer and managed process; idempotent. */
   close(): Promise<void> {
-    this.closing ??= (async () => {
-      this.closeController.abort(new PoolClosedError());
-      const instances = [...this.instances.values()];
-      this.instances.clear();
+    this.#closing ??= (async () => {
+      this.#closeController.abort(new PoolClosedError());
+      const instances = [...this.#instances.values()];
+      this.#instances.clear();
       await Promise.allSettled(instances.map((instance) => instance.close()));
-      await Promise.allSettled([...this.processes.values()].map((process) => process.close()));
-      this.processes.clear();
+      await Promise.allSettled([...this.#processes.values()].map((process) => process.close()));
+      this.#processes.clear();
       this.removeAllListeners();
     })();
-    return this.closing;
+    return this.#closing;
   }
 
   /** The managed process behind an instance, if the pool spawned it. */
   managedProcess(id: string): ManagedProcess | undefined {
-    return this.processes.get(id);
+    return this.#processes.get(id);
   }
 
-  private instance(id: string): PoolInstance {
-    const instance = this.instances.get(id);
+  #instance(id: string): PoolInstance {
+    const instance = this.#instances.get(id);
     if (!instance) throw new InstanceNotFoundError(id);
     return instance;
   }
 
-  private register(config: ResolvedInstanceConfig, managed: boolean): PoolInstance {
+  #register(config: ResolvedInstanceConfig, managed: boolean): PoolInstance {
     const instance = new PoolInstance(
       config,
-      this.nextOrder++,
-      this.settings,
-      this.hooks,
-      this.logger,
+      this.#nextOrder++,
+      this.#settings,
+      this.#hooks,
+      this.#logger,
       managed,
     );
-    this.instances.set(config.id, instance);
+    this.#instances.set(config.id, instance);
     return instance;
   }
 
-  private async remove(instance: PoolInstance): Promise<void> {
-    if (this.instances.get(instance.id) !== instance) return;
-    this.instances.delete(instance.id);
+  async #remove(instance: PoolInstance): Promise<void> {
+    if (this.#instances.get(instance.id) !== instance) return;
+    this.#instances.delete(instance.id);
     await instance.close();
-    const process = this.processes.get(instance.id);
+    const process = this.#processes.get(instance.id);
     if (process) {
-      this.processes.delete(instance.id);
+      this.#processes.delete(instance.id);
       await process.close();
     }
-    this.logger.info({ instance: instance.id }, 'instance removed');
+    this.#logger.info({ instance: instance.id }, 'instance removed');
     this.emit('removed', { instanceId: instance.id });
   }
 
-  private createProcess(instance: PoolInstance, port: number): ManagedProcess {
-    const managed = this.options.managed!;
+  #createProcess(instance: PoolInstance, port: number): ManagedProcess {
+    const managed = this.#options.managed!;
     const process = new ManagedProcess({
       id: instance.id,
       command: managed.command,
@@ -399,31 +399,31 @@ export class Pool extends EventEmitter<PoolEvents> {
       stopGraceMs: managed.stopGraceMs,
       restartDelayMs: managed.restartDelayMs,
       maxRestartDelayMs: managed.maxRestartDelayMs,
-      logger: this.logger,
+      logger: this.#logger,
     });
     process.on('ready', () => instance.setProcessDown(false));
     process.on('exit', () => instance.setProcessDown(true));
     return process;
   }
 
-  private readonly hooks: InstanceHooks = {
+  readonly #hooks: InstanceHooks = {
     changed: (instance) => {
-      if (this.instances.get(instance.id) === instance) this.emit('instance', instance.snapshot());
+      if (this.#instances.get(instance.id) === instance) this.emit('instance', instance.snapshot());
     },
-    capacity: () => this.signalCapacity(),
+    capacity: () => this.#signalCapacity(),
     breaker: (instance, position) => this.emit('breaker', { instanceId: instance.id, position }),
     reconnect: (instance) => this.emit('reconnect', { instanceId: instance.id }),
     failover: (instance, error) => this.emit('failover', { instanceId: instance.id, error }),
-    workWaiting: () => Date.now() - this.unmetAt < WORK_WAITING_MS,
+    workWaiting: () => Date.now() - this.#unmetAt < WORK_WAITING_MS,
   };
 
   // Coalesce bursts (many releases in one tick) into one 'capacity' event.
-  private signalCapacity(): void {
-    if (this.capacityQueued || this.closing) return;
-    this.capacityQueued = true;
+  #signalCapacity(): void {
+    if (this.#capacityQueued || this.#closing) return;
+    this.#capacityQueued = true;
     queueMicrotask(() => {
-      this.capacityQueued = false;
-      if (!this.closing) this.emit('capacity');
+      this.#capacityQueued = false;
+      if (!this.#closing) this.emit('capacity');
     });
   }
 }
