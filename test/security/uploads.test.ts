@@ -7,6 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import pino from 'pino';
 import { startTestStack, type TestStack } from '../support/gateway.ts';
 import { pngDeclaring } from './support.ts';
 
@@ -23,14 +24,20 @@ function upload(url: string, bytes: Buffer, name = 'a.png') {
 
 describe('uploads', () => {
   let stack: TestStack;
+  /** Every line the gateway logged, parsed (pino writes one JSON object per line). */
+  const logs: Array<{ level: number; msg: string; reqId?: string }> = [];
   before(async () => {
-    stack = await startTestStack({ env: { ASSET_QUOTA_BYTES: '4096', ASSET_TTL_SECONDS: '3600' } });
+    stack = await startTestStack({
+      env: { ASSET_QUOTA_BYTES: '4096', ASSET_TTL_SECONDS: '3600' },
+      logger: pino({ level: 'debug' }, { write: (line: string) => logs.push(JSON.parse(line)) }),
+    });
   });
   after(async () => {
     await stack.close();
   });
 
-  test('a multipart body that ends early is a 400 on /api/v2/assets and /upload/image', async () => {
+  test('a multipart body that ends early is a 400 on /api/v2/assets and /upload/image, logged at info', async () => {
+    const from = logs.length;
     for (const [path, field] of [
       ['/api/v2/assets', 'file'],
       ['/upload/image', 'image'],
@@ -45,6 +52,19 @@ describe('uploads', () => {
       if (path === '/api/v2/assets')
         assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'truncated_body');
     }
+    // The client's fault, so on-call never sees it: one info line per upload, nothing at warn or above.
+    const seen = logs.slice(from);
+    const early = seen.filter((l) => /ended early/.test(l.msg));
+    assert.deepEqual(
+      early.map((l) => [l.level, l.msg]),
+      [
+        [30, 'asset upload ended early'],
+        [30, 'upload ended early'],
+        [30, 'upload ended early'],
+      ],
+    );
+    const loud = seen.filter((l) => l.level >= 40);
+    assert.deepEqual(loud, [], 'nothing logged at warn or error');
   });
 
   test('assets expire by default, and past ASSET_QUOTA_BYTES uploads get 507 asset_quota_exceeded', async () => {
