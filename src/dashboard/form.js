@@ -89,7 +89,7 @@ function ImageField({ name, value, onChange }) {
 function Field({ name, prop, required, value, problem, onChange }) {
   let input;
   if (Array.isArray(prop.enum)) {
-    const index = prop.enum.findIndex((e) => e === value);
+    const index = prop.enum.indexOf(value);
     input = html`<select name=${name} value=${index >= 0 ? String(index) : ''} onChange=${(e) => onChange(e.currentTarget.value === '' ? '' : prop.enum[Number(e.currentTarget.value)])}>
       ${!required && html`<option value="">(default)</option>`}
       ${prop.enum.map((opt, i) => html`<option value=${String(i)}>${String(opt)}</option>`)}
