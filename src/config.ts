@@ -204,6 +204,7 @@ const SETTINGS = {
   INPUT_MIN_BYTES_PER_SECOND: int({ min: 0, max: 2 ** 40, default: 8192 }),
   INPUT_RATE_WINDOW_MS: int({ min: 100, max: 600_000, default: 10_000 }),
   MAX_INPUT_PIXELS: int({ min: 0, max: 2 ** 40, default: 8192 * 8192 }),
+  MAX_INPUT_VIDEO_PIXELS: int({ min: 0, max: 2 ** 50, default: 2 ** 32 }),
   INPUT_CACHE_BYTES: int({ min: 0, max: 2 ** 44, default: 1024 * 1024 * 1024 }),
   ALLOW_PRIVATE_INPUT_URLS: list(),
   S3_INPUT_ALLOW: list((s) =>
@@ -327,8 +328,10 @@ export interface Config {
   /** Minimum transfer rate of an input URL, per INPUT_RATE_WINDOW_MS window (0 = none). */
   readonly inputMinBytesPerSecond: number;
   readonly inputRateWindowMs: number;
-  /** Largest image input in pixels (width × height × frames; 0 = unlimited). */
+  /** Largest image input in pixels (width × height × frames), and largest video frame (0 = unlimited). */
   readonly maxInputPixels: number;
+  /** Largest video input, width × height × frames where the container states them (0 = unlimited). */
+  readonly maxInputVideoPixels: number;
   readonly allowPrivateInputUrls: readonly string[];
   /** Buckets or bucket/prefixes s3:// inputs may read; empty = s3:// inputs refused. */
   readonly s3InputAllow: readonly string[];
@@ -519,6 +522,7 @@ export function loadConfig(
     inputMinBytesPerSecond: values.INPUT_MIN_BYTES_PER_SECOND,
     inputRateWindowMs: values.INPUT_RATE_WINDOW_MS,
     maxInputPixels: values.MAX_INPUT_PIXELS,
+    maxInputVideoPixels: values.MAX_INPUT_VIDEO_PIXELS,
     allowPrivateInputUrls: Object.freeze(values.ALLOW_PRIVATE_INPUT_URLS),
     s3InputAllow: Object.freeze(values.S3_INPUT_ALLOW),
     allowOpenAccess: values.ALLOW_OPEN_ACCESS,

@@ -136,10 +136,20 @@ export class InputTooSlowError extends IoError {
   }
 }
 
-/** An image input has more pixels than MAX_INPUT_PIXELS (a decompression bomb, 413). */
+/** An image or video input has more pixels than MAX_INPUT_PIXELS / MAX_INPUT_VIDEO_PIXELS (a decompression bomb, 413). */
 export class InputTooManyPixelsError extends IoError {
   constructor(message: string, details?: Record<string, unknown>) {
     super('input_too_many_pixels', 413, message, { details });
+  }
+}
+
+/**
+ * A video input's container header could not be read (truncated, inconsistent, past the probe's
+ * budget): its frame size is unknown, so it is refused rather than handed to a decoder (422).
+ */
+export class InputUnreadableError extends IoError {
+  constructor(message: string, details?: Record<string, unknown>) {
+    super('input_unreadable', 422, message, { details });
   }
 }
 

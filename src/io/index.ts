@@ -14,6 +14,7 @@ export {
   InputTooManyPixelsError,
   InputTooSlowError,
   InputTypeRejectedError,
+  InputUnreadableError,
   IoAbortError,
   IoError,
   MissingAssetError,

@@ -166,6 +166,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       minBytesPerSecond: config.inputMinBytesPerSecond,
       rateWindowMs: config.inputRateWindowMs,
       maxPixels: config.maxInputPixels,
+      maxVideoPixels: config.maxInputVideoPixels,
       maxInputBytes: config.maxInputBytes,
       cacheDir: join(config.dataDir, 'input-cache'),
       cacheBytes: config.inputCacheBytes,

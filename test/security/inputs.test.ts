@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { invertPrompt, readEvents, startTestStack, type TestStack } from '../support/gateway.ts';
-import { pngDeclaring, waitTerminal } from './support.ts';
+import { aviDeclaring, mp4Declaring, webmDeclaring } from '../support/video-files.ts';
+import { apngDeclaring, pngDeclaring, waitTerminal } from './support.ts';
 
 function loadImagePrompt(image: string, tag: string) {
   return {
@@ -14,6 +15,20 @@ function loadImagePrompt(image: string, tag: string) {
     '2': { class_type: 'ImageInvert', inputs: { image: ['1', 0] } },
     '3': { class_type: 'SaveImage', inputs: { images: ['2', 0], filename_prefix: tag } },
   };
+}
+
+function loadVideoPrompt(file: string, tag: string) {
+  return {
+    '1': { class_type: 'LoadVideo', inputs: { file } },
+    '2': {
+      class_type: 'SaveVideo',
+      inputs: { video: ['1', 0], filename_prefix: tag, format: 'auto', codec: 'auto' },
+    },
+  };
+}
+
+function dataUri(mime: string, bytes: Buffer): string {
+  return `data:${mime};base64,${bytes.toString('base64')}`;
 }
 
 describe('slow input URLs', () => {
@@ -86,7 +101,12 @@ describe('decompression bombs and poison jobs', () => {
   before(async () => {
     stack = await startTestStack({
       instances: 3,
-      env: { MAX_ATTEMPTS: '3', HEALTH_FAILURE_THRESHOLD: '1', MAX_INPUT_PIXELS: '16777216' },
+      env: {
+        MAX_ATTEMPTS: '3',
+        HEALTH_FAILURE_THRESHOLD: '1',
+        MAX_INPUT_PIXELS: '16777216',
+        MAX_INPUT_VIDEO_PIXELS: '1000000000',
+      },
     });
   });
   after(async () => {
@@ -107,6 +127,61 @@ describe('decompression bombs and poison jobs', () => {
     const fine = await stack.request('/api/v2/jobs', { body: { workflow: loadImagePrompt(ok, 'ok') } });
     const done = await waitTerminal(stack.url, fine.body.id);
     assert.notEqual(done.error?.code, 'input_too_many_pixels');
+  });
+
+  test('video inputs over the frame or total pixel limit, or with unreadable headers, fail before any upload', async () => {
+    const cases: Array<[string, string, string, RegExp]> = [
+      [
+        'mp4',
+        dataUri('video/mp4', mp4Declaring({ width: 50_000, height: 50_000, frames: 1 })),
+        'input_too_many_pixels',
+        /50000×50000 video of 1 frames, over the limit of 16777216 pixels per frame/,
+      ],
+      [
+        'webm',
+        // 4096² per frame is allowed, but an hour of 25 fps is 90,000 of them.
+        dataUri(
+          'video/webm',
+          webmDeclaring({ width: 4096, height: 4096, durationMs: 3_600_000, frameNs: 40_000_000 }),
+        ),
+        'input_too_many_pixels',
+        /4096×4096 video of 90000 frames, over the limit of 1000000000 pixels in all/,
+      ],
+      [
+        'avi',
+        dataUri('video/x-msvideo', aviDeclaring({ width: 10_000, height: 10_000, frames: 2 })),
+        'input_too_many_pixels',
+        /10000×10000/,
+      ],
+      [
+        'truncated',
+        dataUri('video/mp4', mp4Declaring({ width: 64, height: 64, mdatFirst: true }).subarray(0, 60)),
+        'input_unreadable',
+        /not a readable video\/mp4 file/,
+      ],
+    ];
+    for (const [tag, file, code, message] of cases) {
+      const res = await stack.request('/api/v2/jobs', { body: { workflow: loadVideoPrompt(file, tag) } });
+      assert.equal(res.status, 201, JSON.stringify(res.body));
+      const job = await waitTerminal(stack.url, res.body.id);
+      assert.equal(job.status, 'failed', tag);
+      assert.equal(job.error?.code, code, `${tag}: ${job.error?.message}`);
+      assert.match(job.error?.message ?? '', message);
+      assert.equal((job.attempts as unknown[]).length, 0, `${tag} never reached an instance`);
+    }
+    // An ordinary clip passes the check and is uploaded to an instance.
+    const clip = dataUri('video/mp4', mp4Declaring({ width: 640, height: 360, frames: 48 }));
+    const ok = await stack.request('/api/v2/jobs', { body: { workflow: loadVideoPrompt(clip, 'clip') } });
+    const done = await waitTerminal(stack.url, ok.body.id);
+    assert.ok((done.attempts as unknown[]).length >= 1, JSON.stringify(done.error));
+  });
+
+  test('an animated PNG counts every frame its acTL states (sharp reports one page)', async () => {
+    const apng = dataUri('image/png', apngDeclaring(1024, 1024, 100));
+    const res = await stack.request('/api/v2/jobs', { body: { workflow: loadImagePrompt(apng, 'apng') } });
+    const job = await waitTerminal(stack.url, res.body.id);
+    assert.equal(job.error?.code, 'input_too_many_pixels');
+    assert.match(job.error?.message ?? '', /1024×1024×100/);
   });
 
   test('a job whose instance goes down while it runs gets one more attempt, then fails job_suspected_poison', async () => {

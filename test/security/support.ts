@@ -86,6 +86,11 @@ export async function waitTerminal(
 
 /** A small PNG whose header declares `width`×`height` pixels (a decompression bomb's shape). */
 export function pngDeclaring(width: number, height: number): Buffer {
+  return apngDeclaring(width, height, 0);
+}
+
+/** Like pngDeclaring, with an acTL chunk stating `frames` animation frames when `frames` > 0. */
+export function apngDeclaring(width: number, height: number, frames: number): Buffer {
   const { crc32, deflateSync } = require('node:zlib') as typeof import('node:zlib');
   const chunk = (type: string, data: Buffer) => {
     const len = Buffer.alloc(4);
@@ -103,6 +108,16 @@ export function pngDeclaring(width: number, height: number): Buffer {
   return Buffer.concat([
     Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
     chunk('IHDR', ihdr),
+    ...(frames > 0
+      ? [
+          chunk(
+            'acTL',
+            Buffer.from(
+              [0, 0, 0, 0, 0, 0, 0, 0].map((_, i) => (i < 4 ? (frames >>> (24 - 8 * i)) & 0xff : 0)),
+            ),
+          ),
+        ]
+      : []),
     chunk('IDAT', deflateSync(Buffer.alloc(1024))),
     chunk('IEND', Buffer.alloc(0)),
   ]);

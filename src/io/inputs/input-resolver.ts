@@ -14,6 +14,7 @@ import {
   InputFetchError,
   InputInvalidError,
   InputTypeRejectedError,
+  InputUnreadableError,
   IoAbortError,
   IoError,
   InputTooManyPixelsError,
@@ -28,6 +29,7 @@ import { decodeDataUri } from './data-uri.ts';
 import { assetReference, type FileInputSpec, fileInputsOf, isResolvableString } from './file-inputs.ts';
 import { InputCache } from './input-cache.ts';
 import { type S3InputOptions, UrlFetcher } from './url-fetcher.ts';
+import { apngFrames, containerOf, probeVideo, VideoProbeError } from './video-probe.ts';
 import type { Logger } from '../../logger.ts';
 
 /** What io logs with. */
@@ -61,8 +63,10 @@ export interface InputResolverOptions {
   rateWindowMs?: number;
   /** Inputs fetched at once by prefetch(), across all jobs (default 8). */
   prefetchConcurrency?: number;
-  /** Largest image input in pixels (width × height × frames); 0 = unlimited. */
+  /** Largest image input in pixels (width × height × frames), and largest video frame; 0 = unlimited. */
   maxPixels?: number;
+  /** Largest video input in pixels, width × height × frames where its container states them; 0 = unlimited. */
+  maxVideoPixels?: number;
 }
 
 /** Options of one prefetch() call: resolve()'s without the instance. */
@@ -365,10 +369,12 @@ export class InputResolver {
     return this.#fromUrl(source, options);
   }
 
-  /** Refuses images whose header declares more pixels than allowed (decoding them could take an instance down). */
+  /** Refuses images and videos whose header declares more pixels than allowed (decoding them could take an instance down). */
   async #checkPixels(material: Material, task: Task): Promise<void> {
     const max = this.#options.maxPixels ?? 0;
-    if (max <= 0 || material.media.kind !== 'image') return;
+    if (max <= 0) return;
+    if (material.media.kind === 'video') return this.#checkVideoPixels(material, task, max);
+    if (material.media.kind !== 'image') return;
     let width = 0;
     let height = 0;
     let pages = 1;
@@ -379,6 +385,8 @@ export class InputResolver {
       width = meta.width ?? 0;
       height = meta.height ?? 0;
       pages = meta.pages ?? 1;
+      // sharp sees one page in an animated PNG; LoadImage (PIL) decodes every frame its acTL states.
+      if (meta.format === 'png') pages = Math.max(pages, await apngFrames(material.pixelSource));
     } catch {
       throw new InputTypeRejectedError(`input ${task.nodeId}.${task.input} is not a readable image`, {
         node_id: task.nodeId,
@@ -389,6 +397,47 @@ export class InputResolver {
       throw new InputTooManyPixelsError(
         `input ${task.nodeId}.${task.input} is ${width}×${height}${pages > 1 ? `×${pages}` : ''} pixels, over the limit of ${max}`,
         { node_id: task.nodeId, input: task.input, width, height, frames: pages, max_pixels: max },
+      );
+  }
+
+  /**
+   * Refuses a video whose container declares a frame over MAX_INPUT_PIXELS, or more pixels in all
+   * (width × height × frames, where the container states the count) than MAX_INPUT_VIDEO_PIXELS.
+   * A header the probe cannot read is refused too: a decoder is more lenient than the probe, so a
+   * damaged header is exactly how a bomb would slip past a check that let unknowns through.
+   */
+  async #checkVideoPixels(material: Material, task: Task, max: number): Promise<void> {
+    const where = { node_id: task.nodeId, input: task.input };
+    const container = containerOf(material.media.mime);
+    if (container === undefined)
+      throw new InputUnreadableError(
+        `input ${task.nodeId}.${task.input} is ${material.media.mime}, whose frame size the gateway cannot read`,
+        { ...where, content_type: material.media.mime },
+      );
+    let header: Awaited<ReturnType<typeof probeVideo>>;
+    try {
+      header = await probeVideo(material.pixelSource, container);
+    } catch (err) {
+      if (!(err instanceof VideoProbeError)) throw err;
+      throw new InputUnreadableError(
+        `input ${task.nodeId}.${task.input} is not a readable ${material.media.mime} file (${err.message})`,
+        { ...where, content_type: material.media.mime, reason: err.message },
+      );
+    }
+    const { width, height, frames } = header;
+    const maxTotal = this.#options.maxVideoPixels ?? 0;
+    const frame = width * height;
+    if (frame > max || (maxTotal > 0 && frames !== undefined && frame * frames > maxTotal))
+      throw new InputTooManyPixelsError(
+        `input ${task.nodeId}.${task.input} is a ${width}×${height} video${frames !== undefined ? ` of ${frames} frames` : ''}, over the limit of ${frame > max ? `${max} pixels per frame` : `${maxTotal} pixels in all`}`,
+        {
+          ...where,
+          width,
+          height,
+          frames: frames ?? null,
+          max_pixels: max,
+          max_video_pixels: maxTotal,
+        },
       );
   }
 
