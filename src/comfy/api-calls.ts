@@ -26,16 +26,24 @@ export class ApiCalls {
     if (this.#isClosing()) throw new ComfyClosedError('client closed', { baseUrl: this.baseUrl });
   }
 
-  /** GET returning parsed JSON (retried: GETs are idempotent). */
-  async getJson<T>(path: string, options: CallOptions, query?: Query): Promise<T> {
+  /** GET returning parsed JSON (retried: GETs are idempotent); `parse` replaces JSON.parse. */
+  async getJson<T>(
+    path: string,
+    options: CallOptions,
+    query?: Query,
+    parse?: (text: string) => unknown,
+  ): Promise<T> {
     this.assertOpen();
-    return this.http.json<T>({
-      method: 'GET',
-      path,
-      idempotent: true,
-      ...(query ? { query } : {}),
-      ...callScope(options),
-    });
+    return this.http.json<T>(
+      {
+        method: 'GET',
+        path,
+        idempotent: true,
+        ...(query ? { query } : {}),
+        ...callScope(options),
+      },
+      parse,
+    );
   }
 
   /** GET returning undefined on 404 (routes that older servers or unknown ids do not have). */

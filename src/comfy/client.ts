@@ -115,7 +115,7 @@ export class ComfyClient extends EventEmitter<ComfyClientEvents> {
       downloadConcurrency: options.downloadConcurrency ?? 8,
       ...(options.logger ? { logger: options.logger } : {}),
     });
-    this.#info = new InfoApi(this.#calls);
+    this.#info = new InfoApi(this.#calls, options.objectInfoCache);
     // Every call a run makes on its own (polls, the cancel on abort) carries the run's headers.
     this.#runDeps = {
       baseUrl: this.baseUrl,

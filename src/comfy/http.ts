@@ -165,12 +165,12 @@ export class HttpTransport {
     }
   }
 
-  /** Sends a request and parses a JSON answer (2xx), mapping other statuses to ComfyServerError. */
-  async json<T>(req: HttpRequest): Promise<T> {
+  /** Sends a request and parses a JSON answer (2xx; with `parse` when given), mapping other statuses to ComfyServerError. */
+  async json<T>(req: HttpRequest, parse: (text: string) => unknown = JSON.parse): Promise<T> {
     const res = await this.send(req);
     this.#expectOk(req, res);
     try {
-      return JSON.parse(res.text) as T;
+      return parse(res.text) as T;
     } catch {
       throw new ComfyServerError(
         `${req.method} ${req.path}: answer is not JSON`,

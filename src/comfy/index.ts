@@ -21,5 +21,6 @@ export type { ComfyClientEvents } from './client.ts';
 export type { OutputSink } from './downloads.ts';
 export type { DownloadOptions, ViewOptions } from './files-api.ts';
 export { type ScopedSignal, scopedSignal } from './deadline.ts';
+export { ObjectInfoCache } from './object-info-cache.ts';
 export { contentTypeFor } from './upload.ts';
 export type { UploadData } from './upload.ts';

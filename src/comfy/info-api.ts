@@ -1,21 +1,30 @@
 // ComfyClient's server-information endpoints: node definitions (/object_info, cached), system
 // stats, feature flags, models, embeddings, /free, and the v0.6+ /api/jobs listing.
 import type { ApiCalls } from './api-calls.ts';
+import type { ObjectInfoCache } from './object-info-cache.ts';
 import type { CallOptions, ComfyJob, JobsPage, JobsQuery, NodeDef, SystemStats } from './types.ts';
 
 /** Read-mostly information about one ComfyUI server. */
 export class InfoApi {
   readonly #calls: ApiCalls;
+  readonly #objectInfoCache: ObjectInfoCache | undefined;
   #objectInfo: Promise<Record<string, NodeDef>> | undefined;
 
-  constructor(calls: ApiCalls) {
+  constructor(calls: ApiCalls, objectInfoCache?: ObjectInfoCache) {
     this.#calls = calls;
+    this.#objectInfoCache = objectInfoCache;
   }
 
-  /** Every node definition (cached after the first call; `refresh` reloads). */
+  /** Every node definition (cached after the first call; `refresh` reloads; shared through the options' objectInfoCache). */
   getObjectInfo(options: CallOptions & { refresh?: boolean } = {}): Promise<Record<string, NodeDef>> {
     if (options.refresh || !this.#objectInfo) {
-      const loading = this.#calls.getJson<Record<string, NodeDef>>('/object_info', options);
+      const cache = this.#objectInfoCache;
+      const loading = this.#calls.getJson<Record<string, NodeDef>>(
+        '/object_info',
+        options,
+        undefined,
+        cache ? (text) => cache.parse(text) : undefined,
+      );
       this.#objectInfo = loading;
       // A failed load is forgotten so the next call retries instead of replaying the failure.
       loading.catch(() => {

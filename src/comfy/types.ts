@@ -1,6 +1,7 @@
 // Public data types of the ComfyUI client: prompts, results, run events, history/queue records and
 // the options of every call. Shapes follow ComfyUI v0.8.0 (see docs/comfyui-protocol.md).
 import type { Logger } from '../logger.ts';
+import type { ObjectInfoCache } from './object-info-cache.ts';
 
 /** An API-format prompt: node id → node. */
 export type ApiPrompt = Record<
@@ -232,6 +233,11 @@ export interface ComfyClientOptions {
   retry?: { maxAttempts?: number; initialDelayMs?: number; maxDelayMs?: number };
   /** Keep-alive connections to the server (default 16). */
   connections?: number;
+  /**
+   * Shared by clients of servers with the same nodes (a pool): identical /object_info answers are
+   * parsed once and the clients get the same read-only object.
+   */
+  objectInfoCache?: ObjectInfoCache;
   logger?: ComfyLogger;
 }
 

@@ -10,10 +10,10 @@ export type ObjectInfoLoader = (signal: AbortSignal) => Promise<Record<string, N
 
 /** Node classes of one instance. */
 export class Capabilities {
-  /** Node classes from /object_info; null until first loaded. */
-  classes: Set<string> | null = null;
+  /** Node classes from /object_info; null until first loaded. Shared between instances: never mutated. */
+  classes: ReadonlySet<string> | null = null;
   /** Every string choice of every combo input (the loaders' model files among them); null until loaded. */
-  choices: Set<string> | null = null;
+  choices: ReadonlySet<string> | null = null;
   /** True when the classes must be (re)loaded before they can be trusted. */
   stale = true;
 
@@ -61,9 +61,10 @@ export class Capabilities {
     const signals = [this.#closed, AbortSignal.timeout(this.#timeoutMs), ...(signal ? [signal] : [])];
     const loading = this.#loader(AbortSignal.any(signals))
       .then((defs) => {
+        const index = indexOf(defs);
         this.#defs = defs;
-        this.classes = new Set(Object.keys(defs));
-        this.choices = comboChoices(defs);
+        this.classes = index.classes;
+        this.choices = index.choices;
         this.stale = false;
         return defs;
       })
@@ -83,10 +84,30 @@ export class Capabilities {
     const message = (error as { error?: { message?: unknown } }).error?.message;
     const match = UNKNOWN_CLASS.exec(typeof message === 'string' ? message : describe(error));
     if (!match?.[1]) return null;
-    this.classes?.delete(match[1]);
+    // A copy without X: the set is shared with every instance that loaded the same definitions.
+    if (this.classes) this.classes = new Set([...this.classes].filter((c) => c !== match[1]));
     this.stale = true;
     return match[1];
   }
+}
+
+/** Classes and combo choices of a definitions object. */
+interface CapabilityIndex {
+  classes: ReadonlySet<string>;
+  choices: ReadonlySet<string>;
+}
+
+// Keyed by the definitions object, which a pool's ObjectInfoCache shares between identical
+// instances: the index is built once per distinct /object_info, and goes when the object does.
+const indexes = new WeakMap<object, CapabilityIndex>();
+
+function indexOf(defs: Record<string, NodeDef>): CapabilityIndex {
+  let index = indexes.get(defs);
+  if (!index) {
+    index = { classes: new Set(Object.keys(defs)), choices: comboChoices(defs) };
+    indexes.set(defs, index);
+  }
+  return index;
 }
 
 /** Every string option of every combo input (`[[...]]` or `["COMBO", {options}]`) of the definitions. */

@@ -2,7 +2,7 @@
 // (least loaded, capability-aware, affinity), drain/removal, and the managed processes' lifecycle.
 import { EventEmitter } from 'node:events';
 import pino, { type Logger } from 'pino';
-import type { ComfyClient, NodeDef } from '../comfy/index.ts';
+import { type ComfyClient, type NodeDef, ObjectInfoCache } from '../comfy/index.ts';
 import { type ResolvedInstanceConfig, resolveInstanceConfig } from './config.ts';
 import {
   InstanceExistsError,
@@ -90,7 +90,10 @@ export class Pool extends EventEmitter<PoolEvents> {
       capabilityTimeoutMs: Math.max(30_000, options.healthCheckTimeoutMs ?? 0),
       // A short reconnect ceiling: while the socket is down the instance gets no work, so a
       // restarted ComfyUI should be noticed within ~2 s, not the client's general 10 s.
+      // One parsed /object_info per distinct answer for the whole pool: identical instances share
+      // it (256 of them held ~200 MiB of copies) instead of each keeping its own.
       clientOptions: {
+        objectInfoCache: new ObjectInfoCache(),
         ...options.clientOptions,
         reconnect: { maxDelayMs: 2000, ...options.clientOptions?.reconnect },
       },

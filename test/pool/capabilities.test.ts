@@ -73,3 +73,57 @@ test('a 400 for an unknown class refreshes the instance and stops routing that c
   await waitFor(pool, 'instance', () => !pool.canEverRun(['GhostNode']).ok, 5000, 'capabilities updated');
   assert.deepEqual(pool.canEverRun(['GhostNode']), { ok: false, missing: ['GhostNode'] });
 });
+
+test('instances with the same /object_info share one parsed copy, across refreshes', async (t) => {
+  proxy.add = [];
+  const pool = new Pool({
+    ...FAST_POOL,
+    instances: [
+      { id: 'a', url: sim.instances[0]!.url },
+      { id: 'b', url: sim.instances[1]!.url },
+      { id: 'partial', url: proxy.url },
+    ],
+  });
+  t.after(() => pool.close());
+  await pool.start();
+  const a = await pool.nodeDefsFor('a');
+  assert.equal(await pool.nodeDefsFor('b'), a, 'identical answers: one object');
+  assert.notEqual(await pool.nodeDefsFor('partial'), a, 'a different answer keeps its own');
+  await pool.refreshCapabilities();
+  assert.equal(await pool.nodeDefsFor('b'), a, 'a reload of the same answer gives the same object');
+  assert.equal(await pool.nodeDefsFor('a'), a);
+});
+
+test('forgetting an unknown class on one instance leaves instances sharing its definitions alone', async (t) => {
+  const twin = await startObjectInfoProxy(sim.instances[0]!.url, { add: ['GhostNode'] });
+  t.after(() => twin.close());
+  proxy.drop = [];
+  proxy.add = ['GhostNode'];
+  t.after(() => {
+    proxy.drop = ['ImageInvert'];
+  });
+  const pool = new Pool({
+    ...FAST_POOL,
+    instances: [
+      { id: 'one', url: proxy.url },
+      { id: 'two', url: twin.url },
+    ],
+  });
+  t.after(() => pool.close());
+  await pool.start();
+  await waitFor(pool, 'instance', () => pool.list().every((s) => s.state === 'healthy'), 5000, 'healthy');
+  assert.equal(await pool.nodeDefsFor('one'), await pool.nodeDefsFor('two'), 'shared definitions');
+  const lease = pool.tryAcquire({ classTypes: ['GhostNode'] })!;
+  const error = await lease.client
+    .queuePrompt({ ...tinyPrompt('ghost', 4), '3': { class_type: 'GhostNode', inputs: {} } })
+    .then(
+      () => assert.fail('the server does not have GhostNode'),
+      (e: unknown) => e,
+    );
+  lease.release({ ok: false, error, infrastructure: false });
+  const other = lease.instanceId === 'one' ? 'two' : 'one';
+  const next = pool.tryAcquire({ classTypes: ['GhostNode'] });
+  assert.equal(next?.instanceId, other, 'the twin still lists GhostNode');
+  assert.equal(pool.tryAcquire({ classTypes: ['GhostNode'] }), null, 'the instance that refused it does not');
+  next?.release({ ok: true });
+});
