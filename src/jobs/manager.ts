@@ -1,9 +1,9 @@
-// The job service: creates durable jobs, owns every live job's state, applies attempt outcomes,
-// re-attaches or re-queues unfinished jobs after a restart, expires old jobs, and publishes events.
-// The HTTP layer talks only to this class.
-import { createHash, randomUUID } from 'node:crypto';
+// The job service: creates durable jobs and owns every live job's state machine (submit, admit,
+// dispatch, attempt outcome, retry, cancel, finish) and expires old jobs. Beside it: publisher.ts
+// (events to watchers), job-webhooks.ts (webhooks and their outbox), recovery.ts (what becomes of
+// unfinished jobs after a restart), run-times.ts (completion estimates). The HTTP layer talks only to this class.
+import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { LRUCache } from 'lru-cache';
 import {
   GatewayError,
   JobNotFoundError,
@@ -15,16 +15,15 @@ import { JobEvents } from './events.ts';
 import {
   isTerminal,
   type JobError,
-  type JobOutput,
   type JobRecord,
   type JobRequest,
   type JobStatus,
-  type JobWebhookDelivery,
   newJob,
-  type Progress,
   recordAttempt,
   transition,
 } from './job.ts';
+import { JobWebhooks } from './job-webhooks.ts';
+import { type JobPreview, type LiveJob, newLive } from './live-job.ts';
 import type {
   ApiPrompt,
   InputResolverLike,
@@ -32,19 +31,15 @@ import type {
   ModelProvisionLike,
   LoggerLike,
   OutputDeliveryLike,
-  PrefetchedLike,
   PoolLike,
   RunEvent,
   WebhookDispatcherLike,
 } from './ports.ts';
 import { ProgressTracker } from './progress.ts';
-import {
-  type AbortReason,
-  type AttemptOutcome,
-  needsInputResolution,
-  Runner,
-  requestHeaders,
-} from './runner.ts';
+import { JobPublisher } from './publisher.ts';
+import { locatePrompts, promptLost, reattachLease, recoveryStep } from './recovery.ts';
+import { type AbortReason, type AttemptOutcome, needsInputResolution, Runner } from './runner.ts';
+import { RunTimes } from './run-times.ts';
 import { type QueueEntry, Scheduler } from './scheduler.ts';
 import type { JobPage, JobStore, ListQuery } from './store.ts';
 
@@ -123,31 +118,6 @@ export interface SubmitInput {
   provision?: ModelProvisionLike;
 }
 
-interface LiveJob {
-  job: JobRecord;
-  extraData: Record<string, unknown> | undefined;
-  controller: AbortController | null;
-  lease: LeaseLike | null;
-  tracker: ProgressTracker | null;
-  preview: { node_id: string; content_type: string; data_base64: string } | null;
-  lastProgressAt: number;
-  progressTimer: NodeJS.Timeout | null;
-  lastPreviewAt: number;
-  persistTimer: NodeJS.Timeout | null;
-  /** Aborts the input prefetch while it runs (cancel, shutdown). */
-  prefetching: AbortController | null;
-  /** Inputs fetched before the job took a slot; released when it ends. */
-  prefetched: PrefetchedLike | null;
-  /** Set while a retry waits out its backoff (the job is in no queue meanwhile). */
-  retryTimer: NodeJS.Timeout | null;
-  /** Fails a job still waiting at its `deadline_at`. */
-  deadlineTimer: NodeJS.Timeout | null;
-  /** Set while a failed job's report waits for its error webhook: ends the wait now (shutdown). */
-  settle: (() => void) | null;
-  /** Set while the job waits for its models to be downloaded. */
-  provision: ModelProvisionLike | null;
-}
-
 /** Events: 'started' (job) and 'terminal' (job) for metrics; 'run-event' (jobId, RunEvent) raw run events. */
 export class JobManager extends EventEmitter {
   readonly events: JobEvents;
@@ -157,31 +127,22 @@ export class JobManager extends EventEmitter {
   #pool: PoolLike;
   #clock: () => number;
   #newId: () => string;
-  #throttleMs: number;
   #lazyMs: number;
   #live = new Map<string, LiveJob>();
   /** Recently finished jobs, newest last: sync waiters and early polls read them without the store. */
   #recent = new Map<string, JobRecord>();
   #scheduler: Scheduler;
   #runner: Runner;
-  #webhookTasks = new Set<Promise<unknown>>();
+  #publisher: JobPublisher;
+  #webhooks: JobWebhooks;
   #retentionTimer: NodeJS.Timeout | null = null;
-  #positionTimer: NodeJS.Timeout | null = null;
-  /** Last queue_position sent to a watched waiting job (only jobs with SSE listeners). */
-  #sentPositions = new Map<string, number>();
   #started = false;
   #closing: Promise<void> | null = null;
-  #storeClosed = false;
   #retryBackoffMs: number;
   #retryBackoffMaxMs: number;
   #webhookHoldMs: number;
   #random: () => number;
-  /** Moving average of execution time per workflow shape (bounded). */
-  #runTimes = new LRUCache<string, number>({ max: 2000 });
-  /** Moving average over every workflow: the fallback for jobs ahead of unknown shape. */
-  #runTimeAll: number | null = null;
-  /** Cumulative estimated work ahead of each waiting job, recomputed at most every ETA_CACHE_MS. */
-  #aheadCache: { at: number; ahead: Map<string, number> | null } = { at: -Infinity, ahead: null };
+  #runTimes = new RunTimes();
 
   constructor(options: JobManagerOptions) {
     super();
@@ -191,7 +152,6 @@ export class JobManager extends EventEmitter {
     this.#pool = options.pool;
     this.#clock = options.clock ?? Date.now;
     this.#newId = options.newId ?? randomUUID;
-    this.#throttleMs = options.eventThrottleMs ?? 500;
     this.#lazyMs = options.lazyPersistMs ?? 1000;
     this.#retryBackoffMs = options.retryBackoffMs ?? 1000;
     this.#retryBackoffMaxMs = options.retryBackoffMaxMs ?? 30_000;
@@ -204,6 +164,19 @@ export class JobManager extends EventEmitter {
       ...(options.outputDelivery ? { outputDelivery: options.outputDelivery } : {}),
       linkBaseUrl: options.linkBaseUrl ?? '',
       ...(options.logger ? { logger: options.logger } : {}),
+    });
+    this.#webhooks = new JobWebhooks({
+      store: this.#store,
+      dispatcher: options.webhooks,
+      defaultUrl: options.webhookUrl,
+      logger: options.logger,
+    });
+    this.#publisher = new JobPublisher({
+      events: this.events,
+      scheduler: this.#scheduler,
+      webhooks: this.#webhooks,
+      clock: this.#clock,
+      throttleMs: options.eventThrottleMs ?? 500,
     });
   }
 
@@ -234,13 +207,12 @@ export class JobManager extends EventEmitter {
     if (this.#started) return;
     this.#started = true;
     await this.#recover();
-    this.#resumeWebhooks();
+    this.#webhooks.resume();
     this.#scheduler.start();
     const sweepMs = Math.min(60_000, Math.max(1000, Math.floor(this.#o.retentionMs / 10)));
     this.#retentionTimer = setInterval(() => this.sweep(), sweepMs);
     this.#retentionTimer.unref();
-    this.#positionTimer = setInterval(() => this.#publishPositions(), POSITION_INTERVAL_MS);
-    this.#positionTimer.unref();
+    this.#publisher.start();
   }
 
   /** Deletes jobs past retention; returns how many went. */
@@ -276,7 +248,7 @@ export class JobManager extends EventEmitter {
       });
     }
     this.#store.insert(job, input.idempotencyKey);
-    const live = this.#newLive(job, input.extraData);
+    const live = newLive(job, input.extraData);
     live.provision = input.provision ?? null;
     this.#live.set(id, live);
     this.#armDeadline(live);
@@ -292,14 +264,14 @@ export class JobManager extends EventEmitter {
         this.#o.logger?.warn({ err, job_id: id }, 'job dropped: its insert could not be committed');
       },
     );
-    this.#emitStatus(live);
+    this.#publisher.status(live);
     return job;
   }
 
   /** Refuses (422 webhook_url_forbidden) a webhook URL the SSRF guard would refuse at delivery. */
   checkWebhookUrl(url: string): void {
     try {
-      this.#o.webhooks?.validateUrl?.(url);
+      this.#webhooks.validateUrl(url);
     } catch (err) {
       throw new GatewayError(
         'webhook_url_forbidden',
@@ -364,7 +336,7 @@ export class JobManager extends EventEmitter {
    */
   adopt(job: JobRecord, extraData?: Record<string, unknown>): void {
     if (this.#live.has(job.id) || this.#closing || isTerminal(job.status)) return;
-    const live = this.#newLive(job, extraData);
+    const live = newLive(job, extraData);
     this.#live.set(job.id, live);
     if (job.instance_id) void this.#reattach(live);
     else if (job.status === 'canceling') this.#finish(live, 'canceled');
@@ -392,7 +364,7 @@ export class JobManager extends EventEmitter {
       return { waiting_reason: null, estimated_completion_at: null, execution_ms: job.execution_ms };
     }
     const now = this.#clock();
-    const own = this.#runTimes.get(workflowKey(live)) ?? null;
+    const own = this.#runTimes.of(live);
     if (live.lease) {
       const runStart = Math.max(job.started_at ?? 0, job.attempts.at(-1)?.started_at ?? 0);
       const running = job.status === 'running' && job.started_at !== null;
@@ -410,7 +382,10 @@ export class JobManager extends EventEmitter {
         : this.#pool.canRunNow(job.class_types)
           ? 'instances_busy'
           : 'no_instance_available';
-    const ahead = own === null ? undefined : this.#workAhead(now, job.id).get(job.id);
+    const ahead =
+      own === null
+        ? undefined
+        : this.#runTimes.ahead(now, job.id, this.#live, () => this.#scheduler.waitingIds());
     const slots = this.#healthySlots();
     return {
       waiting_reason: reason,
@@ -426,35 +401,8 @@ export class JobManager extends EventEmitter {
     return slots;
   }
 
-  /** Estimated work (ms) ahead of each waiting job: running jobs' remainder plus the queue before it. */
-  #workAhead(now: number, id: string): Map<string, number> {
-    const cache = this.#aheadCache;
-    if (cache.ahead?.has(id) && now - cache.at < ETA_CACHE_MS) return cache.ahead;
-    const ahead = new Map<string, number>();
-    const fallback = this.#runTimeAll;
-    let sum = 0;
-    let known = fallback !== null;
-    for (const live of this.#live.values()) {
-      if (!live.lease) continue;
-      const avg = this.#runTimes.get(workflowKey(live)) ?? fallback;
-      const start = live.job.started_at ?? live.job.attempts.at(-1)?.started_at ?? now;
-      if (avg === null) known = false;
-      else sum += Math.max(0, start + avg - now);
-    }
-    for (const id of this.#scheduler.waitingIds()) {
-      if (!known) break;
-      ahead.set(id, sum);
-      const live = this.#live.get(id);
-      const avg = live ? (this.#runTimes.get(workflowKey(live)) ?? fallback) : fallback;
-      if (avg === null) known = false;
-      else sum += avg;
-    }
-    this.#aheadCache = { at: now, ahead };
-    return ahead;
-  }
-
   /** Latest preview of a live job (SSE snapshot). */
-  latestPreview(id: string): LiveJob['preview'] {
+  latestPreview(id: string): JobPreview | null {
     return this.#live.get(id)?.preview ?? null;
   }
 
@@ -489,7 +437,7 @@ export class JobManager extends EventEmitter {
     if (job.status === 'queued' || job.status === 'running') {
       transition(job, 'canceling', this.#clock(), this.#o.retentionMs);
       this.#persist(live);
-      this.#emitStatus(live);
+      this.#publisher.status(live);
       live.controller?.abort({ kind: 'cancel' } satisfies AbortReason);
     }
     return job;
@@ -513,44 +461,6 @@ export class JobManager extends EventEmitter {
       signal.removeEventListener('abort', onAbort);
     }
     return this.get(id) ?? job;
-  }
-
-  /**
-   * v2: `status` events carry queue_position changes while queued. Positions move with every
-   * dispatch, so watchers get them at most once per interval instead of on every change.
-   */
-  #publishPositions(): void {
-    const seen = new Set<string>();
-    this.#scheduler.waitingIds().forEach((id, index) => {
-      if (this.events.listenerCount(id) === 0) return;
-      seen.add(id);
-      const position = index + 1;
-      if (this.#sentPositions.get(id) === position) return;
-      this.#sentPositions.set(id, position);
-      this.events.emit(id, { type: 'status', data: { status: 'queued', queue_position: position } });
-    });
-    for (const id of this.#sentPositions.keys()) if (!seen.has(id)) this.#sentPositions.delete(id);
-  }
-
-  #newLive(job: JobRecord, extraData?: Record<string, unknown>): LiveJob {
-    return {
-      job,
-      extraData,
-      controller: null,
-      lease: null,
-      tracker: null,
-      preview: null,
-      lastProgressAt: 0,
-      progressTimer: null,
-      lastPreviewAt: 0,
-      persistTimer: null,
-      prefetching: null,
-      prefetched: null,
-      retryTimer: null,
-      deadlineTimer: null,
-      settle: null,
-      provision: null,
-    };
   }
 
   /**
@@ -589,14 +499,7 @@ export class JobManager extends EventEmitter {
       } catch (err) {
         live.prefetching = null;
         if (this.#live.get(job.id) !== live || job.status !== 'queued' || this.#closing) return;
-        const e = err as { code?: unknown; message?: unknown; details?: unknown };
-        job.error = {
-          code: typeof e.code === 'string' ? e.code : 'input_fetch_failed',
-          message: typeof e.message === 'string' ? e.message : String(err),
-          ...(e.details && typeof e.details === 'object'
-            ? { details: e.details as Record<string, unknown> }
-            : {}),
-        };
+        job.error = errorOf(err, 'input_fetch_failed');
         this.#settle(live, 'failed');
       }
     })();
@@ -647,7 +550,7 @@ export class JobManager extends EventEmitter {
     const off = provision.onProgress((message) => {
       if (!current()) return;
       job.progress = { value: 0, nodes_done: 0, nodes_total: 0, message };
-      this.#emitProgressThrottled(live);
+      this.#publisher.progress(live);
     });
     provision.ready.then(
       () => {
@@ -661,14 +564,7 @@ export class JobManager extends EventEmitter {
         off();
         live.provision = null;
         if (!current()) return;
-        const e = err as { code?: unknown; message?: unknown; details?: unknown };
-        job.error = {
-          code: typeof e.code === 'string' ? e.code : 'model_provisioning_failed',
-          message: typeof e.message === 'string' ? e.message : String(err),
-          ...(e.details && typeof e.details === 'object'
-            ? { details: e.details as Record<string, unknown> }
-            : {}),
-        };
+        job.error = errorOf(err, 'model_provisioning_failed');
         this.#finish(live, 'failed');
       },
     );
@@ -748,11 +644,6 @@ export class JobManager extends EventEmitter {
     void task;
   }
 
-  #trackWebhook(task: Promise<unknown>): void {
-    this.#webhookTasks.add(task);
-    void task.finally(() => this.#webhookTasks.delete(task));
-  }
-
   #onRunEvent(live: LiveJob, event: RunEvent): void {
     const job = live.job;
     if (isTerminal(job.status)) return;
@@ -766,65 +657,20 @@ export class JobManager extends EventEmitter {
           transition(job, 'running', now, this.#o.retentionMs);
           job.queue_ms = now - job.created_at;
           this.#persistLazily(live);
-          this.#emitStatus(live);
+          this.#publisher.status(live);
           this.emit('started', job);
         }
         return;
       }
-      case 'preview': {
-        const now = this.#clock();
-        live.preview = {
-          node_id: event.nodeId ?? '',
-          content_type: event.mime,
-          data_base64: event.data.toString('base64'),
-        };
-        if (now - live.lastPreviewAt >= this.#throttleMs) {
-          live.lastPreviewAt = now;
-          this.events.emit(job.id, { type: 'preview', data: live.preview });
-        }
+      case 'preview':
+        this.#publisher.preview(live, event);
         return;
-      }
       default:
         if (live.tracker?.apply(event)) {
           job.progress = live.tracker.snapshot();
-          this.#emitProgressThrottled(live);
+          this.#publisher.progress(live);
         }
     }
-  }
-
-  #emitProgressThrottled(live: LiveJob): void {
-    const now = this.#clock();
-    const wait = live.lastProgressAt + this.#throttleMs - now;
-    if (wait <= 0) {
-      live.lastProgressAt = now;
-      this.#publishProgress(live);
-      return;
-    }
-    if (live.progressTimer) return;
-    // Trailing edge, so the last snapshot before a pause is not lost.
-    live.progressTimer = setTimeout(() => {
-      live.progressTimer = null;
-      if (isTerminal(live.job.status)) return;
-      live.lastProgressAt = this.#clock();
-      this.#publishProgress(live);
-    }, wait);
-    live.progressTimer.unref();
-  }
-
-  /** One progress snapshot to SSE watchers, and to the webhook when the job asked for job.progress. */
-  #publishProgress(live: LiveJob): void {
-    const job = live.job;
-    if (!job.progress) return;
-    this.events.emit(job.id, { type: 'progress', data: job.progress });
-    const webhooks = this.#o.webhooks;
-    const url = job.request.webhook_url ?? this.#o.webhookUrl;
-    if (!webhooks || !url || !job.request.webhook_events?.includes('job.progress')) return;
-    // The dispatcher throttles progress per job and URL and never retries it.
-    this.#trackWebhook(
-      webhooks
-        .send(job.id, url, 'job.progress', webhookPayload(job), requestHeaders(job))
-        .catch((err) => this.#o.logger?.warn({ err, job_id: job.id }, 'progress webhook failed')),
-    );
   }
 
   #applyOutcome(live: LiveJob, lease: LeaseLike, outcome: AttemptOutcome): void {
@@ -856,8 +702,7 @@ export class JobManager extends EventEmitter {
           transition(job, 'running', now, this.#o.retentionMs);
           job.queue_ms ??= now - job.created_at;
         }
-        if (this.events.listenerCount(job.id) > 0)
-          for (const output of job.outputs) this.events.emit(job.id, { type: 'output', data: output });
+        this.#publisher.outputs(job);
         this.#finish(live, 'succeeded');
         return;
       }
@@ -915,7 +760,7 @@ export class JobManager extends EventEmitter {
         job.instance_id = null;
         job.progress = null;
         this.#persist(live);
-        this.#emitStatus(live);
+        this.#publisher.status(live);
         this.#enqueueAfterBackoff(live);
         return;
       }
@@ -929,8 +774,7 @@ export class JobManager extends EventEmitter {
    */
   #settle(live: LiveJob, status: 'failed' | 'canceled'): void {
     const job = live.job;
-    const url = job.request.webhook_url ?? this.#o.webhookUrl;
-    if (status !== 'failed' || !this.#o.webhooks || !url || this.#webhookHoldMs <= 0 || this.#closing) {
+    if (status !== 'failed' || !this.#webhooks.urlOf(job) || this.#webhookHoldMs <= 0 || this.#closing) {
       this.#finish(live, status);
       return;
     }
@@ -943,7 +787,7 @@ export class JobManager extends EventEmitter {
     const settled = new Promise<void>((resolve) => {
       firstAttempt = resolve;
     });
-    const sent = this.#sendWebhook(job, url, terminal, (delivery) => {
+    const sent = this.#webhooks.terminal(job, terminal, (delivery) => {
       if (delivery.attempts.length > 0 || delivery.status !== 'pending') firstAttempt?.();
     });
     let done = false;
@@ -980,15 +824,15 @@ export class JobManager extends EventEmitter {
     live.prefetched = null;
     live.retryTimer = null;
     live.deadlineTimer = null;
-    if (status === 'succeeded' && job.execution_ms !== null) this.#recordRunTime(live, job.execution_ms);
+    if (status === 'succeeded' && job.execution_ms !== null) this.#runTimes.record(live, job.execution_ms);
     // The delivery record (the outbox entry) is written with the terminal state, in one commit.
-    if (!webhookSent) this.#notifyWebhook(job);
+    if (!webhookSent) this.#webhooks.terminal(job);
     this.#persist(live);
     this.#live.delete(job.id);
     this.#scheduler.release(job.id, job.request.serial_key);
     this.#recent.set(job.id, job);
     if (this.#recent.size > RECENT_JOBS) this.#recent.delete(this.#recent.keys().next().value as string);
-    this.#emitStatus(live, job.outputs);
+    this.#publisher.status(live, job.outputs);
     this.emit('terminal', job);
     this.#logOutcome(job);
   }
@@ -1014,113 +858,6 @@ export class JobManager extends EventEmitter {
     }
   }
 
-  #recordRunTime(live: LiveJob, ms: number): void {
-    const key = workflowKey(live);
-    const prev = this.#runTimes.get(key);
-    this.#runTimes.set(key, prev === undefined ? ms : prev + RUN_TIME_SMOOTHING * (ms - prev));
-    const all = this.#runTimeAll;
-    this.#runTimeAll = all === null ? ms : all + RUN_TIME_SMOOTHING * (ms - all);
-  }
-
-  #notifyWebhook(job: JobRecord): void {
-    const url = job.request.webhook_url ?? this.#o.webhookUrl;
-    if (!this.#o.webhooks || !url) return;
-    this.#sendWebhook(job, url, job);
-  }
-
-  /**
-   * Sends the terminal event of `job` (as `view` shows it) and keeps its delivery on the job: the
-   * pending record is the outbox entry a restarted gateway resumes; attempts are shown on GET.
-   * Returns true when a delivery was started.
-   */
-  #sendWebhook(
-    job: JobRecord,
-    url: string,
-    view: JobRecord,
-    onUpdate?: (delivery: JobWebhookDelivery) => void,
-    resume?: JobWebhookDelivery,
-  ): boolean {
-    const webhooks = this.#o.webhooks;
-    if (!webhooks) return false;
-    const type =
-      view.status === 'succeeded'
-        ? 'job.succeeded'
-        : view.status === 'canceled'
-          ? 'job.canceled'
-          : 'job.failed';
-    // Tracked so shutdown waits for it; the dispatcher retries and never rejects.
-    this.#trackWebhook(
-      webhooks
-        .send(job.id, url, resume ? (resume.event as typeof type) : type, webhookPayload(view), {
-          ...requestHeaders(job),
-          ...(resume ? { resume } : {}),
-          onUpdate: (delivery) => {
-            this.#recordDelivery(job, delivery);
-            onUpdate?.(delivery);
-          },
-        })
-        .catch((err) => this.#o.logger?.error({ err, job_id: job.id }, 'webhook dispatch failed')),
-    );
-    return true;
-  }
-
-  /** Keeps a delivery's latest state on its job; a terminal job is written at once (outbox). */
-  #recordDelivery(job: JobRecord, update: JobWebhookDelivery): void {
-    // The dispatcher's record also names the job; the job's own copy does not need to.
-    const { job_id: _, ...delivery } = update as JobWebhookDelivery & { job_id?: string };
-    const list = job.webhooks ?? [];
-    job.webhooks = list;
-    const index = list.findIndex((d) => d.id === delivery.id);
-    if (index >= 0) list[index] = delivery;
-    else list.push(delivery);
-    if (list.length > MAX_JOB_DELIVERIES) list.splice(0, list.length - MAX_JOB_DELIVERIES);
-    const pending = list.some((d) => d.status === 'pending');
-    if (pending) job.webhook_pending = true;
-    else delete job.webhook_pending;
-    if (!isTerminal(job.status) || this.#storeClosed) return;
-    try {
-      this.#store.update(job);
-    } catch (err) {
-      this.#o.logger?.warn({ err, job_id: job.id }, 'could not record a webhook delivery');
-    }
-  }
-
-  /** Resumes the deliveries a previous run left pending (the store's outbox). */
-  #resumeWebhooks(): void {
-    const jobs = this.#store.listPendingWebhooks?.() ?? [];
-    if (jobs.length === 0) return;
-    this.#o.logger?.info({ jobs: jobs.length }, 'resuming pending webhook deliveries');
-    for (const job of jobs) {
-      const url = job.request.webhook_url ?? this.#o.webhookUrl;
-      for (const delivery of job.webhooks ?? []) {
-        if (delivery.status !== 'pending') continue;
-        if (!url) {
-          this.#recordDelivery(job, {
-            ...delivery,
-            status: 'skipped',
-            error: 'no webhook URL is configured',
-          });
-          continue;
-        }
-        this.#sendWebhook(job, url, job, undefined, delivery);
-      }
-    }
-  }
-
-  #emitStatus(live: LiveJob, outputs?: JobOutput[]): void {
-    const job = live.job;
-    // Most jobs have no stream watching them; queue_position is a scan of the queue.
-    if (this.events.listenerCount(job.id) === 0) return;
-    this.events.emit(job.id, {
-      type: 'status',
-      data: {
-        status: job.status,
-        queue_position: job.status === 'queued' ? this.#scheduler.position(job.id) : null,
-        ...(outputs ? { outputs } : {}),
-      },
-    });
-  }
-
   #persist(live: LiveJob): void {
     if (live.persistTimer) clearTimeout(live.persistTimer);
     live.persistTimer = null;
@@ -1143,128 +880,51 @@ export class JobManager extends EventEmitter {
     live.persistTimer.unref();
   }
 
+  /** Re-holds the jobs a previous process left unfinished; recovery.ts decides what becomes of each. */
   async #recover(): Promise<void> {
     const unfinished = this.#store.listUnfinished();
     if (unfinished.length === 0) return;
-    this.#o.logger?.info({ jobs: unfinished.length }, 'recovering unfinished jobs');
-    const located = unfinished.some((job) => !job.instance_id) ? await this.#locate() : new Map();
+    const logger = this.#o.logger;
+    logger?.info({ jobs: unfinished.length }, 'recovering unfinished jobs');
+    const located = unfinished.some((job) => !job.instance_id)
+      ? await locatePrompts(this.#pool, logger)
+      : new Map<string, string>();
     const pending: Array<Promise<void>> = [];
     for (const job of unfinished) {
-      const foundOn = job.instance_id ? undefined : located.get(job.id);
-      if (foundOn) {
-        // Dispatched just before the stop, without the dispatch reaching the store.
-        recordAttempt(job, foundOn, job.updated_at);
-      }
-      const live = this.#newLive(job);
+      const step = recoveryStep(job, located);
+      const live = newLive(job);
       this.#live.set(job.id, live);
       this.#armDeadline(live);
-      if (typeof job.workflow !== 'object' || job.workflow === null) {
-        // A record we cannot run again must not stop the gateway from starting.
-        job.error = {
-          code: 'unrecoverable',
-          message: 'The stored job has no workflow; it cannot be resumed.',
-        };
-        this.#finish(live, 'failed');
-        continue;
+      if (step === 'fail') this.#finish(live, 'failed');
+      else if (step === 'cancel') this.#finish(live, 'canceled');
+      else if (step === 'admit') this.#admit(live);
+      else {
+        pending.push(this.#reattach(live));
+        // Bound the number of instances probed at once.
+        if (pending.length >= 16) await Promise.all(pending.splice(0));
       }
-      if (!job.instance_id) {
-        if (job.status === 'canceling') this.#finish(live, 'canceled');
-        else this.#admit(live);
-        continue;
-      }
-      pending.push(this.#reattach(live));
-      // Bound the number of instances probed at once.
-      if (pending.length >= 16) await Promise.all(pending.splice(0));
     }
     await Promise.all(pending);
   }
 
-  /**
-   * Prompt id → instance for the prompts each instance has queued, running or among its latest
-   * history entries. Only a dispatch in the last turn of the loop before a kill can be missing
-   * from the store, so its prompt is among the newest an instance has seen.
-   */
-  async #locate(): Promise<Map<string, string>> {
-    const found = new Map<string, string>();
-    const instances = this.#pool.list();
-    await Promise.all(
-      instances.map(async ({ id }) => {
-        const client = this.#pool.client(id);
-        if (!client) return;
-        const signal = AbortSignal.timeout(10_000);
-        try {
-          const [queue, history] = await Promise.all([
-            client.getQueue({ signal }),
-            client.getHistories({ signal, maxItems: LOCATE_HISTORY_ITEMS }),
-          ]);
-          for (const item of [...queue.running, ...queue.pending]) found.set(item.promptId, id);
-          for (const promptId of Object.keys(history)) if (!found.has(promptId)) found.set(promptId, id);
-        } catch (err) {
-          this.#o.logger?.warn({ err, instance: id }, 'could not list the prompts of an instance');
-        }
-      }),
-    );
-    return found;
-  }
-
+  /** Re-attaches a dispatched job to its prompt, or moves it on when its instance lost the prompt. */
   async #reattach(live: LiveJob): Promise<void> {
     const job = live.job;
-    const instanceId = job.instance_id as string;
-    const client = this.#pool.client(instanceId);
-    let state: Awaited<ReturnType<NonNullable<typeof client>['getPromptState']>> = 'unknown';
-    if (client) {
-      try {
-        state = await client.getPromptState(job.id, { signal: AbortSignal.timeout(10_000) });
-      } catch (err) {
-        this.#o.logger?.warn(
-          { err, job_id: job.id, instance: instanceId },
-          'could not ask the instance about a job',
-        );
-      }
-    }
-    if (client && state !== 'unknown') {
-      const others = this.#pool
-        .list()
-        .map((s) => s.id)
-        .filter((id) => id !== instanceId);
-      const lease =
-        this.#pool.tryAcquire({ classTypes: job.class_types, exclude: others }) ??
-        detachedLease(instanceId, client);
-      if (lease.instanceId !== instanceId) {
-        lease.release({ ok: true });
-        this.#startAttempt(live, detachedLease(instanceId, client), 'attach');
-      } else {
-        this.#startAttempt(live, lease, 'attach');
-      }
-      this.#o.logger?.info(
-        { job_id: job.id, instance: instanceId, state },
-        're-attached to a prompt after restart',
-      );
+    const lease = await reattachLease(this.#pool, job, this.#o.logger);
+    if (lease) {
+      this.#startAttempt(live, lease, 'attach');
       if (job.status === 'canceling') live.controller?.abort({ kind: 'cancel' } satisfies AbortReason);
       return;
     }
-    const attempt = job.attempts.at(-1);
-    if (attempt) {
-      attempt.finished_at = this.#clock();
-      attempt.error = {
-        code: 'prompt_lost',
-        message: 'The prompt was lost (instance or gateway restarted).',
-      };
+    const next = promptLost(job, this.#clock(), this.#o.maxAttempts);
+    if (next !== 'requeue') {
+      this.#finish(live, next);
+      return;
     }
-    if (job.status === 'canceling') {
-      this.#finish(live, 'canceled');
-    } else if (job.attempts.length >= this.#o.maxAttempts) {
-      job.error = {
-        code: 'prompt_lost',
-        message: 'The job was lost on its instance and has no attempts left.',
-      };
-      this.#finish(live, 'expired');
-    } else {
-      if (job.status === 'running') transition(job, 'queued', this.#clock(), this.#o.retentionMs);
-      job.instance_id = null;
-      this.#persist(live);
-      this.#enqueue(job);
-    }
+    if (job.status === 'running') transition(job, 'queued', this.#clock(), this.#o.retentionMs);
+    job.instance_id = null;
+    this.#persist(live);
+    this.#enqueue(job);
   }
 
   /**
@@ -1277,7 +937,7 @@ export class JobManager extends EventEmitter {
     this.#closing ??= (async () => {
       this.#scheduler.close();
       if (this.#retentionTimer) clearInterval(this.#retentionTimer);
-      if (this.#positionTimer) clearInterval(this.#positionTimer);
+      this.#publisher.close();
       // Failed jobs waiting for their webhook's first attempt are reported (and stored) now.
       for (const live of [...this.#live.values()]) live.settle?.();
       for (const live of this.#live.values()) {
@@ -1287,18 +947,10 @@ export class JobManager extends EventEmitter {
           if (timer) clearTimeout(timer);
         if (live.persistTimer) this.#persist(live);
       }
-      const webhookTasks = [...this.#webhookTasks];
-      if (webhookTasks.length > 0) {
-        const grace = AbortSignal.timeout(options.graceMs ?? 5000);
-        await new Promise<void>((resolve) => {
-          grace.addEventListener('abort', () => resolve(), { once: true });
-          void Promise.allSettled(webhookTasks).then(() => resolve());
-        });
-      }
+      await this.#webhooks.close(options.graceMs ?? 5000);
       this.events.close();
       this.#live.clear();
       this.#recent.clear();
-      this.#storeClosed = true;
       this.#store.close();
     })();
     return this.#closing;
@@ -1308,55 +960,15 @@ export class JobManager extends EventEmitter {
 /** Attempts during which the instance went down mid-execution before a job is failed as suspect. */
 const DEFAULT_SUSPECT_ATTEMPTS = 2;
 
-/** How often watchers of waiting jobs hear about their new queue_position. */
-const POSITION_INTERVAL_MS = 1000;
-
-/** History entries per instance searched for prompts whose dispatch the store missed. */
-const LOCATE_HISTORY_ITEMS = 256;
-
 /** How many finished jobs stay in memory for cheap reads (bounded; the store has them all). */
 const RECENT_JOBS = 1024;
 
-/** Weight of the newest run in the moving average of run times. */
-const RUN_TIME_SMOOTHING = 0.3;
-
-/** How long the queue's work-ahead estimate is reused (listing many queued jobs costs one pass). */
-const ETA_CACHE_MS = 250;
-
-/** Deliveries kept on one job (terminal events only; progress events are not recorded there). */
-const MAX_JOB_DELIVERIES = 10;
-
-const workflowKeys = new WeakMap<LiveJob, string>();
-
-/** The workflow's shape (node ids and classes, not values): runs of one workflow or template share it. */
-function workflowKey(live: LiveJob): string {
-  let key = workflowKeys.get(live);
-  if (key === undefined) {
-    const shape = Object.entries(live.job.workflow)
-      .map(([id, node]) => `${id}:${node.class_type}`)
-      .sort()
-      .join('|');
-    key = createHash('sha1').update(shape).digest('base64url');
-    workflowKeys.set(live, key);
-  }
-  return key;
-}
-
-function detachedLease(instanceId: string, client: NonNullable<ReturnType<PoolLike['client']>>): LeaseLike {
-  return { instanceId, url: client.baseUrl, client, markStarted() {}, release() {} };
-}
-
-/** The webhook body: the job's public fields (links are added by the HTTP layer's renderer elsewhere). */
-function webhookPayload(job: JobRecord): Record<string, unknown> {
+/** The job error for a failure with a `{code, message, details?}` shape (input fetch, model downloads). */
+function errorOf(err: unknown, fallbackCode: string): JobError {
+  const e = err as { code?: unknown; message?: unknown; details?: unknown };
   return {
-    id: job.id,
-    status: job.status,
-    created_at: new Date(job.created_at).toISOString(),
-    started_at: job.started_at ? new Date(job.started_at).toISOString() : null,
-    completed_at: job.completed_at ? new Date(job.completed_at).toISOString() : null,
-    outputs: job.outputs,
-    error: job.error as JobError | null,
-    progress: job.progress as Progress | null,
-    metadata: job.request.metadata ?? null,
+    code: typeof e.code === 'string' ? e.code : fallbackCode,
+    message: typeof e.message === 'string' ? e.message : String(err),
+    ...(e.details && typeof e.details === 'object' ? { details: e.details as Record<string, unknown> } : {}),
   };
 }
