@@ -12,7 +12,7 @@ import {
   type JobRecord,
   type NodeDefs,
 } from '../jobs/index.ts';
-import { isUiWorkflow } from '../workflow/index.ts';
+import { comfyError, isUiWorkflow, validateComfyPrompt } from '../workflow/index.ts';
 import {
   acceptAnyBody,
   both,
@@ -31,7 +31,6 @@ import { poolRoutes } from './comfy-facade-pool.ts';
 import { FacadeRelay } from './comfy-facade-relay.ts';
 import { type FacadePrompt, FacadePrompts } from './comfy-facade-state.ts';
 import { FacadeUploads } from './comfy-facade-uploads.ts';
-import { comfyError, validateForFacade } from './comfy-facade-validate.ts';
 import { FacadeSockets } from './comfy-facade-ws.ts';
 
 const ACTIVE = new Set(['queued', 'running', 'canceling']);
@@ -145,22 +144,31 @@ export const comfyFacadeRoutes: FastifyPluginAsync<ComfyFacadeOptions> = async (
       }
     }
     const api = prompt as ApiPrompt;
-    const verdict = validateForFacade(
-      api,
-      defs,
-      (classType, input, value) => {
-        const spec = fileInputsOf(defs[classType] as NodeDef | undefined).get(input);
-        if (spec === undefined) return 'not_a_file';
-        const name =
-          typeof value === 'string' && spec.folder !== 'input' && !/ \[(input|output|temp)\]$/.test(value)
-            ? `${value} [${spec.folder}]`
-            : value;
-        if (uploads.lookupValue(name) !== undefined) return 'known';
-        const listed = listedValues(defs[classType], input);
-        return listed === undefined || listed.includes(value) ? 'known' : 'missing';
+    // What the facade knows about a file input's value: uploads it holds, files the instances list.
+    const fileCheck = (classType: string, input: string, value: unknown) => {
+      const spec = fileInputsOf(defs[classType] as NodeDef | undefined).get(input);
+      if (spec === undefined) return 'not_a_file';
+      const name =
+        typeof value === 'string' && spec.folder !== 'input' && !/ \[(input|output|temp)\]$/.test(value)
+          ? `${value} [${spec.folder}]`
+          : value;
+      if (uploads.lookupValue(name) !== undefined) return 'known';
+      const listed = listedValues(defs[classType], input);
+      return listed === undefined || listed.includes(value) ? 'known' : 'missing';
+    };
+    const targets = body.partial_execution_targets;
+    const verdict = validateComfyPrompt(api, defs, {
+      partialTargets: Array.isArray(targets) ? targets : null,
+      comboChoices: (classType, input, value, listed) => {
+        const file = fileCheck(classType, input, value);
+        // A file the facade holds (or an instance lists) is a valid choice though no instance lists it yet;
+        // an empty list is a model folder the answering instance has nothing in, others may.
+        if (file === 'known' || (listed.length === 0 && file === 'not_a_file')) return null;
+        return listed;
       },
-      body.partial_execution_targets,
-    );
+      fileExists: (classType, input, name) => fileCheck(classType, input, name) !== 'missing',
+      convertInPlace: true,
+    });
     if (!verdict.ok) return reply.code(400).send({ error: verdict.error, node_errors: verdict.nodeErrors });
 
     const inputs = uploadInputs(api, defs, uploads);

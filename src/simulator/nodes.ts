@@ -23,7 +23,7 @@ import {
 } from './image.ts';
 import type { NodeDef } from './object-info.ts';
 import { ordered, PyFloat, pyDumps, pyKeys, toNumber } from './py-json.ts';
-import { pyStr } from './py-repr.ts';
+import { pyStr } from '../workflow/index.ts';
 
 /** An opaque simulated value (MODEL, CLIP, CONDITIONING...) carrying its type and provenance. */
 export interface Placeholder {

@@ -3,88 +3,26 @@
 // defaults (", " / ": " separators, ensure_ascii, float repr). ComfyUI echoes prompts back verbatim,
 // so a client comparing bodies byte for byte needs both halves.
 
-/** Own-key order recorded by `parsePyJson` (integer-like keys included, unlike JS objects). */
-export const KEY_ORDER: unique symbol = Symbol('py-json.keyOrder');
+import {
+  KEY_ORDER,
+  keysOf,
+  ordered,
+  PyFloat,
+  pyFloatRepr,
+  pyKeys,
+  pySet,
+  toNumber,
+} from '../workflow/index.ts';
 
-/** A number that Python holds as a float (serialised with a decimal point, e.g. `42.0`). */
-export class PyFloat {
-  readonly value: number;
-  constructor(value: number) {
-    this.value = value;
-  }
-  valueOf(): number {
-    return this.value;
-  }
-  toJSON(): number {
-    return this.value;
-  }
-}
+// The value model (PyFloat, dict key order) lives with ComfyUI's validation rules in the workflow
+// module; the simulator's parser and serialiser build on it.
+export { KEY_ORDER, ordered, PyFloat, pyFloatRepr, pyKeys, pySet, toNumber };
+
+type Obj = Record<string, unknown> & { [KEY_ORDER]?: string[] };
 
 /** Error raised for text that Python's json.loads would reject. */
 export class PyJsonSyntaxError extends Error {
   readonly code = 'py_json_syntax';
-}
-
-type Obj = Record<string, unknown> & { [KEY_ORDER]?: string[] };
-
-/** Builds a plain object that serialises its keys in the given order. */
-export function ordered(entries: Array<[string, unknown]>): Record<string, unknown> {
-  const out: Obj = {};
-  const keys: string[] = [];
-  for (let i = 0; i < entries.length; i++) {
-    const e = entries[i]!;
-    const k = e[0];
-    if (!Object.hasOwn(out, k)) keys.push(k);
-    out[k] = e[1];
-  }
-  out[KEY_ORDER] = keys;
-  return out;
-}
-
-/** pyKeys without the copy: may return the recorded order array itself, so never mutate it. */
-function keysOf(obj: object): readonly string[] {
-  const order = (obj as Obj)[KEY_ORDER];
-  const own = Object.keys(obj);
-  if (!order) return own;
-  // Usual case: the recorded order still names exactly the own keys (none deleted or added).
-  if (order.length === own.length) {
-    let i = 0;
-    while (i < order.length && Object.hasOwn(obj, order[i]!)) i++;
-    if (i === order.length) return order;
-  }
-  const present = order.filter((k) => Object.hasOwn(obj, k));
-  const seen = new Set(present);
-  for (const k of own) if (!seen.has(k)) present.push(k);
-  return present;
-}
-
-/** Own keys of an object in Python order (parse order first, then later additions). */
-export function pyKeys(obj: object): string[] {
-  const keys = keysOf(obj);
-  return keys === (obj as Obj)[KEY_ORDER] ? keys.slice() : (keys as string[]);
-}
-
-/** Sets a key on an object, recording it in the Python key order. */
-export function pySet(obj: Record<string, unknown>, key: string, value: unknown): void {
-  const o = obj as Obj;
-  if (!Object.hasOwn(o, key)) {
-    if (!o[KEY_ORDER]) o[KEY_ORDER] = Object.keys(o);
-    else {
-      // A key deleted earlier comes back at the end, as in a Python dict (and only once).
-      const stale = o[KEY_ORDER].indexOf(key);
-      if (stale >= 0) o[KEY_ORDER].splice(stale, 1);
-    }
-    o[KEY_ORDER].push(key);
-  }
-  o[key] = value;
-}
-
-/** Numeric value of a parsed number (PyFloat, number or bigint), or undefined. */
-export function toNumber(v: unknown): number | undefined {
-  if (typeof v === 'number') return v;
-  if (v instanceof PyFloat) return v.value;
-  if (typeof v === 'bigint') return Number(v);
-  return undefined;
 }
 
 /** Deep copy preserving key order and PyFloat wrappers. */
@@ -269,35 +207,6 @@ export function parsePyJson(text: string): unknown {
   ws();
   if (i !== n) fail('Extra data');
   return value;
-}
-
-/** Python's repr() of a float. */
-export function pyFloatRepr(v: number): string {
-  if (Number.isNaN(v)) return 'NaN';
-  if (v === Number.POSITIVE_INFINITY) return 'Infinity';
-  if (v === Number.NEGATIVE_INFINITY) return '-Infinity';
-  if (v === 0) return Object.is(v, -0) ? '-0.0' : '0.0';
-  // Integral values below 1e16 print as their digits and ".0" (1.0, -42.0).
-  if (Number.isInteger(v) && v < 1e16 && v > -1e16) return `${v}.0`;
-  const [mant, expStr] = v.toExponential().split('e') as [string, string];
-  const exp = Number(expStr);
-  const neg = mant.startsWith('-');
-  const digits = mant.replace('-', '').replace('.', '');
-  let body: string;
-  if (exp >= -4 && exp < 16) {
-    if (exp >= 0) {
-      const intPart = digits.slice(0, exp + 1).padEnd(exp + 1, '0');
-      const frac = digits.slice(exp + 1);
-      body = `${intPart}.${frac || '0'}`;
-    } else {
-      body = `0.${'0'.repeat(-exp - 1)}${digits}`;
-    }
-  } else {
-    const m = digits.length > 1 ? `${digits[0]}.${digits.slice(1)}` : digits;
-    const sign = exp < 0 ? '-' : '+';
-    body = `${m}e${sign}${String(Math.abs(exp)).padStart(2, '0')}`;
-  }
-  return neg ? `-${body}` : body;
 }
 
 function pyString(s: string): string {

@@ -18,11 +18,11 @@ import {
   sendJson,
 } from './http-util.ts';
 import type { ModelsFolder } from './models-folder.ts';
-import { nodeDef, objectInfoText } from './object-info.ts';
+import { nodeDef, nodeDefs, objectInfoText } from './object-info.ts';
 import type { PromptQueue, QueueItem } from './prompt-queue.ts';
 import { ordered, parsePyJson, PyFloat, pyDumps, pyKeys, pySet, toNumber } from './py-json.ts';
-import { pyReprString } from './py-repr.ts';
-import { type Prompt, validatePrompt } from './validate.ts';
+import { pyReprString, validateComfyPrompt } from '../workflow/index.ts';
+import { PyStrHash } from './py-set.ts';
 import { serverFeatureFlags } from './ws-hub.ts';
 
 /** What the routes need from their instance. */
@@ -46,6 +46,12 @@ export interface RouteContext {
   models: ModelsFolder;
   log(line: string): void;
 }
+
+/**
+ * The string hashing of the simulated ComfyUI process: PYTHONHASHSEED=4471 is a seed under which
+ * CPython 3.11 orders every recorded prompt's output set as the recorded server did.
+ */
+const OUTPUT_ORDER = new PyStrHash(4471);
 
 const MODEL_FOLDERS = [
   'checkpoints',
@@ -232,10 +238,17 @@ async function postPrompt(ctx: RouteContext, body: Buffer, res: ServerResponse):
     const p = obj.partial_execution_targets;
     partial = p === null ? null : pyIter(p).map(String);
   }
-  const valid = validatePrompt(prompt as Prompt, partial, {
-    annotatedFileExists: (name) => ctx.files.annotatedExists(name),
-    lenientEmptyCombos: ctx.lenientEmptyCombos,
-    dynamicCombo: (c, i) => dynamicCombo(ctx, c, i),
+  const valid = validateComfyPrompt(prompt as Record<string, unknown>, nodeDefs(), {
+    partialTargets: partial,
+    comboChoices: (classType, input, _value, listed) => {
+      const options = dynamicCombo(ctx, classType, input) ?? listed;
+      return listed.length === 0 && options.length === 0 && ctx.lenientEmptyCombos ? null : options;
+    },
+    fileExists: (_classType, _input, name) => ctx.files.annotatedExists(name),
+    convertInPlace: true,
+    pyValues: true,
+    orderOutputs: (ids) => OUTPUT_ORDER.setOrder(ids),
+    executionPy: '/opt/comfyui-simulator/execution.py',
   });
   let extraData: Record<string, unknown> = ordered([]);
   if (Object.hasOwn(obj, 'extra_data')) {

@@ -1,5 +1,6 @@
 // Public surface of the workflow module: UI→API conversion, format detection, prompt inspection,
-// validation, overrides and named templates. Pure functions, no I/O.
+// validation (ComfyUI's own, and the Python value model it runs on), overrides and named templates.
+// Pure functions, no I/O.
 export { DEFAULT_MAX_NODES, toApiPrompt } from './convert.ts';
 export { detectFormat, isApiPrompt, isUiWorkflow } from './detect.ts';
 export {
@@ -26,10 +27,32 @@ export type {
 } from './template.ts';
 export { applyTemplate, parseTemplate, templateRequestSchema } from './template.ts';
 export { assertValidPrompt, validatePrompt } from './validate.ts';
-export type { ComfyNodeError, ComfyRejection } from './comfy-rejections.ts';
+export type { ComfyRejection } from './comfy-rejections.ts';
 export { certainRejection } from './comfy-rejections.ts';
-export type { ComfyErrorEntry } from './comfy-rules.ts';
-export { typesCompatible as comfyTypesCompatible } from './comfy-rules.ts';
+export type {
+  ComfyErrorEntry,
+  ComfyNodeError,
+  ComfyValidation,
+  ComfyValidationOptions,
+} from './comfy-validate.ts';
+export {
+  comfyError,
+  typesCompatible as comfyTypesCompatible,
+  validateComfyPrompt,
+} from './comfy-validate.ts';
+export {
+  KEY_ORDER,
+  keysOf,
+  ordered,
+  PyFloat,
+  pyFloatRepr,
+  pyKeys,
+  pyRepr,
+  pyReprString,
+  pySet,
+  pyStr,
+  toNumber,
+} from './py-values.ts';
 export type {
   ApiLink,
   ApiNode,

@@ -72,6 +72,16 @@ test('numbers out of range, values outside a fixed list and wrong link types are
   );
 });
 
+test('a value ComfyUI cannot convert ("wide" for an INT) is refused with its conversion message', async () => {
+  const wf: Prompt = invertPrompt('v-convert');
+  (wf['1'] as { inputs: Record<string, unknown> }).inputs.width = 'wide';
+  const details = await refused(wf);
+  const [error] = details.node_errors['1'].errors;
+  assert.equal(error.type, 'invalid_input_type');
+  assert.equal(error.message, 'Failed to convert an input value to a INT value');
+  assert.equal(error.details, "width, wide, invalid literal for int() with base 10: 'wide'");
+});
+
 test('a workflow without an output node is refused as ComfyUI would (prompt_no_outputs)', async () => {
   const wf: Record<string, unknown> = invertPrompt('v-noout');
   delete wf['3'];
