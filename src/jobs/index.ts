@@ -37,7 +37,13 @@ export {
   TERMINAL_STATUSES,
   transition,
 } from './job.ts';
-export type { JobManagerOptions, LiveInfo, SubmitInput, WaitingReason } from './manager.ts';
+export type {
+  JobManagerEvents,
+  JobManagerOptions,
+  LiveInfo,
+  SubmitInput,
+  WaitingReason,
+} from './manager.ts';
 export { JobManager } from './manager.ts';
 export { MemoryJobStore } from './memory-store.ts';
 export { contentTypeOf, outputContentPath } from './outputs.ts';

@@ -118,8 +118,21 @@ export interface SubmitInput {
   provision?: ModelProvisionLike;
 }
 
-/** Events: 'started' (job) and 'terminal' (job) for metrics; 'run-event' (jobId, RunEvent) raw run events. */
-export class JobManager extends EventEmitter {
+/**
+ * What a JobManager tells the gateway's own listeners (metrics, stats, node timings, the native
+ * facade), with their payloads. Watchers of one job (SSE, the dashboard) use `events` instead.
+ */
+export interface JobManagerEvents {
+  /** A job began executing on its instance (queued → running). */
+  started: [job: JobRecord];
+  /** A job reached its terminal status (succeeded, failed, canceled or expired) and was stored. */
+  terminal: [job: JobRecord];
+  /** Every event of a job's attempt as the runner saw it, for relaying ComfyUI's own protocol. */
+  'run-event': [jobId: string, event: RunEvent];
+}
+
+/** The job service (see the file header); its lifecycle events are typed by JobManagerEvents. */
+export class JobManager extends EventEmitter<JobManagerEvents> {
   readonly events: JobEvents;
   #o: Required<Pick<JobManagerOptions, 'maxQueue' | 'maxAttempts' | 'jobTimeoutMs' | 'retentionMs'>> &
     JobManagerOptions;
