@@ -11,6 +11,7 @@ import { EventEmitter } from 'node:events';
 import type { Redis } from 'ioredis';
 import { LRUCache } from 'lru-cache';
 import {
+  hasMetadataKey,
   isTerminal,
   JOB_STATUSES,
   type JobPage,
@@ -308,6 +309,7 @@ export class RedisJobStore extends EventEmitter implements JobStore {
     const statuses = query.statuses?.length ? new Set(query.statuses) : null;
     const all = [...this.#cache.values()]
       .filter((j) => !statuses || statuses.has(j.status))
+      .filter((j) => query.metadataKey === undefined || hasMetadataKey(j, query.metadataKey))
       .filter(
         (j) =>
           !after || j.created_at < after.createdAt || (j.created_at === after.createdAt && j.id < after.id),

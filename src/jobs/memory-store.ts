@@ -5,6 +5,7 @@ import { isTerminal, JOB_STATUSES, type JobRecord, type JobStatus } from './job.
 import {
   decodeCursor,
   encodeCursor,
+  hasMetadataKey,
   IDEMPOTENCY_TTL_MS,
   type JobPage,
   type JobStore,
@@ -55,6 +56,7 @@ export class MemoryJobStore implements JobStore {
     const all = [...this.#jobs.values()]
       .filter((j) => !statuses || statuses.has(j.status))
       .filter((j) => query.name === undefined || j.request.name === query.name)
+      .filter((j) => query.metadataKey === undefined || hasMetadataKey(j, query.metadataKey))
       .filter(
         (j) =>
           !after || j.created_at < after.createdAt || (j.created_at === after.createdAt && j.id < after.id),

@@ -24,6 +24,7 @@ import { JOB_STATUSES, type JobRecord, type JobStatus, TERMINAL_STATUSES } from 
 import {
   decodeCursor,
   encodeCursor,
+  FACADE_METADATA_KEY,
   IDEMPOTENCY_TTL_MS,
   type JobPage,
   type JobStore,
@@ -33,6 +34,8 @@ import {
 
 /** The job's workflow name inside the stored state; queries must spell it exactly so to use the index. */
 const NAME_EXPR = "json_extract(data, '$.request.name')";
+/** True for prompts of the native facade; spelt exactly as in the partial index so queries use it. */
+const FACADE_EXPR = "json_extract(data, '$.request.metadata.comfy_facade') IS NOT NULL";
 
 const MIGRATIONS: readonly string[] = [
   `CREATE TABLE jobs (
@@ -61,6 +64,9 @@ const MIGRATIONS: readonly string[] = [
   // record's flag, so the write path stays one statement and the index holds only pending jobs.
   `CREATE INDEX jobs_webhook_pending ON jobs (created_at)
      WHERE json_extract(data, '$.webhook_pending') = 1;`,
+  // The native facade's prompts, newest first: what it reads back at start-up, without walking
+  // every other job (100k stored jobs took its recovery 9-13 s).
+  `CREATE INDEX jobs_facade ON jobs (created_at DESC, id DESC) WHERE ${FACADE_EXPR};`,
 ];
 
 /** Bytes the recovery probe writes: a commit of this size must fit before the store calls itself healthy. */
@@ -397,26 +403,18 @@ export class SqliteJobStore implements JobStore {
 
   list(query: ListQuery): JobPage {
     this.#flushLogged();
-    const where: string[] = [];
-    const params: Array<string | number> = [];
-    if (query.statuses?.length) {
-      where.push(`status IN (${query.statuses.map(() => '?').join(',')})`);
-      params.push(...query.statuses);
-    }
-    if (query.name !== undefined) {
-      where.push(`${NAME_EXPR} = ?`);
-      params.push(query.name);
-    }
-    const after = query.cursor ? decodeCursor(query.cursor) : null;
-    if (after) {
-      where.push('(created_at < ? OR (created_at = ? AND id < ?))');
-      params.push(after.createdAt, after.createdAt, after.id);
-    }
-    const sql = `SELECT data, workflow FROM jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id DESC LIMIT ?`;
-    const rows = this.#db.prepare(sql).all(...params, query.limit + 1) as unknown as Row[];
+    const { sql, params } = listSql(query);
+    const rows = this.#db.prepare(sql).all(...params) as unknown as Row[];
     const jobs = rows.slice(0, query.limit).map(fromRow);
     const last = jobs.at(-1);
     return { jobs, nextCursor: rows.length > query.limit && last ? encodeCursor(last) : null };
+  }
+
+  /** SQLite's plan for list(query), one step a line (tests check which index a listing uses). */
+  queryPlan(query: ListQuery): string {
+    const { sql, params } = listSql(query);
+    const steps = this.#db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as Array<{ detail: string }>;
+    return steps.map((s) => s.detail).join('\n');
   }
 
   listUnfinished(): JobRecord[] {
@@ -525,4 +523,27 @@ function identityOf(path: string): { dev: number; ino: number } | null {
   } catch {
     return null;
   }
+}
+
+/** The SELECT of a job listing (newest first, one row more than the page to know if more follow). */
+function listSql(query: ListQuery): { sql: string; params: Array<string | number> } {
+  const where: string[] = [];
+  const params: Array<string | number> = [];
+  if (query.statuses?.length) {
+    where.push(`status IN (${query.statuses.map(() => '?').join(',')})`);
+    params.push(...query.statuses);
+  }
+  if (query.name !== undefined) {
+    where.push(`${NAME_EXPR} = ?`);
+    params.push(query.name);
+  }
+  if (query.metadataKey === FACADE_METADATA_KEY) where.push(FACADE_EXPR);
+  const after = query.cursor ? decodeCursor(query.cursor) : null;
+  if (after) {
+    where.push('(created_at < ? OR (created_at = ? AND id < ?))');
+    params.push(after.createdAt, after.createdAt, after.id);
+  }
+  const sql = `SELECT data, workflow FROM jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id DESC LIMIT ?`;
+  params.push(query.limit + 1);
+  return { sql, params };
 }

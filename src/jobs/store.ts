@@ -17,10 +17,18 @@ export interface StoreHealth {
 }
 
 /** Filters and paging for `list()`. */
+/** The `request.metadata` key of prompts submitted through the native ComfyUI facade. */
+export const FACADE_METADATA_KEY = 'comfy_facade';
+
 export interface ListQuery {
   statuses?: readonly JobStatus[];
   /** Only jobs made from this named workflow (`request.name`). */
   name?: string;
+  /**
+   * Only jobs whose `request.metadata` carries this key: the native facade marks its prompts
+   * `comfy_facade` and reads back only those (an index in SQLite, not a scan of every job).
+   */
+  metadataKey?: typeof FACADE_METADATA_KEY;
   limit: number;
   cursor?: string | null;
 }
@@ -55,6 +63,14 @@ export interface JobStore {
   /** Number of write statements executed so far (benchmarks count them). */
   readonly writes: number;
   close(): void;
+}
+
+/** True when the job's `request.metadata` has a non-null `key` (the ListQuery.metadataKey filter). */
+export function hasMetadataKey(job: JobRecord, key: string): boolean {
+  const metadata = job.request.metadata;
+  return (
+    typeof metadata === 'object' && metadata !== null && (metadata as Record<string, unknown>)[key] != null
+  );
 }
 
 /** Cursor = base64url of `createdAt:id` of the last row of a page. */

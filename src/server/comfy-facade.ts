@@ -5,6 +5,7 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { fileInputsOf, type NodeDef } from '../io/index.ts';
 import {
+  FACADE_METADATA_KEY,
   type ApiPrompt,
   checkNodeCount,
   GatewayError,
@@ -196,7 +197,7 @@ export const comfyFacadeRoutes: FastifyPluginAsync<ComfyFacadeOptions> = async (
         ...(clientId && !options.parallelPerClient
           ? { serial_key: `comfy-facade\u0000${owner}\u0000${clientId}` }
           : {}),
-        metadata: { comfy_facade: { prompt_id: callerId, number, client_id: clientId, owner } },
+        metadata: { [FACADE_METADATA_KEY]: { prompt_id: callerId, number, client_id: clientId, owner } },
       },
       ...(Object.keys(extra).length > 0 ? { extraData: extra } : {}),
     });
@@ -391,14 +392,21 @@ function finished(ctx: FacadeContext): Array<{ job: JobRecord; prompt: FacadePro
   return out.sort((a, b) => (a.job.completed_at ?? 0) - (b.job.completed_at ?? 0));
 }
 
-/** Rebuilds the facade's view of its prompts from the store after a restart. */
+/**
+ * Rebuilds the facade's view of its prompts from the store after a restart: only the jobs it
+ * submitted (the store's facade index), newest first, no more than it remembers.
+ */
 function recover(ctx: FacadeContext): void {
   const { manager } = ctx.options;
   let cursor: string | null = null;
   let seen = 0;
   const limit = ctx.options.maxPrompts ?? 10_000;
   do {
-    const page = manager.list({ limit: 200, cursor });
+    const page = manager.list({
+      limit: Math.min(200, limit - seen),
+      cursor,
+      metadataKey: FACADE_METADATA_KEY,
+    });
     for (const job of page.jobs) {
       const meta = (job.request.metadata as { comfy_facade?: Record<string, unknown> } | undefined)
         ?.comfy_facade;

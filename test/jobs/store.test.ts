@@ -7,6 +7,7 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import {
   canTransition,
+  FACADE_METADATA_KEY,
   IdempotencyKeyReuseError,
   InvalidTransitionError,
   isTerminal,
@@ -54,6 +55,31 @@ describe('state machine', () => {
 
 function storeContract(name: string, make: () => Promise<{ store: JobStore; cleanup: () => Promise<void> }>) {
   describe(name, () => {
+    test('lists only the jobs whose request metadata has the key, newest first, by pages', async () => {
+      const { store, cleanup } = await make();
+      try {
+        for (let i = 0; i < 40; i++) {
+          const metadata =
+            i % 10 === 0 ? { comfy_facade: { number: i } } : i % 10 === 1 ? { comfy_facade: null } : { n: i };
+          store.insert({ ...job(`m${i}`, 1000 + i, 'succeeded'), request: { metadata } });
+        }
+        await store.durable();
+        const first = store.list({ metadataKey: FACADE_METADATA_KEY, limit: 3 });
+        assert.deepEqual(
+          first.jobs.map((j) => j.id),
+          ['m30', 'm20', 'm10'],
+        );
+        const rest = store.list({ metadataKey: FACADE_METADATA_KEY, limit: 3, cursor: first.nextCursor });
+        assert.deepEqual(
+          rest.jobs.map((j) => j.id),
+          ['m0'],
+        );
+        assert.equal(rest.nextCursor, null);
+      } finally {
+        await cleanup();
+      }
+    });
+
     test('insert, get, update round-trip', async () => {
       const { store, cleanup } = await make();
       try {
@@ -236,7 +262,7 @@ test('SqliteJobStore persists across reopen, uses WAL and records its schema ver
     b.close();
     const raw = new DatabaseSync(path);
     assert.equal((raw.prepare('PRAGMA journal_mode').get() as { journal_mode: string }).journal_mode, 'wal');
-    assert.equal((raw.prepare('PRAGMA user_version').get() as { user_version: number }).user_version, 5);
+    assert.equal((raw.prepare('PRAGMA user_version').get() as { user_version: number }).user_version, 6);
     raw.close();
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -262,6 +288,18 @@ test('SqliteJobStore lists by workflow name through its index, newest first', ()
     assert.equal(rest.jobs.length, 6);
     assert.equal(rest.nextCursor, null);
     assert.equal(store.list({ name: 'nothing', limit: 5 }).jobs.length, 0);
+  } finally {
+    store.close();
+  }
+});
+
+test('SqliteJobStore finds the facade prompts through their own index, not by reading every job', () => {
+  const store = new SqliteJobStore({ path: ':memory:' });
+  try {
+    assert.match(
+      store.queryPlan({ metadataKey: FACADE_METADATA_KEY, limit: 200 }),
+      /USING (COVERING )?INDEX jobs_facade\b/,
+    );
   } finally {
     store.close();
   }
