@@ -47,7 +47,7 @@ export class FacadeSockets {
   readonly #bySocket = new WeakMap<WebSocket, Client>();
   readonly #keys: Buffer[];
   readonly #ping: NodeJS.Timeout;
-  #closed = false;
+  #closing: Promise<void> | null = null;
 
   constructor(options: FacadeSocketsOptions) {
     this.#options = options;
@@ -78,7 +78,7 @@ export class FacadeSockets {
     const refuse = (status: number, text: string) => {
       socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     };
-    if (this.#closed) {
+    if (this.#closing) {
       refuse(503, 'Service Unavailable');
       return true;
     }
@@ -165,14 +165,26 @@ export class FacadeSockets {
     }
   }
 
-  /** Closes every socket. Idempotent. */
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
+  /** Closes every socket. Idempotent: a later caller waits for the first close. */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
     clearInterval(this.#ping);
-    for (const ws of this.#wss.clients) ws.terminate();
+    // Every socket is dropped even when one throws; the first failure is reported after the rest.
+    let failure: unknown;
+    for (const ws of this.#wss.clients) {
+      try {
+        ws.terminate();
+      } catch (err) {
+        failure ??= err;
+      }
+    }
     this.#clients.clear();
     await new Promise<void>((resolve) => this.#wss.close(() => resolve()));
+    if (failure !== undefined) throw failure;
   }
 
   /** The owner digest of the socket's key ('' without keys), or null when it may not connect. */
