@@ -5,14 +5,13 @@ import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { GatewayError } from './errors.ts';
 
 /** Raised for a setting that cannot be used; `message` is the single line to show the operator. */
-export class ConfigError extends Error {
-  readonly code = 'invalid_config';
+export class ConfigError extends GatewayError {
   readonly setting: string;
   constructor(setting: string, problem: string) {
-    super(`Invalid setting ${setting}: ${problem}`);
-    this.name = 'ConfigError';
+    super('invalid_config', 500, `Invalid setting ${setting}: ${problem}`);
     this.setting = setting;
   }
 }

@@ -1,5 +1,7 @@
 // The client's error hierarchy. Callers branch on the stable `code` (never on messages) and on
-// `retryable`, which is true only for infrastructure failures worth trying again elsewhere.
+// `retryable`, which is true only for infrastructure failures worth trying again elsewhere. Every one
+// is a GatewayError whose HTTP status is 502: to a gateway's caller, a failing ComfyUI is an upstream.
+import { GatewayError } from '../errors.ts';
 
 /** Context shared by every client error. */
 export interface ComfyErrorContext {
@@ -9,15 +11,13 @@ export interface ComfyErrorContext {
 }
 
 /** Base class of every error the ComfyUI client throws. */
-export class ComfyError extends Error {
-  readonly code: string = 'comfy_error';
+export class ComfyError extends GatewayError {
   readonly retryable: boolean = false;
   promptId?: string;
   baseUrl?: string;
 
   constructor(message: string, context: ComfyErrorContext = {}) {
-    super(message, context.cause === undefined ? undefined : { cause: context.cause });
-    this.name = new.target.name;
+    super('comfy_error', 502, message, { cause: context.cause });
     if (context.promptId !== undefined) this.promptId = context.promptId;
     if (context.baseUrl !== undefined) this.baseUrl = context.baseUrl;
   }

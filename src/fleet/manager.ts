@@ -6,8 +6,8 @@
 // a control channel plus a flag a gateway about to take the job reads.
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { GatewayError } from '../errors.ts';
 import {
-  GatewayError,
   IdempotencyKeyReuseError,
   isTerminal,
   JobManager,
@@ -37,7 +37,7 @@ export class StoreUnavailableError extends GatewayError {
   constructor(cause?: unknown) {
     super('store_unavailable', 503, 'The job store (Redis) is unavailable; retry shortly.', {
       retryAfter: 2,
-      ...(cause === undefined ? {} : { cause }),
+      cause,
     });
   }
 }

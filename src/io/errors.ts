@@ -1,24 +1,9 @@
 // Error classes of the io module: each has a stable `code` (callers branch on it, never on the message)
-// and the HTTP `status` the gateway answers with when the error is the caller's fault.
+// and the HTTP status the gateway answers with when the error is the caller's fault.
+import { GatewayError } from '../errors.ts';
 
 /** Base class of every io error: a stable code, an HTTP status and optional safe details. */
-export class IoError extends Error {
-  readonly code: string;
-  readonly status: number;
-  readonly details: Record<string, unknown> | undefined;
-  constructor(
-    code: string,
-    status: number,
-    message: string,
-    options?: { cause?: unknown; details?: Record<string, unknown> },
-  ) {
-    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
-    this.name = new.target.name;
-    this.code = code;
-    this.status = status;
-    this.details = options?.details;
-  }
-}
+export class IoError extends GatewayError {}
 
 /** An input URL could not be fetched (network error, non-2xx answer, timeout, too many redirects). */
 export class InputFetchError extends IoError {
@@ -155,7 +140,6 @@ export class InputUnreadableError extends IoError {
 
 /** The disk under DATA_DIR is full (ENOSPC): nothing was stored (507). */
 export class StorageFullError extends IoError {
-  readonly statusCode = 507;
   constructor(what: string, cause?: unknown) {
     super('storage_full', 507, `The gateway's disk is full; ${what} was not stored.`, { cause });
   }
@@ -163,7 +147,6 @@ export class StorageFullError extends IoError {
 
 /** Storing this asset would exceed ASSET_QUOTA_BYTES (507). */
 export class AssetQuotaError extends IoError {
-  readonly statusCode = 507;
   constructor(quotaBytes: number, usedBytes: number, bytes: number) {
     super(
       'asset_quota_exceeded',

@@ -1,27 +1,6 @@
-// Error classes of the job layer, each with a stable `code` and the HTTP status the server maps it to.
+// Error classes of the job layer, each with a stable `code` and the HTTP status it answers with.
 // The server's error handler turns any of these into the v2 envelope without knowing them one by one.
-
-/** Base class for every error the gateway raises on purpose. */
-export class GatewayError extends Error {
-  readonly code: string;
-  readonly status: number;
-  readonly details: Record<string, unknown> | null;
-  /** Seconds for a Retry-After header, when backing off helps. */
-  readonly retryAfter: number | undefined;
-  constructor(
-    code: string,
-    status: number,
-    message: string,
-    options: { details?: Record<string, unknown> | null; retryAfter?: number; cause?: unknown } = {},
-  ) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.name = new.target.name;
-    this.code = code;
-    this.status = status;
-    this.details = options.details ?? null;
-    this.retryAfter = options.retryAfter;
-  }
-}
+import { GatewayError } from '../errors.ts';
 
 /** A request body, query or header that cannot be used (400). */
 export class InvalidRequestError extends GatewayError {
@@ -58,12 +37,8 @@ export class WorkflowFormatUiError extends GatewayError {
 
 /** The Idempotency-Key was already used (422, v2 §11). */
 export class IdempotencyKeyReuseError extends GatewayError {
-  constructor() {
-    super(
-      'idempotency_key_reuse',
-      422,
-      'Idempotency-Key was already used; look up the job instead of resubmitting.',
-    );
+  constructor(message = 'Idempotency-Key was already used; look up the job instead of resubmitting.') {
+    super('idempotency_key_reuse', 422, message);
   }
 }
 
@@ -110,15 +85,13 @@ export class InvalidTransitionError extends GatewayError {
 /** The job store cannot commit (disk full, file gone): nothing was recorded or started (503). */
 export class StorageUnavailableError extends GatewayError {
   constructor(message: string, cause?: unknown) {
-    super('storage_unavailable', 503, message, { retryAfter: 5, ...(cause === undefined ? {} : { cause }) });
+    super('storage_unavailable', 503, message, { retryAfter: 5, cause });
   }
 }
 
 /** The job database cannot be opened at start-up; `message` is the one line to show the operator. */
-export class StoreOpenError extends Error {
-  readonly code = 'store_open_failed';
+export class StoreOpenError extends GatewayError {
   constructor(path: string, problem: string) {
-    super(`Cannot open the job store ${path}: ${problem}`);
-    this.name = 'StoreOpenError';
+    super('store_open_failed', 500, `Cannot open the job store ${path}: ${problem}`);
   }
 }

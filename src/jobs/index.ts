@@ -1,6 +1,5 @@
 // Public surface of the job layer: the manager, stores, state machine, events and errors.
 export {
-  GatewayError,
   IdempotencyKeyReuseError,
   InvalidRequestError,
   InvalidTransitionError,

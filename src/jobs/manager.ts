@@ -4,13 +4,8 @@
 // unfinished jobs after a restart), run-times.ts (completion estimates). The HTTP layer talks only to this class.
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import {
-  GatewayError,
-  JobNotFoundError,
-  NoInstanceAvailableError,
-  QueueFullError,
-  ShuttingDownError,
-} from './errors.ts';
+import { GatewayError } from '../errors.ts';
+import { JobNotFoundError, NoInstanceAvailableError, QueueFullError, ShuttingDownError } from './errors.ts';
 import { JobEvents } from './events.ts';
 import {
   isTerminal,

@@ -1,29 +1,14 @@
-// Errors of the models module: one base with a stable `code` and the HTTP status the server maps
-// it to, so routes and task records carry codes, never messages to parse.
+// Errors of the models module: a stable `code` and the HTTP status each answers with, so routes
+// and task records carry codes, never messages to parse.
+import { GatewayError } from '../errors.ts';
 
 /** Base of every error the models module raises on purpose. */
-export class ModelsError extends Error {
-  readonly code: string;
-  readonly status: number;
-  readonly details: Record<string, unknown> | null;
-  constructor(
-    code: string,
-    status: number,
-    message: string,
-    options: { details?: Record<string, unknown>; cause?: unknown } = {},
-  ) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.name = new.target.name;
-    this.code = code;
-    this.status = status;
-    this.details = options.details ?? null;
-  }
-}
+export class ModelsError extends GatewayError {}
 
 /** A download request that cannot be used (bad folder, unsafe file name, bad hash). */
 export class InvalidDownloadError extends ModelsError {
   constructor(code: string, message: string, details?: Record<string, unknown>) {
-    super(code, 422, message, details ? { details } : {});
+    super(code, 422, message, { details });
   }
 }
 
@@ -69,7 +54,7 @@ export class DownloadFailedError extends ModelsError {
   /** True for a dropped connection or a 5xx: the transfer may resume. */
   readonly retryable: boolean;
   constructor(code: string, message: string, options: { cause?: unknown; retryable?: boolean } = {}) {
-    super(code, 502, message, options.cause === undefined ? {} : { cause: options.cause });
+    super(code, 502, message, { cause: options.cause });
     this.retryable = options.retryable ?? false;
   }
 }

@@ -3,6 +3,7 @@
 // later step, bad expressions, loops without `max`, limits exceeded — every problem is collected
 // with the path where it is (`steps[1].repeat.while`), never thrown one at a time.
 import { parse as parseYaml } from 'yaml';
+import { GatewayError } from '../errors.ts';
 import {
   type ApiPrompt,
   applyTemplate,
@@ -54,17 +55,17 @@ export interface DefinitionIssue {
 }
 
 /** A definition that cannot be run; `issues` lists every problem found. */
-export class PipelineDefinitionError extends Error {
-  readonly code = 'invalid_pipeline';
+export class PipelineDefinitionError extends GatewayError {
   readonly issues: DefinitionIssue[];
   constructor(issues: DefinitionIssue[]) {
     super(
+      'invalid_pipeline',
+      422,
       issues
         .slice(0, 5)
         .map((i) => `${i.path}: ${i.message}`)
         .join('; ') + (issues.length > 5 ? ` (and ${issues.length - 5} more)` : ''),
     );
-    this.name = 'PipelineDefinitionError';
     this.issues = issues;
   }
 }
@@ -120,12 +121,10 @@ export interface PipelineDefinition {
 }
 
 /** Inputs that fail the declaration; `issues` name each input. */
-export class PipelineInputsError extends Error {
-  readonly code = 'invalid_inputs';
+export class PipelineInputsError extends GatewayError {
   readonly issues: Array<{ input: string | null; code: string; message: string }>;
   constructor(issues: Array<{ input: string | null; code: string; message: string }>) {
-    super(issues.map((i) => i.message).join('; '));
-    this.name = 'PipelineInputsError';
+    super('invalid_inputs', 422, issues.map((i) => i.message).join('; '));
     this.issues = issues;
   }
 }

@@ -1,6 +1,6 @@
 // Error classes of the pipeline module: stable codes and the HTTP status the server maps them to
-// (they extend the job layer's GatewayError, so the one error handler renders them).
-import { GatewayError } from '../jobs/index.ts';
+// (they extend the one GatewayError, so the one error handler renders them).
+import { GatewayError } from '../errors.ts';
 import type { DefinitionIssue } from './definition.ts';
 
 /** A definition that cannot run (422 `invalid_pipeline`); `details.issues` says where each problem is. */
@@ -49,13 +49,8 @@ export class TooManyRunsError extends GatewayError {
 }
 
 /** Why one iteration could not run or failed; becomes the run's error with its context. */
-export class IterationError extends Error {
-  readonly code: string;
-  readonly details: Record<string, unknown> | null;
+export class IterationError extends GatewayError {
   constructor(code: string, message: string, details: Record<string, unknown> | null = null) {
-    super(message);
-    this.name = 'IterationError';
-    this.code = code;
-    this.details = details;
+    super(code, 500, message, { details });
   }
 }

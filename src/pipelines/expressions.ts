@@ -5,6 +5,7 @@
 // regexes are not linear-time. Values cross the boundary as JSON: integers become CEL ints
 // (BigInt) going in and numbers coming out.
 import { type ASTNode, Environment, ParseError } from '@marcbachmann/cel-js';
+import { GatewayError } from '../errors.ts';
 
 /** Bounds on one expression (PIPELINE_MAX_EXPRESSION_CHARS and fixed structural limits). */
 export interface ExpressionLimits {
@@ -43,12 +44,9 @@ export interface CompiledExpression {
 export type ExpressionContext = Record<string, unknown>;
 
 /** Raised for an expression that cannot be used or that failed when evaluated. */
-export class ExpressionError extends Error {
-  readonly code: string;
+export class ExpressionError extends GatewayError {
   constructor(code: string, message: string) {
-    super(message);
-    this.name = 'ExpressionError';
-    this.code = code;
+    super(code, 422, message);
   }
 }
 

@@ -2,6 +2,7 @@
 // template or an inline step), and extracting them from a finished job. Files are references
 // (job id + output index), never bytes: they move between steps as streams when a later step
 // uses them (see FileStager).
+import { GatewayError } from '../errors.ts';
 import { type JobRecord, outputContentPath } from '../jobs/index.ts';
 import { type ApiPrompt, findNodes } from '../workflow/index.ts';
 
@@ -102,11 +103,9 @@ export function parseOutputSpecs(
 }
 
 /** A declared output the job did not produce, or a text that does not parse as its type. */
-export class OutputExtractionError extends Error {
-  readonly code = 'output_missing';
+export class OutputExtractionError extends GatewayError {
   constructor(message: string) {
-    super(message);
-    this.name = 'OutputExtractionError';
+    super('output_missing', 500, message);
   }
 }
 

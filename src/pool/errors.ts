@@ -1,18 +1,18 @@
-// The pool's error classes. Callers (scheduler, HTTP routes) branch on the stable `code`.
+// The pool's error classes. Callers (scheduler, HTTP routes) branch on the stable `code`; the ones
+// the instance routes meet carry their HTTP status.
+import { GatewayError } from '../errors.ts';
 
 /** Base class of every error the pool throws. */
-export class PoolError extends Error {
-  readonly code: string = 'pool_error';
-
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = new.target.name;
+export class PoolError extends GatewayError {
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('pool_error', 500, message, options);
   }
 }
 
 /** An instance id that the pool does not know (never added, or already removed). */
 export class InstanceNotFoundError extends PoolError {
   override readonly code = 'instance_not_found';
+  override readonly statusCode = 404;
   readonly instanceId: string;
 
   constructor(instanceId: string) {
@@ -24,6 +24,7 @@ export class InstanceNotFoundError extends PoolError {
 /** An instance with the same id or URL is already in the pool. */
 export class InstanceExistsError extends PoolError {
   override readonly code = 'instance_exists';
+  override readonly statusCode = 409;
   readonly instanceId: string;
 
   constructor(instanceId: string, message?: string) {
@@ -35,6 +36,7 @@ export class InstanceExistsError extends PoolError {
 /** An instance configuration that cannot be used (bad URL, weight, max jobs...). */
 export class InvalidInstanceConfigError extends PoolError {
   override readonly code = 'invalid_instance_config';
+  override readonly statusCode = 422;
   /** The setting at fault, e.g. `url` or `COMFYUI_HOST_2`. */
   readonly field: string;
 
@@ -47,6 +49,7 @@ export class InvalidInstanceConfigError extends PoolError {
 /** The pool was closed; leases and instances are no longer served. */
 export class PoolClosedError extends PoolError {
   override readonly code = 'pool_closed';
+  override readonly statusCode = 503;
 
   constructor() {
     super('the instance pool is closed');

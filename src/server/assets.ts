@@ -1,10 +1,12 @@
 // The Comfy API v2 asset routes (comfy-api-v2.md §9) as a Fastify plugin over io's AssetStore:
 // multipart upload (metadata before or after the file), from-hash, by-hash probe, metadata, content
-// with Range, delete. Errors use the v2 envelope.
+// with Range, delete. Errors are thrown and rendered by the app's v2 envelope handler.
 import multipart from '@fastify/multipart';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { LRUCache } from 'lru-cache';
-import { type AssetRecord, type AssetStore, IoError, type PendingBlob } from '../io/index.ts';
+import { GatewayError } from '../errors.ts';
+import type { AssetRecord, AssetStore, PendingBlob } from '../io/index.ts';
+import { IdempotencyKeyReuseError, InvalidRequestError } from '../jobs/index.ts';
 import { isTruncatedBody } from './truncated-body.ts';
 
 /** Options of the asset routes. */
@@ -16,29 +18,20 @@ export interface AssetsRoutesOptions {
   urlTtlSeconds?: number;
 }
 
-function envelope(
-  reply: FastifyReply,
-  status: number,
-  code: string,
-  message: string,
-  details: Record<string, unknown> | null = null,
-) {
-  return reply.code(status).type('application/json').send({ error: { code, message, details } });
-}
+const notMultipart = () => new GatewayError('invalid_request', 422, 'the body must be multipart/form-data');
+const notFound = () => new GatewayError('not_found', 404, 'asset not found');
 
-function sendError(reply: FastifyReply, err: unknown) {
-  if (err instanceof IoError) return envelope(reply, err.status, err.code, err.message, err.details ?? null);
+/** An upload's failure as the error to render: multipart's own errors get the asset API's codes. */
+function uploadError(err: unknown, request: FastifyRequest): unknown {
   const code = (err as { code?: string }).code;
   if (code === 'FST_REQ_FILE_TOO_LARGE' || code === 'FST_FILES_LIMIT')
-    return envelope(reply, 413, 'payload_too_large', 'upload exceeds the size limit');
-  if (code === 'FST_INVALID_MULTIPART_CONTENT_TYPE')
-    return envelope(reply, 422, 'invalid_request', 'the body must be multipart/form-data');
+    return new GatewayError('payload_too_large', 413, 'upload exceeds the size limit');
+  if (code === 'FST_INVALID_MULTIPART_CONTENT_TYPE') return notMultipart();
   if (isTruncatedBody(err)) {
-    reply.log.info({ err: { message: (err as Error).message } }, 'asset upload ended early');
-    return envelope(reply, 400, 'truncated_body', 'the multipart body ended before it was complete');
+    request.log.info({ err: { message: (err as Error).message } }, 'asset upload ended early');
+    return new GatewayError('truncated_body', 400, 'the multipart body ended before it was complete');
   }
-  reply.log.error({ err }, 'asset route failed');
-  return envelope(reply, 500, 'internal_error', 'internal error');
+  return err;
 }
 
 /** Registers POST/GET/HEAD/DELETE /api/v2/assets… on `app`. */
@@ -68,20 +61,16 @@ export async function assetsRoutes(app: FastifyInstance, options: AssetsRoutesOp
     const key = req.headers['idempotency-key'];
     if (typeof key === 'string') {
       if (key === '' || key.length > 255)
-        return envelope(reply, 400, 'invalid_request', 'Idempotency-Key must be 1-255 characters');
+        throw new InvalidRequestError('Idempotency-Key must be 1-255 characters');
       if (idempotency.has(key))
-        return envelope(
-          reply,
-          422,
-          'idempotency_key_reuse',
+        throw new IdempotencyKeyReuseError(
           'Idempotency-Key was already used; look up the asset instead of re-uploading.',
         );
       idempotency.set(key, true);
     }
     let blob: PendingBlob | undefined;
     try {
-      if (!req.isMultipart())
-        return envelope(reply, 422, 'invalid_request', 'the body must be multipart/form-data');
+      if (!req.isMultipart()) throw notMultipart();
       const fields: Record<string, string> = {};
       const tags: string[] = [];
       for await (const part of req.parts({
@@ -99,8 +88,8 @@ export async function assetsRoutes(app: FastifyInstance, options: AssetsRoutesOp
         else fields[part.fieldname] = String(part.value);
       }
       if (blob === undefined)
-        throw new IoError('invalid_request', 422, 'the multipart body has no "file" part');
-      if (!fields.file_path) throw new IoError('invalid_request', 422, 'file_path is required');
+        throw new GatewayError('invalid_request', 422, 'the multipart body has no "file" part');
+      if (!fields.file_path) throw new GatewayError('invalid_request', 422, 'file_path is required');
       const expiresIn = fields.expires_in === undefined ? undefined : Number(fields.expires_in);
       const pending = blob;
       blob = undefined;
@@ -114,7 +103,7 @@ export async function assetsRoutes(app: FastifyInstance, options: AssetsRoutesOp
       return reply.code(createdNew ? 201 : 200).send(view(req, asset, createdNew));
     } catch (err) {
       if (typeof key === 'string') idempotency.delete(key);
-      return sendError(reply, err);
+      throw uploadError(err, req);
     } finally {
       if (blob !== undefined) await store.discard(blob);
     }
@@ -124,18 +113,14 @@ export async function assetsRoutes(app: FastifyInstance, options: AssetsRoutesOp
     const body = req.body as
       | { hash?: unknown; file_path?: unknown; tags?: unknown; expires_in?: unknown }
       | undefined;
-    if (typeof body?.hash !== 'string') return envelope(reply, 422, 'invalid_request', 'hash is required');
-    try {
-      const out = await store.fromHash(body.hash, {
-        filePath: typeof body.file_path === 'string' ? body.file_path : undefined,
-        tags: Array.isArray(body.tags) ? body.tags.map(String) : undefined,
-        expiresIn: typeof body.expires_in === 'number' ? body.expires_in : undefined,
-      });
-      if (out === undefined) return envelope(reply, 404, 'blob_not_found', 'no blob with that hash');
-      return reply.code(out.createdNew ? 201 : 200).send(view(req, out.asset, out.createdNew));
-    } catch (err) {
-      return sendError(reply, err);
-    }
+    if (typeof body?.hash !== 'string') throw new GatewayError('invalid_request', 422, 'hash is required');
+    const out = await store.fromHash(body.hash, {
+      filePath: typeof body.file_path === 'string' ? body.file_path : undefined,
+      tags: Array.isArray(body.tags) ? body.tags.map(String) : undefined,
+      expiresIn: typeof body.expires_in === 'number' ? body.expires_in : undefined,
+    });
+    if (out === undefined) throw new GatewayError('blob_not_found', 404, 'no blob with that hash');
+    return reply.code(out.createdNew ? 201 : 200).send(view(req, out.asset, out.createdNew));
   });
 
   app.head('/api/v2/assets/by-hash/:hash', async (req, reply) => {
@@ -143,15 +128,15 @@ export async function assetsRoutes(app: FastifyInstance, options: AssetsRoutesOp
     return reply.code((await store.hasHash(decodeURIComponent(hash))) ? 200 : 404).send();
   });
 
-  app.get('/api/v2/assets/:id', async (req, reply) => {
+  app.get('/api/v2/assets/:id', async (req) => {
     const asset = await store.get((req.params as { id: string }).id);
-    if (asset === undefined) return envelope(reply, 404, 'not_found', 'asset not found');
+    if (asset === undefined) throw notFound();
     return view(req, asset);
   });
 
   app.get('/api/v2/assets/:id/content', async (req, reply) => {
     const asset = await store.get((req.params as { id: string }).id);
-    if (asset === undefined) return envelope(reply, 404, 'not_found', 'asset not found');
+    if (asset === undefined) throw notFound();
     reply.header('accept-ranges', 'bytes').type(asset.content_type);
     const range = parseRange(req.headers.range, asset.size_bytes);
     if (range === 'invalid')
@@ -170,7 +155,7 @@ export async function assetsRoutes(app: FastifyInstance, options: AssetsRoutesOp
 
   app.delete('/api/v2/assets/:id', async (req, reply) => {
     const deleted = await store.delete((req.params as { id: string }).id);
-    if (!deleted) return envelope(reply, 404, 'not_found', 'asset not found');
+    if (!deleted) throw notFound();
     return reply.code(204).send();
   });
 }

@@ -2,6 +2,7 @@
 // the context its route plugins share, and the helper that registers a route with its /api alias.
 import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { GatewayError } from '../errors.ts';
 import type { AssetStore } from '../io/index.ts';
 import type { ApiPrompt, JobManager, NodeDefs } from '../jobs/index.ts';
 import type { FacadeRelay } from './comfy-facade-relay.ts';
@@ -100,8 +101,10 @@ export class RawBody {
 }
 
 /** ComfyUI's answer to a body `request.json()` cannot read: aiohttp's own 500 page. */
-export class MalformedBodyError extends Error {
-  readonly code = 'comfy_facade_malformed_body';
+export class MalformedBodyError extends GatewayError {
+  constructor(message: string) {
+    super('comfy_facade_malformed_body', 500, message);
+  }
 }
 
 /**

@@ -4,6 +4,7 @@
 import { Readable } from 'node:stream';
 import multipart from '@fastify/multipart';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { GatewayError } from '../errors.ts';
 import { contentTypeOf } from '../jobs/index.ts';
 import { loadSharp, type PendingBlob } from '../io/index.ts';
 import {
@@ -113,7 +114,7 @@ export const fileRoutes: FastifyPluginAsync<{ ctx: FacadeContext; maxUploadBytes
           filename = part.filename;
           contentType = part.mimetype;
           blob = await uploads.ingest(part.file);
-          if (part.file.truncated) throw Object.assign(new Error('upload too large'), { statusCode: 413 });
+          if (part.file.truncated) throw new GatewayError('payload_too_large', 413, 'upload too large');
         } else {
           fields[part.fieldname] = String(part.value);
         }
@@ -144,8 +145,10 @@ export const fileRoutes: FastifyPluginAsync<{ ctx: FacadeContext; maxUploadBytes
         req.log.info({ err: { message: (err as Error).message } }, 'upload ended early');
         return reply.code(400).send();
       }
-      const e = err as { code?: string; statusCode?: number };
-      if (e.code === 'FST_REQ_FILE_TOO_LARGE' || e.code === 'payload_too_large' || e.statusCode === 413)
+      if (
+        (err as { code?: unknown }).code === 'FST_REQ_FILE_TOO_LARGE' ||
+        (err as GatewayError).statusCode === 413
+      )
         return reply.code(413).send();
       throw err;
     }
@@ -210,8 +213,10 @@ export const fileRoutes: FastifyPluginAsync<{ ctx: FacadeContext; maxUploadBytes
 };
 
 /** A bad /upload/mask request (400, like ComfyUI). */
-class MaskError extends Error {
-  readonly code = 'invalid_mask';
+class MaskError extends GatewayError {
+  constructor(message: string) {
+    super('invalid_mask', 400, message);
+  }
 }
 
 async function collect(stream: Readable, limit: number): Promise<Buffer> {

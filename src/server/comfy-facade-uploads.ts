@@ -7,6 +7,7 @@
 import { extname } from 'node:path';
 import type { Readable } from 'node:stream';
 import { LRUCache } from 'lru-cache';
+import { GatewayError } from '../errors.ts';
 import type { AssetStore, PendingBlob } from '../io/index.ts';
 
 /** Where a stored upload lives. */
@@ -25,8 +26,10 @@ export interface UploadAnswer {
 }
 
 /** A name or subfolder ComfyUI would refuse (400). */
-export class UploadNameError extends Error {
-  readonly code = 'invalid_upload_name';
+export class UploadNameError extends GatewayError {
+  constructor(message: string) {
+    super('invalid_upload_name', 400, message);
+  }
 }
 
 const FOLDERS = new Set(['input', 'temp', 'output']);

@@ -2,13 +2,14 @@
 // existing ComfyUI clients work unchanged. Every prompt becomes an ordinary gateway job (durable,
 // visible at /api/v2/jobs/{id}); queue, history, interrupt and the socket messages are rendered in
 // ComfyUI's formats from the job layer. Every route is also served under `/api/`.
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { ComfyError } from '../comfy/index.ts';
+import { GatewayError } from '../errors.ts';
 import { fileInputsOf, type NodeDef } from '../io/index.ts';
 import {
-  FACADE_METADATA_KEY,
   type ApiPrompt,
   checkNodeCount,
-  GatewayError,
+  FACADE_METADATA_KEY,
   isTerminal,
   type JobRecord,
   type NodeDefs,
@@ -72,20 +73,7 @@ export const comfyFacadeRoutes: FastifyPluginAsync<ComfyFacadeOptions> = async (
 
   acceptAnyBody(app);
   // ComfyUI's shape for every failure on these routes, never the v2 envelope.
-  app.setErrorHandler((err, request, reply) => {
-    if (err instanceof MalformedBodyError) return sendAiohttp500(reply);
-    const e = err as { statusCode?: number; code?: string; message?: string };
-    const status = typeof e.statusCode === 'number' && e.statusCode >= 400 ? e.statusCode : 500;
-    if (status >= 500) request.log.error({ err }, 'comfy facade request failed');
-    const type =
-      e.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || e.code === 'FST_ERR_CTP_EMPTY_JSON_BODY'
-        ? 'no_prompt'
-        : 'server_error';
-    return reply.code(status).send({
-      error: comfyError(type, status >= 500 ? 'Internal server error' : String(e.message)),
-      node_errors: {},
-    });
-  });
+  app.setErrorHandler((err, request, reply) => sendComfyError(err, request, reply));
 
   const nodeDefs = async (): Promise<NodeDefs> => pool.nodeDefsFor();
 
@@ -101,21 +89,8 @@ export const comfyFacadeRoutes: FastifyPluginAsync<ComfyFacadeOptions> = async (
     if (body.prompt === null || typeof body.prompt !== 'object')
       throw new MalformedBodyError('the prompt is not an object');
     let prompt: unknown = Array.isArray(body.prompt) ? {} : body.prompt;
-    // Too many nodes: 422 before any per-node work (ComfyUI has no limit, so no shape of its own).
-    const tooLarge = (err: unknown) => {
-      const e = err as GatewayError;
-      return reply.code(422).send({
-        error: { ...comfyError('workflow_too_large', e.message), extra_info: e.details ?? {} },
-        node_errors: {},
-      });
-    };
-    if (!isUiWorkflow(prompt)) {
-      try {
-        checkNodeCount(prompt, options.maxWorkflowNodes);
-      } catch (err) {
-        return tooLarge(err);
-      }
-    }
+    // Too many nodes: 422 workflow_too_large before any per-node work (ComfyUI has no limit).
+    if (!isUiWorkflow(prompt)) checkNodeCount(prompt, options.maxWorkflowNodes);
     const defs = await nodeDefs();
     if (isUiWorkflow(prompt)) {
       if (!options.convertUi) {
@@ -127,13 +102,7 @@ export const comfyFacadeRoutes: FastifyPluginAsync<ComfyFacadeOptions> = async (
       try {
         prompt = options.convertUi(prompt, defs);
       } catch (err) {
-        const big = err as { code?: unknown; nodes?: number; limit?: number };
-        if (big.code === 'workflow_too_large')
-          return tooLarge(
-            new GatewayError('workflow_too_large', 422, String((err as Error).message), {
-              details: { nodes: big.nodes, limit: big.limit },
-            }),
-          );
+        if (err instanceof GatewayError && err.code === 'workflow_too_large') throw err;
         return reply.code(400).send({
           error: comfyError(
             'invalid_prompt',
@@ -500,3 +469,38 @@ async function systemStats(pool: FacadePool): Promise<Record<string, unknown>> {
 }
 
 export type { ComfyFacadeOptions, FacadeInstanceClient, FacadePool } from './comfy-facade-common.ts';
+
+/**
+ * The facade's one error renderer: ComfyUI's `{error: {type, message, details, extra_info}, node_errors}`.
+ * Our own errors answer with their status, code (as `type`), message and details (as `extra_info`);
+ * an instance's failure or an unexpected error is ComfyUI's plain 500, its message hidden (one
+ * ComfyUI has no upstream to blame); Fastify's 4xx keep their status and message.
+ */
+function sendComfyError(err: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  if (err instanceof MalformedBodyError) return sendAiohttp500(reply);
+  if (err instanceof GatewayError && !(err instanceof ComfyError) && err.statusCode !== 500) {
+    if (err.statusCode > 500) request.log.error({ err }, 'comfy facade request failed');
+    if (err.retryAfter !== undefined) reply.header('retry-after', String(err.retryAfter));
+    return reply.code(err.statusCode).send({
+      error: { ...comfyError(err.code, err.message), extra_info: err.details ?? {} },
+      node_errors: {},
+    });
+  }
+  const e = err as Partial<FastifyError>;
+  const status =
+    !(err instanceof GatewayError) &&
+    typeof e.statusCode === 'number' &&
+    e.statusCode >= 400 &&
+    e.statusCode < 500
+      ? e.statusCode
+      : 500;
+  if (status >= 500) request.log.error({ err }, 'comfy facade request failed');
+  const type =
+    e.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || e.code === 'FST_ERR_CTP_EMPTY_JSON_BODY'
+      ? 'no_prompt'
+      : 'server_error';
+  return reply.code(status).send({
+    error: comfyError(type, status >= 500 ? 'Internal server error' : String(e.message)),
+    node_errors: {},
+  });
+}

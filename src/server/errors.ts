@@ -1,8 +1,10 @@
-// Maps every error a request can meet to the v2 envelope `{error: {code, message, details}}` with
-// a fitting status, so no failure reaches a client as a bare 500 or a Fastify-shaped body.
+// The v2 API's one error renderer: every error a request can meet becomes the envelope
+// `{error: {code, message, details}}`. Our errors carry their code and status (src/errors.ts), so
+// this file knows none of them one by one; it adds only what they cannot say themselves: Fastify's
+// own errors, and that an instance's failure is shown as a generic `upstream_error`.
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { GatewayError } from '../jobs/index.ts';
-import { RequestValidationError } from './zod.ts';
+import { ComfyError } from '../comfy/index.ts';
+import { GatewayError } from '../errors.ts';
 
 /** A rendered error: status, envelope and optional Retry-After seconds. */
 export interface RenderedError {
@@ -51,34 +53,31 @@ const STATUS_CODES: Record<number, string> = {
  * unknown error is a local fault: a generic 500 internal_error.
  */
 export function renderError(err: unknown): RenderedError {
+  if (err instanceof ComfyError) {
+    // Failures talking to an instance: never leak internals (v2 §10.1).
+    return {
+      status: err.statusCode,
+      code: 'upstream_error',
+      message: 'A ComfyUI instance failed to answer.',
+      details: null,
+    };
+  }
   if (err instanceof GatewayError) {
     return {
-      status: err.status,
+      status: err.statusCode,
       code: err.code,
       message: err.message,
       details: err.details,
       ...(err.retryAfter !== undefined ? { retryAfter: err.retryAfter } : {}),
     };
   }
-  if (err instanceof RequestValidationError) {
-    return { status: 400, code: 'invalid_request', message: err.message, details: { issues: err.issues } };
-  }
-  const e = err as Partial<FastifyError> & { code?: string; retryable?: boolean };
+  const e = err as Partial<FastifyError>;
   if (typeof e.code === 'string' && e.code in FASTIFY_CODES) {
     const known = FASTIFY_CODES[e.code] as { status: number; code: string; message?: string };
     return {
       status: known.status,
       code: known.code,
       message: known.message ?? String(e.message),
-      details: null,
-    };
-  }
-  if (typeof e.code === 'string' && e.code.startsWith('comfy_')) {
-    // Failures talking to an instance: never leak internals (v2 §10.1).
-    return {
-      status: 502,
-      code: 'upstream_error',
-      message: 'A ComfyUI instance failed to answer.',
       details: null,
     };
   }

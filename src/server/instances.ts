@@ -1,9 +1,11 @@
 // Routes for the instance registry: list, inspect, add at run time, and drain-then-remove
-// (`/v1/instances`). Errors use the v2 envelope `{"error": {code, message, details?}}`.
+// (`/v1/instances`). Errors are thrown and rendered as the v2 envelope by the app's handler.
 import type {} from '@fastify/swagger';
-import type { FastifyPluginAsync, FastifyReply } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
-import { type InstanceSnapshot, type Pool, PoolError } from '../pool/index.ts';
+import { GatewayError } from '../errors.ts';
+import { InvalidRequestError } from '../jobs/index.ts';
+import type { InstanceSnapshot, Pool } from '../pool/index.ts';
 
 /** Options of the instances plugin. */
 export interface InstancesRoutesOptions {
@@ -87,29 +89,13 @@ const errorSchema = {
       properties: {
         code: { type: 'string' },
         message: { type: 'string' },
-        details: { type: 'object', additionalProperties: true },
+        details: { type: ['object', 'null'], additionalProperties: true },
       },
     },
   },
 } as const;
 
-function sendError(
-  reply: FastifyReply,
-  status: number,
-  code: string,
-  message: string,
-  details?: Record<string, unknown>,
-): FastifyReply {
-  return reply.code(status).send({ error: details ? { code, message, details } : { code, message } });
-}
-
-function poolErrorStatus(error: PoolError): number {
-  if (error.code === 'instance_not_found') return 404;
-  if (error.code === 'instance_exists') return 409;
-  if (error.code === 'invalid_instance_config') return 422;
-  if (error.code === 'pool_closed') return 503;
-  return 500;
-}
+const unknownInstance = (id: string) => new GatewayError('not_found', 404, `unknown instance '${id}'`);
 
 /** Fastify plugin: `GET/POST /v1/instances`, `GET/DELETE /v1/instances/{id}`. */
 export const instancesRoutes: FastifyPluginAsync<InstancesRoutesOptions> = async (app, { pool }) => {
@@ -143,9 +129,9 @@ export const instancesRoutes: FastifyPluginAsync<InstancesRoutesOptions> = async
         response: { 200: instanceSchema, 404: errorSchema },
       },
     },
-    async (request, reply) => {
+    async (request) => {
       const snapshot = pool.get(request.params.id);
-      if (!snapshot) return sendError(reply, 404, 'not_found', `unknown instance '${request.params.id}'`);
+      if (!snapshot) throw unknownInstance(request.params.id);
       return instanceToJson(snapshot);
     },
   );
@@ -176,7 +162,7 @@ export const instancesRoutes: FastifyPluginAsync<InstancesRoutesOptions> = async
     async (request, reply) => {
       const parsed = AddInstanceBody.safeParse(request.body);
       if (!parsed.success) {
-        return sendError(reply, 400, 'invalid_request', 'invalid instance', {
+        throw new InvalidRequestError('invalid instance', {
           issues: parsed.error.issues.map((issue) => ({
             path: issue.path.join('.'),
             message: issue.message,
@@ -184,25 +170,19 @@ export const instancesRoutes: FastifyPluginAsync<InstancesRoutesOptions> = async
         });
       }
       const body = parsed.data;
-      try {
-        const snapshot = await pool.add({
-          url: body.url,
-          ...(body.id !== undefined && { id: body.id }),
-          ...(body.headers !== undefined && { headers: body.headers }),
-          ...(body.weight !== undefined && { weight: body.weight }),
-          ...(body.labels !== undefined && { labels: body.labels }),
-          ...(body.max_jobs !== undefined && { maxJobs: body.max_jobs }),
-        });
-        return reply
-          .code(201)
-          .header('location', `/v1/instances/${encodeURIComponent(snapshot.id)}`)
-          .send(instanceToJson(snapshot));
-      } catch (error) {
-        if (error instanceof PoolError) {
-          return sendError(reply, poolErrorStatus(error), error.code, error.message);
-        }
-        throw error;
-      }
+      // The pool's errors carry their status (404, 409, 422, 503); the app's handler renders them.
+      const snapshot = await pool.add({
+        url: body.url,
+        ...(body.id !== undefined && { id: body.id }),
+        ...(body.headers !== undefined && { headers: body.headers }),
+        ...(body.weight !== undefined && { weight: body.weight }),
+        ...(body.labels !== undefined && { labels: body.labels }),
+        ...(body.max_jobs !== undefined && { maxJobs: body.max_jobs }),
+      });
+      return reply
+        .code(201)
+        .header('location', `/v1/instances/${encodeURIComponent(snapshot.id)}`)
+        .send(instanceToJson(snapshot));
     },
   );
 
@@ -219,7 +199,7 @@ export const instancesRoutes: FastifyPluginAsync<InstancesRoutesOptions> = async
     async (request, reply) => {
       const { id } = request.params;
       const before = pool.get(id);
-      if (!before) return sendError(reply, 404, 'not_found', `unknown instance '${id}'`);
+      if (!before) throw unknownInstance(id);
       pool.drain(id).catch((error: unknown) => {
         request.log.warn({ err: error, instance: id }, 'drain did not complete');
       });

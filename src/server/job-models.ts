@@ -4,7 +4,8 @@
 // none lists one and its source is known and MODELS_DIR is set, download it while the job waits;
 // otherwise refuse with 422 model_missing naming each missing model, its folder and any known URL.
 import { z } from 'zod';
-import { GatewayError, type ApiPrompt, type ModelProvisionLike } from '../jobs/index.ts';
+import { GatewayError } from '../errors.ts';
+import type { ApiPrompt, ModelProvisionLike } from '../jobs/index.ts';
 import {
   folderOf,
   type ModelDownloads,
@@ -180,7 +181,7 @@ export class JobModels implements JobModelsLike {
         tasks.push({ name: n.name, id: task.id });
       } catch (err) {
         if (err instanceof ModelsError)
-          throw new GatewayError(err.code, err.status, `Model ${n.name}: ${err.message}`, {
+          throw new GatewayError(err.code, err.statusCode, `Model ${n.name}: ${err.message}`, {
             details: { name: n.name, ...(err.details ?? {}) },
           });
         throw err;
@@ -197,21 +198,23 @@ export class JobModels implements JobModelsLike {
       for (const t of tasks) {
         const task = await downloads.waitFor(t.id, signal);
         if (task.status !== 'completed') {
-          throw {
-            code: 'model_download_failed',
-            message: `Model ${t.name} could not be downloaded: ${task.error?.message ?? task.status}.`,
-            details: { name: t.name, task_id: t.id, error: task.error },
-          };
+          throw new GatewayError(
+            'model_download_failed',
+            502,
+            `Model ${t.name} could not be downloaded: ${task.error?.message ?? task.status}.`,
+            { details: { name: t.name, task_id: t.id, error: task.error } },
+          );
         }
       }
       await this.#pool.refreshCapabilities(signal);
       const still = this.#pool.missingModels(models);
       if (still.length > 0) {
-        throw {
-          code: 'model_missing',
-          message: `Downloaded, but no instance lists ${still.join(', ')}: do the instances read MODELS_DIR?`,
-          details: { missing: still },
-        };
+        throw new GatewayError(
+          'model_missing',
+          502,
+          `Downloaded, but no instance lists ${still.join(', ')}: do the instances read MODELS_DIR?`,
+          { details: { missing: still } },
+        );
       }
     })();
     ready.catch(() => {}); // the manager handles the outcome; this keeps an early failure handled

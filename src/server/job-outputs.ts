@@ -2,7 +2,8 @@
 // produced it (ComfyUI /view), passing Range through so clients can resume or seek.
 import { Readable } from 'node:stream';
 import type { FastifyPluginAsync } from 'fastify';
-import { GatewayError, type JobManager, type PoolLike } from '../jobs/index.ts';
+import { GatewayError } from '../errors.ts';
+import type { JobManager, PoolLike } from '../jobs/index.ts';
 import { parseRange, sliceStream } from './byte-range.ts';
 import { errorSchema, outputParams } from './schemas.ts';
 import { zodRoute } from './zod.ts';

@@ -2,15 +2,13 @@
 // zod and the workflow converters all recurse, and ~4,400 levels (a 9 KB body) overflow the stack.
 // The check itself is iterative, one pass over the parsed value.
 import type { FastifyInstance } from 'fastify';
-import { GatewayError } from '../jobs/index.ts';
+import { GatewayError } from '../errors.ts';
 
 /** Default bound on nesting (objects and arrays) of a request body; real workflows nest under 15. */
 export const MAX_JSON_DEPTH = 64;
 
 /** The request body nests deeper than the gateway accepts (400 json_too_deep). */
 export class JsonTooDeepError extends GatewayError {
-  /** Read by route scopes with their own error format (the native facade, /prompt_sync). */
-  readonly statusCode = 400;
   constructor(maxDepth: number) {
     super('json_too_deep', 400, `The JSON body nests deeper than ${maxDepth} levels.`, {
       details: { max_depth: maxDepth },

@@ -10,7 +10,7 @@ import {
   type ModelSource,
   renderTask,
 } from '../models/index.ts';
-import { renderError, sendError } from './errors.ts';
+import { sendError } from './errors.ts';
 import { errorSchema } from './schemas.ts';
 import { zodRoute } from './zod.ts';
 
@@ -68,21 +68,6 @@ export const modelRoutes: FastifyPluginAsync<ModelRoutesOptions> = async (
   app,
   { downloads, sources, inventory, maxStreams, keepaliveMs = 15_000, shutdownSignal },
 ) => {
-  // The module's own errors carry their code and status; everything else goes the usual way.
-  app.setErrorHandler((err, request, reply) => {
-    if (err instanceof ModelsError) {
-      return sendError(reply, {
-        status: err.status,
-        code: err.code,
-        message: err.message,
-        details: err.details,
-      });
-    }
-    const rendered = renderError(err);
-    if (rendered.status >= 500) request.log.error({ err }, 'request failed');
-    return sendError(reply, rendered);
-  });
-
   app.post(
     '/v1/models/downloads',
     zodRoute({

@@ -4,7 +4,8 @@
 import type { SwaggerTransform } from '@fastify/swagger';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { GatewayError, IdempotencyKeyReuseError, InvalidRequestError, scopedSignal } from '../jobs/index.ts';
+import { GatewayError } from '../errors.ts';
+import { IdempotencyKeyReuseError, InvalidRequestError, scopedSignal } from '../jobs/index.ts';
 import {
   decodeRunCursor,
   type IterationRecord,

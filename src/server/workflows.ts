@@ -5,7 +5,8 @@
 import type { SwaggerTransform } from '@fastify/swagger';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { GatewayError, type JobManager, type PrepareOptions, prepareWorkflow } from '../jobs/index.ts';
+import { GatewayError } from '../errors.ts';
+import { type JobManager, type PrepareOptions, prepareWorkflow } from '../jobs/index.ts';
 import {
   applyTemplate,
   type ConversionIssue,

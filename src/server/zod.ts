@@ -3,11 +3,10 @@
 // Fastify's default (ajv) compilers.
 import type { FastifySchema, FastifySchemaCompiler } from 'fastify';
 import { z } from 'zod';
+import { GatewayError } from '../errors.ts';
 
 /** A request part that failed its schema; the error handler renders it as 400 invalid_request. */
-export class RequestValidationError extends Error {
-  readonly code = 'invalid_request';
-  readonly statusCode = 400;
+export class RequestValidationError extends GatewayError {
   readonly issues: Array<{ path: string; message: string }>;
   constructor(part: string, error: z.ZodError) {
     const issues = error.issues.map((i) => ({
@@ -15,7 +14,9 @@ export class RequestValidationError extends Error {
       message: detail(i),
     }));
     const first = issues[0];
-    super(first ? `${first.path}: ${first.message}` : `${part} is invalid`);
+    super('invalid_request', 400, first ? `${first.path}: ${first.message}` : `${part} is invalid`, {
+      details: { issues },
+    });
     this.issues = issues;
   }
 }

@@ -1,16 +1,8 @@
 // Error classes of the webhooks module (stable codes; delivery failures are recorded, not thrown).
+import { GatewayError } from '../errors.ts';
 
 /** Base class of webhook errors. */
-export class WebhookError extends Error {
-  readonly code: string;
-  readonly status: number;
-  constructor(code: string, status: number, message: string) {
-    super(message);
-    this.name = new.target.name;
-    this.code = code;
-    this.status = status;
-  }
-}
+export class WebhookError extends GatewayError {}
 
 /** A webhook URL is malformed or points at a refused address. */
 export class WebhookUrlError extends WebhookError {

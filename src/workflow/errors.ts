@@ -1,14 +1,13 @@
 // Error classes of the workflow module: each carries a stable `code` and the structured issues.
+// All are the caller's workflow at fault, so all answer 422 if one reaches HTTP.
+import { GatewayError, type GatewayErrorOptions } from '../errors.ts';
 import type { ConversionIssue, NodeDefs } from './types.ts';
 
 /** Base class: every workflow error has a stable `code` and a list of issues naming nodes/inputs. */
-export class WorkflowError extends Error {
-  readonly code: string;
+export class WorkflowError extends GatewayError {
   readonly issues: ConversionIssue[];
-  constructor(code: string, message: string, issues: ConversionIssue[] = []) {
-    super(message);
-    this.name = new.target.name;
-    this.code = code;
+  constructor(code: string, message: string, issues: ConversionIssue[] = [], options?: GatewayErrorOptions) {
+    super(code, 422, message, options);
     this.issues = issues;
   }
 }
@@ -62,9 +61,12 @@ export class WorkflowTooLargeError extends WorkflowError {
   readonly limit: number;
   constructor(nodes: number, limit: number) {
     const message = `the workflow expands to ${nodes} nodes, more than the limit of ${limit}`;
-    super('workflow_too_large', message, [
-      { severity: 'error', code: 'workflow_too_large', message, nodes, limit },
-    ]);
+    super(
+      'workflow_too_large',
+      message,
+      [{ severity: 'error', code: 'workflow_too_large', message, nodes, limit }],
+      { details: { nodes, limit } },
+    );
     this.nodes = nodes;
     this.limit = limit;
   }

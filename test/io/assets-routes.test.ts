@@ -9,6 +9,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { createBLAKE3 } from 'hash-wasm';
 import { AssetStore } from '../../src/io/index.ts';
 import { assetsRoutes } from '../../src/server/assets.ts';
+import { installErrorHandling } from '../../src/server/errors.ts';
 
 let app: FastifyInstance;
 let store: AssetStore;
@@ -33,6 +34,8 @@ before(async () => {
   tmp = await mkdtemp(join(tmpdir(), 'io-assets-'));
   store = new AssetStore({ dir: tmp, maxBytes: 1024 });
   app = Fastify();
+  // The gateway's one v2 error renderer, as app.ts installs it: the routes throw, it answers.
+  installErrorHandling(app);
   await app.register(assetsRoutes, { assets: store });
   base = await app.listen({ port: 0, host: '127.0.0.1' });
 });

@@ -231,7 +231,7 @@ describe('InputResolver', () => {
       r.resolve(loadImage(`http://content.test:${port}/big-declared`), { nodeDefs, client }),
       {
         code: 'input_too_large',
-        status: 413,
+        statusCode: 413,
       },
     );
     await assert.rejects(

@@ -5,6 +5,7 @@ import { after, before, test } from 'node:test';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { Registry } from 'prom-client';
 import { Pool, registerPoolMetrics } from '../../src/pool/index.ts';
+import { installErrorHandling } from '../../src/server/errors.ts';
 import { healthRoutes } from '../../src/server/health.ts';
 import { instancesRoutes } from '../../src/server/instances.ts';
 import { type Simulator, startSimulator } from '../../src/simulator/index.ts';
@@ -22,6 +23,8 @@ async function serve(
   isReady?: () => { ready: boolean; reason?: string },
 ): Promise<{ app: FastifyInstance; base: string }> {
   const app = Fastify();
+  // The gateway's one v2 error renderer, as app.ts installs it: the routes throw, it answers.
+  installErrorHandling(app);
   await app.register(healthRoutes, { pool, ...(isReady && { isReady }) });
   await app.register(instancesRoutes, { pool });
   const address = await app.listen({ port: 0, host: '127.0.0.1' });
@@ -110,7 +113,7 @@ test('/v1/instances lists, shows, adds and drains instances with v2 error envelo
   assert.equal('headers' in one.body, false);
   assert.deepEqual(await getJson(`${base}/v1/instances/nope`), {
     status: 404,
-    body: { error: { code: 'not_found', message: "unknown instance 'nope'" } },
+    body: { error: { code: 'not_found', message: "unknown instance 'nope'", details: null } },
   });
 
   const post = (body: unknown): Promise<{ status: number; body: Record<string, unknown> }> =>

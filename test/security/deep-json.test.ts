@@ -3,6 +3,7 @@
 // work; and a local fault is `internal_error`, never `upstream_error`.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { ComfyServerError } from '../../src/comfy/index.ts';
 import { renderError } from '../../src/server/errors.ts';
 import { invertPrompt, startTestStack, type TestStack } from '../support/gateway.ts';
 import { deepJson, healthLatency } from './support.ts';
@@ -54,5 +55,5 @@ test('an unknown local error renders as 500 internal_error, never upstream_error
   const rendered = renderError(new RangeError('Maximum call stack size exceeded'));
   assert.equal(rendered.status, 500);
   assert.equal(rendered.code, 'internal_error');
-  assert.equal(renderError(Object.assign(new Error('x'), { code: 'comfy_http' })).code, 'upstream_error');
+  assert.equal(renderError(new ComfyServerError('x', 500, 'Traceback…')).code, 'upstream_error');
 });
