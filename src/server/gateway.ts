@@ -20,6 +20,7 @@ import {
   type InstanceConfig,
   parsePortList,
   Pool,
+  type PoolOptions,
   registerPoolMetrics,
   splitCommand,
 } from '../pool/index.ts';
@@ -79,6 +80,8 @@ export interface GatewayOptions {
   lookup?: import('../io/index.ts').LookupFunction;
   /** Length of one /v1/stats sample (default 10 s; the screenshot script shortens it). */
   statsSampleMs?: number;
+  /** Pool timings the configuration does not name (tests stretch the breaker's backoff, the socket's reconnect). */
+  pool?: Pick<PoolOptions, 'breakerHalfOpenAfterMs' | 'recoveryProbeIntervalMs' | 'clientOptions'>;
 }
 
 /** Builds and starts a gateway listening on config.host:config.port. */
@@ -104,6 +107,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       healthCheckIntervalMs: config.healthCheckIntervalMs,
       healthFailureThreshold: config.healthFailureThreshold,
       logger,
+      ...options.pool,
       ...(config.comfyuiCommand
         ? {
             managed: {

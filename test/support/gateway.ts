@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { type Config, loadConfig } from '../../src/config.ts';
 import type { JobStore } from '../../src/jobs/index.ts';
-import { type Gateway, startGateway } from '../../src/server/index.ts';
+import { type Gateway, type GatewayOptions, startGateway } from '../../src/server/index.ts';
 import { type Simulator, startSimulator } from '../../src/simulator/index.ts';
 
 /** Parsed JSON response body; tests index into it freely. */
@@ -39,6 +39,8 @@ export async function startTestStack(
     logger?: pino.Logger;
     /** The simulator's models folder (its files are the loaders' choices). */
     simModelsDir?: string;
+    /** Pool timings the configuration does not name (GatewayOptions.pool). */
+    pool?: GatewayOptions['pool'];
   } = {},
 ): Promise<TestStack> {
   const sim = await startSimulator({
@@ -64,6 +66,7 @@ export async function startTestStack(
       logger: options.logger ?? pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
       ...(options.store ? { store: options.store } : {}),
       ...(options.sseKeepaliveMs ? { sseKeepaliveMs: options.sseKeepaliveMs } : {}),
+      ...(options.pool ? { pool: options.pool } : {}),
     });
     const g = gateway;
     return {
