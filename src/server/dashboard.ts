@@ -6,7 +6,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { decodeCursor, InvalidRequestError, type JobManager } from '../jobs/index.ts';
 import type { Pool } from '../pool/index.ts';
-import { sendError } from './errors.ts';
+import { sendError, TooManyStreamsError } from './errors.ts';
 import { DashboardFeed, jobSummary } from './dashboard-feed.ts';
 import { DASHBOARD_CSP, loadDashboardFiles, type StaticFile } from './dashboard-static.ts';
 import type { NodeTimings } from './node-timings.ts';
@@ -109,13 +109,7 @@ export const dashboardRoutes: FastifyPluginAsync<DashboardRoutesOptions> = async
     },
     async (request, reply) => {
       if (!feed.hasRoom()) {
-        return sendError(reply, {
-          status: 429,
-          code: 'too_many_streams',
-          message: 'Too many dashboards are connected.',
-          details: null,
-          retryAfter: 5,
-        });
+        throw new TooManyStreamsError('Too many dashboards are connected.');
       }
       reply.hijack();
       reply.raw.writeHead(200, {

@@ -6,6 +6,13 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { ComfyError } from '../comfy/index.ts';
 import { GatewayError } from '../errors.ts';
 
+/** Too many event streams (SSE) are open on a route: 429, poll instead. */
+export class TooManyStreamsError extends GatewayError {
+  constructor(message: string) {
+    super('too_many_streams', 429, message, { retryAfter: 5 });
+  }
+}
+
 /** A rendered error: status, envelope and optional Retry-After seconds. */
 export interface RenderedError {
   status: number;

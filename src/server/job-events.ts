@@ -3,7 +3,7 @@
 // No `id:` fields (v2 §7: no replay). Keepalive comments well under the SDK's 45 s dead-line.
 import type { FastifyPluginAsync } from 'fastify';
 import { isTerminal, type JobEvent, type JobManager } from '../jobs/index.ts';
-import { sendError } from './errors.ts';
+import { TooManyStreamsError } from './errors.ts';
 import { originOf, renderOutput } from './render.ts';
 import { errorSchema, jobIdParams } from './schemas.ts';
 import { zodRoute } from './zod.ts';
@@ -45,13 +45,9 @@ export const jobEventsRoutes: FastifyPluginAsync<JobEventsRoutesOptions> = async
       const { id } = request.params as { id: string };
       const job = await manager.fetch(id);
       if (open >= maxStreams) {
-        return sendError(reply, {
-          status: 429,
-          code: 'too_many_streams',
-          message: `At most ${maxStreams} event streams may be open; poll the job instead.`,
-          details: null,
-          retryAfter: 5,
-        });
+        throw new TooManyStreamsError(
+          `At most ${maxStreams} event streams may be open; poll the job instead.`,
+        );
       }
       open++;
       const origin = originOf(request, publicUrl);

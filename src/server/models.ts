@@ -10,7 +10,7 @@ import {
   type ModelSource,
   renderTask,
 } from '../models/index.ts';
-import { sendError } from './errors.ts';
+import { TooManyStreamsError } from './errors.ts';
 import { errorSchema } from './schemas.ts';
 import { zodRoute } from './zod.ts';
 
@@ -144,13 +144,9 @@ export const modelRoutes: FastifyPluginAsync<ModelRoutesOptions> = async (
       const { id } = request.params as { id: string };
       const task = downloads.require(id);
       if (open >= maxStreams) {
-        return sendError(reply, {
-          status: 429,
-          code: 'too_many_streams',
-          message: `At most ${maxStreams} event streams may be open; poll the download instead.`,
-          details: null,
-          retryAfter: 5,
-        });
+        throw new TooManyStreamsError(
+          `At most ${maxStreams} event streams may be open; poll the download instead.`,
+        );
       }
       open++;
       streamTask(reply, request.id, () => {

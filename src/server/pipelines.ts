@@ -20,7 +20,7 @@ import {
   type RunView,
 } from '../pipelines/index.ts';
 import type { ApiPrompt } from '../workflow/index.ts';
-import { sendError } from './errors.ts';
+import { TooManyStreamsError } from './errors.ts';
 import { replySignal } from './jobs.ts';
 import type { PipelineEntry, PipelineLoadError, PipelineRegistry } from './pipeline-registry.ts';
 import { originOf } from './render.ts';
@@ -300,13 +300,9 @@ export const pipelineRoutes: FastifyPluginAsync<PipelineRoutesOptions> = async (
       const { id } = request.params as { id: string };
       const view = runner.require(id);
       if (open >= maxStreams)
-        return sendError(reply, {
-          status: 429,
-          code: 'too_many_streams',
-          message: `At most ${maxStreams} event streams may be open; poll the run instead.`,
-          details: null,
-          retryAfter: 5,
-        });
+        throw new TooManyStreamsError(
+          `At most ${maxStreams} event streams may be open; poll the run instead.`,
+        );
       open++;
       const origin = originOf(request, publicUrl);
       const raw = reply.raw;
