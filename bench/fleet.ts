@@ -3,12 +3,19 @@
 // concurrency 1 (p50/p99, requests round-robin over the gateways, interleaved with direct runs),
 // jobs/s at --concurrency over --instances instances, and CPU per job of the gateways and of Redis
 // (a redis-server of the bench's own, AOF off, so nothing else's load is counted).
+// Wall-clock figures on a shared box are noise, so Redis setups also get figures that do not
+// depend on the load: Redis commands and request batches (socket reads) per job, from INFO before
+// and after, and the Redis round trips on the c=1 critical path, measured by latency injection:
+// the gateways are restarted behind a proxy that holds every Redis reply for --delay-ms, and the
+// growth of the p50 divided by the delay is the number of round trips a request waits for in turn.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
+import { Redis } from 'ioredis';
 import { Agent, request } from 'undici';
 import { ComfyClient } from '../src/comfy/index.ts';
 import {
@@ -86,12 +93,111 @@ async function startGateway(env: Record<string, string>): Promise<{ url: string;
 
 const cpuOf = (child: ChildProcess): number => childCpuMs(child) ?? 0;
 
+/** Targets of issue 17, against SQLite mode in the same run. */
+const TARGET_P50_MS = 1;
+const TARGET_CPU_RATIO = 2;
+
+/** Commands Redis ran (those inside scripts included), by name, and the request batches it read. */
+interface RedisCounters {
+  commands: Record<string, number>;
+  reads: number;
+}
+
+async function redisCounters(redis: Redis): Promise<RedisCounters> {
+  const [commandstats, stats] = await Promise.all([redis.info('commandstats'), redis.info('stats')]);
+  const commands: Record<string, number> = {};
+  for (const m of commandstats.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm))
+    commands[m[1] as string] = Number(m[2]);
+  const reads = Number(/^total_reads_processed:(\d+)/m.exec(stats)?.[1] ?? Number.NaN);
+  return { commands, reads };
+}
+
+/** Per-job figures between two readings (the bench's own INFO calls are left out). */
+function perJob(before: RedisCounters, after: RedisCounters, jobs: number) {
+  const byCommand: Record<string, number> = {};
+  let total = 0;
+  for (const [name, calls] of Object.entries(after.commands)) {
+    if (name === 'info') continue;
+    const n = calls - (before.commands[name] ?? 0);
+    if (n <= 0) continue;
+    total += n;
+    byCommand[name] = round(n / jobs, 2);
+  }
+  // Two INFO requests per reading.
+  return {
+    commands: round(total / jobs, 2),
+    reads: round((after.reads - before.reads - 2) / jobs, 2),
+    byCommand,
+  };
+}
+
+/**
+ * A TCP proxy to Redis that holds every reply for `delayMs` (FIFO per connection): a round trip
+ * on a request's critical path then adds the delay once to its latency, one off it adds nothing.
+ */
+async function delayProxy(target: string): Promise<{
+  url: string;
+  setDelay(ms: number): void;
+  /** Mean delay actually applied since the last setDelay (timers fire late on a loaded box). */
+  appliedMs(): number;
+  close(): Promise<void>;
+}> {
+  const { hostname, port } = new URL(target);
+  let delayMs = 0;
+  let applied = 0;
+  let held = 0;
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((client) => {
+    const upstream = createConnection({ host: hostname, port: Number(port) });
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('error', () => {});
+      s.on('close', () => {
+        client.destroy();
+        upstream.destroy();
+        sockets.delete(s);
+      });
+    }
+    client.pipe(upstream);
+    upstream.on('data', (chunk: Buffer) => {
+      if (delayMs <= 0) {
+        client.write(chunk);
+        return;
+      }
+      const at = performance.now();
+      // Same duration, so Node's timer list fires them in order: the stream stays in order.
+      setTimeout(() => {
+        applied += performance.now() - at;
+        held++;
+        client.write(chunk);
+      }, delayMs);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port: own } = server.address() as { port: number };
+  return {
+    url: `redis://127.0.0.1:${own}`,
+    setDelay(ms) {
+      delayMs = ms;
+      applied = 0;
+      held = 0;
+    },
+    appliedMs: () => (held > 0 ? applied / held : delayMs),
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
 export async function run(args: Record<string, string>): Promise<BenchResult> {
   const samples = Number(args.samples ?? 300);
   const warmup = Number(args.warmup ?? 500);
   const jobs = Number(args.jobs ?? 3000);
   const concurrency = Number(args.concurrency ?? 64);
   const instances = Number(args.instances ?? 8);
+  const delayMs = Number(args['delay-ms'] ?? 10);
+  const delaySamples = Number(args['delay-samples'] ?? 60);
   const setups: Setup[] = [
     { name: 'sqlite ×1', store: 'sqlite', gateways: 1 },
     { name: 'redis ×1', store: 'redis', gateways: 1 },
@@ -105,55 +211,76 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
   const body = JSON.stringify({ prompt: PROMPT });
   const results: Array<Record<string, unknown>> = [];
   const loadAtStart = loads();
+
+  /** Round-robin /prompt_sync over `gateways`. */
+  const client = (gateways: Array<{ url: string }>) => {
+    let turn = 0;
+    return async (): Promise<void> => {
+      const gw = gateways[turn++ % gateways.length] as { url: string };
+      const res = await request(`${gw.url}/prompt_sync`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body,
+        dispatcher: agent,
+      });
+      const text = await res.body.text();
+      if (res.statusCode !== 200) throw new Error(`prompt_sync ${res.statusCode}: ${text}`);
+    };
+  };
+  /** `count` gateways on `redisUrl` (or SQLite), each with a data dir of its own under `dataDir`. */
+  const startAll = async (count: number, dataDir: string, redisUrl: string | null, tag: string) => {
+    const gateways: Array<{ url: string; child: ChildProcess }> = [];
+    for (let i = 0; i < count; i++) {
+      gateways.push(
+        await startGateway({
+          COMFYUI_URLS: sim.urls.join(','),
+          DATA_DIR: join(dataDir, `${tag}${i}`),
+          MAX_QUEUE: '1000000',
+          ...(redisUrl ? { REDIS_URL: redisUrl, STORAGE_URL: `file://${join(dataDir, 'storage')}` } : {}),
+        }),
+      );
+    }
+    return gateways;
+  };
+  /** c=1 latencies (ms, ascending) of `n` requests through `via`, each after one straight at the simulator. */
+  const c1 = async (via: () => Promise<void>, n: number) => {
+    const directMs: number[] = [];
+    const gatewayMs: number[] = [];
+    for (let i = 0; i < n; i++) {
+      let t = performance.now();
+      await direct.run(PROMPT);
+      directMs.push(performance.now() - t);
+      t = performance.now();
+      await via();
+      gatewayMs.push(performance.now() - t);
+    }
+    directMs.sort((a, b) => a - b);
+    gatewayMs.sort((a, b) => a - b);
+    return { directMs, gatewayMs };
+  };
+
   try {
     for (const setup of setups) {
       const dataDir = await mkdtemp(join(tmpdir(), 'gw-bench-fleet-'));
       const redis = setup.store === 'redis' ? await startRedis() : null;
-      const gateways: Array<{ url: string; child: ChildProcess }> = [];
+      const info = redis ? new Redis(redis.url) : null;
+      let gateways: Array<{ url: string; child: ChildProcess }> = [];
       try {
-        for (let i = 0; i < setup.gateways; i++) {
-          gateways.push(
-            await startGateway({
-              COMFYUI_URLS: sim.urls.join(','),
-              DATA_DIR: join(dataDir, `gw${i}`),
-              MAX_QUEUE: '1000000',
-              ...(redis ? { REDIS_URL: redis.url, STORAGE_URL: `file://${join(dataDir, 'storage')}` } : {}),
-            }),
-          );
-        }
-        let turn = 0;
-        const via = async (): Promise<void> => {
-          const gw = gateways[turn++ % gateways.length] as { url: string };
-          const res = await request(`${gw.url}/prompt_sync`, {
-            method: 'POST',
-            headers: { 'content-type': 'application/json' },
-            body,
-            dispatcher: agent,
-          });
-          const text = await res.body.text();
-          if (res.statusCode !== 200) throw new Error(`prompt_sync ${res.statusCode}: ${text}`);
-        };
+        gateways = await startAll(setup.gateways, dataDir, redis?.url ?? null, 'gw');
+        const via = client(gateways);
         for (let i = 0; i < warmup; i++) {
           await direct.run(PROMPT);
           await via();
         }
-        const directMs: number[] = [];
-        const gatewayMs: number[] = [];
         const ticks1 = machineTicks();
-        for (let i = 0; i < samples; i++) {
-          let t = performance.now();
-          await direct.run(PROMPT);
-          directMs.push(performance.now() - t);
-          t = performance.now();
-          await via();
-          gatewayMs.push(performance.now() - t);
-        }
+        const c1Before = info ? await redisCounters(info) : null;
+        const { directMs, gatewayMs } = await c1(via, samples);
+        const c1After = info ? await redisCounters(info) : null;
         const steal1 = stealPercent(ticks1, machineTicks());
-        directMs.sort((a, b) => a - b);
-        gatewayMs.sort((a, b) => a - b);
 
         const gwCpu0 = gateways.reduce((n, g) => n + cpuOf(g.child), 0);
         const redisCpu0 = redis ? cpuOf(redis.child) : 0;
+        const loadBefore = info ? await redisCounters(info) : null;
         const ticks2 = machineTicks();
         let next = 0;
         const t0 = performance.now();
@@ -169,6 +296,32 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
         const steal2 = stealPercent(ticks2, machineTicks());
         const gwCpu = gateways.reduce((n, g) => n + cpuOf(g.child), 0) - gwCpu0;
         const redisCpu = redis ? cpuOf(redis.child) - redisCpu0 : 0;
+        const loadAfter = info ? await redisCounters(info) : null;
+
+        // Round trips on the critical path: the same gateways' code behind the delaying proxy.
+        let criticalRoundTrips: number | null = null;
+        if (redis) {
+          for (const g of gateways) await stopChild(g.child);
+          gateways = [];
+          const proxy = await delayProxy(redis.url);
+          try {
+            gateways = await startAll(setup.gateways, dataDir, proxy.url, 'rt');
+            const viaProxy = client(gateways);
+            for (let i = 0; i < 50; i++) await viaProxy();
+            const plain = await c1(viaProxy, delaySamples);
+            proxy.setDelay(delayMs);
+            const delayed = await c1(viaProxy, delaySamples);
+            const added = percentile(delayed.gatewayMs, 50) - percentile(plain.gatewayMs, 50);
+            criticalRoundTrips = round(added / proxy.appliedMs(), 1);
+          } finally {
+            for (const g of gateways) await stopChild(g.child);
+            gateways = [];
+            await proxy.close();
+          }
+        }
+
+        const c1Redis = c1Before && c1After ? perJob(c1Before, c1After, samples) : null;
+        const loadRedis = loadBefore && loadAfter ? perJob(loadBefore, loadAfter, jobs) : null;
         const row = {
           setup: setup.name,
           overheadP50Ms: round(percentile(gatewayMs, 50) - percentile(directMs, 50)),
@@ -177,6 +330,12 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
           gatewayCpuMsPerJob: round(gwCpu / jobs),
           redisCpuMsPerJob: round(redisCpu / jobs),
           totalCpuMsPerJob: round((gwCpu + redisCpu) / jobs),
+          redisCommandsPerJobC1: c1Redis?.commands ?? null,
+          redisReadsPerJobC1: c1Redis?.reads ?? null,
+          redisCommandsPerJobThroughput: loadRedis?.commands ?? null,
+          redisReadsPerJobThroughput: loadRedis?.reads ?? null,
+          criticalRoundTrips,
+          redisCommandsByNameC1: c1Redis?.byCommand ?? null,
           stealPercentC1: steal1,
           stealPercentThroughput: steal2,
         };
@@ -184,6 +343,7 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
         process.stderr.write(`${JSON.stringify(row)}\n`);
       } finally {
         for (const g of gateways) await stopChild(g.child);
+        info?.disconnect();
         if (redis) await stopChild(redis.child);
         await rm(dataDir, { recursive: true, force: true });
       }
@@ -194,8 +354,18 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
     await stopChild(sim.child);
   }
   const base = results.find((r) => r.setup === 'sqlite ×1');
+  const n = (v: unknown) => (v === null || v === undefined ? '—' : String(v));
+  const verdicts = base
+    ? results
+        .filter((r) => r !== base)
+        .map((r) => {
+          const p50 = round((r.overheadP50Ms as number) - (base.overheadP50Ms as number));
+          const cpu = round((r.totalCpuMsPerJob as number) / (base.totalCpuMsPerJob as number), 2);
+          return `- ${r.setup}: p50 overhead ${p50 >= 0 ? '+' : ''}${p50} ms over SQLite (target ≤ ${TARGET_P50_MS} ms: ${p50 <= TARGET_P50_MS ? 'met' : 'missed'}); CPU per job ${cpu}× SQLite (target ≤ ${TARGET_CPU_RATIO}×: ${cpu <= TARGET_CPU_RATIO ? 'met' : 'missed'})`;
+        })
+    : ['- (no SQLite baseline in this run: no verdicts)'];
   const lines = [
-    `Fleet benchmark: ${instances} simulated instances (0 ms nodes), c=1 over ${samples} samples after ${warmup} warm-up rounds, throughput ${jobs} jobs at c=${concurrency}; load average at start ${loadAtStart.join(' ')}.`,
+    `Fleet benchmark: ${instances} simulated instances (0 ms nodes), c=1 over ${samples} samples after ${warmup} warm-up rounds, throughput ${jobs} jobs at c=${concurrency}; load average at start ${loadAtStart.join(' ')}, at end ${loads().join(' ')}.`,
     '',
     '| setup | overhead p50 | overhead p99 | jobs/s | gateway CPU/job | Redis CPU/job | total CPU/job | vs SQLite |',
     '|---|---|---|---|---|---|---|---|',
@@ -203,9 +373,23 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
       (r) =>
         `| ${r.setup} | ${r.overheadP50Ms} ms | ${r.overheadP99Ms} ms | ${r.jobsPerSecond} | ${r.gatewayCpuMsPerJob} ms | ${r.redisCpuMsPerJob} ms | ${r.totalCpuMsPerJob} ms | ${base ? `${round((r.totalCpuMsPerJob as number) / (base.totalCpuMsPerJob as number), 2)}×` : '—'} |`,
     ),
+    '',
+    `Load-independent figures (Redis setups): commands Redis ran per job (those inside scripts included) and request batches it read per job, at c=1 and at c=${concurrency}; round trips on the c=1 critical path = p50 growth when every Redis reply is held ${delayMs} ms, over ${delaySamples} samples.`,
+    '',
+    '| setup | commands/job c=1 | batches/job c=1 | commands/job throughput | batches/job throughput | critical-path round trips |',
+    '|---|---|---|---|---|---|',
+    ...results
+      .filter((r) => r.redisCommandsPerJobC1 !== null)
+      .map(
+        (r) =>
+          `| ${r.setup} | ${n(r.redisCommandsPerJobC1)} | ${n(r.redisReadsPerJobC1)} | ${n(r.redisCommandsPerJobThroughput)} | ${n(r.redisReadsPerJobThroughput)} | ${n(r.criticalRoundTrips)} |`,
+      ),
+    '',
+    'Targets (issue 17):',
+    ...verdicts,
   ];
   return {
-    data: { instances, samples, warmup, jobs, concurrency, loadAtStart, results },
+    data: { instances, samples, warmup, jobs, concurrency, delayMs, delaySamples, loadAtStart, results },
     summary: lines.join('\n'),
   };
 }
