@@ -1,5 +1,5 @@
 // The node catalogue: the recorded /object_info of ComfyUI v0.8.0 (446 classes), loaded once per
-// process, plus the lookups validation and execution need (input specs, output types, output flag).
+// process, plus the lookups the routes and execution need.
 import { readFileSync } from 'node:fs';
 import { parsePyJson, pyKeys } from './py-json.ts';
 
@@ -47,16 +47,4 @@ export function nodeDef(classType: string): NodeDef | undefined {
 /** Every class name, in the recorded order. */
 export function classNames(): string[] {
   return pyKeys(nodeDefs());
-}
-
-/** Finds an input's spec and whether it is required, optional or hidden. */
-export function inputSpec(
-  def: NodeDef,
-  name: string,
-): { spec: InputSpec; kind: 'required' | 'optional' } | undefined {
-  const req = def.input.required;
-  if (req && Object.hasOwn(req, name)) return { spec: req[name]!, kind: 'required' };
-  const opt = def.input.optional;
-  if (opt && Object.hasOwn(opt, name)) return { spec: opt[name]!, kind: 'optional' };
-  return undefined;
 }

@@ -88,7 +88,7 @@ export function comfyError(type: string, message: string, details = ''): ComfyEr
 }
 
 /** Link compatibility as ComfyUI's validate_node_input decides it (non-strict): exact, `*`, or a shared member of comma lists. */
-export function typesCompatible(received: unknown, wanted: unknown): boolean {
+function typesCompatible(received: unknown, wanted: unknown): boolean {
   if (typeof received === 'string' && typeof wanted === 'string') {
     if (received === wanted) return true;
     const a = new Set(received.split(',').map((t) => t.trim()));

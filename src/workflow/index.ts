@@ -35,11 +35,7 @@ export type {
   ComfyValidation,
   ComfyValidationOptions,
 } from './comfy-validate.ts';
-export {
-  comfyError,
-  typesCompatible as comfyTypesCompatible,
-  validateComfyPrompt,
-} from './comfy-validate.ts';
+export { comfyError, validateComfyPrompt } from './comfy-validate.ts';
 export {
   KEY_ORDER,
   keysOf,
