@@ -12,6 +12,7 @@ import { DASHBOARD_CSP, loadDashboardFiles, type StaticFile } from './dashboard-
 import type { NodeTimings } from './node-timings.ts';
 import { originOf, renderJob } from './render.ts';
 import { errorSchema, jobIdParams, listJobsQuery } from './schemas.ts';
+import { hijackForEvents } from './sse.ts';
 import type { StatsCollector } from './stats.ts';
 import { zodRoute } from './zod.ts';
 
@@ -111,15 +112,7 @@ export const dashboardRoutes: FastifyPluginAsync<DashboardRoutesOptions> = async
       if (!feed.hasRoom()) {
         throw new TooManyStreamsError('Too many dashboards are connected.');
       }
-      reply.hijack();
-      reply.raw.writeHead(200, {
-        'content-type': 'text/event-stream; charset=utf-8',
-        'cache-control': 'no-cache',
-        connection: 'keep-alive',
-        'x-accel-buffering': 'no',
-        'x-request-id': request.id,
-      });
-      feed.attach(reply.raw);
+      feed.attach(hijackForEvents(request, reply));
       return reply;
     },
   );

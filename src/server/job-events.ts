@@ -1,11 +1,11 @@
 // GET /api/v2/jobs/{id}/events: the v2 SSE stream. On connect: current status, latest progress and
 // preview; then live events; `output` events before the terminal `status`, then the stream ends.
-// No `id:` fields (v2 §7: no replay). Keepalive comments well under the SDK's 45 s dead-line.
+// No `id:` fields (v2 §7: no replay); the stream plumbing (bound, keepalive, end) is sse.ts.
 import type { FastifyPluginAsync } from 'fastify';
 import { isTerminal, type JobEvent, type JobManager } from '../jobs/index.ts';
-import { TooManyStreamsError } from './errors.ts';
 import { originOf, renderOutput } from './render.ts';
 import { errorSchema, jobIdParams } from './schemas.ts';
+import { EventStreams } from './sse.ts';
 import { zodRoute } from './zod.ts';
 
 /** Options of the SSE plugin. */
@@ -22,9 +22,9 @@ export interface JobEventsRoutesOptions {
 /** Fastify plugin: the job event stream. */
 export const jobEventsRoutes: FastifyPluginAsync<JobEventsRoutesOptions> = async (
   app,
-  { manager, publicUrl, maxStreams, keepaliveMs = 15_000, shutdownSignal },
+  { manager, publicUrl, maxStreams, keepaliveMs, shutdownSignal },
 ) => {
-  let open = 0;
+  const streams = new EventStreams({ maxStreams, poll: 'job', keepaliveMs, shutdownSignal });
   app.get(
     '/api/v2/jobs/:id/events',
     zodRoute({
@@ -44,43 +44,17 @@ export const jobEventsRoutes: FastifyPluginAsync<JobEventsRoutesOptions> = async
     async (request, reply) => {
       const { id } = request.params as { id: string };
       const job = await manager.fetch(id);
-      if (open >= maxStreams) {
-        throw new TooManyStreamsError(
-          `At most ${maxStreams} event streams may be open; poll the job instead.`,
-        );
-      }
-      open++;
+      const stream = streams.open(request, reply);
       const origin = originOf(request, publicUrl);
-      const raw = reply.raw;
-      reply.hijack();
-      raw.writeHead(200, {
-        'content-type': 'text/event-stream; charset=utf-8',
-        'cache-control': 'no-cache',
-        connection: 'keep-alive',
-        'x-accel-buffering': 'no',
-        'x-request-id': request.id,
-      });
-      const scope = new AbortController();
-      let keepalive: NodeJS.Timeout | undefined;
-      const end = () => {
-        if (scope.signal.aborted) return;
-        scope.abort();
-        clearInterval(keepalive);
-        open--;
-        if (!raw.writableEnded) raw.end();
-      };
-      raw.once('close', end);
-      shutdownSignal?.addEventListener('abort', end, { once: true, signal: scope.signal });
       const write = (event: JobEvent) => {
-        if (scope.signal.aborted) return;
         const data =
           event.type === 'output'
             ? renderOutput(event.data, origin)
             : event.type === 'status' && event.data.outputs
               ? { ...event.data, outputs: event.data.outputs.map((o) => renderOutput(o, origin)) }
               : event.data;
-        raw.write(`event: ${event.type}\ndata: ${JSON.stringify(data)}\n\n`);
-        if (event.type === 'status' && isTerminal(event.data.status)) end();
+        stream.send(event.type, data);
+        if (event.type === 'status' && isTerminal(event.data.status)) stream.end();
       };
 
       if (isTerminal(job.status)) {
@@ -89,15 +63,11 @@ export const jobEventsRoutes: FastifyPluginAsync<JobEventsRoutesOptions> = async
         return reply;
       }
       // Subscribe before the snapshot: nothing can slip between them (one thread, no await).
-      manager.events.subscribe(id, write, scope.signal);
+      manager.events.subscribe(id, write, stream.signal);
       write({ type: 'status', data: { status: job.status, queue_position: manager.queuePosition(id) } });
       if (job.progress) write({ type: 'progress', data: job.progress });
       const preview = manager.latestPreview(id);
       if (preview) write({ type: 'preview', data: preview });
-      keepalive = setInterval(() => {
-        if (!raw.writableEnded) raw.write(': keepalive\n\n');
-      }, keepaliveMs);
-      keepalive.unref();
       // The job may have ended between require() and subscribe() only if its end was emitted
       // synchronously in between, which cannot happen; a job that is gone from the live set now
       // is already terminal in the store, so re-check once.

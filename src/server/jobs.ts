@@ -245,7 +245,7 @@ export async function createJob(
 }
 
 /** Validates the Idempotency-Key header (1–255 visible characters). */
-function idempotencyKey(raw: string | string[] | undefined): string | null {
+export function idempotencyKey(raw: string | string[] | undefined): string | null {
   if (raw === undefined) return null;
   const value = Array.isArray(raw) ? raw[0] : raw;
   if (value === undefined || value.trim() === '' || value.length > 255) {

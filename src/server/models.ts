@@ -1,6 +1,6 @@
 // The /v1/models resource: model downloads (start/join, list, get, cancel, SSE progress), the
 // models each instance has, and the stored source map. Thin: parses, calls ModelDownloads, renders.
-import type { FastifyPluginAsync, FastifyReply } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
 import {
   isFinished,
@@ -10,8 +10,8 @@ import {
   type ModelSource,
   renderTask,
 } from '../models/index.ts';
-import { TooManyStreamsError } from './errors.ts';
 import { errorSchema } from './schemas.ts';
+import { EventStreams } from './sse.ts';
 import { zodRoute } from './zod.ts';
 
 /** What GET /v1/models lists: per folder, each model and where it is. */
@@ -66,7 +66,7 @@ const sourcesBody = z.object({ sources: z.record(z.string().min(1).max(255), sou
 /** Fastify plugin: /v1/models. */
 export const modelRoutes: FastifyPluginAsync<ModelRoutesOptions> = async (
   app,
-  { downloads, sources, inventory, maxStreams, keepaliveMs = 15_000, shutdownSignal },
+  { downloads, sources, inventory, maxStreams, keepaliveMs, shutdownSignal },
 ) => {
   app.post(
     '/v1/models/downloads',
@@ -129,7 +129,7 @@ export const modelRoutes: FastifyPluginAsync<ModelRoutesOptions> = async (
     },
   );
 
-  let open = 0;
+  const streams = new EventStreams({ maxStreams, poll: 'download', keepaliveMs, shutdownSignal });
   app.get(
     '/v1/models/downloads/:id/events',
     zodRoute({
@@ -143,53 +143,18 @@ export const modelRoutes: FastifyPluginAsync<ModelRoutesOptions> = async (
     async (request, reply) => {
       const { id } = request.params as { id: string };
       const task = downloads.require(id);
-      if (open >= maxStreams) {
-        throw new TooManyStreamsError(
-          `At most ${maxStreams} event streams may be open; poll the download instead.`,
-        );
-      }
-      open++;
-      streamTask(reply, request.id, () => {
-        open--;
-      });
+      const stream = streams.open(request, reply);
+      const write = (t: typeof task) => {
+        stream.send('download', renderTask(t));
+        if (isFinished(t.status)) stream.end();
+      };
+      const onTask = (t: typeof task) => {
+        if (t.id === id) write(t);
+      };
+      downloads.on('task', onTask);
+      stream.signal.addEventListener('abort', () => downloads.off('task', onTask), { once: true });
+      write(task);
       return reply;
-
-      function streamTask(r: FastifyReply, requestId: string, onEnd: () => void): void {
-        const raw = r.raw;
-        r.hijack();
-        raw.writeHead(200, {
-          'content-type': 'text/event-stream; charset=utf-8',
-          'cache-control': 'no-cache',
-          connection: 'keep-alive',
-          'x-accel-buffering': 'no',
-          'x-request-id': requestId,
-        });
-        const scope = new AbortController();
-        const end = () => {
-          if (scope.signal.aborted) return;
-          scope.abort();
-          clearInterval(keepalive);
-          downloads.off('task', onTask);
-          onEnd();
-          if (!raw.writableEnded) raw.end();
-        };
-        const write = (t: typeof task) => {
-          if (scope.signal.aborted) return;
-          raw.write(`event: download\ndata: ${JSON.stringify(renderTask(t))}\n\n`);
-          if (isFinished(t.status)) end();
-        };
-        const onTask = (t: typeof task) => {
-          if (t.id === id) write(t);
-        };
-        const keepalive = setInterval(() => {
-          if (!raw.writableEnded) raw.write(': keepalive\n\n');
-        }, keepaliveMs);
-        keepalive.unref();
-        raw.once('close', end);
-        shutdownSignal?.addEventListener('abort', end, { once: true, signal: scope.signal });
-        downloads.on('task', onTask);
-        write(task);
-      }
     },
   );
 

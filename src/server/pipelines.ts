@@ -1,7 +1,6 @@
 // /v1/pipelines (named pipelines of WORKFLOWS_DIR) and /v1/pipeline-runs (runs: create inline,
 // get, list, SSE events, cancel). Thin: validate, call the PipelineRunner, render. Runs are
 // created like jobs: Idempotency-Key single-use, `?wait=` holds the answer, 201 with the run.
-import type { SwaggerTransform } from '@fastify/swagger';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { GatewayError } from '../errors.ts';
@@ -20,11 +19,12 @@ import {
   type RunView,
 } from '../pipelines/index.ts';
 import type { ApiPrompt } from '../workflow/index.ts';
-import { TooManyStreamsError } from './errors.ts';
-import { replySignal } from './jobs.ts';
+import { idempotencyKey, replySignal } from './jobs.ts';
+import { type DocsOut, LiveDocs } from './live-docs.ts';
 import type { PipelineEntry, PipelineLoadError, PipelineRegistry } from './pipeline-registry.ts';
 import { originOf } from './render.ts';
 import { errorSchema, submitJobBody, submitJobQuery } from './schemas.ts';
+import { EventStreams } from './sse.ts';
 import { jsonSchemaOf, zodRoute } from './zod.ts';
 
 /** Options of the pipelines plugin. */
@@ -122,7 +122,7 @@ const TAGS = ['pipelines'];
 
 /** Fastify plugin: named pipelines and pipeline runs. */
 export const pipelineRoutes: FastifyPluginAsync<PipelineRoutesOptions> = async (app, options) => {
-  const { runner, registry, publicUrl, shutdownSignal, maxStreams, keepaliveMs = 15_000 } = options;
+  const { runner, registry, publicUrl, shutdownSignal, maxStreams, keepaliveMs } = options;
 
   app.get(
     '/v1/pipelines',
@@ -155,12 +155,8 @@ export const pipelineRoutes: FastifyPluginAsync<PipelineRoutesOptions> = async (
     },
   );
 
-  const docs = new PipelineDocs(registry);
-  const onChange = () => docs.refresh();
-  registry.on('change', onChange);
-  app.addHook('onClose', async () => {
-    registry.off('change', onChange);
-  });
+  const docs = new LiveDocs(registry, (out) => writePipelineDocs(registry, out));
+  docs.follow(app);
 
   app.post(
     '/v1/pipelines/:name',
@@ -176,12 +172,7 @@ export const pipelineRoutes: FastifyPluginAsync<PipelineRoutesOptions> = async (
         tags: TAGS,
         operationId: 'runPipeline',
       }),
-      config: {
-        swaggerTransform: ((doc) => {
-          if ('openapiObject' in doc) docs.attach(doc.openapiObject as Record<string, unknown>);
-          return { schema: doc.schema, url: doc.url };
-        }) satisfies SwaggerTransform,
-      },
+      config: docs.routeConfig(),
     },
     async (request, reply) => {
       const { name } = request.params as { name: string };
@@ -279,7 +270,7 @@ export const pipelineRoutes: FastifyPluginAsync<PipelineRoutesOptions> = async (
     },
   );
 
-  let open = 0;
+  const streams = new EventStreams({ maxStreams, poll: 'run', keepaliveMs, shutdownSignal });
   app.get(
     '/v1/pipeline-runs/:id/events',
     zodRoute({
@@ -299,39 +290,12 @@ export const pipelineRoutes: FastifyPluginAsync<PipelineRoutesOptions> = async (
     async (request, reply) => {
       const { id } = request.params as { id: string };
       const view = runner.require(id);
-      if (open >= maxStreams)
-        throw new TooManyStreamsError(
-          `At most ${maxStreams} event streams may be open; poll the run instead.`,
-        );
-      open++;
+      const stream = streams.open(request, reply);
       const origin = originOf(request, publicUrl);
-      const raw = reply.raw;
-      reply.hijack();
-      raw.writeHead(200, {
-        'content-type': 'text/event-stream; charset=utf-8',
-        'cache-control': 'no-cache',
-        connection: 'keep-alive',
-        'x-accel-buffering': 'no',
-        'x-request-id': request.id,
-      });
-      const scope = new AbortController();
-      let keepalive: NodeJS.Timeout | undefined;
-      const end = () => {
-        if (scope.signal.aborted) return;
-        scope.abort();
-        clearInterval(keepalive);
-        open--;
-        if (!raw.writableEnded) raw.end();
-      };
-      raw.once('close', end);
-      shutdownSignal?.addEventListener('abort', end, { once: true, signal: scope.signal });
-      const send = (type: string, data: unknown) => {
-        if (!scope.signal.aborted) raw.write(`event: ${type}\ndata: ${JSON.stringify(data)}\n\n`);
-      };
       const finish = () => {
         const latest = runner.get(id);
-        if (latest) send('status', { status: latest.run.status, run: renderRun(latest, origin) });
-        end();
+        if (latest) stream.send('status', { status: latest.run.status, run: renderRun(latest, origin) });
+        stream.end();
       };
       if (isRunTerminal(view.run.status)) {
         finish();
@@ -341,27 +305,23 @@ export const pipelineRoutes: FastifyPluginAsync<PipelineRoutesOptions> = async (
         id,
         (event: RunEvent) => {
           if (event.type === 'status' && isRunTerminal(event.data.status)) finish();
-          else send(event.type, event.data);
+          else stream.send(event.type, event.data);
         },
-        scope.signal,
+        stream.signal,
       );
-      send('status', { status: view.run.status });
+      stream.send('status', { status: view.run.status });
       // The picture so far (steps that started, their iterations), then live events.
       for (const step of view.run.steps)
         if (step.status !== 'pending')
-          send('step', { step: step.id, status: step.status, iterations: step.iterations });
+          stream.send('step', { step: step.id, status: step.status, iterations: step.iterations });
       for (const i of view.iterations)
-        send('iteration', {
+        stream.send('iteration', {
           step: i.step,
           n: i.n,
           status: i.status,
           job_id: i.job_id,
           ...(i.error ? { error: i.error } : {}),
         });
-      keepalive = setInterval(() => {
-        if (!raw.writableEnded) raw.write(': keepalive\n\n');
-      }, keepaliveMs);
-      keepalive.unref();
       return reply;
     },
   );
@@ -421,82 +381,48 @@ export const pipelineRoutes: FastifyPluginAsync<PipelineRoutesOptions> = async (
 
 /**
  * One concrete OpenAPI path per named pipeline (`POST /v1/pipelines/grow-until-wide`) whose body
- * has that pipeline's `inputs` schema, written into the spec object @fastify/swagger caches and
- * rewritten whenever the pipelines change (as the workflow templates do).
+ * has that pipeline's `inputs` schema.
  */
-class PipelineDocs {
-  readonly #registry: PipelineRegistry;
-  #spec: Record<string, unknown> | undefined;
-  #written = new Set<string>();
-
-  constructor(registry: PipelineRegistry) {
-    this.#registry = registry;
-  }
-
-  /** Called while the spec is generated: remembers it and writes the current pipelines into it. */
-  attach(spec: Record<string, unknown>): void {
-    this.#spec = spec;
-    this.#written.clear();
-    this.refresh();
-  }
-
-  /** Rewrites the per-pipeline paths and schemas. */
-  refresh(): void {
-    const spec = this.#spec;
-    if (!spec) return;
-    spec.paths ??= {};
-    spec.components ??= {};
-    const paths = spec.paths as Record<string, unknown>;
-    const components = spec.components as Record<string, unknown>;
-    components.schemas ??= {};
-    const schemas = components.schemas as Record<string, unknown>;
-    for (const key of this.#written) {
-      if (key.startsWith('/')) delete paths[key];
-      else delete schemas[key];
-    }
-    this.#written.clear();
-    for (const entry of this.#registry.list()) {
-      const schemaName = `pipelines.${entry.name}.Request`;
-      const body = structuredClone(BODY_JSON) as { properties: Record<string, unknown>; required?: string[] };
-      body.properties.inputs = entry.definition.inputSchema;
-      const required = entry.definition.inputSchema.required;
-      if (Array.isArray(required) && required.length > 0) body.required = ['inputs'];
-      schemas[schemaName] = body;
-      const path = `/v1/pipelines/${entry.name}`;
-      paths[path] = {
-        post: {
-          tags: TAGS,
-          operationId: `runPipeline_${entry.name.replace(/[^A-Za-z0-9_]/g, '_')}`,
-          summary: entry.definition.description || `Run the "${entry.name}" pipeline`,
-          description: `Pipeline \`${entry.name}\` (${entry.file}): ${entry.definition.steps.length} step(s). Creates a durable run (201); same semantics as POST /v1/pipeline-runs.`,
-          parameters: [
-            {
-              in: 'query',
-              name: 'wait',
-              required: false,
-              schema: { type: 'number', minimum: 0, maximum: 600 },
-            },
-            {
-              in: 'header',
-              name: 'Idempotency-Key',
-              required: false,
-              schema: { type: 'string', minLength: 1, maxLength: 255 },
-            },
-          ],
-          requestBody: {
-            required: true,
-            content: { 'application/json': { schema: { $ref: `#/components/schemas/${schemaName}` } } },
+function writePipelineDocs(registry: PipelineRegistry, out: DocsOut): void {
+  for (const entry of registry.list()) {
+    const schemaName = `pipelines.${entry.name}.Request`;
+    const body = structuredClone(BODY_JSON) as { properties: Record<string, unknown>; required?: string[] };
+    body.properties.inputs = entry.definition.inputSchema;
+    const required = entry.definition.inputSchema.required;
+    if (Array.isArray(required) && required.length > 0) body.required = ['inputs'];
+    out.schema(schemaName, body);
+    out.path(`/v1/pipelines/${entry.name}`, {
+      post: {
+        tags: TAGS,
+        operationId: `runPipeline_${entry.name.replace(/[^A-Za-z0-9_]/g, '_')}`,
+        summary: entry.definition.description || `Run the "${entry.name}" pipeline`,
+        description: `Pipeline \`${entry.name}\` (${entry.file}): ${entry.definition.steps.length} step(s). Creates a durable run (201); same semantics as POST /v1/pipeline-runs.`,
+        parameters: [
+          {
+            in: 'query',
+            name: 'wait',
+            required: false,
+            schema: { type: 'number', minimum: 0, maximum: 600 },
           },
-          responses: {
-            201: { description: 'The run' },
-            404: { description: 'No such pipeline (removed, or its file failed to load)' },
-            422: { description: '`invalid_inputs` naming each input' },
-            429: { description: 'Too many active runs' },
+          {
+            in: 'header',
+            name: 'Idempotency-Key',
+            required: false,
+            schema: { type: 'string', minLength: 1, maxLength: 255 },
           },
+        ],
+        requestBody: {
+          required: true,
+          content: { 'application/json': { schema: { $ref: `#/components/schemas/${schemaName}` } } },
         },
-      };
-      this.#written.add(schemaName).add(path);
-    }
+        responses: {
+          201: { description: 'The run' },
+          404: { description: 'No such pipeline (removed, or its file failed to load)' },
+          422: { description: '`invalid_inputs` naming each input' },
+          429: { description: 'Too many active runs' },
+        },
+      },
+    });
   }
 }
 
@@ -506,14 +432,6 @@ function requirePipeline(registry: PipelineRegistry, name: string): PipelineEntr
   const entry = registry.get(name);
   if (!entry) throw new PipelineNotFoundError(name, registry.errorFor(name));
   return entry;
-}
-
-function idempotencyKey(raw: string | string[] | undefined): string | null {
-  if (raw === undefined) return null;
-  const value = Array.isArray(raw) ? raw[0] : raw;
-  if (value === undefined || value.trim() === '' || value.length > 255)
-    throw new InvalidRequestError('Idempotency-Key must be 1 to 255 characters.');
-  return value.trim();
 }
 
 function describePipeline(entry: PipelineEntry, origin: string): Record<string, unknown> {

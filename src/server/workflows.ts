@@ -2,7 +2,6 @@
 // through the same path as /api/v2/jobs (createJob), plus listing with parameter JSON Schemas.
 // Templates change at run time, so there is one parametric route; OpenAPI gets one concrete path
 // per template (`POST /v1/workflows/invert`, its own request schema), kept current on every change.
-import type { SwaggerTransform } from '@fastify/swagger';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { GatewayError } from '../errors.ts';
@@ -17,6 +16,7 @@ import {
 } from '../workflow/index.ts';
 import type { JobModelsLike } from './job-models.ts';
 import { createJob, type PreparedJob } from './jobs.ts';
+import { type DocsOut, LiveDocs } from './live-docs.ts';
 import { originOf } from './render.ts';
 import { errorSchema, jobSchema, submitJobBody, submitJobQuery } from './schemas.ts';
 import type { TemplateEntry, TemplateLoadError, WorkflowRegistry } from './workflow-registry.ts';
@@ -106,12 +106,8 @@ const RESOLVABLE = /^(https?:\/\/|s3:\/\/|data:|asset:)/i;
 /** Fastify plugin: the /v1/workflows resource. */
 export const workflowRoutes: FastifyPluginAsync<WorkflowRoutesOptions> = async (app, options) => {
   const { registry, manager, prepare, publicUrl, shutdownSignal, models } = options;
-  const docs = new TemplateDocs(registry);
-  const onChange = () => docs.refresh();
-  registry.on('change', onChange);
-  app.addHook('onClose', async () => {
-    registry.off('change', onChange);
-  });
+  const docs = new LiveDocs(registry, (out) => writeTemplateDocs(registry, out));
+  docs.follow(app);
 
   app.get(
     '/v1/workflows',
@@ -165,12 +161,7 @@ export const workflowRoutes: FastifyPluginAsync<WorkflowRoutesOptions> = async (
         tags: TAGS,
         operationId: 'runWorkflow',
       }),
-      config: {
-        swaggerTransform: ((doc) => {
-          if ('openapiObject' in doc) docs.attach(doc.openapiObject as Record<string, unknown>);
-          return { schema: doc.schema, url: doc.url };
-        }) satisfies SwaggerTransform,
-      },
+      config: docs.routeConfig(),
     },
     async (request, reply) => {
       const { name } = request.params as { name: string };
@@ -300,61 +291,23 @@ function describeEntry(entry: TemplateEntry, origin: string): Record<string, unk
   };
 }
 
-/**
- * Keeps one concrete OpenAPI path per template in the generated spec. @fastify/swagger builds the
- * spec once and serves that object from its cache, so the paths are written into that same object
- * whenever the templates change (no restart, no regeneration).
- */
-class TemplateDocs {
-  readonly #registry: WorkflowRegistry;
-  #spec: Record<string, unknown> | undefined;
-  #written = new Set<string>();
-
-  constructor(registry: WorkflowRegistry) {
-    this.#registry = registry;
-  }
-
-  /** Called while the spec is generated: remembers it and writes the current templates into it. */
-  attach(spec: Record<string, unknown>): void {
-    this.#spec = spec;
-    this.#written.clear();
-    this.refresh();
-  }
-
-  /** Rewrites the per-template paths and schemas. */
-  refresh(): void {
-    const spec = this.#spec;
-    if (!spec) return;
-    spec.paths ??= {};
-    spec.components ??= {};
-    const paths = spec.paths as Record<string, unknown>;
-    const components = spec.components as Record<string, unknown>;
-    components.schemas ??= {};
-    const schemas = components.schemas as Record<string, unknown>;
-    for (const key of this.#written) {
-      if (key.startsWith('/')) delete paths[key];
-      else delete schemas[key];
-    }
-    this.#written.clear();
-    const entries = this.#registry.list().sort((a, b) => a.name.localeCompare(b.name));
-    if (entries.length === 0) return;
-    schemas['workflows.Job'] = JOB_JSON;
-    schemas['workflows.Error'] = ERROR_JSON;
-    this.#written.add('workflows.Job').add('workflows.Error');
-    for (const entry of entries) {
-      const schemaName = `workflows.${entry.name}.Request`;
-      const request = structuredClone(BODY_JSON) as {
-        properties: Record<string, unknown>;
-        required?: string[];
-      };
-      request.properties.parameters = entry.schema;
-      if (Array.isArray(entry.schema.required) && entry.schema.required.length > 0)
-        request.required = ['parameters'];
-      schemas[schemaName] = request;
-      const path = `/v1/workflows/${entry.name}`;
-      paths[path] = { post: operation(entry, schemaName) };
-      this.#written.add(schemaName).add(path);
-    }
+/** One concrete OpenAPI path per template (`POST /v1/workflows/invert`) with its parameters' schema. */
+function writeTemplateDocs(registry: WorkflowRegistry, out: DocsOut): void {
+  const entries = registry.list().sort((a, b) => a.name.localeCompare(b.name));
+  if (entries.length === 0) return;
+  out.schema('workflows.Job', JOB_JSON);
+  out.schema('workflows.Error', ERROR_JSON);
+  for (const entry of entries) {
+    const schemaName = `workflows.${entry.name}.Request`;
+    const request = structuredClone(BODY_JSON) as {
+      properties: Record<string, unknown>;
+      required?: string[];
+    };
+    request.properties.parameters = entry.schema;
+    if (Array.isArray(entry.schema.required) && entry.schema.required.length > 0)
+      request.required = ['parameters'];
+    out.schema(schemaName, request);
+    out.path(`/v1/workflows/${entry.name}`, { post: operation(entry, schemaName) });
   }
 }
 
