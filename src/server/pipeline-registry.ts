@@ -20,6 +20,7 @@ import {
   type TemplateLookup,
 } from '../pipelines/index.ts';
 import type { WorkflowTemplate } from '../workflow/index.ts';
+import { FolderScanner } from './folder-scanner.ts';
 import type { TemplateEntry, WorkflowRegistry } from './workflow-registry.ts';
 
 /** Files that declare pipelines (the template registry skips them). */
@@ -57,14 +58,20 @@ export class PipelineRegistry extends EventEmitter {
   readonly #o: PipelineRegistryOptions;
   #entries = new Map<string, PipelineEntry>();
   #errors: PipelineLoadError[] = [];
-  #scanning: Promise<void> | undefined;
-  #again = false;
-  #closed = false;
-  #onScan = () => void this.rescan().catch((err) => this.#o.logger?.error({ err }, 'pipelines scan failed'));
+  readonly #scanner: FolderScanner;
+  #closing: Promise<void> | undefined;
+  #onScan = () => this.#scanner.rescanSoon();
 
   constructor(options: PipelineRegistryOptions) {
     super();
     this.#o = options;
+    // Not watched itself: the template registry's scans (which see these files change) drive it.
+    this.#scanner = new FolderScanner({
+      dir: options.dir,
+      scan: () => this.#scanOnce(),
+      label: 'pipelines',
+      logger: options.logger,
+    });
   }
 
   /** Scans once and follows the template registry's scans. */
@@ -94,31 +101,17 @@ export class PipelineRegistry extends EventEmitter {
 
   /** Re-reads the pipeline files (coalesced with a scan in progress). */
   rescan(): Promise<void> {
-    if (this.#closed) return Promise.resolve();
-    if (this.#scanning) {
-      this.#again = true;
-      return this.#scanning;
-    }
-    this.#scanning = (async () => {
-      try {
-        do {
-          this.#again = false;
-          await this.#scanOnce();
-        } while (this.#again && !this.#closed);
-      } finally {
-        this.#scanning = undefined;
-      }
-    })();
-    return this.#scanning;
+    return this.#scanner.rescan();
   }
 
-  /** Stops following scans. Idempotent. */
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#o.workflows.off('scan', this.#onScan);
-    await this.#scanning?.catch(() => {});
-    this.removeAllListeners();
+  /** Stops following scans. Idempotent: a later caller waits for the first close. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#o.workflows.off('scan', this.#onScan);
+      await this.#scanner.close();
+      this.removeAllListeners();
+    })();
+    return this.#closing;
   }
 
   async #scanOnce(): Promise<void> {
@@ -176,7 +169,7 @@ export class PipelineRegistry extends EventEmitter {
         );
       }
     }
-    if (this.#closed) return;
+    if (this.#scanner.closed) return;
     const changed =
       next.size !== this.#entries.size ||
       [...next].some(([n, e]) => this.#entries.get(n)?.file !== e.file) ||

@@ -1,9 +1,10 @@
 // The templates folder (WORKFLOWS_DIR) as a live set of parsed workflow templates: scans it, parses
 // each declaration with workflow/'s pure parseTemplate, watches the folder (fs.watch, debounced
-// re-scan) and keeps broken files as reported errors instead of failing. All template I/O is here.
+// re-scan, through FolderScanner) and keeps broken files as reported errors instead of failing.
+// All template I/O is here.
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { type FSWatcher, readFileSync, realpathSync, statSync, watch } from 'node:fs';
+import { readFileSync, realpathSync, statSync } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, relative, resolve, sep } from 'node:path';
 import pLimit from 'p-limit';
@@ -18,6 +19,7 @@ import {
   templateRequestSchema,
   type WorkflowTemplate,
 } from '../workflow/index.ts';
+import { FolderScanner } from './folder-scanner.ts';
 
 /** One loaded template. */
 export interface TemplateEntry {
@@ -89,19 +91,24 @@ export class WorkflowRegistry extends EventEmitter {
   #entries = new Map<string, TemplateEntry>();
   #errors: TemplateLoadError[] = [];
   #generation = 0;
-  #watcher: FSWatcher | undefined;
-  #debounce: NodeJS.Timeout | undefined;
-  #firstEventAt = 0;
-  #missingPoll: NodeJS.Timeout | undefined;
-  #scanning: Promise<void> | undefined;
-  #again = false;
-  #closed = false;
+  readonly #scanner: FolderScanner;
   #started = false;
+  #closing: Promise<void> | undefined;
 
   constructor(options: WorkflowRegistryOptions) {
     super();
     this.#o = options;
     this.dir = resolve(options.dir);
+    this.#scanner = new FolderScanner({
+      dir: this.dir,
+      scan: () => this.#scanOnce(),
+      label: 'workflows',
+      logger: options.logger,
+      debounceMs: options.debounceMs,
+      maxDelayMs: options.maxDelayMs,
+      missingPollMs: options.missingPollMs,
+      clock: options.clock,
+    });
   }
 
   /** Number of completed scans. */
@@ -111,10 +118,10 @@ export class WorkflowRegistry extends EventEmitter {
 
   /** Scans the folder once and starts watching it. Idempotent. */
   async start(): Promise<void> {
-    if (this.#started || this.#closed) return;
+    if (this.#started || this.#scanner.closed) return;
     this.#started = true;
     await this.rescan();
-    this.#watch();
+    this.#scanner.watch();
   }
 
   /** The loaded templates, by name. */
@@ -157,88 +164,19 @@ export class WorkflowRegistry extends EventEmitter {
 
   /** Re-scans now (coalesced with a scan in progress); resolves when a scan that started after this call ends. */
   rescan(): Promise<void> {
-    if (this.#closed) return Promise.resolve();
-    if (this.#scanning) {
-      // The running loop scans once more before it settles.
-      this.#again = true;
-      return this.#scanning;
-    }
-    this.#scanning = (async () => {
-      try {
-        do {
-          this.#again = false;
-          await this.#scanOnce();
-        } while (this.#again && !this.#closed);
-      } finally {
-        this.#scanning = undefined;
-      }
-    })();
-    return this.#scanning;
+    return this.#scanner.rescan();
   }
 
-  /** Stops watching and waits for a scan in progress. Idempotent. */
-  async close(): Promise<void> {
-    if (this.#closed) {
-      await this.#scanning;
-      return;
-    }
-    this.#closed = true;
-    clearTimeout(this.#debounce);
-    clearTimeout(this.#missingPoll);
-    this.#watcher?.close();
-    this.#watcher = undefined;
-    await this.#scanning?.catch(() => {});
-    this.removeAllListeners();
+  /** Stops watching and waits for a scan in progress. Idempotent: a later caller waits too. */
+  close(): Promise<void> {
+    this.#closing ??= this.#scanner.close().then(() => {
+      this.removeAllListeners();
+    });
+    return this.#closing;
   }
 
   #now(): number {
     return this.#o.clock?.() ?? Date.now();
-  }
-
-  #watch(): void {
-    if (this.#closed || this.#watcher) return;
-    try {
-      const watcher = watch(this.dir, { persistent: false }, () => this.#onEvent());
-      watcher.on('error', (err) => {
-        // The folder went away or the watch broke: re-scan (it reports the state) and re-attach.
-        this.#o.logger?.warn({ err, dir: this.dir }, 'workflows folder watch failed; re-attaching');
-        watcher.close();
-        if (this.#watcher === watcher) this.#watcher = undefined;
-        this.#onEvent();
-      });
-      this.#watcher = watcher;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
-        this.#o.logger?.warn({ err, dir: this.dir }, 'cannot watch the workflows folder');
-      this.#pollForFolder();
-    }
-  }
-
-  #pollForFolder(): void {
-    if (this.#closed || this.#missingPoll) return;
-    this.#missingPoll = setTimeout(() => {
-      this.#missingPoll = undefined;
-      this.#watch();
-      if (this.#watcher) void this.rescan();
-    }, this.#o.missingPollMs ?? 5000);
-    this.#missingPoll.unref();
-  }
-
-  #onEvent(): void {
-    if (this.#closed) return;
-    const now = this.#now();
-    if (!this.#debounce) this.#firstEventAt = now;
-    clearTimeout(this.#debounce);
-    // Trailing debounce (editors write in bursts), capped so a busy folder still gets scanned.
-    const wait = Math.max(
-      0,
-      Math.min(this.#o.debounceMs ?? 150, this.#firstEventAt + (this.#o.maxDelayMs ?? 2000) - now),
-    );
-    this.#debounce = setTimeout(() => {
-      this.#debounce = undefined;
-      this.rescan().catch((err) => this.#o.logger?.error({ err }, 'workflows scan failed'));
-    }, wait);
-    this.#debounce.unref();
   }
 
   async #nodeDefs(): Promise<NodeDefs | undefined> {
@@ -266,9 +204,7 @@ export class WorkflowRegistry extends EventEmitter {
     const names = await this.#listFiles(errors);
     if (names === undefined) {
       // The folder is missing: no templates until it appears (not an error of any file).
-      this.#watcher?.close();
-      this.#watcher = undefined;
-      this.#pollForFolder();
+      this.#scanner.missing();
     } else {
       const contents = await this.#readAll(names, errors);
       // Node definitions are fetched only when a template needs them (a UI workflow, or an input
@@ -313,7 +249,7 @@ export class WorkflowRegistry extends EventEmitter {
         next.set(entry.name, previous?.fingerprint === entry.fingerprint ? previous : entry);
       }
     }
-    if (this.#closed) return;
+    if (this.#scanner.closed) return;
     this.#publish(next, errors);
   }
 
