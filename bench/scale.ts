@@ -463,6 +463,7 @@ async function clientsPhase(waiters: number, sse: number, sockets: number): Prom
   });
   const sockets_: WebSocket[] = [];
   let errors = 0;
+  const errorKinds: Record<string, number> = {};
   const rss: number[] = [];
   try {
     for (let i = 0; i < sockets; i++)
@@ -472,30 +473,47 @@ async function clientsPhase(waiters: number, sse: number, sockets: number): Prom
     const rssTimer = setInterval(() => rss.push(rssMiB(gw.child.pid) ?? 0), 500);
     const t0 = performance.now();
     const body = JSON.stringify({ workflow: PROMPT });
-    const submit = (wait: boolean) =>
+    // Every failure is counted by kind: which request, and the HTTP status + error code, the job's
+    // final status, or the client-side error code (connect timeouts, resets) it ended with.
+    const fail = (kind: string) => {
+      errors++;
+      errorKinds[kind] = (errorKinds[kind] ?? 0) + 1;
+    };
+    const clientError = (what: string) => (err: unknown) =>
+      fail(`${what}: ${(err as { code?: string }).code ?? (err as Error).message}`);
+    const submit = (wait: boolean): Promise<{ id?: string } | null> =>
       request(`${gw.url}/api/v2/jobs${wait ? '?wait=300' : ''}`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body,
         dispatcher: agent,
-      }).then(async (res) => {
-        const job = (await res.body.json()) as { id?: string; status?: string };
-        if (res.statusCode !== 200 && res.statusCode !== 201) errors++;
-        else if (wait && job.status !== 'succeeded') errors++;
-        return job;
-      });
-    const waiting = Array.from({ length: waiters }, () => submit(true).catch(() => void errors++));
+      }).then(
+        async (res) => {
+          const what = wait ? 'wait' : 'submit';
+          const job = (await res.body.json()) as { id?: string; status?: string; error?: { code?: string } };
+          if (res.statusCode !== 200 && res.statusCode !== 201) {
+            fail(`${what}: HTTP ${res.statusCode} ${job.error?.code ?? ''}`.trim());
+            return null;
+          }
+          if (wait && job.status !== 'succeeded') fail(`wait: ended ${job.status}`);
+          return job;
+        },
+        (err: unknown) => {
+          clientError(wait ? 'wait' : 'submit')(err);
+          return null;
+        },
+      );
+    const waiting = Array.from({ length: waiters }, () => submit(true));
     // SSE streams on jobs queued behind the waiters: open while the queue drains.
     const streamed = await Promise.all(Array.from({ length: sse }, () => submit(false)));
     const streams = streamed.map((job) =>
-      request(`${gw.url}/api/v2/jobs/${job.id}/events`, { dispatcher: agent }).then(
-        async (res) => {
-          if (res.statusCode !== 200) errors++;
-          const text = await res.body.text();
-          if (!text.includes('succeeded')) errors++;
-        },
-        () => void errors++,
-      ),
+      job?.id === undefined
+        ? Promise.resolve()
+        : request(`${gw.url}/api/v2/jobs/${job.id}/events`, { dispatcher: agent }).then(async (res) => {
+            if (res.statusCode !== 200) fail(`sse: HTTP ${res.statusCode}`);
+            const text = await res.body.text();
+            if (res.statusCode === 200 && !text.includes('succeeded')) fail('sse: no succeeded event');
+          }, clientError('sse')),
     );
     await Promise.all([...waiting, ...streams]);
     const elapsedMs = performance.now() - t0;
@@ -510,6 +528,7 @@ async function clientsPhase(waiters: number, sse: number, sockets: number): Prom
       websockets_still_open: open,
       jobs: waiters + sse,
       errors,
+      errors_by_kind: errorKinds,
       seconds: round(elapsedMs / 1000, 1),
       jobs_per_second: round(((waiters + sse) * 1000) / elapsedMs, 0),
       rss_max_mib: Math.max(...rss),
@@ -583,7 +602,13 @@ function summarise(data: Record<string, unknown>): string {
   if (c) {
     const eld = c.event_loop_delay_ms as ProbeReading['eld'];
     lines.push(
-      `| ${c.waiters} ?wait + ${c.sse_streams} SSE + ${c.websockets} WS, ${c.jobs_per_second} jobs/s | ${c.errors} errors, RSS max ${c.rss_max_mib} MiB, loop delay p99 ${eld.p99} ms (max ${eld.max}), /health p99 ${c.health_p99_ms} ms (max ${c.health_max_ms}) | 0 errors, < 1 GiB, < 20 ms, < 50 ms |`,
+      `| ${c.waiters} ?wait + ${c.sse_streams} SSE + ${c.websockets} WS, ${c.jobs_per_second} jobs/s | ${c.errors} errors${
+        c.errors
+          ? ` (${Object.entries(c.errors_by_kind as Record<string, number>)
+              .map(([k, n]) => `${k}: ${n}`)
+              .join(', ')})`
+          : ''
+      }, RSS max ${c.rss_max_mib} MiB, loop delay p99 ${eld.p99} ms (max ${eld.max}), /health p99 ${c.health_p99_ms} ms (max ${c.health_max_ms}) | 0 errors, < 1 GiB, < 20 ms, < 50 ms |`,
     );
   }
   lines.push(

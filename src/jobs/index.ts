@@ -61,7 +61,7 @@ export type {
   WebhookDispatcherLike,
 } from './ports.ts';
 export { jobErrorFrom } from './runner.ts';
-export { Scheduler } from './scheduler.ts';
+export { type QueueEntry, Scheduler } from './scheduler.ts';
 export { SqliteJobStore } from './sqlite-store.ts';
 export type { JobPage, JobStore, ListQuery, StoreHealth } from './store.ts';
 export { decodeCursor, encodeCursor, FACADE_METADATA_KEY, hasMetadataKey } from './store.ts';

@@ -393,7 +393,13 @@ export class JobManager extends EventEmitter<JobManagerEvents> {
     const ahead =
       own === null
         ? undefined
-        : this.#runTimes.ahead(now, job.id, this.#live, () => this.#scheduler.waitingIds());
+        : this.#runTimes.ahead(
+            now,
+            job.id,
+            this.#live,
+            () => this.#scheduler.waitingIds(),
+            () => this.#scheduler.position(job.id),
+          );
     const slots = this.#healthySlots();
     return {
       waiting_reason: reason,

@@ -74,6 +74,8 @@ export class Scheduler {
   #arrivals = 0;
   /** Sorted: index 0 runs next. Bounded by MAX_QUEUE at submission. */
   #queue: QueueEntry[] = [];
+  /** The entries of #queue by job id: a job's place is found by binary search, not a scan (10,000 waiting). */
+  #queued = new Map<string, QueueEntry>();
   /** Serial key → the job that holds it (queued here or running) until release(). */
   #serialOwner = new Map<string, string>();
   /** Serial key → jobs waiting behind its owner, sorted like the queue. Counted in `size`. */
@@ -138,6 +140,7 @@ export class Scheduler {
       ? `${entry.classTypes.join('\u0000')}\u0001${entry.models.join('\u0000')}`
       : entry.classTypes.join('\u0000');
     this.#queue.splice(insertionIndex(this.#queue, entry), 0, entry);
+    this.#queued.set(entry.id, entry);
     // At saturation every arrival would pump in vain: nothing freed a slot for its kind since.
     if (entry.exclude.length === 0 && this.#noSlot?.has(entry.key)) return;
     this.schedulePump();
@@ -163,9 +166,10 @@ export class Scheduler {
 
   /** Removes a waiting job; returns false when it was not waiting. */
   remove(id: string): boolean {
-    const index = this.#queue.findIndex((e) => e.id === id);
+    const index = this.#indexOf(id);
     if (index >= 0) {
       const [entry] = this.#queue.splice(index, 1);
+      this.#queued.delete(id);
       this.release(id, entry?.serial);
       return true;
     }
@@ -189,11 +193,24 @@ export class Scheduler {
 
   /** 1-based position of a waiting job, or null. */
   position(id: string): number | null {
-    const index = this.#queue.findIndex((e) => e.id === id);
+    const index = this.#indexOf(id);
     if (index >= 0) return index + 1;
-    const all = this.waitingIds();
-    const i = all.indexOf(id);
-    return i < 0 ? null : i + 1;
+    // Held jobs come after the queue, in waitingIds() order (usually there are none).
+    let ahead = this.#queue.length;
+    for (const held of this.#held.values()) {
+      const i = held.findIndex((e) => e.id === id);
+      if (i >= 0) return ahead + i + 1;
+      ahead += held.length;
+    }
+    return null;
+  }
+
+  /** Index of a job in #queue (-1 when not there): entries are totally ordered (seq breaks ties). */
+  #indexOf(id: string): number {
+    const entry = this.#queued.get(id);
+    if (entry === undefined) return -1;
+    const index = insertionIndex(this.#queue, entry);
+    return this.#queue[index] === entry ? index : this.#queue.indexOf(entry);
   }
 
   /** Coalesces pump requests into one run per microtask. */
@@ -239,6 +256,7 @@ export class Scheduler {
       });
       if (lease) {
         this.#queue.splice(index, 1);
+        this.#queued.delete(entry.id);
         this.#dispatch(entry, lease);
         scanned = 0;
         continue;
@@ -270,6 +288,7 @@ export class Scheduler {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
     this.#queue = [];
+    this.#queued.clear();
     this.#held.clear();
     this.#heldCount = 0;
     this.#serialOwner.clear();
