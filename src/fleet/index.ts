@@ -112,7 +112,12 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
 
   const keys: FleetKeys = fleetKeys(options.keyPrefix);
   const gatewayId = options.gatewayId ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
-  const store = new RedisJobStore({ redis: command, keys, onError: onError('job store write failed') });
+  const store = new RedisJobStore({
+    redis: command,
+    keys,
+    gatewayId,
+    onError: onError('job store write failed'),
+  });
   const pool = new LeasedPool(options.pool);
   const leases = new InstanceLeases({
     redis: command,
@@ -139,7 +144,17 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
     stalledIntervalMs: Math.max(100, Math.floor(options.leaseMs / 4)),
     onError: onError('queue error'),
   });
-  const parts: FleetParts = { store, queue, events, leases, pool, keys, gatewayId, subscriber };
+  const parts: FleetParts = {
+    store,
+    queue,
+    events,
+    leases,
+    pool,
+    keys,
+    gatewayId,
+    leaseMs: options.leaseMs,
+    subscriber,
+  };
   let closing: Promise<void> | null = null;
   return {
     parts,

@@ -12,6 +12,8 @@ export interface FleetKeys {
   idempotency(key: string): string;
   /** Instance lease (value = gateway id, PX = lease TTL). */
   lease(instanceId: string): string;
+  /** Webhook outbox: hash of job id → gateway delivering its pending webhook. */
+  readonly webhooks: string;
   /** Sorted set of live gateway ids scored by their last heartbeat (ms). */
   readonly gateways: string;
   /** Pub/sub channel of one job's events. */
@@ -32,6 +34,7 @@ export function fleetKeys(prefix: string): FleetKeys {
     index: `${prefix}:jobs`,
     idempotency: (key) => `${prefix}:idem:${key}`,
     lease: (instanceId) => `${prefix}:lease:${instanceId}`,
+    webhooks: `${prefix}:hooks`,
     gateways: `${prefix}:gateways`,
     events: (id) => `${prefix}:ev:${id}`,
     control: `${prefix}:ctl`,

@@ -19,6 +19,7 @@ import {
   JOB_STATUSES,
   type ListQuery,
   newJob,
+  NoInstanceAvailableError,
   QueueFullError,
   recordAttempt,
   ShuttingDownError,
@@ -51,6 +52,8 @@ export interface FleetParts {
   pool: LeasedPool;
   keys: FleetKeys;
   gatewayId: string;
+  /** INSTANCE_LEASE_MS: a gateway silent this long is dead (its leases and webhooks move). */
+  leaseMs: number;
   /** Subscriber connection (control channel). */
   subscriber: Redis;
 }
@@ -67,12 +70,19 @@ export class FleetJobManager extends JobManager {
   readonly #newId: () => string;
   readonly #clock: () => number;
   readonly #log: JobManagerOptions['logger'];
+  readonly #noInstanceRetryAfterS: number;
   #admissions = new Map<string, Promise<void>>();
   #lastAdmission: Promise<void> | null = null;
   /** Queue entries this gateway holds, by job id. */
   #held = new Map<string, Held>();
   #waiting = 0;
   #waitingTimer: NodeJS.Timeout | null = null;
+  #outboxTimer: NodeJS.Timeout | null = null;
+  /**
+   * Deadlines (/prompt_sync) of jobs admitted here, for while they wait in the fleet's queue; each
+   * ends at its deadline or when this gateway sees the job end, so the map is bounded by them.
+   */
+  #deadlines = new Map<string, NodeJS.Timeout>();
   #closed = false;
   #closingFleet: Promise<void> | null = null;
 
@@ -84,6 +94,7 @@ export class FleetJobManager extends JobManager {
     this.#newId = options.newId ?? randomUUID;
     this.#clock = options.clock ?? Date.now;
     this.#log = options.logger;
+    this.#noInstanceRetryAfterS = options.noInstanceRetryAfterS ?? 5;
     this.on('terminal', (job: JobRecord) => this.#held.get(job.id)?.resolve('done'));
     fleet.leases.on('change', (owned: ReadonlySet<string>) => {
       fleet.pool.setOwned(owned);
@@ -118,6 +129,27 @@ export class FleetJobManager extends JobManager {
     this.#f.pool.setOwned(this.#f.leases.owned);
     this.#f.queue.setSlots(this.#f.pool.slots());
     await this.#refreshWaiting();
+    await this.#resumeOutbox();
+  }
+
+  /**
+   * The fleet's webhook outbox: the pending deliveries of gateways that died or stopped are
+   * claimed and resumed here (at start, then every half lease), as a restarted single gateway
+   * resumes its own.
+   */
+  async #resumeOutbox(): Promise<void> {
+    try {
+      const jobs = await this.#f.store.claimPendingWebhooks(this.#clock() - this.#f.leaseMs);
+      if (jobs.length > 0 && !this.#closed) {
+        this.#log?.info({ jobs: jobs.length }, 'fleet: resuming webhook deliveries another gateway left');
+        this.resumeWebhooks(jobs);
+      }
+    } catch (err) {
+      this.#log?.warn({ err }, 'fleet: could not read the webhook outbox');
+    }
+    if (this.#closed) return;
+    this.#outboxTimer = setTimeout(() => void this.#resumeOutbox(), Math.max(500, this.#f.leaseMs / 2));
+    this.#outboxTimer.unref();
   }
 
   async #refreshWaiting(): Promise<void> {
@@ -142,6 +174,10 @@ export class FleetJobManager extends JobManager {
       ...(input.request ? { request: input.request } : {}),
       idempotencyKey: input.idempotencyKey ?? null,
     });
+    // A caller that waits gets 503 at once when no instance of the fleet can run it now.
+    if (input.sync && !this.#f.pool.canRunNow(job.class_types)) {
+      throw new NoInstanceAvailableError(this.#noInstanceRetryAfterS, { class_types: job.class_types });
+    }
     const admission = this.#admit(job, input);
     this.#admissions.set(job.id, admission);
     this.#lastAdmission = admission;
@@ -174,6 +210,38 @@ export class FleetJobManager extends JobManager {
       if (key) this.#f.store.releaseIdempotencyKey(key);
       throw new StoreUnavailableError(err);
     }
+    const deadline = job.request.deadline_at;
+    if (deadline !== undefined) this.#armQueueDeadline(job, deadline);
+  }
+
+  /**
+   * A job with a deadline (/prompt_sync) that no gateway took by then is taken off the fleet's
+   * queue and adopted here, past its deadline, so it fails `timeout` as in single mode (webhook
+   * included). A gateway that took it in time bounds it itself (adopt() arms the deadline).
+   */
+  #armQueueDeadline(job: JobRecord, deadline: number): void {
+    const timer = setTimeout(
+      () => {
+        this.#deadlines.delete(job.id);
+        if (this.#closed) return;
+        this.#f.queue
+          .remove(job.id)
+          .then((removed) => {
+            if (removed && !this.#closed) this.adopt(job);
+          })
+          .catch((err: unknown) => this.#log?.warn({ err, job_id: job.id }, 'fleet: deadline check failed'));
+      },
+      Math.max(0, deadline - this.#clock()),
+    );
+    timer.unref();
+    this.#deadlines.set(job.id, timer);
+  }
+
+  #forgetDeadline(id: string): void {
+    const timer = this.#deadlines.get(id);
+    if (!timer) return;
+    clearTimeout(timer);
+    this.#deadlines.delete(id);
   }
 
   override async create(input: SubmitInput): Promise<JobRecord> {
@@ -209,13 +277,10 @@ export class FleetJobManager extends JobManager {
   /** As in single mode; a job another gateway ran is read back from Redis once it ended. */
   override async waitForTerminal(id: string, signal: AbortSignal): Promise<JobRecord> {
     if (!this.holds(id) && !this.get(id)) await this.fetch(id);
-    const job = await super.waitForTerminal(id, signal);
-    if (this.holds(id) || isTerminal(job.status)) return job;
-    try {
-      return await this.fetch(id);
-    } catch {
-      return job;
-    }
+    let job = await super.waitForTerminal(id, signal);
+    if (!this.holds(id) && !isTerminal(job.status)) job = await this.fetch(id).catch(() => job);
+    if (isTerminal(job.status)) this.#forgetDeadline(id);
+    return job;
   }
 
   override async fetchPage(query: ListQuery): Promise<JobPage> {
@@ -353,7 +418,9 @@ export class FleetJobManager extends JobManager {
   override close(options: { graceMs?: number } = {}): Promise<void> {
     this.#closingFleet ??= (async () => {
       this.#closed = true;
-      if (this.#waitingTimer) clearTimeout(this.#waitingTimer);
+      for (const timer of [this.#waitingTimer, this.#outboxTimer, ...this.#deadlines.values()])
+        if (timer) clearTimeout(timer);
+      this.#deadlines.clear();
       const f = this.#f;
       await f.queue.pause().catch(() => {});
       await super.close(options);

@@ -4,8 +4,9 @@
 // they end). The JobManager's synchronous calls (update, get) work on a bounded local cache and a
 // write-behind queue flushed once per turn of the event loop in one pipeline; job events are
 // published through the same pipeline, after the writes they describe, so a reader that subscribes
-// and then reads never misses the end of a job. A terminal record is never overwritten (the save
-// script checks), and writes that fail while Redis is down are kept (latest state per job) and
+// and then reads never misses the end of a job. A terminal record never changes status again (the
+// save script checks; its webhook deliveries are still written), a pending webhook is listed in
+// the fleet's outbox under the gateway delivering it, and writes that fail while Redis is down are kept (latest state per job) and
 // replayed when it is back; a record Redis lost (restart without persistence) is written whole again.
 import { EventEmitter } from 'node:events';
 import type { Redis } from 'ioredis';
@@ -41,14 +42,41 @@ const FLAG = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 return redis.call('HSET', KEYS[1], 'c', '1')`;
 
-// KEYS: job. ARGV: status, state, TTL ms (0 = none). -1: the record is gone; 0: already terminal.
+// KEYS: job, webhook outbox. ARGV: status, state, TTL ms (0 = none), webhook ('1' pending, '0'
+// none pending any more, '' never had one), gateway id, job id. -1: the record is gone; 0: it
+// ended with another status. A terminal record takes writes of its own status only (the
+// deliveries of its webhook); the outbox names the gateway delivering a pending webhook.
 const SAVE = `
 local cur = redis.call('HGET', KEYS[1], 's')
 if not cur then return -1 end
-if cur == 'succeeded' or cur == 'failed' or cur == 'canceled' or cur == 'expired' then return 0 end
+if cur ~= ARGV[1] and (cur == 'succeeded' or cur == 'failed' or cur == 'canceled' or cur == 'expired') then return 0 end
 redis.call('HSET', KEYS[1], 's', ARGV[1], 'd', ARGV[2])
 if ARGV[3] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+if ARGV[4] == '1' then redis.call('HSET', KEYS[2], ARGV[6], ARGV[5])
+elseif ARGV[4] == '0' then redis.call('HDEL', KEYS[2], ARGV[6]) end
 return 1`;
+
+// KEYS: webhook outbox, gateways. ARGV: gateway id, heartbeat cutoff (ms), most to claim.
+// Claims the pending webhooks of gateways without a heartbeat since the cutoff (dead or gone).
+const CLAIM = `
+local entries = redis.call('HGETALL', KEYS[1])
+local alive = {}
+local out = {}
+for i = 1, #entries, 2 do
+  local owner = entries[i + 1]
+  if owner ~= ARGV[1] then
+    if alive[owner] == nil then
+      local beat = redis.call('ZSCORE', KEYS[2], owner)
+      alive[owner] = beat ~= false and tonumber(beat) >= tonumber(ARGV[2])
+    end
+    if not alive[owner] then
+      redis.call('HSET', KEYS[1], entries[i], ARGV[1])
+      out[#out + 1] = entries[i]
+      if #out >= tonumber(ARGV[3]) then break end
+    end
+  end
+end
+return out`;
 
 // KEYS: job, index. ARGV: id, status, state, workflow, created_at, TTL ms (0 = none).
 const RESTORE = `
@@ -61,6 +89,7 @@ return 1`;
 type FleetRedis = Redis & {
   cgwAdmit(...args: Array<string | number>): Promise<Admission>;
   cgwSave(...args: Array<string | number>): Promise<number>;
+  cgwClaim(...args: Array<string | number>): Promise<string[]>;
   cgwRestore(...args: Array<string | number>): Promise<number>;
   cgwFlag(key: string): Promise<number>;
 };
@@ -91,6 +120,8 @@ export interface RedisJobStoreOptions {
   /** Command connection (enableOfflineQueue off: calls fail fast while Redis is down). */
   redis: Redis;
   keys: FleetKeys;
+  /** This gateway's id in the fleet (the outbox names who delivers a pending webhook). */
+  gatewayId: string;
   onError?: (err: unknown) => void;
   clock?: () => number;
   /** Records kept locally for the synchronous get() (default 10 000). */
@@ -101,6 +132,7 @@ export interface RedisJobStoreOptions {
 export class RedisJobStore extends EventEmitter implements JobStore {
   readonly #redis: FleetRedis;
   readonly #keys: FleetKeys;
+  readonly #gatewayId: string;
   readonly #onError: (err: unknown) => void;
   readonly #clock: () => number;
   readonly #cache: LRUCache<string, JobRecord>;
@@ -119,13 +151,15 @@ export class RedisJobStore extends EventEmitter implements JobStore {
     super();
     this.#redis = options.redis as FleetRedis;
     this.#keys = options.keys;
+    this.#gatewayId = options.gatewayId;
     this.#onError = options.onError ?? (() => {});
     this.#clock = options.clock ?? Date.now;
     this.#cache = new LRUCache({ max: options.cacheSize ?? 10_000 });
     const r = this.#redis;
     if (typeof r.cgwAdmit !== 'function') {
       r.defineCommand('cgwAdmit', { numberOfKeys: 5, lua: ADMIT });
-      r.defineCommand('cgwSave', { numberOfKeys: 1, lua: SAVE });
+      r.defineCommand('cgwSave', { numberOfKeys: 2, lua: SAVE });
+      r.defineCommand('cgwClaim', { numberOfKeys: 2, lua: CLAIM });
       r.defineCommand('cgwRestore', { numberOfKeys: 2, lua: RESTORE });
       r.defineCommand('cgwFlag', { numberOfKeys: 1, lua: FLAG });
     }
@@ -320,6 +354,34 @@ export class RedisJobStore extends EventEmitter implements JobStore {
     return { jobs: page, nextCursor: all.length > query.limit && last ? encodeCursor(last) : null };
   }
 
+  /**
+   * The fleet's webhook outbox: claims (at most `max`) the pending deliveries of gateways without a
+   * heartbeat since `cutoff`, and returns their jobs for this gateway to resume. Entries whose
+   * job ended its delivery or expired are dropped.
+   */
+  async claimPendingWebhooks(cutoff: number, max = 100): Promise<JobRecord[]> {
+    const k = this.#keys;
+    const ids = await this.#redis.cgwClaim(k.webhooks, k.gateways, this.#gatewayId, cutoff, max);
+    if (ids.length === 0) return [];
+    const pipeline = this.#redis.pipeline();
+    for (const id of ids) pipeline.hmget(k.job(id), 'd', 'w');
+    const results = (await pipeline.exec()) ?? [];
+    const jobs: JobRecord[] = [];
+    const stale: string[] = [];
+    ids.forEach((id, i) => {
+      const [err, fields] = results[i] ?? [new Error('no reply')];
+      if (err) return;
+      const [state, workflow] = fields as Array<string | null>;
+      const job = fromFields(state ?? null, workflow ?? null);
+      if (job && isTerminal(job.status) && job.webhook_pending) {
+        this.#cache.set(id, job);
+        jobs.push(job);
+      } else stale.push(id);
+    });
+    if (stale.length > 0) await this.#redis.hdel(k.webhooks, ...stale);
+    return jobs;
+  }
+
   /** Nothing: in fleet mode unfinished jobs come back through the shared queue, not a restart scan. */
   listUnfinished(): JobRecord[] {
     return [];
@@ -406,7 +468,16 @@ export class RedisJobStore extends EventEmitter implements JobStore {
             ttlOf(job, now),
           );
         }
-        pipeline.cgwSave(k.job(job.id), job.status, stateJson(job), ttlOf(job, now));
+        pipeline.cgwSave(
+          k.job(job.id),
+          k.webhooks,
+          job.status,
+          stateJson(job),
+          ttlOf(job, now),
+          job.webhook_pending ? '1' : job.webhooks?.length ? '0' : '',
+          this.#gatewayId,
+          job.id,
+        );
       }
       for (const [channel, message] of publishes) pipeline.publish(channel, message);
       const results = (await pipeline.exec()) ?? [];

@@ -64,9 +64,8 @@ export class JobWebhooks {
     return this.#send(job, url, view, onUpdate);
   }
 
-  /** Resumes the deliveries a previous run left pending (the store's outbox). */
-  resume(): void {
-    const jobs = this.#o.store.listPendingWebhooks?.() ?? [];
+  /** Resumes the deliveries a previous run left pending (by default the store's whole outbox). */
+  resume(jobs: JobRecord[] = this.#o.store.listPendingWebhooks?.() ?? []): void {
     if (jobs.length === 0) return;
     this.#o.logger?.info({ jobs: jobs.length }, 'resuming pending webhook deliveries');
     for (const job of jobs) {

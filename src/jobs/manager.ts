@@ -340,15 +340,22 @@ export class JobManager extends EventEmitter<JobManagerEvents> {
   /**
    * Takes over a stored, unfinished job this process does not hold (fleet mode: a job from the
    * shared queue, or one a dead gateway held): one on an instance re-attaches to its prompt by id,
-   * one waiting is queued here. No-op for a job already held.
+   * one waiting is queued here (or fails `timeout` when past its deadline). No-op for a job already held.
    */
   adopt(job: JobRecord, extraData?: Record<string, unknown>): void {
     if (this.#live.has(job.id) || this.#closing || isTerminal(job.status)) return;
     const live = newLive(job, extraData);
     this.#live.set(job.id, live);
+    this.#armDeadline(live);
     if (job.instance_id) void this.#reattach(live);
     else if (job.status === 'canceling') this.#finish(live, 'canceled');
-    else this.#enqueue(job);
+    // Past its deadline already (it waited in the fleet's queue): the timer just armed fails it.
+    else if ((job.request.deadline_at ?? Number.POSITIVE_INFINITY) > this.#clock()) this.#enqueue(job);
+  }
+
+  /** Resumes the pending webhook deliveries of stored terminal jobs (fleet mode: a dead gateway's). */
+  resumeWebhooks(jobs: JobRecord[]): void {
+    this.#webhooks.resume(jobs);
   }
 
   /** True while this process holds the job (queued here, dispatched or re-attached). */
