@@ -1,27 +1,24 @@
 // A gateway killed with SIGKILL in the middle of a model download resumes the task after it is
 // started again: from the bytes of its .part file, with Range, to the right final hash.
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { createReadStream } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { pipeline } from 'node:stream/promises';
 import { after, before, test } from 'node:test';
 import { type Simulator, startSimulator } from '../../src/simulator/index.ts';
 import { readEvents } from '../support/gateway.ts';
+import { freePort, killGateways, spawnGateway } from '../support/gateway-process.ts';
 import { contentSha256, type ModelServer, startModelServer } from '../support/model-server.ts';
-import { REPO_ROOT } from '../support/shared.ts';
 
 let sim: Simulator;
 let files: ModelServer;
 let dataDir: string;
 let modelsDir: string;
-const children = new Set<ChildProcess>();
 
 before(async () => {
   sim = await startSimulator({ port: 0 });
@@ -30,56 +27,25 @@ before(async () => {
   modelsDir = join(dataDir, 'models');
 });
 after(async () => {
-  for (const child of children) child.kill('SIGKILL');
+  killGateways();
   await sim.close();
   await files.close();
   await rm(dataDir, { recursive: true, force: true });
 });
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const port = (server.address() as { port: number }).port;
-  server.close();
-  await once(server, 'close');
-  return port;
-}
-
+/** Starts `serve` on `port` over the simulator and this file's DATA_DIR; resolves once it listens. */
 async function startChild(port: number): Promise<ChildProcess> {
-  const child = spawn(join(REPO_ROOT, 'node_modules', '.bin', 'node'), ['src/cli/main.ts', 'serve'], {
-    cwd: REPO_ROOT,
-    env: {
-      PATH: process.env.PATH,
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      COMFYUI_URLS: sim.instances.map((i) => i.url).join(','),
-      DATA_DIR: dataDir,
-      MODELS_DIR: modelsDir,
-      ALLOW_PRIVATE_INPUT_URLS: '127.0.0.1',
-      LOG_LEVEL: 'info',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
-  const stderr: string[] = [];
-  child.stderr?.on('data', (d) => stderr.push(String(d)));
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('gateway did not start in 20 s')), 20_000);
-    lines.on('line', (line) => {
-      if (line.includes('gateway listening')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`gateway exited with ${code}: ${stderr.join('')}`));
-    });
-  });
-  return child;
+  return (
+    await spawnGateway(
+      {
+        COMFYUI_URLS: sim.instances.map((i) => i.url).join(','),
+        DATA_DIR: dataDir,
+        MODELS_DIR: modelsDir,
+        ALLOW_PRIVATE_INPUT_URLS: '127.0.0.1',
+      },
+      { port },
+    )
+  ).child;
 }
 
 test('kill -9 mid-download: after the restart the task resumes with Range and completes with the right hash', async () => {

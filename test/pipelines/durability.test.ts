@@ -2,75 +2,41 @@
 // restart it continues where it was, finished iterations are not run again, and the job that was
 // running re-attaches.
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, before, test } from 'node:test';
 import { type Simulator, startSimulator } from '../../src/simulator/index.ts';
 import { type Json, readEvents } from '../support/gateway.ts';
-import { REPO_ROOT } from '../support/shared.ts';
+import { freePort, killGateways, spawnGateway } from '../support/gateway-process.ts';
 
 let sim: Simulator;
 let dataDir: string;
-const children = new Set<ChildProcess>();
 
 before(async () => {
   sim = await startSimulator({ port: 0, instances: 2, nodeDelayMs: 300 });
   dataDir = await mkdtemp(join(tmpdir(), 'gw-pipeline-durable-'));
 });
 after(async () => {
-  for (const child of children) child.kill('SIGKILL');
+  killGateways();
   await sim.close();
   await rm(dataDir, { recursive: true, force: true });
 });
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const port = (server.address() as { port: number }).port;
-  server.close();
-  await once(server, 'close');
-  return port;
-}
-
-/** Spawns `serve` and resolves once it logs that it listens. */
+/** Starts `serve` on `port` over the simulator and this file's DATA_DIR; resolves once it listens. */
 async function startChild(port: number): Promise<ChildProcess> {
-  const child = spawn(join(REPO_ROOT, 'node_modules', '.bin', 'node'), ['src/cli/main.ts', 'serve'], {
-    cwd: REPO_ROOT,
-    env: {
-      PATH: process.env.PATH,
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      COMFYUI_URLS: sim.instances.map((i) => i.url).join(','),
-      DATA_DIR: dataDir,
-      LOG_LEVEL: 'info',
-      HEALTH_CHECK_INTERVAL_MS: '1000',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
-  const stderr: string[] = [];
-  child.stderr?.on('data', (d) => stderr.push(String(d)));
-  const ready = new Promise<void>((resolve, reject) => {
-    lines.on('line', (line) => {
-      if (line.includes('gateway listening')) resolve();
-    });
-    child.once('exit', (code) => reject(new Error(`gateway exited with ${code}: ${stderr.join('')}`)));
-  });
-  await Promise.race([
-    ready,
-    new Promise((_, reject) =>
-      setTimeout(() => reject(new Error('gateway did not start in 60 s')), 60_000).unref(),
-    ),
-  ]);
-  return child;
+  return (
+    await spawnGateway(
+      {
+        COMFYUI_URLS: sim.instances.map((i) => i.url).join(','),
+        DATA_DIR: dataDir,
+        HEALTH_CHECK_INTERVAL_MS: '1000',
+      },
+      { port, timeoutMs: 60000 },
+    )
+  ).child;
 }
 
 /** `${{ expr }}`: an expression of a pipeline definition. */

@@ -4,10 +4,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
-import { createServer } from 'node:net';
-import { createInterface } from 'node:readline';
 import { Redis } from 'ioredis';
-import { REPO_ROOT } from './shared.ts';
+import { freePort } from './gateway-process.ts';
+
+export { freePort, type GatewayProcess, spawnGateway } from './gateway-process.ts';
 
 /** The Redis fleet tests use. */
 export const REDIS_URL = process.env.REDIS_TEST_URL ?? 'redis://127.0.0.1:6379';
@@ -53,58 +53,6 @@ export async function deletePrefix(url: string, prefix: string): Promise<void> {
   } finally {
     redis.disconnect();
   }
-}
-
-/** A free loopback TCP port (for a redis-server of our own). */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const port = (server.address() as { port: number }).port;
-  server.close();
-  await once(server, 'close');
-  return port;
-}
-
-/** A gateway child process (`comfy-gateway serve`). */
-export interface GatewayProcess {
-  child: ChildProcess;
-  url: string;
-  pid: number;
-  /** Lines it printed (JSON logs), for diagnostics. */
-  log: string[];
-  exited: Promise<unknown>;
-}
-
-/** Spawns `serve` with `env` and resolves once it logs its URL. */
-export async function spawnGateway(env: Record<string, string>): Promise<GatewayProcess> {
-  const port = await freePort();
-  const child = spawn(process.execPath, ['src/cli/main.ts', 'serve'], {
-    cwd: REPO_ROOT,
-    env: { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const log: string[] = [];
-  const exited = once(child, 'exit');
-  child.stderr?.on('data', (d) => log.push(String(d)));
-  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`gateway did not start in 20 s:\n${log.join('\n')}`)),
-      20_000,
-    );
-    lines.on('line', (line) => {
-      if (log.length < 2000) log.push(line);
-      if (!line.includes('gateway listening')) return;
-      clearTimeout(timer);
-      resolve((JSON.parse(line) as { url: string }).url);
-    });
-    void exited.then(([code]) => {
-      clearTimeout(timer);
-      reject(new Error(`gateway exited with ${code}:\n${log.join('\n')}`));
-    });
-  });
-  return { child, url, pid: child.pid as number, log, exited };
 }
 
 /** A redis-server of the test's own (restartable), on a free port, without persistence by default. */
