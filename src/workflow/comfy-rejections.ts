@@ -2,9 +2,10 @@
 // `node_errors`), so the gateway can refuse such a workflow at submit instead of creating a job that
 // fails on its instance. ComfyUI's own validator (comfy-validate.ts) decides, with only the checks
 // whose outcome cannot depend on the instance: required inputs, links and their output types,
-// conversions and bounds of numbers, choices of fixed lists, output nodes. File and model lists
-// (they may be stale or differ per instance), custom validation (VALIDATE_INPUTS) and classes the
-// definitions lack are left to the instance. Leaving checks out can only accept more, so a
+// bounds of numbers (after ComfyUI's conversion: "64" is 64), choices of fixed lists, output nodes.
+// File and model lists (they may be stale or differ per instance), custom validation
+// (VALIDATE_INPUTS), values the port cannot convert (Python's int()/float() accept more forms than
+// it knows) and classes the definitions lack are left to the instance. Leaving checks out can only accept more, so a
 // rejection without them is one ComfyUI would also answer.
 import { type ComfyErrorEntry, type ComfyNodeError, validateComfyPrompt } from './comfy-validate.ts';
 import { nodeShape } from './node-shape.ts';
@@ -34,6 +35,7 @@ export function certainRejection(prompt: unknown, defs: NodeDefs): ComfyRejectio
       return null;
   }
   const verdict = validateComfyPrompt(prompt, defs, {
+    judgeConversions: false,
     // File and model lists are the instance's business: they may be stale or differ per instance.
     comboChoices: (classType, input, value, listed) => {
       const upload = nodeShape(defs[classType] ?? {}).byName.get(input)?.upload;

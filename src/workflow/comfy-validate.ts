@@ -60,6 +60,11 @@ export interface ComfyValidationOptions {
   fileExists?: (classType: string, input: string, name: string) => boolean;
   /** Writes converted literal values back into the prompt, as ComfyUI does before it queues it. */
   convertInPlace?: boolean;
+  /**
+   * False leaves a value the port cannot convert unjudged (no `invalid_input_type`): Python's
+   * int()/float() accept forms the port may not know (non-ASCII digits, underscores in floats).
+   */
+  judgeConversions?: boolean;
   /** Keeps Python's value types (PyFloat, bigint, dict key order) for a byte-exact echo; else plain JSON. */
   pyValues?: boolean;
   /** Iteration order of ComfyUI's output set (the simulator reproduces CPython's); default prompt order. */
@@ -315,6 +320,7 @@ class Validation {
           this.#write(inputs, x, val);
         }
       } catch (err) {
+        if (this.#options.judgeConversions === false) continue;
         const ex = asPyException(err);
         errors.push({
           type: 'invalid_input_type',

@@ -72,14 +72,14 @@ test('numbers out of range, values outside a fixed list and wrong link types are
   );
 });
 
-test('a value ComfyUI cannot convert ("wide" for an INT) is refused with its conversion message', async () => {
+test('a number out of range after ComfyUI\'s conversion ("99999" for an INT) is refused', async () => {
   const wf: Prompt = invertPrompt('v-convert');
-  (wf['1'] as { inputs: Record<string, unknown> }).inputs.width = 'wide';
+  (wf['1'] as { inputs: Record<string, unknown> }).inputs.width = '99999';
   const details = await refused(wf);
   const [error] = details.node_errors['1'].errors;
-  assert.equal(error.type, 'invalid_input_type');
-  assert.equal(error.message, 'Failed to convert an input value to a INT value');
-  assert.equal(error.details, "width, wide, invalid literal for int() with base 10: 'wide'");
+  assert.equal(error.type, 'value_bigger_than_max');
+  assert.equal(error.message, 'Value 99999 bigger than max of 16384');
+  assert.equal(error.extra_info.received_value, 99999);
 });
 
 test('a workflow without an output node is refused as ComfyUI would (prompt_no_outputs)', async () => {
@@ -96,6 +96,13 @@ test('what ComfyUI may accept still goes to the instance: coercible values, file
   const a = await stack.request('/api/v2/jobs?wait=20', { body: { workflow: coerced } });
   assert.equal(a.status, 201, JSON.stringify(a.body));
   assert.equal(a.body.status, 'succeeded');
+  // "wide" for an INT: Python's int() takes forms the port may not know, so ComfyUI judges it.
+  const wide = invertPrompt('v-wide');
+  (wide['1'] as { inputs: Record<string, unknown> }).inputs.width = 'wide';
+  const w = await stack.request('/api/v2/jobs?wait=20', { body: { workflow: wide } });
+  assert.equal(w.status, 201, JSON.stringify(w.body));
+  assert.equal(w.body.status, 'failed');
+  assert.equal(w.body.error.details.node_errors['1'].errors[0].type, 'invalid_input_type');
   // A file the definitions do not list: only the instance knows (custom validation).
   const file = {
     '1': { class_type: 'LoadImage', inputs: { image: 'not-uploaded.png' } },

@@ -106,7 +106,7 @@ describe('certainRejection: the same validator, with only the certain checks', (
   it('refuses what ComfyUI certainly refuses, with the full validator`s answer', () => {
     for (const p of [
       invert({ width: 99999 }),
-      invert({ width: 'wide' }),
+      invert({ width: '99999' }),
       { ...invert(), '2': { class_type: 'ImageInvert', inputs: {} } },
       { '1': invert()['1'], '2': invert()['2'] },
     ] as Prompt[]) {
@@ -118,13 +118,12 @@ describe('certainRejection: the same validator, with only the certain checks', (
     }
   });
 
-  it('a value ComfyUI cannot convert is certain: "wide" for an INT', () => {
-    const r = certainRejection(invert({ width: 'wide' }), defs);
-    assert.equal(r?.node_errors['1']?.errors[0]?.type, 'invalid_input_type');
-    assert.equal(
-      r?.node_errors['1']?.errors[0]?.details,
-      "width, wide, invalid literal for int() with base 10: 'wide'",
-    );
+  it('judges values after ComfyUI`s conversion, and leaves a value it may not convert to ComfyUI', () => {
+    const r = certainRejection(invert({ width: '99999' }), defs);
+    assert.equal(r?.node_errors['1']?.errors[0]?.message, 'Value 99999 bigger than max of 16384');
+    const wide = invert({ width: 'wide' });
+    assert.deepEqual(errorTypes(validateComfyPrompt(wide, defs)), ['invalid_input_type']);
+    assert.equal(certainRejection(wide, defs), null);
   });
 
   it('leaves to the instance what it may accept: files, model lists, unknown classes, a valid branch', () => {
