@@ -14,7 +14,6 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { createInterface } from 'node:readline';
 import { Redis } from 'ioredis';
 import { Agent, request } from 'undici';
 import { ComfyClient } from '../src/comfy/index.ts';
@@ -25,12 +24,12 @@ import {
   loads,
   machineTicks,
   percentile,
-  ROOT,
   round,
   startSimulatorProcess,
   stealPercent,
   stopChild,
 } from './lib/measure.ts';
+import { startGatewayProcess } from './lib/gateway.ts';
 import type { BenchResult } from './run.ts';
 
 export const description =
@@ -67,28 +66,6 @@ async function startRedis(): Promise<{ url: string; child: ChildProcess }> {
     child.once('exit', (code) => reject(new Error(`redis-server exited with ${code}`)));
   });
   return { url: `redis://127.0.0.1:${port}`, child };
-}
-
-async function startGateway(env: Record<string, string>): Promise<{ url: string; child: ChildProcess }> {
-  const port = await freePort();
-  const child = spawn(process.execPath, ['src/cli/main.ts', 'serve'], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('gateway did not start in time')), CHILD_TIMEOUT_MS);
-    lines.on('line', (line) => {
-      if (!line.includes('gateway listening')) return;
-      clearTimeout(timer);
-      resolve((JSON.parse(line) as { url: string }).url);
-    });
-    child.once('exit', (code) => reject(new Error(`gateway exited with ${code}`)));
-  });
-  // Keep draining its logs so it never blocks on a full pipe.
-  lines.on('line', () => {});
-  return { url, child };
 }
 
 const cpuOf = (child: ChildProcess): number => childCpuMs(child) ?? 0;
@@ -232,7 +209,7 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
     const gateways: Array<{ url: string; child: ChildProcess }> = [];
     for (let i = 0; i < count; i++) {
       gateways.push(
-        await startGateway({
+        await startGatewayProcess({
           COMFYUI_URLS: sim.urls.join(','),
           DATA_DIR: join(dataDir, `${tag}${i}`),
           MAX_QUEUE: '1000000',

@@ -5,26 +5,22 @@
 // Overhead per step = (pipeline run time − direct time) / N. Three processes: the simulator
 // (`simulate` CLI), the gateway (`serve`, SQLite store as deployed), and this load generator.
 // Options: --steps N (default 100), --rounds N (default 7), --warmup N (rounds, default 2).
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { performance } from 'node:perf_hooks';
 import { Agent, request } from 'undici';
 import {
-  CHILD_TIMEOUT_MS,
   childCpuMs,
-  freePort,
   loads,
   machineTicks,
   percentile,
-  ROOT,
   round,
   startSimulatorProcess,
   stealPercent,
   stopChild,
 } from './lib/measure.ts';
+import { startGatewayProcess } from './lib/gateway.ts';
 import type { BenchResult } from './run.ts';
 
 export const description =
@@ -48,37 +44,6 @@ function pipeline(steps: number): Record<string, unknown> {
     })),
     outputs: { last: `\${{ steps.s${steps - 1}.status }}` },
   };
-}
-
-async function startGateway(urls: string[], dataDir: string): Promise<{ url: string; child: ChildProcess }> {
-  const port = await freePort();
-  const child = spawn(process.execPath, ['src/cli/main.ts', 'serve'], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: {
-      ...process.env,
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      COMFYUI_URLS: urls.join(','),
-      DATA_DIR: dataDir,
-      MAX_QUEUE: '100000',
-      LOG_LEVEL: 'info',
-    },
-  });
-  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('gateway did not start in time')), CHILD_TIMEOUT_MS);
-    lines.on('line', (line) => {
-      if (line.includes('gateway listening')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`gateway exited with ${code}`)));
-  });
-  // Logs keep flowing; read and drop them so the pipe never fills.
-  lines.on('line', () => {});
-  return { url: `http://127.0.0.1:${port}`, child };
 }
 
 async function post(agent: Agent, url: string, body: unknown): Promise<Record<string, unknown>> {
@@ -133,7 +98,11 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
   const warmup = Number(args.warmup ?? 2);
   const dataDir = await mkdtemp(join(tmpdir(), 'bench-pipeline-'));
   const sim = await startSimulatorProcess(1);
-  const gateway = await startGateway(sim.urls, dataDir);
+  const gateway = await startGatewayProcess({
+    COMFYUI_URLS: sim.urls.join(','),
+    DATA_DIR: dataDir,
+    MAX_QUEUE: '100000',
+  });
   const agent = new Agent({ connections: 4 });
   const ticks = machineTicks();
   try {
