@@ -194,6 +194,8 @@ const SETTINGS = {
   MAX_BODY_BYTES: int({ min: 1024, max: 2 ** 31 - 1, default: 10 * 1024 * 1024 }),
   MAX_JSON_DEPTH: int({ min: 8, max: 10_000, default: 64 }),
   MAX_WORKFLOW_NODES: int({ min: 1, max: 1_000_000, default: 5000 }),
+  CONVERT_WORKERS: int({ min: 0, max: 64, default: 2 }),
+  CONVERT_QUEUE: int({ min: 1, max: 100_000, default: 64 }),
   MAX_INPUT_BYTES: int({ min: 1024, max: 2 ** 40, default: 100 * 1024 * 1024 }),
   MAX_INLINE_BYTES: int({ min: 0, max: 2 ** 31 - 1, default: 20 * 1024 * 1024 }),
   ASSET_QUOTA_BYTES: int({ min: 0, max: 2 ** 50, default: 10 * 1024 ** 3 }),
@@ -313,6 +315,10 @@ export interface Config {
   readonly maxJsonDepth: number;
   /** Most nodes a workflow may have once subgraphs are expanded (API prompts: their node count). */
   readonly maxWorkflowNodes: number;
+  /** Worker threads converting large editor workflows (0 = on the event loop). */
+  readonly convertWorkers: number;
+  /** Conversions waiting for a worker at most; more answer 503 conversion_busy. */
+  readonly convertQueue: number;
   readonly maxInputBytes: number;
   readonly maxInlineBytes: number;
   readonly inputCacheBytes: number;
@@ -511,6 +517,8 @@ export function loadConfig(
     maxBodyBytes: values.MAX_BODY_BYTES,
     maxJsonDepth: values.MAX_JSON_DEPTH,
     maxWorkflowNodes: values.MAX_WORKFLOW_NODES,
+    convertWorkers: values.CONVERT_WORKERS,
+    convertQueue: values.CONVERT_QUEUE,
     maxInputBytes: values.MAX_INPUT_BYTES,
     maxInlineBytes: values.MAX_INLINE_BYTES,
     inputCacheBytes: values.INPUT_CACHE_BYTES,

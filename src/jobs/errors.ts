@@ -82,6 +82,13 @@ export class InvalidTransitionError extends GatewayError {
   }
 }
 
+/** Every conversion worker is busy and their queue is full, or a conversion ran past its deadline (503). */
+export class ConversionBusyError extends GatewayError {
+  constructor(message: string) {
+    super('conversion_busy', 503, message, { retryAfter: 1 });
+  }
+}
+
 /** The job store cannot commit (disk full, file gone): nothing was recorded or started (503). */
 export class StorageUnavailableError extends GatewayError {
   constructor(message: string, cause?: unknown) {

@@ -9,6 +9,7 @@ export {
   QueueFullError,
   ShuttingDownError,
   StorageUnavailableError,
+  ConversionBusyError,
   StoreOpenError,
   TooManyNodesError,
   WorkflowFormatUiError,
@@ -65,6 +66,6 @@ export { type QueueEntry, Scheduler } from './scheduler.ts';
 export { SqliteJobStore } from './sqlite-store.ts';
 export type { JobPage, JobStore, ListQuery, StoreHealth } from './store.ts';
 export { decodeCursor, encodeCursor, FACADE_METADATA_KEY, hasMetadataKey } from './store.ts';
-export type { PrepareOptions } from './prepare.ts';
+export type { ConvertCall, PrepareOptions } from './prepare.ts';
 export { applyOverrides, checkApiPrompt, checkNodeCount, isUiFormat, prepareWorkflow } from './prepare.ts';
 export { type ScopedSignal, scopedSignal } from '../comfy/index.ts';

@@ -1,15 +1,25 @@
 // Turns a submitted `workflow` into the API prompt a job runs: detects and converts UI-format
 // exports, applies `overrides`, and checks structure and node classes before the job is created,
 // so bad input fails the request (422) instead of a queued job.
-import { InvalidWorkflowError, TooManyNodesError, WorkflowFormatUiError } from './errors.ts';
+import {
+  ConversionBusyError,
+  InvalidWorkflowError,
+  ShuttingDownError,
+  TooManyNodesError,
+  WorkflowFormatUiError,
+} from './errors.ts';
 import type { ApiPrompt, NodeDefs } from './ports.ts';
 
 /** What preparation needs from the rest of the gateway. */
 export interface PrepareOptions {
   /** Capability check over the pool (pool.canEverRun). */
   canEverRun: (classTypes: string[]) => { ok: true } | { ok: false; missing: string[] };
-  /** UI → API conversion (workflow module); absent = UI workflows are rejected. */
-  convertUi?: (ui: unknown, nodeDefs: NodeDefs) => ApiPrompt;
+  /**
+   * UI → API conversion (workflow module's ConvertPool); absent = UI workflows are rejected.
+   * `source` is the request's JSON text and the workflow's place in it, so a large workflow reaches
+   * a worker thread without being serialized again on the event loop.
+   */
+  convertUi?: (ui: unknown, nodeDefs: NodeDefs, call?: ConvertCall) => Promise<ApiPrompt> | ApiPrompt;
   /** Node definitions for conversion (pool.nodeDefsFor()). */
   nodeDefs?: () => Promise<NodeDefs>;
   /** Most nodes an API prompt may have (convertUi enforces the same bound while expanding). */
@@ -19,6 +29,12 @@ export interface PrepareOptions {
    * definitions), as ComfyUI's `{error, node_errors}`; null when it would accept or cannot tell.
    */
   rejection?: (prompt: ApiPrompt) => Promise<{ error: unknown; node_errors: Record<string, unknown> } | null>;
+}
+
+/** Where a workflow's JSON text is and what bounds its conversion. */
+export interface ConvertCall {
+  source?: { text: string; path: readonly string[] } | undefined;
+  signal?: AbortSignal | undefined;
 }
 
 /** Refuses an API prompt with more than `limit` nodes before any per-node work. */
@@ -114,6 +130,7 @@ export async function prepareWorkflow(
   workflow: unknown,
   overrides: Record<string, Record<string, unknown>> | undefined,
   options: PrepareOptions,
+  call: ConvertCall = {},
 ): Promise<ApiPrompt> {
   let api: unknown = workflow;
   if (isUiFormat(workflow)) {
@@ -123,11 +140,15 @@ export async function prepareWorkflow(
       );
     }
     try {
-      api = options.convertUi(workflow, await options.nodeDefs());
+      api = await options.convertUi(workflow, await options.nodeDefs(), call);
     } catch (err) {
       const big = err as { code?: unknown; nodes?: unknown; limit?: unknown };
       if (big.code === 'workflow_too_large' && typeof big.nodes === 'number' && typeof big.limit === 'number')
         throw new TooManyNodesError(big.nodes, big.limit);
+      if (big.code === 'conversion_busy' || big.code === 'conversion_timeout')
+        throw new ConversionBusyError((err as Error).message);
+      if (big.code === 'conversion_closed') throw new ShuttingDownError();
+      if (call.signal?.aborted) throw err;
       throw new InvalidWorkflowError(`The UI workflow could not be converted: ${(err as Error).message}`, {
         conversion_error: (err as { code?: string }).code ?? 'conversion_failed',
       });

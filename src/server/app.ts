@@ -19,6 +19,7 @@ import { installErrorHandling } from './errors.ts';
 import type { JobModelsLike } from './job-models.ts';
 import { jobEventsRoutes } from './job-events.ts';
 import { installJsonDepthLimit } from './json-depth.ts';
+import { installJsonSource } from './json-source.ts';
 import { jobOutputsRoutes } from './job-outputs.ts';
 import { jobRoutes } from './jobs.ts';
 import { metricsRoutes } from './metrics.ts';
@@ -103,6 +104,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
   // JSON only: a text body would otherwise reach the schemas as a string and get a vaguer error.
   app.removeContentTypeParser('text/plain');
+  installJsonSource(app);
   installErrorHandling(app);
   const origins = options.corsOrigins ?? [];
   if (origins.length > 0) {

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { GatewayError } from '../errors.ts';
 import type { AssetStore } from '../io/index.ts';
-import type { ApiPrompt, JobManager, NodeDefs } from '../jobs/index.ts';
+import type { JobManager, NodeDefs, PrepareOptions } from '../jobs/index.ts';
 import type { FacadeRelay } from './comfy-facade-relay.ts';
 import type { FacadePrompts } from './comfy-facade-state.ts';
 import type { FacadeUploads } from './comfy-facade-uploads.ts';
@@ -51,8 +51,8 @@ export interface ComfyFacadeOptions {
   pool: FacadePool;
   /** Where uploads are kept until a job runs (io's AssetStore, also given to the InputResolver). */
   assets: AssetStore;
-  /** UI → API conversion (workflow's toApiPrompt); absent = editor-format prompts are refused. */
-  convertUi?: (ui: unknown, defs: NodeDefs) => ApiPrompt;
+  /** UI → API conversion (the gateway's ConvertPool); absent = editor-format prompts are refused. */
+  convertUi?: PrepareOptions['convertUi'];
   /** API keys (the HTTP routes are checked by the app's auth hook; sockets check them here). */
   apiKeys?: readonly string[];
   /** How long prompts and upload names are remembered (the job retention). */
@@ -90,13 +90,15 @@ export function both(
 /** A request body as the facade received it: raw bytes, whatever the Content-Type said. */
 export class RawBody {
   readonly bytes: Buffer;
+  #text: string | undefined;
   constructor(bytes: Buffer) {
     this.bytes = bytes;
   }
 
-  /** The bytes as UTF-8 text. */
+  /** The bytes as UTF-8 text (decoded once: the prompt route reads it twice, for parsing and conversion). */
   get text(): string {
-    return this.bytes.toString('utf8');
+    this.#text ??= this.bytes.toString('utf8');
+    return this.#text;
   }
 }
 

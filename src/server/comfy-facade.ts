@@ -24,6 +24,7 @@ import {
   jsonBody,
   MalformedBodyError,
   ownerOf,
+  RawBody,
   sendAiohttp500,
 } from './comfy-facade-common.ts';
 import { fileRoutes } from './comfy-facade-files.ts';
@@ -100,7 +101,9 @@ export const comfyFacadeRoutes: FastifyPluginAsync<ComfyFacadeOptions> = async (
         });
       }
       try {
-        prompt = options.convertUi(prompt, defs);
+        prompt = await options.convertUi(prompt, defs, {
+          ...(req.body instanceof RawBody ? { source: { text: req.body.text, path: ['prompt'] } } : {}),
+        });
       } catch (err) {
         if (err instanceof GatewayError && err.code === 'workflow_too_large') throw err;
         return reply.code(400).send({

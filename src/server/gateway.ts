@@ -14,6 +14,7 @@ import {
   type NodeDefs,
   type PoolLike,
   type PrepareOptions,
+  type ConvertCall,
   SqliteJobStore,
 } from '../jobs/index.ts';
 import {
@@ -31,7 +32,7 @@ import {
   SqlitePipelineRunStore,
 } from '../pipelines/index.ts';
 import { WebhookDispatcher } from '../webhooks/index.ts';
-import { certainRejection, toApiPrompt } from '../workflow/index.ts';
+import { certainRejection, ConvertPool, type toApiPrompt } from '../workflow/index.ts';
 import { buildApp } from './app.ts';
 import { assetsRoutes } from './assets.ts';
 import { comfyFacadeRoutes } from './comfy-facade.ts';
@@ -61,6 +62,8 @@ export interface Gateway {
   readonly workflows: WorkflowRegistry;
   /** Pipeline runs behind /v1/pipeline-runs. */
   readonly pipelines: PipelineRunner;
+  /** Editor-workflow conversion (large ones on worker threads). */
+  readonly converter: ConvertPool;
   /** Base URL it listens on (after start). */
   readonly url: string;
   /** Graceful shutdown: stop accepting, hand sync requests back, detach jobs, close everything. Idempotent. */
@@ -249,11 +252,20 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       timings.close();
     });
 
+    // Large editor workflows convert on worker threads (started on first use), small ones in place.
+    const converter = new ConvertPool({ workers: config.convertWorkers, maxQueue: config.convertQueue });
+    closers.push(() => converter.close());
+    const convertUi = async (ui: unknown, defs: NodeDefs, call: ConvertCall = {}): Promise<ApiPrompt> =>
+      (
+        await converter.convert(ui, defs as Parameters<typeof toApiPrompt>[1], {
+          maxNodes: config.maxWorkflowNodes,
+          ...(call.source ? { source: call.source } : {}),
+          ...(call.signal ? { signal: call.signal } : {}),
+        })
+      ).prompt as ApiPrompt;
     const prepare: PrepareOptions = {
       canEverRun: (classTypes) => pool.canEverRun(classTypes),
-      convertUi: (ui, defs) =>
-        toApiPrompt(ui, defs as Parameters<typeof toApiPrompt>[1], { maxNodes: config.maxWorkflowNodes })
-          .prompt as ApiPrompt,
+      convertUi,
       nodeDefs: () => pool.nodeDefsFor() as Promise<NodeDefs>,
       maxNodes: config.maxWorkflowNodes,
       rejection: async (prompt) => {
@@ -368,9 +380,8 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
             runner: pipelines,
             registry: pipelineRegistry,
             convertUi: async () => {
-              const defs = await pool.nodeDefsFor();
-              return (ui: unknown) =>
-                toApiPrompt(ui, defs as Parameters<typeof toApiPrompt>[1]).prompt as ApiPrompt;
+              const defs = (await pool.nodeDefsFor()) as NodeDefs;
+              return (ui: unknown, call?: ConvertCall) => convertUi(ui, defs, call);
             },
             stageInputs: (inputs: Record<string, unknown>, images: string[]) =>
               stageDataUriInputs(assets, inputs, images, config.jobRetentionMs / 1000),
@@ -449,6 +460,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       logger,
       workflows,
       pipelines,
+      converter,
       url,
       close() {
         closing ??= (async () => {

@@ -13,6 +13,7 @@ import {
   scopedSignal,
 } from '../jobs/index.ts';
 import { hintsFromWorkflow, type JobModelsLike, type ModelHint } from './job-models.ts';
+import { jsonSource } from './json-source.ts';
 import { originOf, renderJob } from './render.ts';
 import {
   errorSchema,
@@ -73,7 +74,12 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
       const body = request.body as SubmitJobBody;
       const query = request.query as { wait?: number };
       return createJob({ manager, publicUrl, shutdownSignal, models }, request, reply, {
-        prepare: async () => ({ workflow: await prepareWorkflow(body.workflow, body.overrides, prepare) }),
+        prepare: async () => ({
+          workflow: await prepareWorkflow(body.workflow, body.overrides, prepare, {
+            source: jsonSource(request, 'workflow'),
+            signal: shutdownSignal,
+          }),
+        }),
         options: body,
         modelHints: [...hintsFromWorkflow(body.workflow), ...(body.models ?? [])],
         ...(query.wait !== undefined ? { wait: query.wait } : {}),

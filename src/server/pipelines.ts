@@ -4,7 +4,13 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { GatewayError } from '../errors.ts';
-import { IdempotencyKeyReuseError, InvalidRequestError, scopedSignal } from '../jobs/index.ts';
+import {
+  ConversionBusyError,
+  type ConvertCall,
+  IdempotencyKeyReuseError,
+  InvalidRequestError,
+  scopedSignal,
+} from '../jobs/index.ts';
 import {
   decodeRunCursor,
   type IterationRecord,
@@ -18,8 +24,9 @@ import {
   type RunStatus,
   type RunView,
 } from '../pipelines/index.ts';
-import type { ApiPrompt } from '../workflow/index.ts';
+import { type ApiPrompt, isUiWorkflow } from '../workflow/index.ts';
 import { idempotencyKey, replySignal } from './jobs.ts';
+import { jsonSource } from './json-source.ts';
 import { type DocsOut, LiveDocs } from './live-docs.ts';
 import type { PipelineEntry, PipelineLoadError, PipelineRegistry } from './pipeline-registry.ts';
 import { originOf } from './render.ts';
@@ -31,8 +38,11 @@ import { jsonSchemaOf, zodRoute } from './zod.ts';
 export interface PipelineRoutesOptions {
   runner: PipelineRunner;
   registry: PipelineRegistry;
-  /** Converts inline UI workflows (loads node definitions); absent = API format only. */
-  convertUi?: () => Promise<(ui: unknown) => ApiPrompt>;
+  /**
+   * Loads node definitions and returns a converter of inline UI workflows (the gateway's
+   * ConvertPool: large ones off the event loop); absent, or failing, = API format only.
+   */
+  convertUi?: () => Promise<(ui: unknown, call?: ConvertCall) => Promise<ApiPrompt>>;
   publicUrl?: string;
   shutdownSignal?: AbortSignal;
   maxStreams: number;
@@ -200,15 +210,29 @@ export const pipelineRoutes: FastifyPluginAsync<PipelineRoutesOptions> = async (
     }),
     async (request, reply) => {
       const body = request.body as z.infer<typeof inlineRunBody>;
-      const needsUi = JSON.stringify(body.pipeline).includes('"links"');
-      const convertUi =
-        needsUi && options.convertUi ? await options.convertUi().catch(() => undefined) : undefined;
-      return createRun(
-        request,
-        reply,
-        () => runner.parse(body.pipeline, convertUi ? { convertUi } : {}),
-        body,
-      );
+      // Inline UI workflows are converted here, asynchronously (large ones on a worker thread, from
+      // the request's own text); the definition's parser then only looks the results up.
+      const found = uiWorkflowsIn(body.pipeline);
+      const convert =
+        found.length > 0 && options.convertUi ? await options.convertUi().catch(() => undefined) : undefined;
+      const converted = new Map<unknown, ApiPrompt | Error>();
+      for (const { value, path } of convert ? found : []) {
+        const result = await (convert as NonNullable<typeof convert>)(value, {
+          source: jsonSource(request, 'pipeline', ...path),
+          signal: options.shutdownSignal,
+        }).catch((err: unknown) => err as Error);
+        const code = (result as { code?: unknown }).code;
+        if (code === 'conversion_busy' || code === 'conversion_timeout')
+          throw new ConversionBusyError((result as Error).message);
+        converted.set(value, result);
+      }
+      const convertUi = (ui: unknown): ApiPrompt => {
+        const result = converted.get(ui);
+        if (result === undefined) throw new Error('the UI workflow was not converted');
+        if (result instanceof Error) throw result;
+        return result;
+      };
+      return createRun(request, reply, () => runner.parse(body.pipeline, convert ? { convertUi } : {}), body);
     },
   );
 
@@ -518,4 +542,25 @@ export function renderRun(view: RunView, origin: string, withIterations = true):
     ...(run.request.metadata !== undefined ? { metadata: run.request.metadata } : {}),
     urls: { self, events: `${self}/events`, cancel: `${self}/cancel` },
   };
+}
+
+/**
+ * Every UI workflow under a `workflow` key of a pipeline definition, with its path from the
+ * definition's root. Iterative; never walks into a workflow's own nodes.
+ */
+function uiWorkflowsIn(definition: unknown): Array<{ value: unknown; path: string[] }> {
+  const found: Array<{ value: unknown; path: string[] }> = [];
+  const stack: Array<{ value: unknown; path: string[] }> = [{ value: definition, path: [] }];
+  while (stack.length > 0) {
+    const { value, path } = stack.pop() as { value: unknown; path: string[] };
+    if (value === null || typeof value !== 'object') continue;
+    for (const [key, child] of Object.entries(value)) {
+      if (key === 'workflow') {
+        if (isUiWorkflow(child)) found.push({ value: child, path: [...path, key] });
+        continue;
+      }
+      stack.push({ value: child, path: [...path, key] });
+    }
+  }
+  return found;
 }

@@ -16,6 +16,7 @@ import {
   scopedSignal,
 } from '../jobs/index.ts';
 import { renderError } from './errors.ts';
+import { jsonSource } from './json-source.ts';
 import { replySignal } from './jobs.ts';
 import { originOf } from './render.ts';
 import { promptSyncBody, promptSyncQuery } from './schemas.ts';
@@ -94,7 +95,10 @@ export const promptSyncRoutes: FastifyPluginAsync<PromptSyncRoutesOptions> = asy
       const timeoutMs = seconds !== undefined ? Math.max(1, Math.round(seconds * 1000)) : jobTimeoutMs;
       // The deadline counts from the request's arrival: preparation (UI conversion) is part of the call.
       const deadline = startedAt + timeoutMs;
-      const workflow = await prepareWorkflow(body.prompt, body.overrides, prepare);
+      const workflow = await prepareWorkflow(body.prompt, body.overrides, prepare, {
+        source: jsonSource(request, 'prompt'),
+        signal: AbortSignal.any([shutdownSignal, AbortSignal.timeout(Math.max(1, deadline - Date.now()))]),
+      });
       const created = await manager.create({
         workflow,
         sync: true,

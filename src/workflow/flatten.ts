@@ -6,7 +6,15 @@ import { expandGroupNode } from './group-node.ts';
 import type { FlatGraph, GInput, GKind, GLink, GNode } from './graph.ts';
 import { resolveNodeType } from './node-aliases.ts';
 import type { NodeDefs } from './types.ts';
-import { slotType, type SubgraphDef, type UiLink, type UiNode, type UiWorkflow } from './ui-format.ts';
+import {
+  collectSubgraphs,
+  isObject,
+  slotType,
+  type SubgraphDef,
+  type UiLink,
+  type UiNode,
+  type UiWorkflow,
+} from './ui-format.ts';
 import {
   GET_NODE_TYPES,
   groupNodeName,
@@ -52,6 +60,7 @@ export function expandedSize(wf: UiWorkflow, defs: NodeDefs): number {
   const sizeOf = (nodes: UiNode[]): number => {
     let total = 0;
     for (const n of nodes) {
+      if (n === null || typeof n !== 'object' || typeof n.type !== 'string') continue;
       total += 1;
       if (n.mode === 2 || n.mode === 4) continue;
       const sg = wf.subgraphs.get(n.type);
@@ -75,6 +84,29 @@ export function expandedSize(wf: UiWorkflow, defs: NodeDefs): number {
     return total;
   };
   return sizeOf(wf.nodes);
+}
+
+/**
+ * expandedSize of a workflow as received, before parseUiWorkflow (no copies, no link maps): the
+ * cheap check a caller makes before deciding where, or whether, to convert. Malformed parts count
+ * as nothing; the conversion itself reports them.
+ */
+export function expandedSizeOfRaw(raw: unknown, defs: NodeDefs): number {
+  if (!isObject(raw) || !Array.isArray(raw.nodes)) return 0;
+  const found: Array<Record<string, unknown>> = [];
+  collectSubgraphs(raw.definitions, found, 0);
+  const subgraphs = new Map<string, { id: string; nodes: unknown[] }>();
+  for (const sg of found)
+    if (typeof sg.id === 'string' && !subgraphs.has(sg.id))
+      subgraphs.set(sg.id, { id: sg.id, nodes: Array.isArray(sg.nodes) ? sg.nodes : [] });
+  const extra = isObject(raw.extra) ? raw.extra : {};
+  // No copies: expandedSize skips malformed nodes itself.
+  const light = {
+    nodes: raw.nodes,
+    subgraphs,
+    groupNodes: isObject(extra.groupNodes) ? extra.groupNodes : {},
+  };
+  return expandedSize(light as unknown as UiWorkflow, defs);
 }
 
 function kindOf(ctx: FlattenContext, type: string): GKind {

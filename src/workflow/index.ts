@@ -1,7 +1,9 @@
 // Public surface of the workflow module: UI→API conversion, format detection, prompt inspection,
 // validation (ComfyUI's own, and the Python value model it runs on), overrides and named templates.
-// Pure functions, no I/O.
+// Pure functions, no I/O, except ConvertPool, which runs large conversions on worker threads.
 export { DEFAULT_MAX_NODES, toApiPrompt } from './convert.ts';
+export type { ConvertPoolOptions, JsonSource, PoolConvertOptions } from './convert-pool.ts';
+export { ConvertBusyError, ConvertPool, ConvertTimeoutError } from './convert-pool.ts';
 export { detectFormat, isApiPrompt, isUiWorkflow } from './detect.ts';
 export {
   NodeDefsMissingError,

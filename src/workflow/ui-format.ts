@@ -63,7 +63,8 @@ export interface UiWorkflow {
   extra: Record<string, unknown>;
 }
 
-function isObject(x: unknown): x is Record<string, unknown> {
+/** True for a plain (non-array) object. */
+export function isObject(x: unknown): x is Record<string, unknown> {
   return x !== null && typeof x === 'object' && !Array.isArray(x);
 }
 
@@ -124,7 +125,8 @@ function parseNodes(raw: unknown, where: string): UiNode[] {
   return nodes;
 }
 
-function collectSubgraphs(raw: unknown, out: Array<Record<string, unknown>>, depth: number): void {
+/** Every subgraph definition under `definitions`, nested ones included (32 levels at most). */
+export function collectSubgraphs(raw: unknown, out: Array<Record<string, unknown>>, depth: number): void {
   if (!isObject(raw) || !Array.isArray(raw.subgraphs) || depth > 32) return;
   for (const sg of raw.subgraphs) {
     if (!isObject(sg)) continue;

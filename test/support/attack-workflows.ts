@@ -109,3 +109,49 @@ export function rerouteChainWorkflow(hops: number, readers: number): Record<stri
   }
   return { version: 0.4, last_node_id: 2 + hops + readers, last_link_id: link, nodes, links, extra: {} };
 }
+
+/**
+ * A flat UI workflow the simulator runs: EmptyImage → `n - 2` ImageInvert → SaveImage, plus `muted`
+ * muted ImageInvert nodes (converted, never emitted: size without run time).
+ */
+export function uiInvertChain(n: number, muted = 0, prefix = 'chain'): Record<string, unknown> {
+  const nodes: Array<Record<string, unknown>> = [];
+  const links: unknown[][] = [];
+  const out = (id: number) => [{ name: 'IMAGE', type: 'IMAGE', links: [id] }];
+  nodes.push({
+    id: 1,
+    type: 'EmptyImage',
+    mode: 0,
+    inputs: [],
+    outputs: out(1),
+    widgets_values: [8, 8, 1, 0],
+  });
+  for (let i = 2; i < n; i++) {
+    links.push([i - 1, i - 1, 0, i, 0, 'IMAGE']);
+    nodes.push({
+      id: i,
+      type: 'ImageInvert',
+      mode: 0,
+      inputs: [{ name: 'image', type: 'IMAGE', link: i - 1 }],
+      outputs: out(i),
+    });
+  }
+  links.push([n - 1, n - 1, 0, n, 0, 'IMAGE']);
+  nodes.push({
+    id: n,
+    type: 'SaveImage',
+    mode: 0,
+    inputs: [{ name: 'images', type: 'IMAGE', link: n - 1 }],
+    outputs: [],
+    widgets_values: [prefix],
+  });
+  for (let k = 1; k <= muted; k++)
+    nodes.push({
+      id: n + k,
+      type: 'ImageInvert',
+      mode: 2,
+      inputs: [{ name: 'image', type: 'IMAGE', link: null }],
+      outputs: [{ name: 'IMAGE', type: 'IMAGE', links: [] }],
+    });
+  return { version: 0.4, last_node_id: n + muted, last_link_id: n - 1, nodes, links, extra: {} };
+}
