@@ -2,14 +2,12 @@
 // `overrides`, `--input` files travel as data URIs in `inputs`, progress comes from the job's SSE
 // stream (falling back to polling when the stream cannot be used or ends early), outputs are
 // downloaded from their `url`s, and the deadline or Ctrl-C cancels the job on the gateway.
-import { createWriteStream, openAsBlob } from 'node:fs';
 import { mkdir, readFile, stat } from 'node:fs/promises';
-import { basename, dirname } from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { basename } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { type ApiPrompt, contentTypeFor } from '../comfy/index.ts';
 import { detectFormat } from '../workflow/index.ts';
+import { GatewayApi, GatewayApiError } from './gateway-api.ts';
 import { checkNodes, type RunContext, type RunPlan, type RunTarget, safeOutputPath } from './run-plan.ts';
 import { fmtMs, type Reporter, type RunOutcome } from './run-reporter.ts';
 import { readSse } from './run-sse.ts';
@@ -60,30 +58,6 @@ export class GatewayJobError extends Error {
   }
 }
 
-/** The gateway answered an API call with an error envelope (or no JSON at all). */
-export class GatewayApiError extends Error {
-  readonly code: string;
-  readonly status: number;
-  readonly details: unknown;
-  override readonly name = 'GatewayApiError';
-
-  constructor(what: string, status: number, body: string) {
-    let code = `http_${status}`;
-    let message = body.slice(0, 300) || `HTTP ${status}`;
-    let details: unknown = null;
-    try {
-      const parsed = JSON.parse(body) as { error?: { code?: unknown; message?: unknown; details?: unknown } };
-      if (typeof parsed.error?.code === 'string') code = parsed.error.code;
-      if (typeof parsed.error?.message === 'string') message = parsed.error.message;
-      details = parsed.error?.details ?? null;
-    } catch {}
-    super(`${what} answered ${status}: ${message}`);
-    this.code = code;
-    this.status = status;
-    this.details = details;
-  }
-}
-
 const TERMINAL = new Set(['succeeded', 'failed', 'canceled', 'expired']);
 const POLL_INTERVAL_MS = 1_000;
 /** Bound of the cancel request sent after the deadline has already passed. */
@@ -105,16 +79,14 @@ const MAX_POLL_FAILURES = 5;
 
 /** Runs the plan as a v2 job on a comfy-gateway. */
 export class GatewayTarget implements RunTarget {
-  readonly #base: string;
-  readonly #headers: Record<string, string>;
+  readonly #api: GatewayApi;
 
   constructor(gateway: string, apiKey: string | undefined) {
-    this.#base = gateway.replace(/\/+$/, '');
-    this.#headers = apiKey ? { authorization: `Bearer ${apiKey}` } : {};
+    this.#api = new GatewayApi(gateway, apiKey);
   }
 
   describe(): string {
-    return `gateway ${this.#base}`;
+    return `gateway ${this.#api.base}`;
   }
 
   async execute(plan: RunPlan, { reporter, signal, deadline }: RunContext): Promise<RunOutcome> {
@@ -123,7 +95,7 @@ export class GatewayTarget implements RunTarget {
     if (detectFormat(plan.workflow) === 'api')
       checkNodes(plan.workflow as ApiPrompt, [...plan.sets, ...plan.inputs]);
     const body = await this.#jobBody(plan, deadline, reporter, signal);
-    const submitted = await this.#json<GatewayJob>('POST /api/v2/jobs', `${this.#base}/api/v2/jobs`, {
+    const submitted = await this.#api.json<GatewayJob>('POST /api/v2/jobs', `${this.#api.base}/api/v2/jobs`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify(body),
@@ -191,24 +163,12 @@ export class GatewayTarget implements RunTarget {
 
   /** Streams a file to POST /api/v2/assets; returns the asset id, or undefined without asset routes. */
   async #uploadAsset(path: string, type: string, signal: AbortSignal): Promise<string | undefined> {
-    const form = new FormData();
-    form.append('file_path', basename(path));
-    form.append('content_type', type);
-    // A file-backed Blob: fetch streams it from disk instead of reading it into memory.
-    form.append('file', await openAsBlob(path, { type }), basename(path));
-    let asset: { id?: unknown };
     try {
-      asset = await this.#json<{ id?: unknown }>('POST /api/v2/assets', `${this.#base}/api/v2/assets`, {
-        method: 'POST',
-        body: form,
-        signal,
-      });
+      return await this.#api.uploadAsset(path, type, signal);
     } catch (err) {
       if (err instanceof GatewayApiError && err.status === 404) return undefined;
       throw err;
     }
-    if (typeof asset.id !== 'string') throw new Error(`POST /api/v2/assets answered without an asset id`);
-    return asset.id;
   }
 
   /** Follows the job to a terminal status: SSE first, polling when the stream is unusable. */
@@ -241,10 +201,10 @@ export class GatewayTarget implements RunTarget {
 
   /** Reads the events stream; returns 'terminal' or why it gave up. Aborts propagate. */
   async #stream(job: GatewayJob, reporter: Reporter, signal: AbortSignal): Promise<string> {
-    const url = job.urls?.events ?? `${this.#base}/api/v2/jobs/${encodeURIComponent(job.id)}/events`;
+    const url = job.urls?.events ?? `${this.#api.base}/api/v2/jobs/${encodeURIComponent(job.id)}/events`;
     let res: Response;
     try {
-      res = await fetch(url, { headers: { ...this.#headers, accept: 'text/event-stream' }, signal });
+      res = await fetch(url, { headers: { ...this.#api.headers, accept: 'text/event-stream' }, signal });
     } catch (err) {
       if (signal.aborted) throw signal.reason;
       return `unavailable (${(err as Error).message})`;
@@ -284,7 +244,7 @@ export class GatewayTarget implements RunTarget {
   }
 
   async #get(id: string, signal: AbortSignal): Promise<GatewayJob> {
-    return this.#json<GatewayJob>('GET job', `${this.#base}/api/v2/jobs/${encodeURIComponent(id)}`, {
+    return this.#api.json<GatewayJob>('GET job', `${this.#api.base}/api/v2/jobs/${encodeURIComponent(id)}`, {
       signal,
     });
   }
@@ -292,9 +252,9 @@ export class GatewayTarget implements RunTarget {
   /** Cancels after a deadline or Ctrl-C (own bound: the run's signal has already fired). */
   async #cancel(job: GatewayJob, reporter: Reporter): Promise<void> {
     reporter.done();
-    const url = job.urls?.cancel ?? `${this.#base}/api/v2/jobs/${encodeURIComponent(job.id)}/cancel`;
+    const url = job.urls?.cancel ?? `${this.#api.base}/api/v2/jobs/${encodeURIComponent(job.id)}/cancel`;
     try {
-      const after = await this.#json<GatewayJob>('POST cancel', url, {
+      const after = await this.#api.json<GatewayJob>('POST cancel', url, {
         method: 'POST',
         signal: AbortSignal.timeout(CANCEL_TIMEOUT_MS),
       });
@@ -323,12 +283,7 @@ export class GatewayTarget implements RunTarget {
           subfolder: output.subfolder ?? '',
           type: output.comfy_type ?? 'output',
         });
-        const res = await fetch(output.url, { headers: this.#headers, signal: both });
-        if (res.status !== 200 || !res.body) {
-          throw new GatewayApiError(`GET ${output.name}`, res.status, await res.text().catch(() => ''));
-        }
-        await mkdir(dirname(path), { recursive: true });
-        await pipeline(Readable.fromWeb(res.body as never), createWriteStream(path), { signal: both });
+        await this.#api.download(output.name, output.url, path, both);
         saved.push(path);
       }
     };
@@ -342,24 +297,6 @@ export class GatewayTarget implements RunTarget {
     const rejected = settled.find((s) => s.status === 'rejected');
     if (rejected) throw failure.signal.aborted ? failure.signal.reason : rejected.reason;
     return saved;
-  }
-
-  async #json<T>(what: string, url: string, init: RequestInit): Promise<T> {
-    let res: Response;
-    try {
-      res = await fetch(url, { ...init, headers: { ...this.#headers, ...(init.headers as object) } });
-    } catch (err) {
-      if (init.signal?.aborted) throw init.signal.reason;
-      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      throw new Error(`${what} ${url}: ${cause?.code ?? cause?.message ?? (err as Error).message}`);
-    }
-    const text = await res.text();
-    if (res.status < 200 || res.status > 299) throw new GatewayApiError(what, res.status, text);
-    try {
-      return JSON.parse(text) as T;
-    } catch {
-      throw new GatewayApiError(what, res.status, text);
-    }
   }
 }
 

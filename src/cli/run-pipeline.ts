@@ -2,14 +2,11 @@
 // `--input name=./file` streams the file to the gateway's asset store and passes `asset:<id>`;
 // `--set name=value` sets an input (JSON when valid). One progress line per step and iteration from
 // the run's SSE stream; file outputs are downloaded to `--out`; Ctrl-C or the deadline cancels it.
-import { createWriteStream, openAsBlob } from 'node:fs';
 import { mkdir, readFile, stat } from 'node:fs/promises';
-import { basename, dirname, extname, resolve } from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline as pipe } from 'node:stream/promises';
+import { basename, extname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { contentTypeFor } from '../comfy/index.ts';
-import { GatewayApiError } from './run-gateway.ts';
+import { GatewayApi, GatewayApiError } from './gateway-api.ts';
 import { parseValue, RunUsageError, safeOutputPath } from './run-plan.ts';
 import type { Reporter, RunOutcome } from './run-reporter.ts';
 import { readSse } from './run-sse.ts';
@@ -107,16 +104,14 @@ const TERMINAL = new Set(['succeeded', 'failed', 'canceled']);
 
 /** Runs a pipeline plan on a gateway. */
 export class PipelineTarget {
-  readonly #base: string;
-  readonly #headers: Record<string, string>;
+  readonly #api: GatewayApi;
 
   constructor(gateway: string, apiKey: string | undefined) {
-    this.#base = gateway.replace(/\/+$/, '');
-    this.#headers = apiKey ? { authorization: `Bearer ${apiKey}` } : {};
+    this.#api = new GatewayApi(gateway, apiKey);
   }
 
   describe(): string {
-    return `gateway ${this.#base}`;
+    return `gateway ${this.#api.base}`;
   }
 
   async execute(
@@ -125,15 +120,19 @@ export class PipelineTarget {
   ): Promise<RunOutcome> {
     const inputs: Record<string, unknown> = { ...plan.sets };
     for (const [name, path] of Object.entries(plan.files)) {
-      inputs[name] = `asset:${await this.#upload(path, signal)}`;
+      inputs[name] = `asset:${await this.#api.uploadAsset(path, contentTypeFor(basename(path)), signal)}`;
       reporter.line(`uploaded ${basename(path)} for input ${name}`);
     }
-    const created = await this.#json<RunBody>('POST /v1/pipeline-runs', `${this.#base}/v1/pipeline-runs`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ pipeline: plan.definition, inputs }),
-      signal,
-    });
+    const created = await this.#api.json<RunBody>(
+      'POST /v1/pipeline-runs',
+      `${this.#api.base}/v1/pipeline-runs`,
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ pipeline: plan.definition, inputs }),
+        signal,
+      },
+    );
     reporter.line(`run ${created.id} ${created.status}`);
     let run: RunBody;
     try {
@@ -141,13 +140,15 @@ export class PipelineTarget {
     } catch (err) {
       if (signal.aborted) {
         reporter.done();
-        await this.#json('POST cancel', `${this.#base}/v1/pipeline-runs/${created.id}/cancel`, {
-          method: 'POST',
-          signal: AbortSignal.timeout(10_000),
-        }).then(
-          (r) => reporter.line(`run ${created.id} cancel requested: ${(r as RunBody).status}`),
-          (e: unknown) => reporter.line(`run ${created.id}: cancel failed (${(e as Error).message})`),
-        );
+        await this.#api
+          .json('POST cancel', `${this.#api.base}/v1/pipeline-runs/${created.id}/cancel`, {
+            method: 'POST',
+            signal: AbortSignal.timeout(10_000),
+          })
+          .then(
+            (r) => reporter.line(`run ${created.id} cancel requested: ${(r as RunBody).status}`),
+            (e: unknown) => reporter.line(`run ${created.id}: cancel failed (${(e as Error).message})`),
+          );
       }
       throw err;
     }
@@ -166,8 +167,8 @@ export class PipelineTarget {
 
   /** Follows the run's events to its end, one line per step and iteration. */
   async #follow(run: RunBody, reporter: Reporter, signal: AbortSignal): Promise<RunBody> {
-    const res = await fetch(`${this.#base}/v1/pipeline-runs/${run.id}/events`, {
-      headers: { ...this.#headers, accept: 'text/event-stream' },
+    const res = await fetch(`${this.#api.base}/v1/pipeline-runs/${run.id}/events`, {
+      headers: { ...this.#api.headers, accept: 'text/event-stream' },
       signal,
     });
     if (res.status !== 200 || !res.body)
@@ -197,30 +198,14 @@ export class PipelineTarget {
         } else if (frame.event === 'status' && typeof data.status === 'string' && TERMINAL.has(data.status)) {
           return (
             (data.run as RunBody | undefined) ??
-            this.#json<RunBody>('GET run', `${this.#base}/v1/pipeline-runs/${run.id}`, { signal })
+            this.#api.json<RunBody>('GET run', `${this.#api.base}/v1/pipeline-runs/${run.id}`, { signal })
           );
         }
       }
     } finally {
       await res.body.cancel().catch(() => {});
     }
-    return this.#json<RunBody>('GET run', `${this.#base}/v1/pipeline-runs/${run.id}`, { signal });
-  }
-
-  async #upload(path: string, signal: AbortSignal): Promise<string> {
-    const type = contentTypeFor(basename(path));
-    const form = new FormData();
-    form.append('file_path', basename(path));
-    form.append('content_type', type);
-    // A file-backed Blob: fetch streams it from disk.
-    form.append('file', await openAsBlob(path, { type }), basename(path));
-    const asset = await this.#json<{ id?: unknown }>('POST /api/v2/assets', `${this.#base}/api/v2/assets`, {
-      method: 'POST',
-      body: form,
-      signal,
-    });
-    if (typeof asset.id !== 'string') throw new Error('POST /api/v2/assets answered without an asset id');
-    return asset.id;
+    return this.#api.json<RunBody>('GET run', `${this.#api.base}/v1/pipeline-runs/${run.id}`, { signal });
   }
 
   /** Downloads every file among the run's outputs, named `<output>[-<n>]<ext>`. */
@@ -240,28 +225,10 @@ export class PipelineTarget {
         subfolder: '',
         type: 'output',
       });
-      const res = await fetch(f.url, { headers: this.#headers, signal });
-      if (res.status !== 200 || !res.body)
-        throw new GatewayApiError(`GET ${f.filename}`, res.status, await res.text().catch(() => ''));
-      await mkdir(dirname(path), { recursive: true });
-      await pipe(Readable.fromWeb(res.body as never), createWriteStream(path), { signal });
+      await this.#api.download(f.filename, f.url, path, signal);
       saved.push(path);
     }
     return saved;
-  }
-
-  async #json<T>(what: string, url: string, init: RequestInit): Promise<T> {
-    let res: Response;
-    try {
-      res = await fetch(url, { ...init, headers: { ...this.#headers, ...(init.headers as object) } });
-    } catch (err) {
-      if (init.signal?.aborted) throw init.signal.reason;
-      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      throw new Error(`${what} ${url}: ${cause?.code ?? cause?.message ?? (err as Error).message}`);
-    }
-    const text = await res.text();
-    if (res.status < 200 || res.status > 299) throw new GatewayApiError(what, res.status, text);
-    return JSON.parse(text) as T;
   }
 }
 
