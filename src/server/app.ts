@@ -3,7 +3,6 @@
 import { randomUUID } from 'node:crypto';
 import cors from '@fastify/cors';
 import swagger from '@fastify/swagger';
-import swaggerUi from '@fastify/swagger-ui';
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyInstance,
@@ -15,6 +14,7 @@ import Fastify, {
 import type { Registry } from 'prom-client';
 import type { JobManager, PoolLike, PrepareOptions } from '../jobs/index.ts';
 import { installAuth } from './auth.ts';
+import { lazyDocsUi } from './docs-ui.ts';
 import { installErrorHandling } from './errors.ts';
 import type { JobModelsLike } from './job-models.ts';
 import { jobEventsRoutes } from './job-events.ts';
@@ -146,7 +146,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       security: [{ bearerAuth: [] }, {}],
     },
   });
-  if (options.docs !== false) await app.register(swaggerUi, { routePrefix: '/docs' });
+  // Swagger UI loads on its first request (docs-ui.ts): start-up skips @fastify/static and its glob.
+  if (options.docs !== false) lazyDocsUi(app, '/docs');
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   const common = { manager: options.manager, ...(options.publicUrl ? { publicUrl: options.publicUrl } : {}) };

@@ -439,7 +439,10 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
         clearTimeout(force);
       }
     });
-    await app.listen({ host: config.host, port: config.port });
+    // A deep accept queue (the kernel caps it at net.core.somaxconn): thousands of clients that
+    // connect at once (?wait, SSE, WebSockets) otherwise overflow Node's default of 511 and see
+    // resets and connect timeouts while the event loop works through the burst.
+    await app.listen({ host: config.host, port: config.port, backlog: LISTEN_BACKLOG });
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : config.port;
     const host = config.host.includes(':') ? `[${config.host}]` : config.host;
@@ -477,6 +480,9 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     throw err;
   }
 }
+
+/** Pending connections the listening socket may hold before the gateway accepts them. */
+const LISTEN_BACKLOG = 4096;
 
 /** With MODELS_DIR, managed ComfyUI processes read it through an extra_model_paths file we write. */
 function managedModelArgs(config: Config): { extraArgs?: string[] } {
