@@ -1,8 +1,8 @@
 // The dashboard's static files: the page's own files under src/dashboard/ and the few vendored
 // browser libraries (Preact, its hooks, htm, uPlot) read from node_modules. All of them are read
-// once at start-up into memory with a gzip copy and an ETag, so a request costs no disk I/O; the
-// set is fixed (nothing a request names is read from disk). No build step: the vendored modules'
-// bare `from "preact"` imports are rewritten to the served path.
+// once, on the first page request, into memory with a gzip copy and an ETag, so later requests cost
+// no disk I/O; the set is fixed (nothing a request names is read from disk). No build step: the
+// vendored modules' bare `from "preact"` imports are rewritten to the served path.
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, extname, join } from 'node:path';

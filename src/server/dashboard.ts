@@ -71,7 +71,8 @@ function withoutQuery(url: string): string {
 /** Fastify plugin: the dashboard page and its API. */
 export const dashboardRoutes: FastifyPluginAsync<DashboardRoutesOptions> = async (app, options) => {
   const { manager, pool, stats, timings, publicUrl } = options;
-  const files = loadDashboardFiles();
+  // Read and gzipped on the first page request, not at every start-up (~25 ms of CPU there).
+  let files: Map<string, StaticFile> | undefined;
   const feed = new DashboardFeed({
     manager,
     pool,
@@ -85,6 +86,7 @@ export const dashboardRoutes: FastifyPluginAsync<DashboardRoutesOptions> = async
   app.get('/dashboard', { schema: { hide: true } }, async (_request, reply) => reply.redirect('/dashboard/'));
   app.get<{ Params: { '*': string } }>('/dashboard/*', { schema: { hide: true } }, async (request, reply) => {
     const path = request.params['*'] || 'index.html';
+    files ??= loadDashboardFiles();
     const file = files.get(path);
     if (!file) {
       return sendError(reply, { status: 404, code: 'not_found', message: 'No such file.', details: null });
