@@ -225,6 +225,7 @@ export class GatewayTarget implements RunTarget {
         if (frame.event === 'status' && typeof data.status === 'string') {
           // The terminal status is reported by the summary or the error.
           if (data.status !== lastStatus && !TERMINAL.has(data.status)) {
+            // The gateway's own status event; every field describeStatus reads beyond `status` is optional.
             reporter.line(`job ${job.id} ${describeStatus(data as unknown as GatewayJob)}`);
             lastStatus = data.status;
           }

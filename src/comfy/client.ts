@@ -61,6 +61,13 @@ const DEFAULT_RUN_TIMEOUT_MS = 10 * 60_000;
 /** How long run() waits for the socket before relying on polling alone. */
 const SOCKET_WAIT_MS = 5_000;
 
+/**
+ * The client's one contract: every public member of ComfyClient (methods and typed events). Other
+ * modules name the slice they call as a `Pick<>` of it, so `tsc` checks each slice against the real
+ * client, and a fake implements only its slice (the class itself is nominal through its #fields).
+ */
+export type ComfyClientContract = Pick<ComfyClient, keyof ComfyClient>;
+
 /** A client for one ComfyUI server. */
 export class ComfyClient extends EventEmitter<ComfyClientEvents> {
   readonly baseUrl: string;

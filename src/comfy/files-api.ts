@@ -83,7 +83,7 @@ export class FilesApi {
     const out: ViewResponse = {
       status: res.statusCode,
       headers,
-      body: res.body as unknown as ViewResponse['body'],
+      body: res.body,
       contentType: headers['content-type'] ?? 'application/octet-stream',
     };
     const length = Number(headers['content-length']);

@@ -17,7 +17,7 @@ export { decodeBinaryFrame, encodePreviewFrame, isBlockedExecution, parseTextMes
 export type { BinaryFrame, ComfyMessage, ExecutionErrorData, NodeProgressState } from './messages.ts';
 export type * from './types.ts';
 export { ComfyClient, isComfyError } from './client.ts';
-export type { ComfyClientEvents } from './client.ts';
+export type { ComfyClientContract, ComfyClientEvents } from './client.ts';
 export type { OutputSink } from './downloads.ts';
 export type { DownloadOptions, ViewOptions } from './files-api.ts';
 export { type ScopedSignal, scopedSignal } from './deadline.ts';

@@ -94,7 +94,7 @@ export function multipartBody(
       return (async function* () {
         yield head;
         if (data instanceof Uint8Array) yield data;
-        else if (data instanceof Blob) yield* data.stream() as unknown as AsyncIterable<Uint8Array>;
+        else if (data instanceof Blob) yield* data.stream();
         else yield* toAsyncIterable(data);
         yield tail;
       })();

@@ -1,14 +1,10 @@
-// The slice of the client SDK's contract (src/comfy) that io needs, written structurally so io can be
-// used and tested with any object of that shape (a real ComfyClient fits).
-import type { Readable } from 'node:stream';
+// The slices of the client SDK (src/comfy) that io uses: its data types and a Pick<> of the client's
+// one contract, so `tsc` checks io against the real client and a test passes any object of that shape.
+import type { ComfyClientContract, RunResult as ComfyRunResult } from '../comfy/index.ts';
 
-/** A ComfyUI API-format prompt. */
-export type ApiPrompt = Record<
-  string,
-  { class_type: string; inputs: Record<string, unknown>; _meta?: { title?: string } }
->;
+export type { ApiPrompt, OutputFile } from '../comfy/index.ts';
 
-/** One node definition from `/object_info` (only the parts io reads). */
+/** One node definition from `/object_info`, only the parts io reads (comfy's NodeDef fits). */
 export interface NodeDef {
   input?: {
     required?: Record<string, unknown>;
@@ -19,44 +15,8 @@ export interface NodeDef {
   [key: string]: unknown;
 }
 
-/** One file a run produced, as the client SDK reports it. */
-export interface OutputFile {
-  nodeId: string;
-  kind: 'image' | 'video' | 'audio' | 'text' | 'file' | string;
-  filename: string;
-  subfolder: string;
-  type: 'output' | 'temp' | 'input' | string;
-}
-
 /** What io reads of a finished run. */
-export interface RunResult {
-  promptId: string;
-  outputs: OutputFile[];
-  texts: Array<{ nodeId: string; text: string }>;
-  rawOutputs: Record<string, Record<string, unknown>>;
-}
+export type RunResult = Pick<ComfyRunResult, 'promptId' | 'outputs' | 'texts' | 'rawOutputs'>;
 
 /** The client calls io makes: upload an input, stream an output. */
-export interface IoComfyClient {
-  readonly baseUrl: string;
-  uploadImage(
-    data: Buffer | Uint8Array | NodeJS.ReadableStream | Blob,
-    options: {
-      filename: string;
-      subfolder?: string;
-      type?: 'input' | 'temp' | 'output';
-      overwrite?: boolean;
-      signal?: AbortSignal;
-    },
-  ): Promise<{ name: string; subfolder: string; type: string }>;
-  view(
-    file: { filename: string; subfolder?: string; type?: string },
-    options?: { signal?: AbortSignal; range?: string },
-  ): Promise<{
-    status: number;
-    headers: Record<string, string>;
-    body: ReadableStream<Uint8Array> | NodeJS.ReadableStream | Readable;
-    contentType: string;
-    contentLength?: number;
-  }>;
-}
+export type IoComfyClient = Pick<ComfyClientContract, 'baseUrl' | 'uploadImage' | 'view'>;

@@ -36,7 +36,8 @@ export type {
 } from './inputs/input-resolver.ts';
 export { mimeFromName, sniffMediaType } from './media-type.ts';
 export type { MediaType } from './media-type.ts';
-export type { JobOutputFile, OutputStore, OutputType } from './outputs/job-output-file.ts';
+export type { DeliveredOutput, JobOutput, OutputStore, OutputType } from './outputs/job-output.ts';
+export { type LinkOptions, linkOutputs, outputContentPath, outputLink } from './outputs/output-link.ts';
 export { createSsrfGuard, isSafeUrl, redactUrl, SsrfGuard } from './ssrf-guard.ts';
 export type { LookupFunction, SsrfGuardOptions } from './ssrf-guard.ts';
 export { createImageConverter, isConvertible, renameForFormat } from './outputs/convert.ts';

@@ -75,7 +75,7 @@ export class SsrfGuard {
   constructor(options: SsrfGuardOptions) {
     this.allowPrivate = options.allowPrivate.map((e) => e.trim()).filter((e) => e !== '');
     this.#entries = this.allowPrivate.map(parseAllowEntry);
-    this.#resolve = options.lookup ?? (dns.lookup as unknown as LookupFunction);
+    this.#resolve = options.lookup ?? dns.lookup;
   }
 
   /** Why an address is refused for `hostname`, or undefined when it may be reached. */

@@ -46,7 +46,8 @@ export type {
 } from './manager.ts';
 export { JobManager } from './manager.ts';
 export { MemoryJobStore } from './memory-store.ts';
-export { contentTypeOf, outputContentPath } from './outputs.ts';
+export { outputContentPath } from '../io/index.ts';
+export { contentTypeOf } from './outputs.ts';
 export type {
   ApiPrompt,
   ComfyClientLike,

@@ -1,7 +1,11 @@
 // The job record and its state machine. Every status change goes through `transition()`, which
 // consults one table, so an impossible transition (e.g. succeeded → running) cannot be written.
+import type { JobOutput } from '../io/index.ts';
 import { InvalidTransitionError } from './errors.ts';
 import type { ApiPrompt } from './ports.ts';
+
+// One output record for the whole gateway: io's, which every delivery builds.
+export type { JobOutput } from '../io/index.ts';
 
 /** v2 job statuses (comfy-api-v2.md §5). */
 export const JOB_STATUSES = [
@@ -72,21 +76,6 @@ export interface OutputSource {
   filename: string;
   subfolder: string;
   type: string;
-}
-
-/** v2 Output; `url` may be host-relative and is made absolute when the job is rendered. */
-export interface JobOutput {
-  node_id: string;
-  name: string;
-  type: string;
-  content_type: string;
-  size_bytes: number;
-  id: string;
-  hash: string | null;
-  url: string;
-  url_expires_at: string;
-  job_id?: string | null;
-  [extra: string]: unknown;
 }
 
 /** One attempt of a job on one instance (our extension, exposed as `attempts`). */

@@ -171,6 +171,7 @@ export class JobManager extends EventEmitter<JobManagerEvents> {
       ...(options.inputResolver ? { inputResolver: options.inputResolver } : {}),
       ...(options.outputDelivery ? { outputDelivery: options.outputDelivery } : {}),
       linkBaseUrl: options.linkBaseUrl ?? '',
+      linkTtlMs: options.retentionMs,
       ...(options.logger ? { logger: options.logger } : {}),
     });
     this.#webhooks = new JobWebhooks({

@@ -1,134 +1,63 @@
-// The slices of the comfy/, pool/, io/ and webhooks/ contracts that the job layer uses: behaviour as
-// structural types so jobs/ depends on behaviour, not on classes. The real ComfyClient, Pool,
-// InputResolver, OutputDelivery and WebhookDispatcher satisfy them as they are.
+// The slices of the comfy/, pool/, io/ and webhooks/ contracts that the job layer uses. Each is a
+// Pick<> of the one contract next to its implementation (ComfyClientContract, PoolContract, the io
+// classes), so `tsc` checks the wiring against the real classes; a fake implements only its slice.
 import type { EventEmitter } from 'node:events';
-import type { ApiPrompt, RunEvent, RunResult } from '../comfy/index.ts';
+import type { ComfyClientContract, NodeDef } from '../comfy/index.ts';
+import type { InputResolver, OutputDelivery, PrefetchedInputs } from '../io/index.ts';
 import type { Logger } from '../logger.ts';
+import type { AcquireRequest, InstanceSnapshot, Lease, PoolContract } from '../pool/index.ts';
 import type { JobWebhookDelivery } from './job.ts';
 
-// The data types are the client SDK's own (jobs/ may import comfy/); only behaviour is structural.
-export type { ApiPrompt, OutputFile, RunEvent, RunResult } from '../comfy/index.ts';
+// The data types are the client SDK's own (jobs/ may import comfy/); only behaviour is sliced.
+export type { ApiPrompt, OutputFile, RunEvent, RunResult, ViewResponse } from '../comfy/index.ts';
 
-/** Streamed file from /view (comfy contract). */
-export interface ViewResponse {
-  status: number;
-  headers: Record<string, string>;
-  body: ReadableStream<Uint8Array> | NodeJS.ReadableStream;
-  contentType: string;
-  contentLength?: number;
-}
+/**
+ * The client calls the job layer makes (runs, recovery's queue and history reads, cancel, output
+ * content) and io's, which the runner hands the same client to (input uploads, output reads).
+ */
+export type ComfyClientLike = Pick<
+  ComfyClientContract,
+  | 'baseUrl'
+  | 'run'
+  | 'waitForPrompt'
+  | 'getPromptState'
+  | 'cancel'
+  | 'getQueue'
+  | 'getHistories'
+  | 'view'
+  | 'uploadImage'
+>;
 
-/** The ComfyClient methods the gateway calls. */
-export interface ComfyClientLike {
-  readonly baseUrl: string;
-  run(
-    prompt: ApiPrompt,
-    options?: {
-      promptId?: string;
-      signal?: AbortSignal;
-      timeoutMs?: number;
-      extraData?: Record<string, unknown>;
-      onEvent?: (event: RunEvent) => void;
-      headers?: Record<string, string>;
-    },
-  ): Promise<RunResult>;
-  waitForPrompt(
-    promptId: string,
-    options?: {
-      signal?: AbortSignal;
-      timeoutMs?: number;
-      onEvent?: (event: RunEvent) => void;
-      headers?: Record<string, string>;
-    },
-  ): Promise<RunResult>;
-  getPromptState(
-    promptId: string,
-    options?: { signal?: AbortSignal },
-  ): Promise<'pending' | 'running' | 'completed' | 'failed' | 'unknown'>;
-  cancel(promptId: string, options?: { headers?: Record<string, string> }): Promise<void>;
-  getQueue(options?: { signal?: AbortSignal }): Promise<{
-    running: Array<{ promptId: string }>;
-    pending: Array<{ promptId: string }>;
-  }>;
-  getHistories(options?: { signal?: AbortSignal; maxItems?: number }): Promise<Record<string, unknown>>;
-  view(
-    file: { filename: string; subfolder?: string; type?: string },
-    options?: { signal?: AbortSignal; range?: string },
-  ): Promise<ViewResponse>;
-}
-
-/** A slot on one instance (pool contract). */
-export interface LeaseLike {
-  readonly instanceId: string;
-  readonly url: string;
+/** A slot on one instance: the pool's Lease, holding the client slice above. */
+export interface LeaseLike extends Omit<Lease, 'client' | 'signal'> {
   readonly client: ComfyClientLike;
   /** Aborted when the pool declares the instance down: the work on it will not complete. */
   readonly signal?: AbortSignal;
-  markStarted(): void;
-  release(outcome: { ok: true } | { ok: false; error: unknown; infrastructure: boolean }): void;
 }
 
-/** Node definitions from /object_info. */
-export type NodeDefs = Record<string, unknown>;
+/** Node definitions from /object_info, as the pool answers them. */
+export type NodeDefs = Record<string, NodeDef>;
 
-/** The Pool methods the gateway calls. */
-export interface PoolLike extends Pick<EventEmitter, 'on' | 'off'> {
-  tryAcquire(req: {
-    classTypes: string[];
-    models?: string[];
-    requiredModels?: string[];
-    exclude?: string[];
-  }): LeaseLike | null;
-  canEverRun(classTypes: string[]): { ok: true } | { ok: false; missing: string[] };
-  /** True when a healthy instance has every class now (busy or not). */
-  canRunNow(classTypes: string[]): boolean;
-  nodeDefsFor(instanceId?: string): Promise<NodeDefs>;
-  list(): Array<{ id: string; state: string; maxJobs?: number }>;
+/**
+ * The Pool calls the job layer makes; the clients and leases it hands out are the slices above. Its
+ * events ('capacity', 'instance') are subscribed by name, so a wrapper (fleet's LeasedPool) can forward them.
+ */
+export interface PoolLike
+  extends Pick<PoolContract, 'canEverRun' | 'canRunNow' | 'nodeDefsFor'>,
+    Pick<EventEmitter, 'on' | 'off'> {
+  tryAcquire(request: AcquireRequest): LeaseLike | null;
+  list(): Array<Pick<InstanceSnapshot, 'id' | 'state'> & Partial<Pick<InstanceSnapshot, 'maxJobs'>>>;
   client(id: string): ComfyClientLike | undefined;
 }
 
-/** io InputResolver. */
-export interface InputResolverLike {
-  resolve(
-    prompt: ApiPrompt,
-    options: {
-      inputs?: Record<string, string>;
-      nodeDefs: NodeDefs;
-      client: ComfyClientLike;
-      signal?: AbortSignal;
-      prefetched?: PrefetchedLike;
-    },
-  ): Promise<{ prompt: ApiPrompt; uploads: unknown[] }>;
-  /** Fetches and checks a job's inputs before it takes an instance slot. */
-  prefetch?(
-    prompt: ApiPrompt,
-    options: { inputs?: Record<string, string>; nodeDefs: NodeDefs; signal?: AbortSignal },
-  ): Promise<PrefetchedLike>;
-}
+/** io's InputResolver: resolves a job's inputs onto its instance, optionally fetched ahead. */
+export type InputResolverLike = Pick<InputResolver, 'resolve'> & Partial<Pick<InputResolver, 'prefetch'>>;
 
 /** Inputs fetched ahead of an attempt (io's PrefetchedInputs); released when the job ends. */
-export interface PrefetchedLike {
-  release(): void;
-}
+export type PrefetchedLike = PrefetchedInputs;
 
-/** io OutputDelivery. */
-export interface OutputDeliveryLike {
-  deliver(
-    job: { id: string },
-    result: RunResult,
-    client: ComfyClientLike,
-    options: {
-      store: 'link' | 'inline' | 'storage';
-      format?: 'png' | 'jpeg' | 'webp';
-      quality?: number;
-      includePreviews?: boolean;
-      linkBaseUrl: string;
-      signal?: AbortSignal;
-    },
-  ): Promise<
-    Array<Record<string, unknown> & { source?: { filename: string; subfolder: string; type: string } }>
-  >;
-}
+/** io's OutputDelivery: delivers a finished run's outputs (inline, storage, link). */
+export type OutputDeliveryLike = Pick<OutputDelivery, 'deliver'>;
 
 /** webhooks WebhookDispatcher. */
 export interface WebhookDispatcherLike {
@@ -152,7 +81,7 @@ export type LoggerLike = Logger;
 
 /** Model downloads a job waits for before it is queued (the models feature provides it). */
 export interface ModelProvisionLike {
-  /** Resolves once every model is on the instances; rejects with `{code, message, details?}` otherwise. */
+  /** Resolves once every model is on the instances; rejects with a GatewayError (code, message, details) otherwise. */
   readonly ready: Promise<void>;
   /** Subscribes to download progress (a line for people); returns the unsubscribe. */
   onProgress(listener: (message: string) => void): () => void;

@@ -4,7 +4,7 @@
 import { collectOutputs, scopedSignal } from '../comfy/index.ts';
 import { isResolvableString } from '../io/index.ts';
 import type { JobError, JobOutput, JobRecord, OutputSource } from './job.ts';
-import { linkOutputs } from './outputs.ts';
+import { linkOutputs } from '../io/index.ts';
 import type {
   ComfyClientLike,
   InputResolverLike,
@@ -32,8 +32,10 @@ export interface RunnerOptions {
   nodeDefsFor?: (instanceId: string) => Promise<NodeDefs>;
   inputResolver?: InputResolverLike;
   outputDelivery?: OutputDeliveryLike;
-  /** Base for output links handed to OutputDelivery ('' = host-relative). */
+  /** Base of output content links ('' = host-relative). */
   linkBaseUrl: string;
+  /** How long a finished job is kept: its content links expire that long after its outputs are collected. */
+  linkTtlMs: number;
   logger?: LoggerLike;
   /** Bound on best-effort cleanup calls to the instance (cancel). */
   cleanupTimeoutMs?: number;
@@ -232,10 +234,9 @@ export class Runner {
     result: RunResult,
     signal: AbortSignal,
   ): Promise<{ outputs: JobOutput[]; sources: OutputSource[] }> {
-    const links = linkOutputs(ctx.job.id, ctx.instanceId, result, ctx.job.expires_at);
     const store = ctx.job.request.output?.store ?? 'link';
     const delivery = this.#options.outputDelivery;
-    if (store === 'link' || !delivery) return links;
+    if (store === 'link' || !delivery) return this.#links(ctx, result);
     const delivered = await delivery.deliver({ id: ctx.job.id }, result, ctx.client, {
       store,
       ...(ctx.job.request.output?.format ? { format: ctx.job.request.output.format } : {}),
@@ -243,14 +244,27 @@ export class Runner {
       // v2: nothing is silently dropped, previews (temp files) included.
       includePreviews: true,
       linkBaseUrl: this.#options.linkBaseUrl,
+      linkTtlMs: this.#options.linkTtlMs,
       signal,
     });
     // Content links index job.outputs, so sources follow the delivered order.
-    const sources = delivered.map((o, i) => ({
+    const sources = delivered.map((o) => ({ instanceId: ctx.instanceId, ...o.source }));
+    return { outputs: delivered, sources };
+  }
+
+  /** Link outputs of every file of a result (bytes left on the instance) and where each one lives. */
+  #links(ctx: AttemptContext, result: RunResult): { outputs: JobOutput[]; sources: OutputSource[] } {
+    const outputs = linkOutputs(ctx.job.id, result.outputs, {
+      baseUrl: this.#options.linkBaseUrl,
+      ttlMs: this.#options.linkTtlMs,
+    });
+    const sources = result.outputs.map((f) => ({
       instanceId: ctx.instanceId,
-      ...(o.source ?? links.sources[i] ?? { filename: '', subfolder: '', type: 'output' }),
+      filename: f.filename,
+      subfolder: f.subfolder,
+      type: f.type,
     }));
-    return { outputs: delivered as unknown as JobOutput[], sources };
+    return { outputs, sources };
   }
 
   /** The files output nodes produced before the failure, delivered like a success's (links on error). */
@@ -277,7 +291,7 @@ export class Runner {
         { job_id: ctx.job.id, err },
         'could not deliver partial outputs; linking them',
       );
-      return linkOutputs(ctx.job.id, ctx.instanceId, result, ctx.job.expires_at);
+      return this.#links(ctx, result);
     }
   }
 

@@ -82,10 +82,12 @@ interface PendingWrite {
   key: string | null;
 }
 
-interface Row {
+// A type alias, not an interface: node:sqlite types rows as records of SQL values, and only an
+// alias (with its implicit index signature) can be asserted from that without `unknown`.
+type Row = {
   data: string;
   workflow: string | null;
-}
+};
 
 /** The record without its workflow (stored once, in its own column). */
 function stateJson(job: JobRecord): string {
@@ -404,7 +406,7 @@ export class SqliteJobStore implements JobStore {
   list(query: ListQuery): JobPage {
     this.#flushLogged();
     const { sql, params } = listSql(query);
-    const rows = this.#db.prepare(sql).all(...params) as unknown as Row[];
+    const rows = this.#db.prepare(sql).all(...params) as Row[];
     const jobs = rows.slice(0, query.limit).map(fromRow);
     const last = jobs.at(-1);
     return { jobs, nextCursor: rows.length > query.limit && last ? encodeCursor(last) : null };
@@ -419,7 +421,7 @@ export class SqliteJobStore implements JobStore {
 
   listUnfinished(): JobRecord[] {
     this.#flushLogged();
-    return (this.#stmt.unfinished.all() as unknown as Row[]).map(fromRow);
+    return (this.#stmt.unfinished.all() as Row[]).map(fromRow);
   }
 
   listPendingWebhooks(): JobRecord[] {
@@ -428,7 +430,7 @@ export class SqliteJobStore implements JobStore {
       .prepare(
         `SELECT data, workflow FROM jobs WHERE json_extract(data, '$.webhook_pending') = 1 AND status IN (${TERMINAL_LIST}) ORDER BY created_at ASC`,
       )
-      .all() as unknown as Row[];
+      .all() as Row[];
     return rows.map(fromRow);
   }
 

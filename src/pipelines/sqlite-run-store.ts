@@ -48,10 +48,12 @@ const MIGRATIONS: readonly string[] = [
 
 const TERMINAL = "('succeeded','failed','canceled')";
 
-interface Row {
+// A type alias, not an interface: node:sqlite types rows as records of SQL values, and only an
+// alias (with its implicit index signature) can be asserted from that without `unknown`.
+type Row = {
   data: string;
   definition: string;
-}
+};
 
 /** Opens (creating if needed) the run tables in the SQLite file at `path`. */
 export class SqlitePipelineRunStore implements PipelineRunStore {
@@ -251,7 +253,7 @@ export class SqlitePipelineRunStore implements PipelineRunStore {
       params.push(after.createdAt, after.createdAt, after.id);
     }
     const sql = `SELECT data, definition FROM pipeline_runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id DESC LIMIT ?`;
-    const rows = this.#db.prepare(sql).all(...params, query.limit + 1) as unknown as Row[];
+    const rows = this.#db.prepare(sql).all(...params, query.limit + 1) as Row[];
     const runs = rows.slice(0, query.limit).map(fromRow);
     const last = runs.at(-1);
     return { runs, nextCursor: rows.length > query.limit && last ? encodeRunCursor(last) : null };
@@ -260,7 +262,7 @@ export class SqlitePipelineRunStore implements PipelineRunStore {
   listUnfinished(): PipelineRun[] {
     this.#assertOpen();
     this.flush();
-    return (this.#stmt.unfinished.all() as unknown as Row[]).map(fromRow);
+    return (this.#stmt.unfinished.all() as Row[]).map(fromRow);
   }
 
   hasIdempotencyKey(key: string, now: number): boolean {

@@ -12,7 +12,7 @@ export type {
   ManagedProcessesOptions,
   PoolOptions,
 } from './types.ts';
-export { Pool, type PoolEvents } from './pool.ts';
+export { Pool, type PoolContract, type PoolEvents } from './pool.ts';
 export {
   normaliseUrl,
   parseInstanceList,

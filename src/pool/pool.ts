@@ -46,6 +46,12 @@ export interface PoolEvents {
   removed: [{ instanceId: string }];
 }
 
+/**
+ * The pool's one contract: every public member of Pool. Other modules take a `Pick<>` of it, so
+ * `tsc` checks their slice against the real pool.
+ */
+export type PoolContract = Pick<Pool, keyof Pool>;
+
 /** Many ComfyUI instances as one: hands out leases on healthy instances with free slots. */
 export class Pool extends EventEmitter<PoolEvents> {
   readonly #options: PoolOptions;

@@ -16,7 +16,9 @@ export function parseRange(header: string | undefined, size: number): ByteRange 
   if (!header) return null;
   const match = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
   if (!match) return null;
-  const [, a, b] = match as unknown as [string, string, string];
+  // Both groups always take part in a match (`\d*`), so they are strings.
+  const a = match[1] ?? '';
+  const b = match[2] ?? '';
   if (a === '' && b === '') return null;
   let start: number;
   let end: number;

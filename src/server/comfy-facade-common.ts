@@ -3,46 +3,33 @@
 import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { GatewayError } from '../errors.ts';
+import type { ComfyClientContract } from '../comfy/index.ts';
 import type { AssetStore } from '../io/index.ts';
-import type { JobManager, NodeDefs, PrepareOptions } from '../jobs/index.ts';
+import type { JobManager, PrepareOptions } from '../jobs/index.ts';
+import type { PoolContract } from '../pool/index.ts';
 import type { FacadeRelay } from './comfy-facade-relay.ts';
 import type { FacadePrompts } from './comfy-facade-state.ts';
 import type { FacadeUploads } from './comfy-facade-uploads.ts';
 import type { FacadeSockets } from './comfy-facade-ws.ts';
 import { exceedsDepth, JsonTooDeepError, MAX_JSON_DEPTH } from './json-depth.ts';
 
-/** The ComfyClient calls the facade makes on an instance (the real ComfyClient has them). */
-export interface FacadeInstanceClient {
-  readonly baseUrl: string;
-  view(
-    file: { filename: string; subfolder?: string; type?: string },
-    options?: { signal?: AbortSignal; range?: string },
-  ): Promise<{
-    status: number;
-    headers: Record<string, string>;
-    body: ReadableStream<Uint8Array> | NodeJS.ReadableStream;
-    contentType: string;
-    contentLength?: number;
-  }>;
-  getSystemStats?(options?: { signal?: AbortSignal }): Promise<unknown>;
-  getModels?(folder?: string, options?: { signal?: AbortSignal }): Promise<string[] | undefined>;
-  getEmbeddings?(options?: { signal?: AbortSignal }): Promise<string[]>;
-  freeMemory?(options?: {
-    signal?: AbortSignal;
-    unloadModels?: boolean;
-    freeMemory?: boolean;
-  }): Promise<void>;
-  getFeatures?(options?: { signal?: AbortSignal }): Promise<Record<string, unknown>>;
-}
+/** The ComfyClient calls the facade makes on an instance, and the socket events it relays. */
+export type FacadeInstanceClient = Pick<
+  ComfyClientContract,
+  | 'baseUrl'
+  | 'view'
+  | 'getSystemStats'
+  | 'getModels'
+  | 'getEmbeddings'
+  | 'freeMemory'
+  | 'getFeatures'
+  | 'on'
+  | 'off'
+>;
 
-/** The Pool methods the facade calls. */
-export interface FacadePool {
-  list(): Array<{ id: string; state: string; url?: string }>;
+/** The Pool calls the facade makes; it follows 'added' and 'removed' to relay each instance's socket. */
+export interface FacadePool extends Pick<PoolContract, 'list' | 'nodeDefsFor' | 'on' | 'off'> {
   client(id: string): FacadeInstanceClient | undefined;
-  nodeDefsFor(instanceId?: string): Promise<NodeDefs>;
-  /** 'added' (snapshot) and 'removed' ({instanceId}): the facade follows each instance's socket. */
-  on?(event: 'added' | 'removed', listener: (arg: never) => void): unknown;
-  off?(event: 'added' | 'removed', listener: (arg: never) => void): unknown;
 }
 
 /** Options of the facade plugin. */

@@ -80,11 +80,7 @@ export const poolRoutes: FastifyPluginAsync<{ ctx: FacadeContext }> = async (app
   }
 
   both(app, 'GET', '/embeddings', async () =>
-    union(
-      (await fromEach((c, signal) => c.getEmbeddings?.({ signal }) ?? Promise.resolve([]))).map(
-        (a) => a.value,
-      ),
-    ),
+    union((await fromEach((c, signal) => c.getEmbeddings({ signal }))).map((a) => a.value)),
   );
 
   both(app, 'GET', '/extensions', async () =>
@@ -92,20 +88,14 @@ export const poolRoutes: FastifyPluginAsync<{ ctx: FacadeContext }> = async (app
   );
 
   both(app, 'GET', '/models', async () =>
-    union(
-      (await fromEach((c, signal) => c.getModels?.(undefined, { signal }) ?? Promise.resolve([]))).map(
-        (a) => a.value,
-      ),
-    ),
+    union((await fromEach((c, signal) => c.getModels(undefined, { signal }))).map((a) => a.value)),
   );
 
   app.get('/models/:folder', { schema: { hide: true } }, modelsIn);
   app.get('/api/models/:folder', { schema: { hide: true } }, modelsIn);
   async function modelsIn(req: FastifyRequest, reply: FastifyReply) {
     const folder = (req.params as { folder: string }).folder;
-    const answers = await fromEach(
-      (c, signal) => c.getModels?.(folder, { signal }) ?? Promise.resolve(undefined),
-    );
+    const answers = await fromEach((c, signal) => c.getModels(folder, { signal }));
     const known = answers.filter((a) => Array.isArray(a.value));
     // No instance knows the folder: ComfyUI's 404 with an empty body.
     if (known.length === 0) return reply.code(404).send();
@@ -124,9 +114,7 @@ export const poolRoutes: FastifyPluginAsync<{ ctx: FacadeContext }> = async (app
     const unloadModels = body.unload_models === true;
     const freeMemory = body.free_memory === true;
     if (unloadModels || freeMemory)
-      await fromEach(
-        (c, signal) => c.freeMemory?.({ unloadModels, freeMemory, signal }) ?? Promise.resolve(),
-      );
+      await fromEach((c, signal) => c.freeMemory({ unloadModels, freeMemory, signal }));
     return reply.code(200).send();
   });
 

@@ -7,6 +7,7 @@
 // answers when the client reads it (ComfyUI writes history before it sends them). When the
 // instance's socket missed a run (the job completed by polling), ComfyUI's messages are
 // synthesized from the job's progress snapshots and outputs instead.
+import type { ComfyMessage, PreviewFrame, TextFrame } from '../comfy/index.ts';
 import type { JobEvent, JobManager, JobOutput, JobRecord } from '../jobs/index.ts';
 import { isTerminal } from '../jobs/index.ts';
 import type { FacadePool } from './comfy-facade-common.ts';
@@ -30,24 +31,8 @@ interface Watch {
    * Preview frames held for a client without preview metadata: ComfyUI sends those after the
    * `progress` message, where a metadata client (as the gateway is to its instances) gets the frame first.
    */
-  frames: Preview[];
+  frames: PreviewFrame[];
   outputs: Map<string, JobOutput[]>;
-}
-
-/** The events the facade reads from an instance's client (ComfyClient has them). */
-interface InstanceEvents {
-  on(event: 'message', fn: (m: Message & { name?: string }) => void): unknown;
-  on(event: 'preview', fn: (f: Preview) => void): unknown;
-  on(event: 'text', fn: (f: { promptId?: string; nodeId: string; text: string }) => void): unknown;
-  off(event: string, fn: (...args: never[]) => void): unknown;
-}
-
-interface Preview {
-  promptId?: string;
-  nodeId?: string;
-  displayNodeId?: string;
-  mime: string;
-  data: Buffer;
 }
 
 const TERMINAL = new Set(['execution_success', 'execution_error', 'execution_interrupted']);
@@ -75,8 +60,8 @@ export class FacadeRelay {
     this.#manager = options.manager;
     this.#pool = options.pool;
     this.#sockets = options.sockets;
-    this.#pool.on?.('added', this.#onAdded);
-    this.#pool.on?.('removed', this.#onRemoved);
+    this.#pool.on('added', this.#onAdded);
+    this.#pool.on('removed', this.#onRemoved);
     for (const instance of this.#pool.list()) this.#subscribe(instance.id);
   }
 
@@ -123,8 +108,8 @@ export class FacadeRelay {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#pool.off?.('added', this.#onAdded);
-    this.#pool.off?.('removed', this.#onRemoved);
+    this.#pool.off('added', this.#onAdded);
+    this.#pool.off('removed', this.#onRemoved);
     for (const id of [...this.#instances.keys()]) this.#unsubscribe(id);
     for (const w of this.#watches.values()) w.stop.abort();
     this.#watches.clear();
@@ -132,19 +117,19 @@ export class FacadeRelay {
 
   #subscribe(instanceId: string): void {
     if (this.#closed || this.#instances.has(instanceId)) return;
-    const client = this.#pool.client(instanceId) as unknown as Partial<InstanceEvents> | undefined;
-    if (!client?.on || !client.off) return;
+    const client = this.#pool.client(instanceId);
+    if (!client) return;
     const state = { off: () => {}, active: null as string | null };
-    const onMessage = (m: Message & { name?: string }) => this.#instanceMessage(state, m);
-    const onPreview = (f: Preview) => this.#instancePreview(state, f);
-    const onText = (f: { promptId?: string; nodeId: string; text: string }) => this.#instanceText(state, f);
+    const onMessage = (m: ComfyMessage) => this.#instanceMessage(state, m);
+    const onPreview = (f: PreviewFrame) => this.#instancePreview(state, f);
+    const onText = (f: TextFrame) => this.#instanceText(state, f);
     client.on('message', onMessage);
     client.on('preview', onPreview);
     client.on('text', onText);
     state.off = () => {
-      client.off?.('message', onMessage as never);
-      client.off?.('preview', onPreview as never);
-      client.off?.('text', onText as never);
+      client.off('message', onMessage);
+      client.off('preview', onPreview);
+      client.off('text', onText);
     };
     this.#instances.set(instanceId, state);
   }
@@ -165,10 +150,12 @@ export class FacadeRelay {
     if (w.prompt.messages.length < 16) w.prompt.messages.push([type, data]);
   }
 
-  #instanceMessage(state: { active: string | null }, message: Message & { name?: string }): void {
-    const type = message.type === 'custom' && typeof message.name === 'string' ? message.name : message.type;
-    const data = message.data;
-    if (data === null || typeof data !== 'object') return;
+  #instanceMessage(state: { active: string | null }, message: ComfyMessage): void {
+    const type = message.type === 'custom' ? message.name : message.type;
+    // Relayed as received, custom types included: read as a plain record, whatever the type.
+    const raw: unknown = message.data;
+    if (raw === null || typeof raw !== 'object') return;
+    const data = raw as Record<string, unknown>;
     const jobId = data.prompt_id;
     if (typeof jobId !== 'string') return;
     if (type === 'executing' || type === 'execution_start' || type === 'progress')
@@ -225,7 +212,7 @@ export class FacadeRelay {
     w.current = node;
   }
 
-  #instancePreview(state: { active: string | null }, frame: Preview): void {
+  #instancePreview(state: { active: string | null }, frame: PreviewFrame): void {
     const jobId = frame.promptId ?? state.active;
     const w = jobId ? this.#watches.get(jobId) : undefined;
     if (!w) return;
@@ -235,10 +222,7 @@ export class FacadeRelay {
     else this.#preview(w, f.nodeId, f.mime, f.data, f.displayNodeId);
   }
 
-  #instanceText(
-    state: { active: string | null },
-    frame: { promptId?: string; nodeId: string; text: string },
-  ): void {
+  #instanceText(state: { active: string | null }, frame: TextFrame): void {
     const jobId = frame.promptId ?? state.active;
     const w = jobId ? this.#watches.get(jobId) : undefined;
     if (w?.prompt.clientId) this.#sockets.sendText(w.prompt.clientId, frame.nodeId, frame.text);

@@ -416,7 +416,7 @@ async function systemStats(pool: FacadePool): Promise<Record<string, unknown>> {
       try {
         return {
           instance: i,
-          stats: (await client?.getSystemStats?.({ signal: AbortSignal.timeout(5000) })) as
+          stats: (await client?.getSystemStats({ signal: AbortSignal.timeout(5000) })) as
             | Record<string, unknown>
             | undefined,
         };

@@ -191,7 +191,6 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       ...(config.storageUrl ? { storageUrl: config.storageUrl } : {}),
       ...(config.s3Endpoint ? { s3Endpoint: config.s3Endpoint } : {}),
       maxInlineBytes: config.maxInlineBytes,
-      linkTtlSeconds: Math.floor(config.jobRetentionMs / 1000),
       logger,
     });
     closers.push(() => delivery.close());
@@ -203,12 +202,8 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       maxSuspectAttempts: config.maxSuspectAttempts,
       jobTimeoutMs: config.jobTimeoutMs,
       retentionMs: config.jobRetentionMs,
-      inputResolver: resolver as unknown as NonNullable<
-        ConstructorParameters<typeof JobManager>[0]['inputResolver']
-      >,
-      outputDelivery: delivery as unknown as NonNullable<
-        ConstructorParameters<typeof JobManager>[0]['outputDelivery']
-      >,
+      inputResolver: resolver,
+      outputDelivery: delivery,
       webhooks,
       ...(config.webhookUrl ? { webhookUrl: config.webhookUrl } : {}),
       linkBaseUrl: config.publicUrl ?? '',
@@ -266,7 +261,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     const prepare: PrepareOptions = {
       canEverRun: (classTypes) => pool.canEverRun(classTypes),
       convertUi,
-      nodeDefs: () => pool.nodeDefsFor() as Promise<NodeDefs>,
+      nodeDefs: () => pool.nodeDefsFor(),
       maxNodes: config.maxWorkflowNodes,
       rejection: async (prompt) => {
         let defs: Parameters<typeof certainRejection>[1];

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { GatewayError } from '../errors.ts';
 import type { ApiPrompt, ModelProvisionLike } from '../jobs/index.ts';
+import type { PoolContract } from '../pool/index.ts';
 import {
   folderOf,
   type ModelDownloads,
@@ -40,11 +41,7 @@ export const modelHintSchema = z
   .strict();
 
 /** The slice of the pool the check uses. */
-export interface JobModelsPool {
-  nodeDefsFor(): Promise<Record<string, unknown>>;
-  missingModels(models: readonly string[]): string[];
-  refreshCapabilities(signal?: AbortSignal): Promise<void>;
-}
+export type JobModelsPool = Pick<PoolContract, 'nodeDefsFor' | 'missingModels' | 'refreshCapabilities'>;
 
 /** What plan() decided for one job. */
 export interface ModelPlan {

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Config } from '../config.ts';
 import { createSsrfGuard, type LookupFunction } from '../io/index.ts';
+import type { PoolContract } from '../pool/index.ts';
 import {
   type DownloadGuard,
   type HostToken,
@@ -21,10 +22,7 @@ import { JobModels, type JobModelsPool } from './job-models.ts';
 import type { ModelInventory, ModelRoutesOptions } from './models.ts';
 
 /** The slice of the pool the models feature reads. */
-export interface ModelsPool extends JobModelsPool {
-  list(): Array<{ id: string; state: string }>;
-  nodeDefsFor(instanceId?: string): Promise<Record<string, unknown>>;
-}
+export type ModelsPool = Pick<PoolContract, 'list' | 'nodeDefsFor'> & JobModelsPool;
 
 /** The built feature. */
 export interface ModelsFeature {

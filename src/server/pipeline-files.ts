@@ -44,10 +44,7 @@ export function assetFileStager(options: {
           },
         );
       }
-      const body =
-        res.body instanceof Readable
-          ? res.body
-          : Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>);
+      const body = res.body instanceof Readable ? res.body : Readable.from(res.body);
       const { asset } = await assets.put(body, {
         contentType: res.contentType || file.content_type,
         expiresIn: ttl,

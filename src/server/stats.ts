@@ -6,15 +6,10 @@
 import { EventEmitter } from 'node:events';
 import type { FastifyPluginAsync } from 'fastify';
 import type { JobManager, JobRecord, JobStatus } from '../jobs/index.ts';
-import type { InstanceSnapshot } from '../pool/index.ts';
+import type { PoolContract } from '../pool/index.ts';
 
 /** The pool as the stats need it. */
-export interface StatsPool {
-  list(): InstanceSnapshot[];
-  get(id: string): InstanceSnapshot | undefined;
-  on(event: 'removed', listener: (e: { instanceId: string }) => void): unknown;
-  off(event: 'removed', listener: (e: { instanceId: string }) => void): unknown;
-}
+export type StatsPool = Pick<PoolContract, 'list' | 'get' | 'on' | 'off'>;
 
 /** One point of the time series (times in ms, rates per interval). */
 export interface StatsSample {

@@ -33,6 +33,7 @@ export function expandGroupNode(ctx: FlattenContext, n: UiNode, base: GNode, nam
     });
     return;
   }
+  // Editor data read defensively downstream: an object is all a group's inner node must be here.
   const inner = def.nodes.filter(isObject) as unknown as UiNode[];
   const links: GroupLink[] = (Array.isArray(def.links) ? def.links : [])
     .filter((l): l is unknown[] => Array.isArray(l) && l.length >= 4)

@@ -111,18 +111,19 @@ function parseNodes(raw: unknown, where: string): UiNode[] {
   if (!Array.isArray(raw)) throw new WorkflowFormatError(`${where}: "nodes" must be an array`);
   const nodes: UiNode[] = [];
   for (const [i, n] of raw.entries()) {
-    if (
-      !isObject(n) ||
-      (typeof n.id !== 'number' && typeof n.id !== 'string') ||
-      typeof n.type !== 'string'
-    ) {
+    if (!hasNodeShape(n)) {
       throw new WorkflowFormatError(`${where}: node #${i} has no numeric "id" or string "type"`, [
         { severity: 'error', code: 'node_malformed', message: `${where}: node #${i} is malformed` },
       ]);
     }
-    nodes.push(n as unknown as UiNode);
+    nodes.push(n);
   }
   return nodes;
+}
+
+/** A saved node's required fields (id, type); the optional ones are read defensively where used. */
+function hasNodeShape(n: unknown): n is UiNode {
+  return isObject(n) && (typeof n.id === 'number' || typeof n.id === 'string') && typeof n.type === 'string';
 }
 
 /** Every subgraph definition under `definitions`, nested ones included (32 levels at most). */

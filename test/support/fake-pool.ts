@@ -3,7 +3,7 @@
 // prompt runs, a restart finding a prompt in a given state) that real instances cannot time.
 // Failures are the real client's errors (src/comfy), so the manager classifies them as in production.
 import { EventEmitter } from 'node:events';
-import { ComfyAbortError } from '../../src/comfy/index.ts';
+import { ComfyAbortError, type HistoryEntry, type QueueItem } from '../../src/comfy/index.ts';
 import {
   type ApiPrompt,
   type ComfyClientLike,
@@ -12,6 +12,7 @@ import {
   type JobRecord,
   type LeaseLike,
   MemoryJobStore,
+  type NodeDefs,
   type PoolLike,
   type RunEvent,
   type RunResult,
@@ -140,20 +141,28 @@ export class FakeClient implements ComfyClientLike {
     this.cancels.push(promptId);
   }
 
-  async getQueue(): Promise<{ running: Array<{ promptId: string }>; pending: Array<{ promptId: string }> }> {
-    const ids = (s: PromptState) =>
-      [...this.states].filter(([, v]) => v === s).map(([promptId]) => ({ promptId }));
-    return { running: ids('running'), pending: ids('pending') };
+  async getQueue(): Promise<{ running: QueueItem[]; pending: QueueItem[] }> {
+    const items = (s: PromptState) =>
+      [...this.states]
+        .filter(([, v]) => v === s)
+        .map(([promptId], number) => ({ number, promptId, prompt: {}, extraData: {}, outputsToExecute: [] }));
+    return { running: items('running'), pending: items('pending') };
   }
 
-  async getHistories(): Promise<Record<string, unknown>> {
+  async getHistories(): Promise<Record<string, HistoryEntry>> {
     return Object.fromEntries(
-      [...this.states].filter(([, v]) => v === 'completed' || v === 'failed').map(([id]) => [id, {}]),
+      [...this.states]
+        .filter(([, v]) => v === 'completed' || v === 'failed')
+        .map(([id]): [string, HistoryEntry] => [id, { prompt: [0, id, {}, {}, []], outputs: {} }]),
     );
   }
 
   view(): never {
     throw new Error('FakeClient.view is not scripted');
+  }
+
+  uploadImage(): never {
+    throw new Error('FakeClient.uploadImage is not scripted');
   }
 }
 
@@ -232,11 +241,11 @@ export class FakePool extends EventEmitter implements PoolLike {
     return this.clients.size > 0;
   }
 
-  async nodeDefsFor(): Promise<Record<string, unknown>> {
+  async nodeDefsFor(): Promise<NodeDefs> {
     return {};
   }
 
-  list(): Array<{ id: string; state: string }> {
+  list(): Array<{ id: string; state: 'healthy' }> {
     return [...this.clients.keys()].map((id) => ({ id, state: 'healthy' }));
   }
 

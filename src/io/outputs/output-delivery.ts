@@ -23,11 +23,15 @@ import {
   isConvertible,
   renameForFormat,
 } from './convert.ts';
-import type { JobOutputFile, OutputStore } from './job-output-file.ts';
+import type { DeliveredOutput, OutputStore } from './job-output.ts';
+import { outputLink } from './output-link.ts';
 import { type PlannedOutput, planOutputs } from './output-plan.ts';
 import { createStorage, type StorageOptions } from './storage/create-storage.ts';
 import { safeKey, type StorageBackend } from './storage/storage-backend.ts';
 import type { Logger } from '../../logger.ts';
+
+/** How long content links are announced to work when the caller does not say (24 h). */
+const DEFAULT_LINK_TTL_MS = 86_400_000;
 
 /** What output delivery logs with. */
 type DeliveryLogger = Pick<Logger, 'debug' | 'warn'>;
@@ -47,8 +51,6 @@ export interface OutputDeliveryOptions {
   concurrency?: number;
   /** Lifetime of presigned S3 URLs (default 3600 s). */
   presignExpirySeconds?: number;
-  /** Lifetime announced for gateway links (default 24 h). */
-  linkTtlSeconds?: number;
   /** Per-file timeout for reading from the instance and writing to storage (default 10 min). */
   fileTimeoutMs?: number;
   logger?: DeliveryLogger;
@@ -62,6 +64,8 @@ export interface DeliverOptions {
   includePreviews?: boolean;
   /** Origin (and mount prefix) of the gateway, e.g. `https://gw.example.com`. */
   linkBaseUrl: string;
+  /** How long the job, and so its content links, is kept (default 24 h). */
+  linkTtlMs?: number;
   signal?: AbortSignal;
 }
 
@@ -96,7 +100,7 @@ export class OutputDelivery {
     result: RunResult,
     client: IoComfyClient,
     options: DeliverOptions,
-  ): Promise<JobOutputFile[]> {
+  ): Promise<DeliveredOutput[]> {
     if (this.#closed) throw new IoAbortError('OutputDelivery is closed');
     if (options.store === 'storage' && this.#storage === undefined)
       throw new OutputConfigError('output store "storage" needs STORAGE_URL to be configured');
@@ -109,7 +113,7 @@ export class OutputDelivery {
     const signal = options.signal ? AbortSignal.any([options.signal, failure.signal]) : failure.signal;
     const limit = pLimit(this.#o.concurrency ?? 8);
     const inline = { used: 0 };
-    const delivered: JobOutputFile[] = new Array(plan.length);
+    const delivered: DeliveredOutput[] = new Array(plan.length);
     let firstError: unknown;
     await Promise.all(
       plan.map((item) =>
@@ -143,10 +147,12 @@ export class OutputDelivery {
     options: DeliverOptions,
     outer: AbortSignal,
     inline: { used: number },
-  ): Promise<JobOutputFile> {
+  ): Promise<DeliveredOutput> {
     const signal = AbortSignal.any([outer, AbortSignal.timeout(this.#o.fileTimeoutMs ?? 600_000)]);
-    const linkUrl = `${options.linkBaseUrl.replace(/\/+$/, '')}/api/v2/jobs/${encodeURIComponent(jobId)}/outputs/${item.index}/content`;
-    const linkExpiry = new Date(Date.now() + (this.#o.linkTtlSeconds ?? 86_400) * 1000).toISOString();
+    const link = outputLink(jobId, item.index, {
+      baseUrl: options.linkBaseUrl,
+      ttlMs: options.linkTtlMs ?? DEFAULT_LINK_TTL_MS,
+    });
     const base = {
       node_id: item.nodeId,
       type: item.type,
@@ -184,9 +190,9 @@ export class OutputDelivery {
     if (convert && options.format)
       stages.push(createImageConverter(options.format, options.quality) as Transform);
 
-    let extra: Partial<JobOutputFile> = {};
-    let url = linkUrl;
-    let urlExpiresAt = linkExpiry;
+    let extra: Partial<DeliveredOutput> = {};
+    let url = link.url;
+    let urlExpiresAt = link.url_expires_at;
     try {
       if (options.store === 'link') {
         await pipeline([source, ...stages, meter, discard()], { signal });
@@ -221,7 +227,7 @@ export class OutputDelivery {
         await storage.verify(key, meter.measure.bytes, signal);
         const where = await storage.locate(key);
         url = where.url;
-        urlExpiresAt = where.expiresAt ?? linkExpiry;
+        urlExpiresAt = where.expiresAt ?? link.url_expires_at;
         extra = { storage_url: where.storageUrl };
       }
     } catch (err) {
@@ -261,10 +267,10 @@ export class OutputDelivery {
     signal: AbortSignal,
     inline: { used: number },
     base: Omit<
-      JobOutputFile,
+      DeliveredOutput,
       'name' | 'content_type' | 'size_bytes' | 'url' | 'url_expires_at' | 'sha256' | 'source'
     >,
-  ): Promise<JobOutputFile> {
+  ): Promise<DeliveredOutput> {
     const bytes = Buffer.from(item.text ?? '', 'utf8');
     const name = `text_${item.index}.txt`;
     const sha256 = createHash('sha256').update(bytes).digest('hex');
@@ -278,7 +284,8 @@ export class OutputDelivery {
       source: { filename: '', subfolder: '', type: 'text' },
     };
     const dataUrl = `data:text/plain;charset=utf-8;base64,${bytes.toString('base64')}`;
-    const farFuture = new Date(Date.now() + (this.#o.linkTtlSeconds ?? 86_400) * 1000).toISOString();
+    // A data: URL does not expire; announced as lasting as long as the job.
+    const farFuture = new Date(Date.now() + (options.linkTtlMs ?? DEFAULT_LINK_TTL_MS)).toISOString();
     if (options.store === 'storage') {
       const storage = this.#storage!;
       const key = outputKey(jobId, item, name);

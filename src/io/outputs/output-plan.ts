@@ -1,7 +1,7 @@
 // Turns a RunResult into the ordered list of outputs to deliver: every file of every output node
 // (subfolders kept), latents where ComfyUI lists them, text outputs, and temp previews only when asked.
 import type { OutputFile, RunResult } from '../comfy-types.ts';
-import type { OutputType } from './job-output-file.ts';
+import type { OutputType } from './job-output.ts';
 
 /** One output to deliver. */
 export interface PlannedOutput {

@@ -1,5 +1,6 @@
-// The shape of one delivered output: the Comfy API v2 Output object (comfy-api-v2.md §5) plus the
-// fields the gateway adds (all additive, so v2 clients ignore them).
+// The one shape of a job's output, as reported in `job.outputs[]`: the Comfy API v2 Output object
+// (comfy-api-v2.md §5) plus the gateway's additive fields (v2 clients ignore them). Link outputs
+// built from a run's file list and outputs OutputDelivery streamed are both this type.
 
 /** How outputs are delivered. */
 export type OutputStore = 'link' | 'inline' | 'storage';
@@ -7,8 +8,8 @@ export type OutputStore = 'link' | 'inline' | 'storage';
 /** v2 output types. */
 export type OutputType = 'image' | 'video' | 'audio' | 'text' | 'file' | 'latent';
 
-/** One output of a job, as reported in `job.outputs[]`. */
-export interface JobOutputFile {
+/** One output of a job; `url` may be host-relative and is made absolute when the job is rendered. */
+export interface JobOutput {
   // v2 fields
   node_id: string;
   name: string;
@@ -22,17 +23,17 @@ export interface JobOutputFile {
   url: string;
   url_expires_at: string;
   job_id: string;
-  // our extensions
+  // our extensions, on outputs OutputDelivery streamed (measured as they passed)
   /** Position in job.outputs (the `{index}` of the gateway's content link). */
-  index: number;
-  sha256: string;
+  index?: number;
+  sha256?: string;
   /** Where ComfyUI holds the original: `/view?filename&subfolder&type`. */
-  source: { filename: string; subfolder: string; type: string };
+  source?: { filename: string; subfolder: string; type: string };
   /** The format the bytes were converted to, when conversion was asked for. */
   format?: 'png' | 'jpeg' | 'webp';
   quality?: number;
   /** Delivery used for this output. */
-  store: OutputStore;
+  store?: OutputStore;
   /** Base64 content (store "inline"). */
   data_base64?: string;
   /** Text content (type "text"). */
@@ -41,4 +42,12 @@ export interface JobOutputFile {
   storage_url?: string;
   /** True for preview (temp) outputs, only present when previews were asked for. */
   preview?: boolean;
+  // our extensions, on link outputs built from the run's file list (bytes not read, size 0)
+  /** ComfyUI's subfolder of the file. */
+  subfolder?: string;
+  /** ComfyUI's folder type of the file (`output`, `temp`, `input`). */
+  comfy_type?: string;
 }
+
+/** An output OutputDelivery streamed: measured, with its source and delivery. */
+export type DeliveredOutput = JobOutput & Required<Pick<JobOutput, 'index' | 'sha256' | 'source' | 'store'>>;
