@@ -30,6 +30,7 @@ export type {
 } from './job.ts';
 export {
   canTransition,
+  countByStatus,
   isTerminal,
   JOB_STATUSES,
   newJob,

@@ -43,6 +43,13 @@ export function canTransition(from: JobStatus, to: JobStatus): boolean {
   return TRANSITIONS[from].includes(to);
 }
 
+/** Jobs per status, every status present (0 when none): the shape of JobStore.counts(). */
+export function countByStatus(jobs: Iterable<{ status: JobStatus }> = []): Record<JobStatus, number> {
+  const out = Object.fromEntries(JOB_STATUSES.map((s) => [s, 0])) as Record<JobStatus, number>;
+  for (const job of jobs) out[job.status]++;
+  return out;
+}
+
 /** True for succeeded, canceled, failed and expired. */
 export function isTerminal(status: JobStatus): boolean {
   return TERMINAL_STATUSES.has(status);

@@ -1,7 +1,7 @@
 // In-memory JobStore for tests and for deployments that accept losing jobs on restart. Records are
 // cloned on the way in and out so callers cannot mutate stored state behind the store's back.
 import { IdempotencyKeyReuseError } from './errors.ts';
-import { isTerminal, JOB_STATUSES, type JobRecord, type JobStatus } from './job.ts';
+import { countByStatus, isTerminal, type JobRecord, type JobStatus } from './job.ts';
 import {
   decodeCursor,
   encodeCursor,
@@ -105,9 +105,7 @@ export class MemoryJobStore implements JobStore {
   }
 
   counts(): Record<JobStatus, number> {
-    const out = Object.fromEntries(JOB_STATUSES.map((s) => [s, 0])) as Record<JobStatus, number>;
-    for (const job of this.#jobs.values()) out[job.status]++;
-    return out;
+    return countByStatus(this.#jobs.values());
   }
 
   close(): void {

@@ -20,7 +20,7 @@ import { mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { IdempotencyKeyReuseError, StorageUnavailableError, StoreOpenError } from './errors.ts';
-import { JOB_STATUSES, type JobRecord, type JobStatus, TERMINAL_STATUSES } from './job.ts';
+import { countByStatus, type JobRecord, type JobStatus, TERMINAL_STATUSES } from './job.ts';
 import {
   decodeCursor,
   encodeCursor,
@@ -457,7 +457,7 @@ export class SqliteJobStore implements JobStore {
 
   counts(): Record<JobStatus, number> {
     this.#flushLogged();
-    const out = Object.fromEntries(JOB_STATUSES.map((s) => [s, 0])) as Record<JobStatus, number>;
+    const out = countByStatus();
     for (const row of this.#stmt.counts.all() as Array<{ status: JobStatus; n: number }>)
       out[row.status] = row.n;
     return out;

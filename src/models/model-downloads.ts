@@ -452,13 +452,12 @@ function targetKey(task: DownloadTask): string {
   return `${task.directory}/${task.filename}`;
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
-  }
+/** True when something is at `path`. */
+function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
 }
 
 /** fsync a directory so a rename in it survives a crash (best effort where unsupported). */

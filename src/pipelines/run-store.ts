@@ -41,21 +41,8 @@ export interface PipelineRunStore {
   close(): void;
 }
 
-/** Cursor of a listing = base64url of `created_at:id` of the last run of a page. */
-export function encodeRunCursor(run: { created_at: number; id: string }): string {
-  return Buffer.from(`${run.created_at}:${run.id}`).toString('base64url');
-}
-
-/** Parses a cursor; null for garbage. */
-export function decodeRunCursor(cursor: string): { createdAt: number; id: string } | null {
-  const text = Buffer.from(cursor, 'base64url').toString('utf8');
-  const colon = text.indexOf(':');
-  if (colon <= 0) return null;
-  const createdAt = Number(text.slice(0, colon));
-  const id = text.slice(colon + 1);
-  if (!Number.isSafeInteger(createdAt) || id === '') return null;
-  return { createdAt, id };
-}
+/** Cursors of run listings are the job store's (base64url of `created_at:id` of a page's last row). */
+export { decodeCursor as decodeRunCursor, encodeCursor as encodeRunCursor } from '../jobs/index.ts';
 
 /** Idempotency keys of runs are single-use for 24 h, as for jobs. */
 export const RUN_IDEMPOTENCY_TTL_MS = 24 * 3_600_000;

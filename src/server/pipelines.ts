@@ -30,7 +30,7 @@ import { jsonSource } from './json-source.ts';
 import { type DocsOut, LiveDocs } from './live-docs.ts';
 import type { PipelineEntry, PipelineLoadError, PipelineRegistry } from './pipeline-registry.ts';
 import { originOf } from './render.ts';
-import { errorSchema, submitJobBody, submitJobQuery } from './schemas.ts';
+import { errorSchema, statusList, submitJobBody, submitJobQuery } from './schemas.ts';
 import { EventStreams } from './sse.ts';
 import { jsonSchemaOf, zodRoute } from './zod.ts';
 
@@ -95,25 +95,7 @@ export const inlineRunBody = runPipelineBody
 const nameParams = z.object({ name: z.string().min(1).max(64) });
 const idParams = z.object({ id: z.string().min(1).max(200) });
 const listQuery = z.object({
-  status: z
-    .string()
-    .optional()
-    .transform((s, ctx) => {
-      if (!s) return undefined;
-      const parts = s
-        .split(',')
-        .map((p) => p.trim())
-        .filter(Boolean);
-      const bad = parts.filter((p) => !(RUN_STATUSES as readonly string[]).includes(p));
-      if (bad.length) {
-        ctx.addIssue({
-          code: 'custom',
-          message: `unknown status ${bad.join(', ')}; expected ${RUN_STATUSES.join(', ')}`,
-        });
-        return z.NEVER;
-      }
-      return parts as RunStatus[];
-    }),
+  status: statusList(RUN_STATUSES),
   limit: z.coerce.number().int().min(1).max(100).default(50),
   cursor: z.string().max(400).optional(),
 });

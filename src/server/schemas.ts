@@ -99,9 +99,9 @@ export const outputParams = z.object({
   index: z.coerce.number().int().min(0),
 });
 
-/** Query of GET /api/v2/jobs. */
-export const listJobsQuery = z.object({
-  status: z
+/** A `status` query: comma-separated statuses out of `statuses` (an unknown one is a 400 naming it). */
+export function statusList<S extends string>(statuses: readonly S[]) {
+  return z
     .string()
     .optional()
     .transform((s, ctx) => {
@@ -110,17 +110,22 @@ export const listJobsQuery = z.object({
         .split(',')
         .map((p) => p.trim())
         .filter(Boolean);
-      const bad = parts.filter((p) => !(JOB_STATUSES as readonly string[]).includes(p));
+      const bad = parts.filter((p) => !(statuses as readonly string[]).includes(p));
       if (bad.length) {
         ctx.addIssue({
           code: 'custom',
-          message: `unknown status ${bad.join(', ')}; expected ${JOB_STATUSES.join(', ')}`,
+          message: `unknown status ${bad.join(', ')}; expected ${statuses.join(', ')}`,
         });
         return z.NEVER;
       }
-      return parts as Array<(typeof JOB_STATUSES)[number]>;
+      return parts as S[];
     })
-    .describe('Comma-separated statuses to include.'),
+    .describe('Comma-separated statuses to include.');
+}
+
+/** Query of GET /api/v2/jobs. */
+export const listJobsQuery = z.object({
+  status: statusList(JOB_STATUSES),
   limit: z.coerce.number().int().min(1).max(100).default(50),
   cursor: z.string().max(400).optional().describe('`next_cursor` of the previous page.'),
 });
