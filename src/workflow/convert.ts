@@ -47,6 +47,8 @@ export function toApiPrompt(
   pushPrimitives(g, values, options.now?.() ?? new Date());
 
   const prompt: ApiPrompt = {};
+  /** Emitted nodes whose filename_prefix asks for text replacement, in graph order. */
+  const patterned: GNode[] = [];
   for (const node of g.nodes) {
     if (node.kind !== 'node' || node.mode === 2 || node.mode === 4) continue;
     const inputs: Record<string, unknown> = {};
@@ -74,8 +76,10 @@ export function toApiPrompt(
     const apiNode: ApiNode = { inputs, class_type: node.type };
     if (options.meta !== false) apiNode._meta = { title: node.title };
     prompt[node.id] = apiNode;
+    const prefix = inputs.filename_prefix;
+    if (typeof prefix === 'string' && prefix.includes('%')) patterned.push(node);
   }
-  applyFilenameReplacement(g, prompt, values, issues, options.now?.() ?? new Date());
+  applyFilenameReplacement(g, patterned, prompt, values, issues, options.now?.() ?? new Date());
   applyUseEverywhere(wf.extra, g, prompt, issues);
 
   const errors = issues.filter((i) => i.severity === 'error');
@@ -204,15 +208,22 @@ class WidgetCache {
 
 // §5.4: a PrimitiveNode writes its value into every widget it feeds, through Reroutes too.
 function pushPrimitives(g: FlatGraph, values: WidgetCache, now: Date): void {
+  if (!g.nodes.some((p) => p.kind === 'primitive')) return;
+  // A walk starts at a primitive and goes on only through reroutes and boundaries, so only links
+  // from those are indexed (most links come from ordinary nodes: no key string, no entry for them).
   const forward = new Map<string, Array<{ node: GNode; index: number }>>();
   for (const node of g.nodes) {
-    node.inputs.forEach((input, index) => {
-      if (!input.link) return;
-      const key = `${input.link.origin}#${input.link.slot}`;
+    const inputs = node.inputs;
+    for (let index = 0; index < inputs.length; index++) {
+      const link = (inputs[index] as GNode['inputs'][number]).link;
+      if (!link) continue;
+      const kind = g.byId.get(link.origin)?.kind;
+      if (kind !== 'primitive' && kind !== 'reroute' && kind !== 'boundary') continue;
+      const key = `${link.origin}#${link.slot}`;
       const list = forward.get(key);
       if (list) list.push({ node, index });
       else forward.set(key, [{ node, index }]);
-    });
+    }
   }
   let index: NameIndex | undefined;
   for (const p of g.nodes) {
@@ -276,13 +287,14 @@ function lookupFor(index: NameIndex, values: WidgetCache, scope: string): Widget
 // §5.6: save nodes' filename_prefix goes through %Node.widget% / %date:…% replacement.
 function applyFilenameReplacement(
   g: FlatGraph,
+  patterned: GNode[],
   prompt: ApiPrompt,
   values: WidgetCache,
   issues: ConversionIssue[],
   now: Date,
 ): void {
   let index: NameIndex | undefined;
-  for (const node of g.nodes) {
+  for (const node of patterned) {
     const api = prompt[node.id];
     const v = api?.inputs.filename_prefix;
     if (typeof v !== 'string' || !v.includes('%')) continue;

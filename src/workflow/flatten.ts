@@ -9,6 +9,8 @@ import type { NodeDefs } from './types.ts';
 import {
   collectSubgraphs,
   isObject,
+  type LinkKey,
+  linkKey,
   slotType,
   type SubgraphDef,
   type UiLink,
@@ -121,7 +123,7 @@ function kindOf(ctx: FlattenContext, type: string): GKind {
 export function mapInputs(
   ctx: FlattenContext,
   n: UiNode,
-  links: Map<string, UiLink>,
+  links: Map<LinkKey, UiLink>,
   scope: string,
   inputBoundary: string | undefined,
 ): GInput[] {
@@ -131,7 +133,7 @@ export function mapInputs(
     const widget = inp.widget && typeof inp.widget.name === 'string' ? inp.widget.name : undefined;
     let link: GLink | null = null;
     if (inp.link !== null && inp.link !== undefined) {
-      const l = links.get(String(inp.link));
+      const l = links.get(linkKey(inp.link));
       if (!l) {
         ctx.out.issues.push({
           severity: 'warning',
@@ -158,7 +160,7 @@ function mapOutputs(n: UiNode): Array<{ name: string; type: string }> {
 export function expandGraph(
   ctx: FlattenContext,
   nodes: UiNode[],
-  links: Map<string, UiLink>,
+  links: Map<LinkKey, UiLink>,
   scope: string,
   inputBoundary: string | undefined,
   stack: string[],

@@ -42,8 +42,11 @@ export function resolveInput(
   let visited: Set<string> | undefined;
   let link = input.link;
   const warned = warnings.length;
-  const memo = resolvedHops.get(g) ?? new Map<string, Resolution>();
-  resolvedHops.set(g, memo);
+  let memo = resolvedHops.get(g);
+  if (memo === undefined) {
+    memo = new Map<string, Resolution>();
+    resolvedHops.set(g, memo);
+  }
   /** Remembers where every hop of this walk led, unless it warned (warnings name the reader). */
   const settle = (r: Resolution): Resolution => {
     if (visited && warnings.length === warned) for (const key of visited) memo.set(`${key}#${want}`, r);
