@@ -18,14 +18,14 @@ export interface AssetsRoutesOptions {
   urlTtlSeconds?: number;
 }
 
+const tooLarge = () => new GatewayError('payload_too_large', 413, 'upload exceeds the size limit');
 const notMultipart = () => new GatewayError('invalid_request', 422, 'the body must be multipart/form-data');
 const notFound = () => new GatewayError('not_found', 404, 'asset not found');
 
 /** An upload's failure as the error to render: multipart's own errors get the asset API's codes. */
 function uploadError(err: unknown, request: FastifyRequest): unknown {
   const code = (err as { code?: string }).code;
-  if (code === 'FST_REQ_FILE_TOO_LARGE' || code === 'FST_FILES_LIMIT')
-    return new GatewayError('payload_too_large', 413, 'upload exceeds the size limit');
+  if (code === 'FST_REQ_FILE_TOO_LARGE' || code === 'FST_FILES_LIMIT') return tooLarge();
   if (code === 'FST_INVALID_MULTIPART_CONTENT_TYPE') return notMultipart();
   if (isTruncatedBody(err)) {
     request.log.info({ err: { message: (err as Error).message } }, 'asset upload ended early');
@@ -82,8 +82,7 @@ export async function assetsRoutes(app: FastifyInstance, options: AssetsRoutesOp
             continue;
           }
           blob = await store.ingest(part.file);
-          if (part.file.truncated)
-            throw Object.assign(new Error('too large'), { code: 'FST_REQ_FILE_TOO_LARGE' });
+          if (part.file.truncated) throw tooLarge();
         } else if (part.fieldname === 'tags') tags.push(String(part.value));
         else fields[part.fieldname] = String(part.value);
       }

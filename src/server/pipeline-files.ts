@@ -3,9 +3,17 @@
 // `asset:<id>`, which the runner's InputResolver streams to whichever instance runs that job.
 // Nothing is held in memory or turned into base64; the staged copy lives until the run ends.
 import { Readable } from 'node:stream';
+import { GatewayError } from '../errors.ts';
 import type { AssetStore } from '../io/index.ts';
 import type { JobManager, PoolLike } from '../jobs/index.ts';
 import type { FileRef, FileStager } from '../pipelines/index.ts';
+
+/** A step's input file can no longer be read from the instance that produced it. */
+class FileUnavailableError extends GatewayError {
+  constructor(message: string) {
+    super('file_unavailable', 502, message);
+  }
+}
 
 /** A FileStager over the asset store, the pool and the job manager. */
 export function assetFileStager(options: {
@@ -21,15 +29,9 @@ export function assetFileStager(options: {
     async stage(file: FileRef, { signal, runId }): Promise<string> {
       const job = await manager.fetch(file.job_id).catch(() => undefined);
       const source = job?.output_sources[file.index];
-      if (!source)
-        throw Object.assign(new Error(`output ${file.index} of job ${file.job_id} is not known`), {
-          code: 'file_unavailable',
-        });
+      if (!source) throw new FileUnavailableError(`output ${file.index} of job ${file.job_id} is not known`);
       const client = pool.client(source.instanceId);
-      if (!client)
-        throw Object.assign(new Error(`the instance that produced ${source.filename} is gone`), {
-          code: 'file_unavailable',
-        });
+      if (!client) throw new FileUnavailableError(`the instance that produced ${source.filename} is gone`);
       const res = await client.view(
         { filename: source.filename, subfolder: source.subfolder, type: source.type },
         { signal: AbortSignal.any([signal, AbortSignal.timeout(120_000)]) },
@@ -37,11 +39,8 @@ export function assetFileStager(options: {
       if (res.status !== 200) {
         (res.body as { cancel?: () => void; destroy?: () => void }).cancel?.();
         (res.body as { destroy?: () => void }).destroy?.();
-        throw Object.assign(
-          new Error(`${source.filename} is no longer on its instance (HTTP ${res.status})`),
-          {
-            code: 'file_unavailable',
-          },
+        throw new FileUnavailableError(
+          `${source.filename} is no longer on its instance (HTTP ${res.status})`,
         );
       }
       const body = res.body instanceof Readable ? res.body : Readable.from(res.body);
