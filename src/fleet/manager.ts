@@ -58,9 +58,8 @@ export interface FleetParts {
   subscriber: Redis;
 }
 
-interface Held {
-  resolve: (outcome: 'done' | 'handback') => void;
-}
+/** How a held queue entry ends: its job ended ('done') or this gateway stops ('handback'). */
+type Outcome = 'done' | 'handback';
 
 /** JobManager over the fleet's shared store, queue, leases and events. */
 export class FleetJobManager extends JobManager {
@@ -73,8 +72,8 @@ export class FleetJobManager extends JobManager {
   readonly #noInstanceRetryAfterS: number;
   #admissions = new Map<string, Promise<void>>();
   #lastAdmission: Promise<void> | null = null;
-  /** Queue entries this gateway holds, by job id. */
-  #held = new Map<string, Held>();
+  /** Queue entries this gateway holds, by job id (more than one when an entry came back to us). */
+  #held = new Map<string, Array<(outcome: Outcome) => void>>();
   #waiting = 0;
   #waitingTimer: NodeJS.Timeout | null = null;
   #outboxTimer: NodeJS.Timeout | null = null;
@@ -95,7 +94,7 @@ export class FleetJobManager extends JobManager {
     this.#clock = options.clock ?? Date.now;
     this.#log = options.logger;
     this.#noInstanceRetryAfterS = options.noInstanceRetryAfterS ?? 5;
-    this.on('terminal', (job: JobRecord) => this.#held.get(job.id)?.resolve('done'));
+    this.on('terminal', (job: JobRecord) => this.#release(job.id, 'done'));
     fleet.leases.on('change', (owned: ReadonlySet<string>) => {
       fleet.pool.setOwned(owned);
       fleet.queue.setSlots(fleet.pool.slots());
@@ -190,25 +189,34 @@ export class FleetJobManager extends JobManager {
 
   async #admit(job: JobRecord, input: SubmitInput): Promise<void> {
     const key = input.idempotencyKey ?? null;
-    // Record first, queue entry second: a worker that takes the entry always finds the record.
-    let admitted: Awaited<ReturnType<RedisJobStore['admit']>>;
+    const { store, queue } = this.#f;
+    // One round trip, one transaction: the record first, the queue entry second, so a worker that
+    // takes the entry always finds the record; a refused admission makes the add a no-op.
+    let results: Array<[Error | null, unknown]>;
+    let admitted: ReturnType<RedisJobStore['admitted']>;
     try {
-      admitted = await this.#f.store.admit(job, key, { maxQueue: this.#maxQueue, ...this.#f.queue.waitKeys });
+      results = await queue.addAfter(job.id, job.priority, input.extraData, (transaction) =>
+        store.queueAdmission(transaction, job, key, {
+          maxQueue: this.#maxQueue,
+          ...queue.waitKeys,
+          entryKey: queue.entryKey(job.id),
+        }),
+      );
+      admitted = store.admitted(job, results[0]);
     } catch (err) {
       throw new StoreUnavailableError(err);
     }
     if (admitted === 'duplicate') throw new IdempotencyKeyReuseError();
     if (admitted === 'full')
       throw new QueueFullError(Math.min(60, Math.max(1, Math.ceil(this.#waiting / 10))));
-    try {
-      await this.#f.queue.add(job.id, job.priority, input.extraData);
-    } catch (err) {
+    const [addError] = results.at(-1) ?? [new Error('no reply')];
+    if (addError) {
       // Recorded but not queued: nobody would run it, so it ends failed instead of waiting forever.
       job.error = { code: 'store_unavailable', message: 'The job could not be queued.' };
       transition(job, 'failed', this.#clock(), this.#retentionMs);
       this.#f.store.update(job);
       if (key) this.#f.store.releaseIdempotencyKey(key);
-      throw new StoreUnavailableError(err);
+      throw new StoreUnavailableError(addError);
     }
     const deadline = job.request.deadline_at;
     if (deadline !== undefined) this.#armQueueDeadline(job, deadline);
@@ -347,29 +355,45 @@ export class FleetJobManager extends JobManager {
   }
 
   /** BullMQ processor: runs one taken entry until its job is terminal (or hands it back). */
-  async take(entry: TakenEntry): Promise<'done' | 'handback'> {
+  async take(entry: TakenEntry): Promise<Outcome> {
     if (this.#closed) return 'handback';
     const { id } = entry;
+    // The entry of a job running here came back (our lock lapsed during a stall): this delivery
+    // is held too until the job ends; completing it now would drop the entry of a running job.
+    if (this.#held.has(id) || this.holds(id)) return this.#hold(id);
     const taken = await this.#read(id);
     if (!taken) return 'handback';
     const { job, cancel } = taken;
     // No record: its admission failed (or it expired); nothing to run.
     if (!job || isTerminal(job.status)) return 'done';
-    if (this.#held.has(id) || this.holds(id)) return 'done';
     if (entry.retaken && !job.instance_id) await this.#locate(job);
-    const { promise, resolve } = Promise.withResolvers<'done' | 'handback'>();
-    this.#held.set(id, { resolve });
-    try {
-      if (cancel && job.status === 'queued' && !job.instance_id) {
-        transition(job, 'canceling', this.#clock(), this.#retentionMs);
-      }
-      this.adopt(job, entry.extraData);
-      if (cancel && this.holds(id)) this.cancel(id);
-      if (!this.holds(id)) resolve('done');
-      return await promise;
-    } finally {
-      this.#held.delete(id);
+    if (this.#held.has(id) || this.holds(id)) return this.#hold(id);
+    if (this.#closed) return 'handback';
+    const held = this.#hold(id);
+    if (cancel && job.status === 'queued' && !job.instance_id) {
+      transition(job, 'canceling', this.#clock(), this.#retentionMs);
     }
+    this.adopt(job, entry.extraData);
+    if (cancel && this.holds(id)) this.cancel(id);
+    // Ended at once (canceled, or past its deadline and failed).
+    if (!this.holds(id)) this.#release(id, 'done');
+    return held;
+  }
+
+  /** Holds a delivery of job `id` until the job ends here or this gateway stops. */
+  #hold(id: string): Promise<Outcome> {
+    const { promise, resolve } = Promise.withResolvers<Outcome>();
+    const waiting = this.#held.get(id);
+    if (waiting) waiting.push(resolve);
+    else this.#held.set(id, [resolve]);
+    return promise;
+  }
+
+  #release(id: string, outcome: Outcome): void {
+    const waiting = this.#held.get(id);
+    if (!waiting) return;
+    this.#held.delete(id);
+    for (const resolve of waiting) resolve(outcome);
   }
 
   /**
@@ -425,7 +449,7 @@ export class FleetJobManager extends JobManager {
       await f.queue.pause().catch(() => {});
       await super.close(options);
       await f.store.drain(AbortSignal.timeout(options.graceMs ?? 5000));
-      for (const held of this.#held.values()) held.resolve('handback');
+      for (const id of [...this.#held.keys()]) this.#release(id, 'handback');
       await f.leases.close();
       await f.queue.close();
       f.subscriber.off('message', this.#onControl);

@@ -3,7 +3,7 @@
 // (BullMQ renews the lock) until the job is terminal, then completes it. A gateway that dies stops
 // renewing, BullMQ's stalled check puts its entries back, and another gateway takes them over
 // (re-attaching to prompts already on an instance). Priorities map onto BullMQ's (lower = first).
-import { type Job as BullJob, Queue, WaitingError, Worker } from 'bullmq';
+import { type Job as BullJob, createIORedisClient, Job, Queue, WaitingError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { FleetKeys } from './keys.ts';
 
@@ -36,6 +36,9 @@ export interface FleetQueueOptions {
 
 /** Highest BullMQ priority value; ours (−1e6…1e6, higher first) maps onto 1…2e6+1. */
 const PRIORITY_BASE = 1_000_001;
+
+/** An entry is gone once its job ended (the job's record is what stays). */
+const ENTRY_OPTIONS = { removeOnComplete: true, removeOnFail: true } as const;
 
 /** The shared BullMQ queue plus this gateway's worker. */
 export class FleetQueue {
@@ -73,14 +76,41 @@ export class FleetQueue {
     return { waitKey: this.queue.keys.wait as string, prioritizedKey: this.queue.keys.prioritized as string };
   }
 
-  /** Adds a job's entry (after its record was admitted). */
-  async add(id: string, priority: number, extraData?: Record<string, unknown>): Promise<void> {
-    await this.queue.add('job', extraData ? { x: extraData } : {}, {
-      jobId: id,
-      priority: Math.max(1, Math.min(2_097_152, PRIORITY_BASE - priority)),
-      removeOnComplete: true,
-      removeOnFail: true,
-    });
+  /** The key of a job's BullMQ entry (an admission refusal marks it, so the add that follows is a no-op). */
+  entryKey(id: string): string {
+    return this.queue.toKey(id);
+  }
+
+  /**
+   * Adds a job's entry after whatever `before` queues on the same transaction (the job's
+   * admission), in one round trip on the queue's connection; resolves with every command's
+   * [error, result], the add's last. Rejects when Redis cannot be reached.
+   */
+  async addAfter(
+    id: string,
+    priority: number,
+    extraData: Record<string, unknown> | undefined,
+    before: (transaction: ReturnType<Redis['multi']>) => void,
+  ): Promise<Array<[Error | null, unknown]>> {
+    // BullMQ's scripts are on the connection once the queue is ready; its own view of the
+    // connection (the same object BullMQ uses) gives a transaction its add script can run on.
+    await this.queue.waitUntilReady();
+    const transaction = createIORedisClient(this.#o.connection).multi() as unknown as ReturnType<
+      Redis['multi']
+    >;
+    before(transaction);
+    const entry = new Job<EntryData>(
+      this.queue,
+      'job',
+      extraData ? { x: extraData } : {},
+      { ...ENTRY_OPTIONS, jobId: id, priority: Math.max(1, Math.min(2_097_152, PRIORITY_BASE - priority)) },
+      id,
+    );
+    // Queues BullMQ's add script on the transaction synchronously (its promise only echoes it).
+    void entry.addJob(transaction as never).catch(() => {});
+    const results = await transaction.exec();
+    if (!results) throw new Error('the transaction was aborted');
+    return results as Array<[Error | null, unknown]>;
   }
 
   /** Removes a waiting entry; false when some gateway holds it (or it is gone). */

@@ -27,11 +27,20 @@ import type { FleetKeys } from './keys.ts';
 /** Answer of the admission script. */
 export type Admission = 'ok' | 'duplicate' | 'full';
 
-// KEYS: job, index, idempotency (or the job key when there is none), BullMQ wait, BullMQ prioritized.
-// ARGV: id, status, state, workflow, created_at, max queue, idempotency TTL, has-key flag.
+// KEYS: job, index, idempotency (or the job key when there is none), BullMQ wait, BullMQ prioritized,
+// the job's BullMQ entry. ARGV: id, status, state, workflow, created_at, max queue, idempotency
+// TTL, has-key flag. It runs just before BullMQ's add of the entry, in the same transaction: a
+// refusal leaves a short-lived placeholder under the entry's id, so that add is a no-op (BullMQ
+// ignores a job id it already has) and a refused job never reaches the queue.
 const ADMIT = `
-if ARGV[8] == '1' and redis.call('EXISTS', KEYS[3]) == 1 then return 'duplicate' end
-if redis.call('LLEN', KEYS[4]) + redis.call('ZCARD', KEYS[5]) >= tonumber(ARGV[6]) then return 'full' end
+local refused = nil
+if ARGV[8] == '1' and redis.call('EXISTS', KEYS[3]) == 1 then refused = 'duplicate'
+elseif redis.call('LLEN', KEYS[4]) + redis.call('ZCARD', KEYS[5]) >= tonumber(ARGV[6]) then refused = 'full' end
+if refused then
+  redis.call('HSET', KEYS[6], 'refused', refused)
+  redis.call('PEXPIRE', KEYS[6], 60000)
+  return refused
+end
 if ARGV[8] == '1' then redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[7]) end
 redis.call('HSET', KEYS[1], 's', ARGV[2], 'd', ARGV[3], 'w', ARGV[4])
 redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
@@ -86,8 +95,10 @@ redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
 if ARGV[6] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[6]) end
 return 1`;
 
+/** A transaction (MULTI) that commands can be queued on. */
+type Transaction = ReturnType<Redis['multi']>;
+
 type FleetRedis = Redis & {
-  cgwAdmit(...args: Array<string | number>): Promise<Admission>;
   cgwSave(...args: Array<string | number>): Promise<number>;
   cgwClaim(...args: Array<string | number>): Promise<string[]>;
   cgwRestore(...args: Array<string | number>): Promise<number>;
@@ -156,8 +167,7 @@ export class RedisJobStore extends EventEmitter implements JobStore {
     this.#clock = options.clock ?? Date.now;
     this.#cache = new LRUCache({ max: options.cacheSize ?? 10_000 });
     const r = this.#redis;
-    if (typeof r.cgwAdmit !== 'function') {
-      r.defineCommand('cgwAdmit', { numberOfKeys: 5, lua: ADMIT });
+    if (typeof r.cgwSave !== 'function') {
       r.defineCommand('cgwSave', { numberOfKeys: 2, lua: SAVE });
       r.defineCommand('cgwClaim', { numberOfKeys: 2, lua: CLAIM });
       r.defineCommand('cgwRestore', { numberOfKeys: 2, lua: RESTORE });
@@ -176,21 +186,28 @@ export class RedisJobStore extends EventEmitter implements JobStore {
   }
 
   /**
-   * Creates a job atomically: the idempotency claim (SET NX semantics), the fleet-wide queue
-   * bound (BullMQ's waiting jobs) and the record with its index entry. Rejects when Redis is down.
+   * Queues a job's admission on `transaction`, to run just before its BullMQ add there: the
+   * idempotency claim (SET NX semantics), the fleet-wide queue bound (BullMQ's waiting jobs) and
+   * the record with its index entry, atomically. Sent as EVAL with the script's text (a few
+   * hundred bytes beside the workflow): EVALSHA's NOSCRIPT retry would run it outside the
+   * transaction, after the add. `admitted()` reads its answer from the transaction's results.
    */
-  async admit(
+  queueAdmission(
+    transaction: Transaction,
     job: JobRecord,
     idempotencyKey: string | null,
-    options: { maxQueue: number; waitKey: string; prioritizedKey: string },
-  ): Promise<Admission> {
+    options: { maxQueue: number; waitKey: string; prioritizedKey: string; entryKey: string },
+  ): void {
     const k = this.#keys;
-    const result = await this.#redis.cgwAdmit(
+    transaction.eval(
+      ADMIT,
+      6,
       k.job(job.id),
       k.index,
       idempotencyKey ? k.idempotency(idempotencyKey) : k.job(job.id),
       options.waitKey,
       options.prioritizedKey,
+      options.entryKey,
       job.id,
       job.status,
       stateJson(job),
@@ -200,9 +217,15 @@ export class RedisJobStore extends EventEmitter implements JobStore {
       IDEMPOTENCY_TTL_MS,
       idempotencyKey ? '1' : '0',
     );
+  }
+
+  /** The answer of an admission queued with queueAdmission(); throws its error. */
+  admitted(job: JobRecord, reply: [Error | null, unknown] | undefined): Admission {
+    const [err, result] = reply ?? [new Error('no reply')];
+    if (err) throw err;
     this.#writes++;
     if (result === 'ok') this.#cache.set(job.id, job);
-    return result;
+    return result as Admission;
   }
 
   /** Reads a job from Redis (and refreshes the local copy); undefined when unknown. */

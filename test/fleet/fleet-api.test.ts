@@ -7,8 +7,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
+import { Redis } from 'ioredis';
 import pino from 'pino';
 import { loadConfig } from '../../src/config.ts';
+import type { FleetJobManager } from '../../src/fleet/index.ts';
 import { type Gateway, startGateway } from '../../src/server/index.ts';
 import { type Simulator, startSimulator } from '../../src/simulator/index.ts';
 import { deletePrefix, freePort, REDIS_URL, redisUnavailable, testPrefix } from '../support/fleet.ts';
@@ -129,6 +131,18 @@ describe('fleet API across gateways', { skip: unavailable || false }, () => {
     const full = await call(b, '/api/v2/jobs', { workflow: invertPrompt('over') });
     assert.equal(full.status, 429, JSON.stringify(full.body));
     assert.equal(full.body.error.code, 'queue_full');
+    // The refused job's entry was never queued (its add ran in the admission's transaction).
+    const redis = new Redis(REDIS_URL);
+    try {
+      const bull = `${prefixes.at(-1)}:bull:jobs`;
+      const [waiting, prioritized] = await Promise.all([
+        redis.llen(`${bull}:wait`),
+        redis.zcard(`${bull}:prioritized`),
+      ]);
+      assert.equal(waiting + prioritized, 3);
+    } finally {
+      redis.disconnect();
+    }
     park(false);
     for (const j of blockers) await call(b, `/api/v2/jobs/${j.id}/cancel`, {});
     await until(async () => {
@@ -182,6 +196,21 @@ describe('fleet API across gateways', { skip: unavailable || false }, () => {
       return jobs.every((j) => j.body.status === 'succeeded');
     }, 'all 40 succeeded at B');
     assert.ok(Date.now() - closed < 30_000);
+  });
+
+  test('an entry that comes back to the gateway running its job is held until the job ends, not completed', async (t) => {
+    // A stall longer than the lock lets BullMQ hand the entry out again, possibly to the same
+    // gateway: completing that delivery at once dropped the entry of a job still running.
+    const [a] = (await fleet('again', {}, 1)) as [Gateway];
+    park(true);
+    t.after(() => park(false));
+    const { id } = (await call(a, '/api/v2/jobs', parked('again'))).body;
+    await until(async () => (await call(a, `/api/v2/jobs/${id}`)).body.instance_id !== null, 'dispatched');
+    const again = (a.manager as FleetJobManager).take({ id, extraData: undefined, retaken: true });
+    const early = await Promise.race([again, new Promise((r) => setTimeout(() => r('pending'), 300))]);
+    assert.equal(early, 'pending');
+    await call(a, `/api/v2/jobs/${id}/cancel`, {});
+    assert.equal(await again, 'done');
   });
 
   test('an unreachable REDIS_URL stops start-up with a message naming it', async () => {
