@@ -183,6 +183,11 @@ export function pyTypeName(v: unknown): string {
   return typeof v === 'boolean' ? 'bool' : 'str';
 }
 
+// Python's decimal literals as int() and float() read them: single underscores between digits.
+const DIGITS = '\\d(?:_?\\d)*';
+const PY_INT = new RegExp(`^[-+]?${DIGITS}$`);
+const PY_FLOAT = new RegExp(`^[-+]?(?:${DIGITS}(?:\\.(?:${DIGITS})?)?|\\.${DIGITS})(?:e[-+]?${DIGITS})?$`);
+
 /**
  * What ComfyUI's `int(val)`, `float(val)`, `str(val)`, `bool(val)` make of a widget value of that
  * type; throws PyException where Python raises. `exact` keeps Python's number types (floats as
@@ -200,8 +205,8 @@ export function pyConvert(type: string, val: unknown, exact: boolean): unknown {
       return Math.trunc(n);
     }
     if (typeof val === 'string') {
-      const s = val.trim().replaceAll('_', '');
-      if (/^[-+]?\d+$/.test(s)) {
+      if (PY_INT.test(val.trim())) {
+        const s = val.trim().replaceAll('_', '');
         if (!exact) return Number(s);
         const b = BigInt(s);
         return b >= BigInt(Number.MIN_SAFE_INTEGER) && b <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(b) : b;
@@ -220,7 +225,7 @@ export function pyConvert(type: string, val: unknown, exact: boolean): unknown {
     if (n !== undefined) return float(n);
     if (typeof val === 'string') {
       const s = val.trim().toLowerCase();
-      if (/^[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$/.test(s)) return float(Number(s));
+      if (PY_FLOAT.test(s)) return float(Number(s.replaceAll('_', '')));
       if (/^[-+]?(inf|infinity)$/.test(s)) return float(s.startsWith('-') ? -Infinity : Infinity);
       if (/^[-+]?nan$/.test(s)) return float(Number.NaN);
       throw new PyException('ValueError', `could not convert string to float: ${pyRepr(val)}`);

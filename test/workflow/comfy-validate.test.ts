@@ -48,6 +48,34 @@ describe('validateComfyPrompt', () => {
     assert.equal(p['1']?.inputs.height, 32);
   });
 
+  it('reads numbers as Python`s int() and float() do: single underscores between digits only', () => {
+    const converted = (inputs: Record<string, unknown>) => {
+      const p = invert(inputs);
+      const v = validateComfyPrompt(p, defs, { convertInPlace: true });
+      return v.ok ? p['1']?.inputs : errorTypes(v);
+    };
+    assert.deepEqual(converted({ width: ' +1_024 ', height: '0_8' }), {
+      width: 1024,
+      height: 8,
+      batch_size: 1,
+      color: 0,
+    });
+    for (const width of ['1__0', '_10', '10_', '1_0.5'])
+      assert.deepEqual(converted({ width }), ['invalid_input_type']);
+    const p = {
+      '1': { class_type: 'EmptyImage', inputs: { width: 8, height: 8, batch_size: 1, color: 0 } },
+      '2': {
+        class_type: 'ImageScaleBy',
+        inputs: { image: ['1', 0], upscale_method: 'area', scale_by: '0.2_5' },
+      },
+      '3': { class_type: 'SaveImage', inputs: { images: ['2', 0], filename_prefix: 't' } },
+    };
+    assert.equal(validateComfyPrompt(p, defs, { convertInPlace: true }).ok, true);
+    assert.equal(p['2'].inputs.scale_by, 0.25);
+    p['2'].inputs.scale_by = '1._5';
+    assert.deepEqual(errorTypes(validateComfyPrompt(p, defs)), ['invalid_input_type']);
+  });
+
   it('keeps Python value types and dict order for the simulator, plain JSON for the gateway', () => {
     const p = {
       '10': { class_type: 'ImageScaleBy', inputs: { image: ['2', 0], upscale_method: 'area', scale_by: 2 } },
