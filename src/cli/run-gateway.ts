@@ -10,7 +10,7 @@ import { detectFormat } from '../workflow/index.ts';
 import { GatewayApi, GatewayApiError } from './gateway-api.ts';
 import { checkNodes, type RunContext, type RunPlan, type RunTarget, safeOutputPath } from './run-plan.ts';
 import { fmtMs, type Reporter, type RunOutcome } from './run-reporter.ts';
-import { readSse } from './run-sse.ts';
+import { readSseJson } from './run-sse.ts';
 
 /** The fields of a v2 Job this command reads. */
 export interface GatewayJob {
@@ -215,13 +215,8 @@ export class GatewayTarget implements RunTarget {
     }
     let lastStatus = job.status;
     try {
-      for await (const frame of readSse(res.body as AsyncIterable<Uint8Array>)) {
-        let data: Record<string, unknown>;
-        try {
-          data = JSON.parse(frame.data) as Record<string, unknown>;
-        } catch {
-          continue;
-        }
+      for await (const frame of readSseJson(res.body as AsyncIterable<Uint8Array>)) {
+        const data = frame.data;
         if (frame.event === 'status' && typeof data.status === 'string') {
           // The terminal status is reported by the summary or the error.
           if (data.status !== lastStatus && !TERMINAL.has(data.status)) {

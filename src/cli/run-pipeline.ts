@@ -9,7 +9,7 @@ import { contentTypeFor } from '../comfy/index.ts';
 import { GatewayApi, GatewayApiError } from './gateway-api.ts';
 import { parseValue, RunUsageError, safeOutputPath } from './run-plan.ts';
 import type { Reporter, RunOutcome } from './run-reporter.ts';
-import { readSse } from './run-sse.ts';
+import { readSseJson } from './run-sse.ts';
 
 /** True for a file the `run` command treats as a pipeline: `*.pipeline.yaml|yml|json`, or any YAML file. */
 export function isPipelineFile(file: string): boolean {
@@ -174,13 +174,8 @@ export class PipelineTarget {
     if (res.status !== 200 || !res.body)
       throw new GatewayApiError('GET run events', res.status, await res.text());
     try {
-      for await (const frame of readSse(res.body as AsyncIterable<Uint8Array>)) {
-        let data: Record<string, unknown>;
-        try {
-          data = JSON.parse(frame.data) as Record<string, unknown>;
-        } catch {
-          continue;
-        }
+      for await (const frame of readSseJson(res.body as AsyncIterable<Uint8Array>)) {
+        const data = frame.data;
         if (frame.event === 'step') reporter.line(`step ${data.step}: ${data.status}`);
         else if (frame.event === 'iteration')
           reporter.line(

@@ -47,6 +47,22 @@ export async function* readSse(body: AsyncIterable<Uint8Array>): AsyncGenerator<
   }
 }
 
+/** The frames whose data is a JSON object, parsed; other frames (not JSON) are skipped. */
+export async function* readSseJson(
+  body: AsyncIterable<Uint8Array>,
+): AsyncGenerator<{ event: string; data: Record<string, unknown> }> {
+  for await (const frame of readSse(body)) {
+    let data: unknown;
+    try {
+      data = JSON.parse(frame.data);
+    } catch {
+      continue;
+    }
+    if (typeof data === 'object' && data !== null)
+      yield { event: frame.event, data: data as Record<string, unknown> };
+  }
+}
+
 function nextLineEnd(s: string, from: number): number {
   const lf = s.indexOf('\n', from);
   const cr = s.indexOf('\r', from);

@@ -67,7 +67,7 @@ export { jobErrorFrom } from './runner.ts';
 export { type QueueEntry, Scheduler } from './scheduler.ts';
 export { SqliteJobStore } from './sqlite-store.ts';
 export type { JobPage, JobStore, ListQuery, StoreHealth } from './store.ts';
-export { decodeCursor, encodeCursor, FACADE_METADATA_KEY, hasMetadataKey } from './store.ts';
+export { decodeCursor, encodeCursor, FACADE_METADATA_KEY, hasMetadataKey, pageOf } from './store.ts';
 export type { ConvertCall, PrepareOptions } from './prepare.ts';
 export { applyOverrides, checkApiPrompt, checkNodeCount, isUiFormat, prepareWorkflow } from './prepare.ts';
 export { type ScopedSignal, scopedSignal } from '../comfy/index.ts';

@@ -2,15 +2,7 @@
 // cloned on the way in and out so callers cannot mutate stored state behind the store's back.
 import { IdempotencyKeyReuseError } from './errors.ts';
 import { countByStatus, isTerminal, type JobRecord, type JobStatus } from './job.ts';
-import {
-  decodeCursor,
-  encodeCursor,
-  hasMetadataKey,
-  IDEMPOTENCY_TTL_MS,
-  type JobPage,
-  type JobStore,
-  type ListQuery,
-} from './store.ts';
+import { IDEMPOTENCY_TTL_MS, type JobPage, type JobStore, type ListQuery, pageOf } from './store.ts';
 
 /** A JobStore kept in process memory; bounded by retention like the SQLite one. */
 export class MemoryJobStore implements JobStore {
@@ -51,23 +43,8 @@ export class MemoryJobStore implements JobStore {
   }
 
   list(query: ListQuery): JobPage {
-    const after = query.cursor ? decodeCursor(query.cursor) : null;
-    const statuses = query.statuses?.length ? new Set(query.statuses) : null;
-    const all = [...this.#jobs.values()]
-      .filter((j) => !statuses || statuses.has(j.status))
-      .filter((j) => query.name === undefined || j.request.name === query.name)
-      .filter((j) => query.metadataKey === undefined || hasMetadataKey(j, query.metadataKey))
-      .filter(
-        (j) =>
-          !after || j.created_at < after.createdAt || (j.created_at === after.createdAt && j.id < after.id),
-      )
-      .sort((a, b) => b.created_at - a.created_at || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
-    const page = all.slice(0, query.limit);
-    const last = page.at(-1);
-    return {
-      jobs: page.map((j) => structuredClone(j)),
-      nextCursor: all.length > query.limit && last ? encodeCursor(last) : null,
-    };
+    const page = pageOf(this.#jobs.values(), query);
+    return { ...page, jobs: page.jobs.map((j) => structuredClone(j)) };
   }
 
   listUnfinished(): JobRecord[] {

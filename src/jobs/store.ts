@@ -73,6 +73,24 @@ export function hasMetadataKey(job: JobRecord, key: string): boolean {
   );
 }
 
+/** One newest-first page of `jobs` for `query`: the listing of stores that hold their jobs in memory. */
+export function pageOf(jobs: Iterable<JobRecord>, query: ListQuery): JobPage {
+  const after = query.cursor ? decodeCursor(query.cursor) : null;
+  const statuses = query.statuses?.length ? new Set(query.statuses) : null;
+  const all = [...jobs]
+    .filter((j) => !statuses || statuses.has(j.status))
+    .filter((j) => query.name === undefined || j.request.name === query.name)
+    .filter((j) => query.metadataKey === undefined || hasMetadataKey(j, query.metadataKey))
+    .filter(
+      (j) =>
+        !after || j.created_at < after.createdAt || (j.created_at === after.createdAt && j.id < after.id),
+    )
+    .sort((a, b) => b.created_at - a.created_at || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+  const page = all.slice(0, query.limit);
+  const last = page.at(-1);
+  return { jobs: page, nextCursor: all.length > query.limit && last ? encodeCursor(last) : null };
+}
+
 /** Cursor = base64url of `createdAt:id` of the last row of a page. */
 export function encodeCursor(job: { created_at: number; id: string }): string {
   return Buffer.from(`${job.created_at}:${job.id}`).toString('base64url');
