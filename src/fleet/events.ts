@@ -3,8 +3,9 @@
 // Every gateway holds one pattern subscription to all job channels (subscribing per watched job
 // cost two commands per ?wait request, more than the rest of the job's Redis traffic) and hands
 // a message to local watchers only; a message for a job nobody here watches is dropped unparsed.
-// A new watcher of a job another gateway runs reads the record once more after subscribing, so a
-// job that ended just before still delivers its terminal status.
+// A new watcher of a job another gateway runs reads its status once more after subscribing (the
+// whole record only when it ended), so a job that ended just before still delivers its terminal
+// status.
 import type { Redis } from 'ioredis';
 import { isTerminal, type JobEvent, JobEvents, type JobRecord } from '../jobs/index.ts';
 import type { FleetKeys } from './keys.ts';
@@ -17,8 +18,8 @@ export interface FleetEventsOptions {
   gatewayId: string;
   /** Publishes after the writes queued so far (RedisJobStore.publish). */
   publish: (channel: string, message: string) => void;
-  /** Reads the stored record (for a new watcher of a job another gateway may run). */
-  load: (id: string) => Promise<JobRecord | undefined>;
+  /** The stored record of a job that ended, else undefined (a new watcher of a job another gateway may run). */
+  loadEnded: (id: string) => Promise<JobRecord | undefined>;
   onError?: (err: unknown) => void;
 }
 
@@ -90,7 +91,7 @@ export class FleetEvents extends JobEvents {
     let done = false;
     signal?.addEventListener('abort', () => (done = true), { once: true });
     this.#o
-      .load(jobId)
+      .loadEnded(jobId)
       .then((job) => {
         if (done || !job || !isTerminal(job.status)) return;
         listener({

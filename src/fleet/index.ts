@@ -132,7 +132,7 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
     keys,
     gatewayId,
     publish: (channel, message) => store.publish(channel, message),
-    load: (id) => store.load(id),
+    loadEnded: (id) => store.loadEnded(id),
     onError: onError('event subscription failed'),
   });
   const lockMs = Math.floor(options.leaseMs * 0.75);

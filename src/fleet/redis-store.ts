@@ -236,6 +236,16 @@ export class RedisJobStore extends EventEmitter implements JobStore {
     return job;
   }
 
+  /**
+   * The record of a job that ended, else undefined: a late watcher's check, one status field
+   * while the job runs (the common case) instead of the whole record with its workflow.
+   */
+  async loadEnded(id: string): Promise<JobRecord | undefined> {
+    const status = await this.#redis.hget(this.#keys.job(id), 's');
+    if (status === null || !isTerminal(status as JobStatus)) return undefined;
+    return this.load(id);
+  }
+
   /** Reads a job and whether a cancel was requested for it, in one command. */
   async take(id: string): Promise<{ job: JobRecord | undefined; cancel: boolean }> {
     const [state, workflow, cancel] = await this.#redis.hmget(this.#keys.job(id), 'd', 'w', 'c');
