@@ -42,7 +42,7 @@ export type {
   StepState,
   StepStatus,
 } from './run.ts';
-export { isRunTerminal, RUN_STATUSES } from './run.ts';
+export { isoTime, isRunTerminal, RUN_STATUSES, runHead } from './run.ts';
 export type { RunEvent } from './run-events.ts';
 export { RunEvents } from './run-events.ts';
 export type { PipelineRunStore, RunListQuery, RunPage } from './run-store.ts';

@@ -15,7 +15,7 @@ import {
 import { InvalidInputsError, InvalidPipelineError, RunNotFoundError, TooManyRunsError } from './errors.ts';
 import { ExpressionCompiler, type ExpressionLimits } from './expressions.ts';
 import type { FileStager, JobsPort, RunWebhooks, TemplateLookup } from './ports.ts';
-import { isRunTerminal, type IterationRecord, type PipelineRun, type RunRequest } from './run.ts';
+import { isRunTerminal, type IterationRecord, type PipelineRun, type RunRequest, runHead } from './run.ts';
 import { RunDriver } from './run-driver.ts';
 import { RunEvents } from './run-events.ts';
 import type { PipelineRunStore, RunListQuery, RunPage } from './run-store.ts';
@@ -323,17 +323,5 @@ export class PipelineRunner {
 
 /** The webhook body of a finished run. */
 function webhookPayload(run: PipelineRun): Record<string, unknown> {
-  const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
-  return {
-    id: run.id,
-    object: 'pipeline_run',
-    pipeline: run.pipeline,
-    status: run.status,
-    created_at: iso(run.created_at),
-    started_at: iso(run.started_at),
-    completed_at: iso(run.completed_at),
-    outputs: run.outputs,
-    error: run.error,
-    metadata: run.request.metadata ?? null,
-  };
+  return { ...runHead(run), outputs: run.outputs, error: run.error, metadata: run.request.metadata ?? null };
 }

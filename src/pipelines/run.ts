@@ -95,3 +95,20 @@ export interface PipelineRun {
   expires_at: number;
   idempotency_key: string | null;
 }
+
+/** ISO 8601 of an epoch-ms time, null for none. */
+export const isoTime = (ms: number | null): string | null =>
+  ms === null ? null : new Date(ms).toISOString();
+
+/** The head of a run's public shape (the API's and the webhook's): identity, status and times. */
+export function runHead(run: PipelineRun): Record<string, unknown> {
+  return {
+    id: run.id,
+    object: 'pipeline_run',
+    pipeline: run.pipeline,
+    status: run.status,
+    created_at: isoTime(run.created_at),
+    started_at: isoTime(run.started_at),
+    completed_at: isoTime(run.completed_at),
+  };
+}

@@ -15,6 +15,7 @@ import {
   decodeRunCursor,
   type IterationRecord,
   isFileRef,
+  isoTime,
   isRunTerminal,
   type PipelineDefinition,
   type PipelineRun,
@@ -23,6 +24,7 @@ import {
   type RunEvent,
   type RunStatus,
   type RunView,
+  runHead,
 } from '../pipelines/index.ts';
 import { type ApiPrompt, isUiWorkflow } from '../workflow/index.ts';
 import { idempotencyKey, replySignal } from './jobs.ts';
@@ -460,8 +462,6 @@ function describePipeline(entry: PipelineEntry, origin: string): Record<string, 
   };
 }
 
-const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
-
 /** Makes file references' links absolute, deep in any value. */
 function absolutise(value: unknown, origin: string, depth = 0): unknown {
   if (depth > 32 || value === null || typeof value !== 'object') return value;
@@ -482,8 +482,8 @@ function renderIteration(i: IterationRecord, origin: string): Record<string, unk
     parameters: absolutise(i.parameters, origin),
     outputs: absolutise(i.outputs, origin),
     error: i.error,
-    started_at: iso(i.started_at),
-    completed_at: iso(i.completed_at),
+    started_at: isoTime(i.started_at),
+    completed_at: isoTime(i.completed_at),
     duration_ms: i.completed_at === null ? null : i.completed_at - i.started_at,
   };
 }
@@ -493,14 +493,8 @@ export function renderRun(view: RunView, origin: string, withIterations = true):
   const run: PipelineRun = view.run;
   const self = `${origin}/v1/pipeline-runs/${run.id}`;
   return {
-    id: run.id,
-    object: 'pipeline_run',
-    pipeline: run.pipeline,
-    status: run.status,
-    created_at: iso(run.created_at),
-    started_at: iso(run.started_at),
-    completed_at: iso(run.completed_at),
-    expires_at: iso(run.expires_at),
+    ...runHead(run),
+    expires_at: isoTime(run.expires_at),
     duration_ms:
       run.completed_at !== null && run.started_at !== null ? run.completed_at - run.started_at : null,
     inputs: run.inputs,
@@ -509,8 +503,8 @@ export function renderRun(view: RunView, origin: string, withIterations = true):
       return {
         id: s.id,
         status: s.status,
-        started_at: iso(s.started_at),
-        completed_at: iso(s.completed_at),
+        started_at: isoTime(s.started_at),
+        completed_at: isoTime(s.completed_at),
         duration_ms: s.completed_at !== null && s.started_at !== null ? s.completed_at - s.started_at : null,
         iterations_run: s.iterations,
         ...(s.items !== null ? { items: s.items } : {}),
