@@ -289,15 +289,20 @@ export class SqliteJobStore implements JobStore {
       this.#db.exec('COMMIT');
       this.#commits++;
     } catch (err) {
-      // SQLite rolls back by itself on SQLITE_FULL and I/O errors; a second ROLLBACK would fail
-      // and hide the real error behind "no transaction is active".
-      if (this.#db.isTransaction) {
-        try {
-          this.#db.exec('ROLLBACK');
-        } catch {}
-      }
+      this.#rollback();
       throw err;
     }
+  }
+
+  /**
+   * Ends a transaction a failure left open. SQLite rolls back by itself on SQLITE_FULL and I/O
+   * errors; a second ROLLBACK would fail and hide the real error behind "no transaction is active".
+   */
+  #rollback(): void {
+    if (!this.#db.isTransaction) return;
+    try {
+      this.#db.exec('ROLLBACK');
+    } catch {}
   }
 
   #recovered(): void {
@@ -333,11 +338,7 @@ export class SqliteJobStore implements JobStore {
       this.#db.exec('DELETE FROM store_probe');
       this.#db.exec('COMMIT');
     } catch (err) {
-      if (this.#db.isTransaction) {
-        try {
-          this.#db.exec('ROLLBACK');
-        } catch {}
-      }
+      this.#rollback();
       throw err;
     }
     this.#recovered();

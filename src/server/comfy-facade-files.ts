@@ -195,7 +195,7 @@ export const fileRoutes: FastifyPluginAsync<{ ctx: FacadeContext; maxUploadBytes
     if (!tag) {
       const held = uploads.lookup(type, subfolder, filename);
       const stream = held ? await uploads.open(held) : undefined;
-      if (stream) return collect(stream, limit);
+      if (stream) return readAll(stream, limit, () => new MaskError('the original image is too large'));
     }
     const instances = ctx.options.pool.list().filter((i) => !tag || instanceTag(i.id) === tag);
     for (const instance of instances) {
@@ -204,7 +204,8 @@ export const fileRoutes: FastifyPluginAsync<{ ctx: FacadeContext; maxUploadBytes
       try {
         const res = await client.view({ filename, subfolder, type }, { signal: AbortSignal.timeout(30_000) });
         const body = toNode(res.body);
-        if (res.status === 200) return collect(body, limit);
+        if (res.status === 200)
+          return readAll(body, limit, () => new MaskError('the original image is too large'));
         body.destroy();
       } catch {}
     }
@@ -217,20 +218,6 @@ class MaskError extends GatewayError {
   constructor(message: string) {
     super('invalid_mask', 400, message);
   }
-}
-
-async function collect(stream: Readable, limit: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of stream) {
-    size += (chunk as Buffer).length;
-    if (size > limit) {
-      stream.destroy();
-      throw new MaskError('the original image is too large');
-    }
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
 }
 
 function toNode(body: ReadableStream<Uint8Array> | NodeJS.ReadableStream): Readable {
@@ -334,15 +321,19 @@ function viewConversion(
   return null;
 }
 
-/** Reads a stream whole, refusing more than `limit` bytes. */
-async function readAll(stream: Readable, limit: number): Promise<Buffer> {
+/** Reads a stream whole, refusing more than `limit` bytes (with `tooLarge()`, by default a plain Error). */
+async function readAll(
+  stream: Readable,
+  limit: number,
+  tooLarge = () => new Error(`more than ${limit} bytes`),
+): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of stream) {
     size += (chunk as Buffer).length;
     if (size > limit) {
       stream.destroy();
-      throw new Error(`more than ${limit} bytes`);
+      throw tooLarge();
     }
     chunks.push(chunk as Buffer);
   }

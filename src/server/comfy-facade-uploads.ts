@@ -25,6 +25,15 @@ export interface UploadAnswer {
   type: 'input' | 'temp' | 'output';
 }
 
+/** Where and how an upload is kept (ComfyUI's form fields). */
+export interface PlaceOptions {
+  filename: string;
+  subfolder?: string;
+  type?: string;
+  overwrite?: boolean;
+  contentType?: string;
+}
+
 /** A name or subfolder ComfyUI would refuse (400). */
 export class UploadNameError extends GatewayError {
   constructor(message: string) {
@@ -102,16 +111,7 @@ export class FacadeUploads {
   }
 
   /** Names a pending blob under ComfyUI's rules and keeps it; returns ComfyUI's answer. */
-  place(
-    blob: PendingBlob,
-    options: {
-      filename: string;
-      subfolder?: string;
-      type?: string;
-      overwrite?: boolean;
-      contentType?: string;
-    },
-  ): Promise<UploadAnswer> {
+  place(blob: PendingBlob, options: PlaceOptions): Promise<UploadAnswer> {
     // One naming decision at a time, so two uploads of different bytes never share a name.
     const run = this.#queue.then(() => this.#place(blob, options));
     this.#queue = run.then(
@@ -121,16 +121,7 @@ export class FacadeUploads {
     return run;
   }
 
-  async #place(
-    blob: PendingBlob,
-    options: {
-      filename: string;
-      subfolder?: string;
-      type?: string;
-      overwrite?: boolean;
-      contentType?: string;
-    },
-  ): Promise<UploadAnswer> {
+  async #place(blob: PendingBlob, options: PlaceOptions): Promise<UploadAnswer> {
     try {
       checkFilename(options.filename);
     } catch (err) {

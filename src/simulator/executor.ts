@@ -433,16 +433,17 @@ export class Executor {
             result = await runNode(inputs, ctx);
             flushImage();
           } catch (err) {
+            // Both failure messages open with where the prompt stopped, in ComfyUI's key order.
+            const where: Array<[string, unknown]> = [
+              ['prompt_id', promptId],
+              ['node_id', id],
+              ['node_type', node.class_type],
+              ['executed', [...executed]],
+            ];
             if (err instanceof InterruptedError) {
               failure = {
                 event: 'execution_interrupted',
-                data: ordered([
-                  ['prompt_id', promptId],
-                  ['node_id', id],
-                  ['node_type', node.class_type],
-                  ['executed', [...executed]],
-                  ['timestamp', Date.now()],
-                ]),
+                data: ordered([...where, ['timestamp', Date.now()]]),
               };
               break;
             }
@@ -457,10 +458,7 @@ export class Executor {
             failure = {
               event: 'execution_error',
               data: ordered([
-                ['prompt_id', promptId],
-                ['node_id', id],
-                ['node_type', node.class_type],
-                ['executed', [...executed]],
+                ...where,
                 ['exception_message', `${ne.message}\n`],
                 ['exception_type', ne.exceptionType],
                 ['traceback', [...TB_HEAD, ...ne.traceback]],
