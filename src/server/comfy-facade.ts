@@ -477,7 +477,7 @@ export type { ComfyFacadeOptions, FacadeInstanceClient, FacadePool } from './com
  * The facade's one error renderer: ComfyUI's `{error: {type, message, details, extra_info}, node_errors}`.
  * Our own errors answer with their status, code (as `type`), message and details (as `extra_info`);
  * an instance's failure or an unexpected error is ComfyUI's plain 500, its message hidden (one
- * ComfyUI has no upstream to blame); Fastify's 4xx keep their status and message.
+ * ComfyUI has no upstream to blame); Fastify's own errors keep their status (and, below 500, message).
  */
 function sendComfyError(err: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   if (err instanceof MalformedBodyError) return sendAiohttp500(reply);
@@ -491,10 +491,7 @@ function sendComfyError(err: unknown, request: FastifyRequest, reply: FastifyRep
   }
   const e = err as Partial<FastifyError>;
   const status =
-    !(err instanceof GatewayError) &&
-    typeof e.statusCode === 'number' &&
-    e.statusCode >= 400 &&
-    e.statusCode < 500
+    !(err instanceof GatewayError) && typeof e.statusCode === 'number' && e.statusCode >= 400
       ? e.statusCode
       : 500;
   if (status >= 500) request.log.error({ err }, 'comfy facade request failed');
