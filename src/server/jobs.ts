@@ -75,9 +75,10 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
       const query = request.query as { wait?: number };
       return createJob({ manager, publicUrl, shutdownSignal, models }, request, reply, {
         prepare: async () => ({
+          // No signal: the pool's own deadline bounds the conversion, and its close() at shutdown
+          // answers shutting_down (an aborted signal would surface as a bare abort error).
           workflow: await prepareWorkflow(body.workflow, body.overrides, prepare, {
             source: jsonSource(request, 'workflow'),
-            signal: shutdownSignal,
           }),
         }),
         options: body,

@@ -203,7 +203,6 @@ export const pipelineRoutes: FastifyPluginAsync<PipelineRoutesOptions> = async (
       for (const { value, path } of convert ? found : []) {
         const result = await (convert as NonNullable<typeof convert>)(value, {
           source: jsonSource(request, 'pipeline', ...path),
-          signal: options.shutdownSignal,
         }).catch((err: unknown) => err as Error);
         const code = (result as { code?: unknown }).code;
         if (code === 'conversion_busy' || code === 'conversion_timeout')

@@ -95,9 +95,9 @@ export const promptSyncRoutes: FastifyPluginAsync<PromptSyncRoutesOptions> = asy
       const timeoutMs = seconds !== undefined ? Math.max(1, Math.round(seconds * 1000)) : jobTimeoutMs;
       // The deadline counts from the request's arrival: preparation (UI conversion) is part of the call.
       const deadline = startedAt + timeoutMs;
+      // The conversion's own deadline is the pool's; the call's deadline applies once the job exists.
       const workflow = await prepareWorkflow(body.prompt, body.overrides, prepare, {
         source: jsonSource(request, 'prompt'),
-        signal: AbortSignal.any([shutdownSignal, AbortSignal.timeout(Math.max(1, deadline - Date.now()))]),
       });
       const created = await manager.create({
         workflow,

@@ -209,7 +209,12 @@ export class ConvertPool {
   }
 
   #spawn(): Slot {
-    const worker = new Worker(new URL('./convert-worker.ts', import.meta.url), { name: 'convert' });
+    // A heap of its own, bounded: the node cap bounds the work, the body limit the text; past this
+    // the worker dies alone (ERR_WORKER_OUT_OF_MEMORY fails its call), never the gateway.
+    const worker = new Worker(new URL('./convert-worker.ts', import.meta.url), {
+      name: 'convert',
+      resourceLimits: { maxOldGenerationSizeMb: 512 },
+    });
     const slot: Slot = { worker, defsIds: [], task: undefined };
     worker.on('message', (msg: FromWorker) => {
       const task = slot.task;
