@@ -9,8 +9,9 @@
 //            gateway over 8 of them, idle CPU of health checks and WebSockets, RSS, and half the instances
 //            killed and restarted twice (CPU, file descriptors, /health while they flap).
 //   clients  10,000 concurrent `?wait` requests + 1,000 SSE streams + 1,000 facade WebSockets while jobs
-//            flow at ~500 jobs/s (8 instances, one slot each, 2 × 8 ms nodes): errors, RSS, event-loop delay,
-//            /health latency from a separate thread.
+//            flow at ~500 jobs/s (8 instances, one slot each, 2 × 8 ms nodes): errors by kind, RSS,
+//            event-loop delay, /health latency from a separate thread, and the duration of each
+//            synchronous SQLite statement, SQLite transaction and JSON parse/stringify in the gateway.
 // Every gateway is the real `serve` command with bench/lib/probe.ts loaded for its own readings.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -533,6 +534,7 @@ async function clientsPhase(waiters: number, sse: number, sockets: number): Prom
       jobs_per_second: round(((waiters + sse) * 1000) / elapsedMs, 0),
       rss_max_mib: Math.max(...rss),
       event_loop_delay_ms: reading.eld,
+      sync_call_ms: reading.sync,
       health_p50_ms: round(percentile(healthMs, 50), 1),
       health_p99_ms: round(percentile(healthMs, 99), 1),
       health_max_ms: round(healthMs.at(-1) ?? Number.NaN, 1),
@@ -610,6 +612,14 @@ function summarise(data: Record<string, unknown>): string {
           : ''
       }, RSS max ${c.rss_max_mib} MiB, loop delay p99 ${eld.p99} ms (max ${eld.max}), /health p99 ${c.health_p99_ms} ms (max ${c.health_max_ms}) | 0 errors, < 1 GiB, < 20 ms, < 50 ms |`,
     );
+    const sync = c.sync_call_ms as ProbeReading['sync'] | undefined;
+    if (sync) {
+      const show = (k: keyof ProbeReading['sync']) =>
+        `${k.replace('_', ' ')} p99 ${sync[k].p99} ms (max ${sync[k].max}, ${sync[k].over_5ms} of ${sync[k].count} over 5 ms)`;
+      lines.push(
+        `| synchronous calls under that load | ${show('sqlite_statement')}; ${show('sqlite_transaction')}; ${show('json')} | < 5 ms at p99 |`,
+      );
+    }
   }
   lines.push(
     '',
