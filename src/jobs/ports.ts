@@ -1,12 +1,13 @@
 // The slices of the comfy/, pool/, io/ and webhooks/ contracts that the job layer uses. Each is a
 // Pick<> of the one contract next to its implementation (ComfyClientContract, PoolContract, the io
-// classes), so `tsc` checks the wiring against the real classes; a fake implements only its slice.
+// classes, WebhookDispatcher), so `tsc` checks the wiring against the real classes; a fake
+// implements only its slice.
 import type { EventEmitter } from 'node:events';
 import type { ComfyClientContract, NodeDef } from '../comfy/index.ts';
 import type { InputResolver, OutputDelivery, PrefetchedInputs } from '../io/index.ts';
 import type { Logger } from '../logger.ts';
 import type { AcquireRequest, InstanceSnapshot, Lease, PoolContract } from '../pool/index.ts';
-import type { JobWebhookDelivery } from './job.ts';
+import type { WebhookDispatcher } from '../webhooks/index.ts';
 
 // The data types are the client SDK's own (jobs/ may import comfy/); only behaviour is sliced.
 export type { ApiPrompt, OutputFile, RunEvent, RunResult, ViewResponse } from '../comfy/index.ts';
@@ -59,22 +60,9 @@ export type PrefetchedLike = PrefetchedInputs;
 /** io's OutputDelivery: delivers a finished run's outputs (inline, storage, link). */
 export type OutputDeliveryLike = Pick<OutputDelivery, 'deliver'>;
 
-/** webhooks WebhookDispatcher. */
-export interface WebhookDispatcherLike {
-  send(
-    jobId: string,
-    url: string,
-    eventType: 'job.succeeded' | 'job.failed' | 'job.canceled' | 'job.progress',
-    payload: unknown,
-    options?: {
-      headers?: Record<string, string>;
-      onUpdate?: (delivery: JobWebhookDelivery) => void;
-      resume?: JobWebhookDelivery;
-    },
-  ): Promise<unknown>;
-  /** Throws when delivery to `url` would be refused (shape, credentials, literal private address). */
-  validateUrl?(url: string): void;
-}
+/** The webhooks module's dispatcher: signed delivery of a job's events, and the URL check at submit. */
+export type WebhookDispatcherLike = Pick<WebhookDispatcher, 'send'> &
+  Partial<Pick<WebhookDispatcher, 'validateUrl'>>;
 
 /** The jobs layer's logger: the one contract of src/logger.ts. */
 export type LoggerLike = Logger;
