@@ -6,7 +6,8 @@ import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { ConvertPool, type NodeDefs, toApiPrompt } from '../src/workflow/index.ts';
+import { exceedsDepth } from '../src/server/json-depth.ts';
+import { certainRejection, ConvertPool, type NodeDefs, toApiPrompt } from '../src/workflow/index.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const PAIRS = join(ROOT, 'test', 'fixtures', 'workflow-pairs');
@@ -183,6 +184,18 @@ export async function run(
         resultParse.push(performance.now() - t0);
       }
       for (const list of [handOff, resultParse, calls]) list.sort((a, b) => a - b);
+      // What else the event loop does per request with a workflow of this size (not conversion):
+      // the JSON depth check over the body and the submit-time check of the converted prompt.
+      const body = JSON.parse(text) as unknown;
+      const converted = toApiPrompt(fresh(), defs, LIMIT).prompt;
+      const depthCpu =
+        (await threadCpuMs(() => {
+          for (let i = 0; i < iterations; i++) exceedsDepth(body, 64);
+        })) / iterations;
+      const rejectionCpu =
+        (await threadCpuMs(() => {
+          for (let i = 0; i < iterations; i++) certainRejection(converted, defs as never);
+        })) / iterations;
       rows.push({
         uiNodes,
         apiNodes,
@@ -199,6 +212,8 @@ export async function run(
         worker_loop_delay_p99_ms: round(loop.percentile(99) / 1e6),
         worker_loop_delay_max_ms: round(loop.max / 1e6),
         worker_call_p50_ms: round(percentile(calls, 50)),
+        depth_check_cpu_ms: round(depthCpu),
+        certain_rejection_cpu_ms: round(rejectionCpu),
       });
     }
   } finally {
@@ -213,11 +228,11 @@ export async function run(
     cpus: cpus().length,
   };
   const summary = [
-    '| UI nodes | API nodes | body KB | body JSON.parse CPU ms | in place p50 / p99 ms | in place CPU ms | worker: hand-off p50 / p99 ms | worker: result parse p50 / p99 ms | worker: main CPU ms per call | worker: loop delay p99 / max ms | worker call p50 ms |',
-    '|---|---|---|---|---|---|---|---|---|---|---|',
+    '| UI nodes | API nodes | body KB | body JSON.parse CPU ms | in place p50 / p99 ms | in place CPU ms | worker: hand-off p50 / p99 ms | worker: result parse p50 / p99 ms | worker: main CPU ms per call | worker: loop delay p99 / max ms | worker call p50 ms | not conversion: depth check / certainRejection CPU ms |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...rows.map(
       (r) =>
-        `| ${r.uiNodes} | ${r.apiNodes} | ${Math.round((r.bodyBytes ?? 0) / 1024)} | ${r.body_parse_cpu_ms} | ${r.inplace_p50_ms} / ${r.inplace_p99_ms} | ${r.inplace_cpu_ms} | ${r.worker_handoff_p50_ms} / ${r.worker_handoff_p99_ms} | ${r.worker_result_parse_p50_ms} / ${r.worker_result_parse_p99_ms} | ${r.worker_main_cpu_ms} | ${r.worker_loop_delay_p99_ms} / ${r.worker_loop_delay_max_ms} | ${r.worker_call_p50_ms} |`,
+        `| ${r.uiNodes} | ${r.apiNodes} | ${Math.round((r.bodyBytes ?? 0) / 1024)} | ${r.body_parse_cpu_ms} | ${r.inplace_p50_ms} / ${r.inplace_p99_ms} | ${r.inplace_cpu_ms} | ${r.worker_handoff_p50_ms} / ${r.worker_handoff_p99_ms} | ${r.worker_result_parse_p50_ms} / ${r.worker_result_parse_p99_ms} | ${r.worker_main_cpu_ms} | ${r.worker_loop_delay_p99_ms} / ${r.worker_loop_delay_max_ms} | ${r.worker_call_p50_ms} | ${r.depth_check_cpu_ms} / ${r.certain_rejection_cpu_ms} |`,
     ),
     '',
     `load average ${data.loadavg_1m} on ${data.cpus} CPUs; ${iterations} calls per size.`,
