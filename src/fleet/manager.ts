@@ -6,6 +6,7 @@
 // a control channel plus a flag a gateway about to take the job reads.
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { LRUCache } from 'lru-cache';
 import { GatewayError } from '../errors.ts';
 import {
   IdempotencyKeyReuseError,
@@ -72,6 +73,10 @@ export class FleetJobManager extends JobManager {
   readonly #noInstanceRetryAfterS: number;
   #admissions = new Map<string, Promise<void>>();
   #lastAdmission: Promise<void> | null = null;
+  /** Jobs admitted here: when this gateway takes their entry first, their record is in memory. */
+  #admitted = new WeakSet<JobRecord>();
+  /** Cancels heard over the control channel for jobs not held here (yet): a take checks them. */
+  #cancels = new LRUCache<string, true>({ max: 10_000 });
   /** Queue entries this gateway holds, by job id (more than one when an entry came back to us). */
   #held = new Map<string, Array<(outcome: Outcome) => void>>();
   #waiting = 0;
@@ -218,6 +223,7 @@ export class FleetJobManager extends JobManager {
       if (key) this.#f.store.releaseIdempotencyKey(key);
       throw new StoreUnavailableError(addError);
     }
+    this.#admitted.add(job);
     const deadline = job.request.deadline_at;
     if (deadline !== undefined) this.#armQueueDeadline(job, deadline);
   }
@@ -305,6 +311,7 @@ export class FleetJobManager extends JobManager {
     if (this.holds(id)) return this.cancel(id);
     const job = await this.fetch(id);
     if (isTerminal(job.status)) return job;
+    this.#cancels.set(id, true);
     try {
       await this.#f.store.flagCancel(id);
       this.#f.store.publish(this.#f.keys.control, JSON.stringify({ cancel: id, g: this.#f.gatewayId }));
@@ -330,7 +337,10 @@ export class FleetJobManager extends JobManager {
     if (channel !== this.#f.keys.control) return;
     try {
       const command = JSON.parse(message) as { cancel?: unknown; leases?: unknown };
-      if (typeof command.cancel === 'string' && this.holds(command.cancel)) this.cancel(command.cancel);
+      if (typeof command.cancel === 'string') {
+        if (this.holds(command.cancel)) this.cancel(command.cancel);
+        else this.#cancels.set(command.cancel, true);
+      }
       // Another gateway joined, left or gave instances back: rebalance now, not at the next beat.
       if (typeof command.leases === 'string' && command.leases !== this.#f.gatewayId && !this.#closed)
         void this.#f.leases.tick();
@@ -361,9 +371,10 @@ export class FleetJobManager extends JobManager {
     // The entry of a job running here came back (our lock lapsed during a stall): this delivery
     // is held too until the job ends; completing it now would drop the entry of a running job.
     if (this.#held.has(id) || this.holds(id)) return this.#hold(id);
-    const taken = await this.#read(id);
+    const taken = this.#takenHere(entry) ?? (await this.#read(id));
     if (!taken) return 'handback';
-    const { job, cancel } = taken;
+    const { job } = taken;
+    const cancel = taken.cancel || this.#cancels.has(id);
     // No record: its admission failed (or it expired); nothing to run.
     if (!job || isTerminal(job.status)) return 'done';
     if (entry.retaken && !job.instance_id) await this.#locate(job);
@@ -378,6 +389,19 @@ export class FleetJobManager extends JobManager {
     // Ended at once (canceled, or past its deadline and failed).
     if (!this.holds(id)) this.#release(id, 'done');
     return held;
+  }
+
+  /**
+   * The record of an entry this gateway admitted and is the first to take, from memory: nobody
+   * wrote it since (a cancel elsewhere sets only a flag, and its control message reaches this
+   * gateway, before or after the take), so the read of the taken record, one round trip on every
+   * job's path, is skipped. Null for an entry another gateway held before (always read).
+   */
+  #takenHere(entry: TakenEntry): { job: JobRecord; cancel: boolean } | null {
+    if (entry.retaken) return null;
+    const job = this.#f.store.get(entry.id);
+    if (!job || !this.#admitted.has(job) || job.status !== 'queued') return null;
+    return { job, cancel: false };
   }
 
   /** Holds a delivery of job `id` until the job ends here or this gateway stops. */
