@@ -1,5 +1,6 @@
-// Builds the Fastify app from already-constructed modules: error envelope, auth, request ids,
-// OpenAPI (+ /docs), and the route plugins. No I/O besides what the plugins do per request.
+// Builds the Fastify app: error envelope, auth, request ids, CORS, JSON limits, upgrades, OpenAPI
+// (+ /docs), then the route plugins it is given, in order (gateway.ts lists them all, in one place).
+// No I/O besides what the plugins do per request.
 import { randomUUID } from 'node:crypto';
 import cors from '@fastify/cors';
 import swagger from '@fastify/swagger';
@@ -11,19 +12,11 @@ import Fastify, {
   type FastifyRequest,
   LogController,
 } from 'fastify';
-import type { Registry } from 'prom-client';
-import type { JobManager, PoolLike, PrepareOptions } from '../jobs/index.ts';
 import { installAuth } from './auth.ts';
 import { lazyDocsUi } from './docs-ui.ts';
 import { installErrorHandling } from './errors.ts';
-import type { JobModelsLike } from './job-models.ts';
-import { jobEventsRoutes } from './job-events.ts';
 import { installJsonDepthLimit } from './json-depth.ts';
 import { installJsonSource } from './json-source.ts';
-import { jobOutputsRoutes } from './job-outputs.ts';
-import { jobRoutes } from './jobs.ts';
-import { metricsRoutes } from './metrics.ts';
-import { promptSyncRoutes } from './prompt-sync.ts';
 import { UpgradeRoutes } from './upgrades.ts';
 
 declare module 'fastify' {
@@ -33,8 +26,8 @@ declare module 'fastify' {
   }
 }
 
-/** A route plugin from another module (health, instances, assets), registered as given. */
-export interface ExtraPlugin {
+/** A route plugin and its options, registered as given. */
+export interface RoutePlugin {
   // biome-ignore lint/suspicious/noExplicitAny: plugins carry their own option types
   plugin: FastifyPluginAsync<any>;
   options: Record<string, unknown>;
@@ -42,26 +35,14 @@ export interface ExtraPlugin {
 
 /** Everything the app needs. */
 export interface AppOptions {
-  manager: JobManager;
-  pool: PoolLike;
-  prepare: PrepareOptions;
   logger: FastifyBaseLogger;
-  registry: Registry;
   apiKeys: readonly string[];
   maxBodyBytes: number;
-  jobTimeoutMs: number;
-  maxInlineBytes: number;
-  maxSseStreams: number;
-  publicUrl?: string;
   docs?: boolean;
   /** CORS_ORIGINS: origins browsers may call the API from (`*` = any); empty = no CORS headers. */
   corsOrigins?: readonly string[];
-  sseKeepaliveMs?: number;
-  /** Aborted when shutdown starts (sync requests hand their jobs back). */
-  shutdownSignal: AbortSignal;
-  plugins?: ExtraPlugin[];
-  /** The models step of job submission (model-aware routing, provisioning, 422 model_missing). */
-  models?: JobModelsLike;
+  /** The route plugins, registered in this order. */
+  routes: RoutePlugin[];
   /** Deepest nesting accepted in a JSON body (default 64). */
   maxJsonDepth?: number;
   /** Deadline for an HTTP upgrade to complete (default 10 s). */
@@ -150,29 +131,6 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   if (options.docs !== false) lazyDocsUi(app, '/docs');
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
-  const common = { manager: options.manager, ...(options.publicUrl ? { publicUrl: options.publicUrl } : {}) };
-  await app.register(jobRoutes, {
-    ...common,
-    prepare: options.prepare,
-    shutdownSignal: options.shutdownSignal,
-    ...(options.models ? { models: options.models } : {}),
-  });
-  await app.register(jobEventsRoutes, {
-    ...common,
-    shutdownSignal: options.shutdownSignal,
-    maxStreams: options.maxSseStreams,
-    ...(options.sseKeepaliveMs ? { keepaliveMs: options.sseKeepaliveMs } : {}),
-  });
-  await app.register(jobOutputsRoutes, { manager: options.manager, pool: options.pool });
-  await app.register(promptSyncRoutes, {
-    ...common,
-    pool: options.pool,
-    prepare: options.prepare,
-    jobTimeoutMs: options.jobTimeoutMs,
-    maxInlineBytes: options.maxInlineBytes,
-    shutdownSignal: options.shutdownSignal,
-  });
-  await app.register(metricsRoutes, { manager: options.manager, registry: options.registry });
-  for (const extra of options.plugins ?? []) await app.register(extra.plugin, extra.options);
+  for (const route of options.routes) await app.register(route.plugin, route.options);
   return app;
 }

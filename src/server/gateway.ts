@@ -33,20 +33,24 @@ import {
 } from '../pipelines/index.ts';
 import { WebhookDispatcher } from '../webhooks/index.ts';
 import { certainRejection, ConvertPool, type toApiPrompt } from '../workflow/index.ts';
-import { buildApp } from './app.ts';
+import { buildApp, type RoutePlugin } from './app.ts';
 import { assetsRoutes } from './assets.ts';
 import { comfyFacadeRoutes } from './comfy-facade.ts';
 import { dashboardRoutes } from './dashboard.ts';
 import { healthRoutes } from './health.ts';
 import { instancesRoutes } from './instances.ts';
+import { jobEventsRoutes } from './job-events.ts';
+import { jobOutputsRoutes } from './job-outputs.ts';
+import { jobRoutes } from './jobs.ts';
 import { assetFileStager, stageDataUriInputs } from './pipeline-files.ts';
 import { PipelineRegistry, templateLookup } from './pipeline-registry.ts';
 import { pipelineRoutes } from './pipelines.ts';
+import { promptSyncRoutes } from './prompt-sync.ts';
 import { writeExtraModelPaths } from '../models/index.ts';
 import { modelRoutes } from './models.ts';
 import { createModelsFeature, registerModelMetrics } from './models-setup.ts';
 import { createLogger } from './logger.ts';
-import { registerJobMetrics } from './metrics.ts';
+import { metricsRoutes, registerJobMetrics } from './metrics.ts';
 import { NodeTimings } from './node-timings.ts';
 import { StatsCollector, statsRoutes } from './stats.ts';
 import { WorkflowRegistry } from './workflow-registry.ts';
@@ -312,117 +316,138 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     });
     closers.push(() => pipelineRegistry.close());
     await pipelineRegistry.start();
+    const publicUrl = config.publicUrl ? { publicUrl: config.publicUrl } : {};
+    const keepalive = options.sseKeepaliveMs ? { keepaliveMs: options.sseKeepaliveMs } : {};
+    // Every route of the gateway, in the order they are registered: the v2 jobs API first.
+    const routes: RoutePlugin[] = [
+      {
+        plugin: jobRoutes,
+        options: { manager, ...publicUrl, prepare, shutdownSignal: shutdown.signal, models: models.jobs },
+      },
+      {
+        plugin: jobEventsRoutes,
+        options: {
+          manager,
+          ...publicUrl,
+          shutdownSignal: shutdown.signal,
+          maxStreams: config.maxSseStreams,
+          ...keepalive,
+        },
+      },
+      { plugin: jobOutputsRoutes, options: { manager, pool: poolLike } },
+      {
+        plugin: promptSyncRoutes,
+        options: {
+          manager,
+          ...publicUrl,
+          pool: poolLike,
+          prepare,
+          jobTimeoutMs: config.jobTimeoutMs,
+          maxInlineBytes: config.maxInlineBytes,
+          shutdownSignal: shutdown.signal,
+        },
+      },
+      { plugin: metricsRoutes, options: { manager, registry } },
+      {
+        plugin: healthRoutes,
+        options: {
+          pool,
+          isReady: () => {
+            const storage = (store as JobStore).health?.() ?? { ok: true };
+            if (!storage.ok) return { ready: false, reason: `storage unavailable: ${storage.reason}` };
+            return manager.queued >= config.maxQueue
+              ? { ready: false, reason: 'queue full' }
+              : { ready: true };
+          },
+        },
+      },
+      { plugin: instancesRoutes, options: { pool } },
+      {
+        plugin: modelRoutes,
+        options: {
+          ...models.routes,
+          maxStreams: config.maxSseStreams,
+          shutdownSignal: shutdown.signal,
+          ...keepalive,
+        },
+      },
+      {
+        plugin: assetsRoutes,
+        options: { assets, ...(config.publicUrl ? { publicBaseUrl: config.publicUrl } : {}) },
+      },
+      {
+        plugin: workflowRoutes,
+        options: {
+          registry: workflows,
+          manager,
+          prepare,
+          shutdownSignal: shutdown.signal,
+          models: models.jobs,
+          ...publicUrl,
+        },
+      },
+      {
+        plugin: pipelineRoutes,
+        options: {
+          runner: pipelines,
+          registry: pipelineRegistry,
+          convertUi: async () => {
+            const defs = (await pool.nodeDefsFor()) as NodeDefs;
+            return (ui: unknown, call?: ConvertCall) => convertUi(ui, defs, call);
+          },
+          stageInputs: (inputs: Record<string, unknown>, images: string[]) =>
+            stageDataUriInputs(assets, inputs, images, config.jobRetentionMs / 1000),
+          releaseInputs: async (refs: string[]) => {
+            for (const ref of refs) await assets.delete(ref.replace(/^asset:/, ''));
+          },
+          shutdownSignal: shutdown.signal,
+          maxStreams: config.maxSseStreams,
+          ...keepalive,
+          ...publicUrl,
+        },
+      },
+      {
+        plugin: comfyFacadeRoutes,
+        options: {
+          manager,
+          pool,
+          assets,
+          convertUi: prepare.convertUi,
+          maxWorkflowNodes: config.maxWorkflowNodes,
+          apiKeys: config.apiKeys,
+          retentionMs: config.jobRetentionMs,
+          parallelPerClient: config.comfyFacadeParallelPerClient,
+        },
+      },
+      { plugin: statsRoutes, options: { stats } },
+      ...(config.dashboard
+        ? [
+            {
+              plugin: dashboardRoutes,
+              options: {
+                manager,
+                pool,
+                stats,
+                timings,
+                deliveries: (id: string) => webhooks.deliveries(id),
+                authRequired: config.apiKeys.length > 0,
+                maxStreams: config.maxSseStreams,
+                shutdownSignal: shutdown.signal,
+                ...publicUrl,
+                ...keepalive,
+              },
+            },
+          ]
+        : []),
+    ];
     const app = await buildApp({
-      models: models.jobs,
-      manager,
-      pool: poolLike,
-      prepare,
       logger,
-      registry,
       apiKeys: config.apiKeys,
       maxBodyBytes: config.maxBodyBytes,
       maxJsonDepth: config.maxJsonDepth,
-      jobTimeoutMs: config.jobTimeoutMs,
-      maxInlineBytes: config.maxInlineBytes,
-      maxSseStreams: config.maxSseStreams,
-      ...(config.publicUrl ? { publicUrl: config.publicUrl } : {}),
       docs: config.docs,
       corsOrigins: config.corsOrigins,
-      ...(options.sseKeepaliveMs ? { sseKeepaliveMs: options.sseKeepaliveMs } : {}),
-      shutdownSignal: shutdown.signal,
-      plugins: [
-        {
-          plugin: healthRoutes,
-          options: {
-            pool,
-            isReady: () => {
-              const storage = (store as JobStore).health?.() ?? { ok: true };
-              if (!storage.ok) return { ready: false, reason: `storage unavailable: ${storage.reason}` };
-              return manager.queued >= config.maxQueue
-                ? { ready: false, reason: 'queue full' }
-                : { ready: true };
-            },
-          },
-        },
-        { plugin: instancesRoutes, options: { pool } },
-        {
-          plugin: modelRoutes,
-          options: {
-            ...models.routes,
-            maxStreams: config.maxSseStreams,
-            shutdownSignal: shutdown.signal,
-            ...(options.sseKeepaliveMs ? { keepaliveMs: options.sseKeepaliveMs } : {}),
-          },
-        },
-        {
-          plugin: assetsRoutes,
-          options: { assets, ...(config.publicUrl ? { publicBaseUrl: config.publicUrl } : {}) },
-        },
-        {
-          plugin: workflowRoutes,
-          options: {
-            registry: workflows,
-            manager,
-            prepare,
-            shutdownSignal: shutdown.signal,
-            models: models.jobs,
-            ...(config.publicUrl ? { publicUrl: config.publicUrl } : {}),
-          },
-        },
-        {
-          plugin: pipelineRoutes,
-          options: {
-            runner: pipelines,
-            registry: pipelineRegistry,
-            convertUi: async () => {
-              const defs = (await pool.nodeDefsFor()) as NodeDefs;
-              return (ui: unknown, call?: ConvertCall) => convertUi(ui, defs, call);
-            },
-            stageInputs: (inputs: Record<string, unknown>, images: string[]) =>
-              stageDataUriInputs(assets, inputs, images, config.jobRetentionMs / 1000),
-            releaseInputs: async (refs: string[]) => {
-              for (const ref of refs) await assets.delete(ref.replace(/^asset:/, ''));
-            },
-            shutdownSignal: shutdown.signal,
-            maxStreams: config.maxSseStreams,
-            ...(options.sseKeepaliveMs ? { keepaliveMs: options.sseKeepaliveMs } : {}),
-            ...(config.publicUrl ? { publicUrl: config.publicUrl } : {}),
-          },
-        },
-        {
-          plugin: comfyFacadeRoutes,
-          options: {
-            manager,
-            pool,
-            assets,
-            convertUi: prepare.convertUi,
-            maxWorkflowNodes: config.maxWorkflowNodes,
-            apiKeys: config.apiKeys,
-            retentionMs: config.jobRetentionMs,
-            parallelPerClient: config.comfyFacadeParallelPerClient,
-          },
-        },
-        { plugin: statsRoutes, options: { stats } },
-        ...(config.dashboard
-          ? [
-              {
-                plugin: dashboardRoutes,
-                options: {
-                  manager,
-                  pool,
-                  stats,
-                  timings,
-                  deliveries: (id: string) => webhooks.deliveries(id),
-                  authRequired: config.apiKeys.length > 0,
-                  maxStreams: config.maxSseStreams,
-                  shutdownSignal: shutdown.signal,
-                  ...(config.publicUrl ? { publicUrl: config.publicUrl } : {}),
-                  ...(options.sseKeepaliveMs ? { keepaliveMs: options.sseKeepaliveMs } : {}),
-                },
-              },
-            ]
-          : []),
-      ],
+      routes,
     });
     closers.push(async () => {
       // Graceful first (waiting sync requests already got their job back); then, bounded, cut

@@ -1,5 +1,5 @@
 // Public surface of the HTTP layer: the app builder, the composition root, and the route plugins.
-export type { AppOptions, ExtraPlugin } from './app.ts';
+export type { AppOptions, RoutePlugin } from './app.ts';
 export { buildApp } from './app.ts';
 export { installErrorHandling, renderError, sendError } from './errors.ts';
 export type { Gateway, GatewayOptions } from './gateway.ts';

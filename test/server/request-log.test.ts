@@ -4,10 +4,9 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import pino from 'pino';
-import { Registry } from 'prom-client';
 import { JobManager, MemoryJobStore, type PoolLike } from '../../src/jobs/index.ts';
 import { Pool } from '../../src/pool/index.ts';
-import { buildApp } from '../../src/server/index.ts';
+import { buildApp, jobRoutes } from '../../src/server/index.ts';
 
 async function appLogging(level: string): Promise<Array<{ level: number; msg: string }>> {
   const lines: Array<{ level: number; msg: string }> = [];
@@ -33,18 +32,16 @@ async function appLogging(level: string): Promise<Array<{ level: number; msg: st
   });
   const shutdown = new AbortController();
   const app = await buildApp({
-    manager,
-    pool: pool as unknown as PoolLike,
-    prepare: { canEverRun: () => ({ ok: true }) },
     logger: pino({ level }, sink),
-    registry: new Registry(),
     apiKeys: [],
     maxBodyBytes: 1 << 20,
-    jobTimeoutMs: 1000,
-    maxInlineBytes: 1 << 20,
-    maxSseStreams: 10,
     docs: false,
-    shutdownSignal: shutdown.signal,
+    routes: [
+      {
+        plugin: jobRoutes,
+        options: { manager, prepare: { canEverRun: () => ({ ok: true }) }, shutdownSignal: shutdown.signal },
+      },
+    ],
   });
   app.get('/boom', async () => {
     throw new Error('boom');
