@@ -62,4 +62,10 @@ describe('conversion on worker threads', () => {
     const again = await stack.request('/api/v2/jobs', { body: { workflow: uiInvertChain(600, 0, 'busy') } });
     assert.equal(again.status, 201, JSON.stringify(again.body));
   });
+
+  it('stops its conversion workers when the gateway closes', async () => {
+    assert.ok(stack.gateway.converter.threads >= 1);
+    await stack.gateway.close();
+    assert.equal(stack.gateway.converter.threads, 0);
+  });
 });
