@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { ComfyServerError } from '../../src/comfy/index.ts';
 import { renderError } from '../../src/server/errors.ts';
+import { exceedsDepth } from '../../src/server/json-depth.ts';
 import { invertPrompt, startTestStack, type TestStack } from '../support/gateway.ts';
 import { deepJson, healthLatency } from './support.ts';
 
@@ -56,4 +57,19 @@ test('an unknown local error renders as 500 internal_error, never upstream_error
   assert.equal(rendered.status, 500);
   assert.equal(rendered.code, 'internal_error');
   assert.equal(renderError(new ComfyServerError('x', 500, 'Traceback…')).code, 'upstream_error');
+});
+
+test('the depth check counts objects and arrays alike, down every branch, exactly to the limit', () => {
+  // Alternating arrays and objects, the deep branch last among flat siblings.
+  const nest = (levels: number): unknown => {
+    let v: unknown = 1;
+    for (let i = 0; i < levels; i++) v = i % 2 === 0 ? [0, 'y', v] : { a: 'x', b: null, c: v };
+    return v;
+  };
+  for (const limit of [1, 2, 8, 64]) {
+    assert.equal(exceedsDepth(nest(limit), limit), false, `${limit} levels within ${limit}`);
+    assert.equal(exceedsDepth(nest(limit + 1), limit), true, `${limit + 1} levels past ${limit}`);
+  }
+  assert.equal(exceedsDepth('text', 1), false);
+  assert.equal(exceedsDepth({}, 1), false);
 });
