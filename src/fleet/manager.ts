@@ -99,7 +99,7 @@ export class FleetJobManager extends JobManager {
     this.#clock = options.clock ?? Date.now;
     this.#log = options.logger;
     this.#noInstanceRetryAfterS = options.noInstanceRetryAfterS ?? 5;
-    this.on('terminal', (job: JobRecord) => this.#release(job.id, 'done'));
+    this.on('terminal', (job: JobRecord) => void this.#completeWhenStored(job.id));
     fleet.leases.on('change', (owned: ReadonlySet<string>) => {
       fleet.pool.setOwned(owned);
       fleet.queue.setSlots(fleet.pool.slots());
@@ -386,8 +386,11 @@ export class FleetJobManager extends JobManager {
     }
     this.adopt(job, entry.extraData);
     if (cancel && this.holds(id)) this.cancel(id);
-    // Ended at once (canceled, or past its deadline and failed).
-    if (!this.holds(id)) this.#release(id, 'done');
+    // Ended at once (canceled), or not adopted at all (this gateway is stopping).
+    if (!this.holds(id)) {
+      if (isTerminal(job.status)) void this.#completeWhenStored(id);
+      else this.#release(id, 'handback');
+    }
     return held;
   }
 
@@ -411,6 +414,23 @@ export class FleetJobManager extends JobManager {
     if (waiting) waiting.push(resolve);
     else this.#held.set(id, [resolve]);
     return promise;
+  }
+
+  /**
+   * Completes a finished job's entry once its terminal state is in Redis: completing it first, a
+   * gateway killed in between left a record that never ends and no entry to finish it.
+   */
+  async #completeWhenStored(id: string): Promise<void> {
+    for (let delay = 50; !this.#closed; delay = Math.min(delay * 2, 1000)) {
+      try {
+        await this.#f.store.durable();
+        break;
+      } catch {
+        // Redis away: the write is kept and replayed; the entry waits for it.
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
+    this.#release(id, 'done');
   }
 
   #release(id: string, outcome: Outcome): void {

@@ -56,7 +56,7 @@ describe('Redis commands of a job on one gateway', { skip: unavailable || false 
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  test('a job the admitting gateway takes itself is never read back; admission and entry are one transaction', async () => {
+  test('a job the admitting gateway takes itself is never read back; admission and entry are one transaction; the entry is completed after the terminal state is stored', async () => {
     const run = async (tag: string) => {
       const res = await fetch(`${gateway.url}/api/v2/jobs?wait=10`, {
         method: 'POST',
@@ -69,9 +69,16 @@ describe('Redis commands of a job on one gateway', { skip: unavailable || false 
     // Reads of job records sent by the gateway (not those inside BullMQ's scripts).
     const monitor = await client.duplicate().monitor();
     const reads: string[] = [];
+    // Per job, in Redis's order: its terminal state written, its queue entry completed.
+    const order: string[] = [];
     monitor.on('monitor', (_time: string, args: string[], source: string) => {
-      if (source !== 'lua' && args[0]?.toLowerCase() === 'hmget' && args[1]?.includes(':job:'))
+      const [name, key, ...rest] = args.map(String);
+      if (source !== 'lua' && name?.toLowerCase() === 'hmget' && key?.includes(':job:'))
         reads.push(args.join(' '));
+      if (source !== 'lua') return;
+      if (name === 'HSET' && key?.includes(':job:') && rest[1] === 'succeeded')
+        order.push(`stored ${key.slice(key.lastIndexOf(':') + 1)}`);
+      if (name === 'LREM' && key?.endsWith(':active')) order.push(`completed ${rest[1]}`);
     });
     const before = await commandCalls(client);
     const jobs = 5;
@@ -85,5 +92,15 @@ describe('Redis commands of a job on one gateway', { skip: unavailable || false 
     // The record with its workflow is read only by a gateway that did not admit the job.
     assert.deepEqual(reads, []);
     assert.equal((now.exec ?? 0) - (before.exec ?? 0), jobs, 'one MULTI per submission');
+    // A gateway killed between the two must not leave a record that never ends without an entry.
+    const completed = order.filter((o) => o.startsWith('completed '));
+    assert.equal(completed.length, jobs, JSON.stringify(order));
+    for (const c of completed) {
+      const id = c.slice('completed '.length);
+      assert.ok(
+        order.indexOf(`stored ${id}`) >= 0 && order.indexOf(`stored ${id}`) < order.indexOf(c),
+        JSON.stringify(order),
+      );
+    }
   });
 });
