@@ -48,3 +48,5 @@ export { RunEvents } from './run-events.ts';
 export type { PipelineRunStore, RunListQuery, RunPage } from './run-store.ts';
 export { decodeRunCursor, encodeRunCursor } from './run-store.ts';
 export { SqlitePipelineRunStore } from './sqlite-run-store.ts';
+export type { PipelineEntry, PipelineLoadError, PipelineRegistryOptions } from './pipeline-registry.ts';
+export { PIPELINE_FILE, PipelineRegistry, templateLookup } from './pipeline-registry.ts';

@@ -27,15 +27,17 @@ import {
 } from '../pool/index.ts';
 import {
   MemoryPipelineRunStore,
+  PipelineRegistry,
   type PipelineRunStore,
   PipelineRunner,
   SqlitePipelineRunStore,
+  templateLookup,
 } from '../pipelines/index.ts';
 import { WebhookDispatcher } from '../webhooks/index.ts';
-import { certainRejection, ConvertPool, type toApiPrompt } from '../workflow/index.ts';
+import { certainRejection, ConvertPool, type toApiPrompt, WorkflowRegistry } from '../workflow/index.ts';
 import { buildApp, type RoutePlugin } from './app.ts';
 import { assetsRoutes } from './assets.ts';
-import { comfyFacadeRoutes } from './comfy-facade.ts';
+import { comfyFacadeRoutes } from './facade/facade.ts';
 import { dashboardRoutes } from './dashboard.ts';
 import { healthRoutes } from './health.ts';
 import { instancesRoutes } from './instances.ts';
@@ -43,7 +45,6 @@ import { jobEventsRoutes } from './job-events.ts';
 import { jobOutputsRoutes } from './job-outputs.ts';
 import { jobRoutes } from './jobs.ts';
 import { assetFileStager, stageDataUriInputs } from './pipeline-files.ts';
-import { PipelineRegistry, templateLookup } from './pipeline-registry.ts';
 import { pipelineRoutes } from './pipelines.ts';
 import { promptSyncRoutes } from './prompt-sync.ts';
 import { writeExtraModelPaths } from '../models/index.ts';
@@ -53,7 +54,6 @@ import { createLogger } from './logger.ts';
 import { metricsRoutes, registerJobMetrics } from './metrics.ts';
 import { NodeTimings } from './node-timings.ts';
 import { StatsCollector, statsRoutes } from './stats.ts';
-import { WorkflowRegistry } from './workflow-registry.ts';
 import { workflowRoutes } from './workflows.ts';
 
 /** A running gateway. */

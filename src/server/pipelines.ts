@@ -18,6 +18,9 @@ import {
   isoTime,
   isRunTerminal,
   type PipelineDefinition,
+  type PipelineEntry,
+  type PipelineLoadError,
+  type PipelineRegistry,
   type PipelineRun,
   type PipelineRunner,
   RUN_STATUSES,
@@ -30,7 +33,6 @@ import { type ApiPrompt, isUiWorkflow } from '../workflow/index.ts';
 import { idempotencyKey, replySignal } from './jobs.ts';
 import { jsonSource } from './json-source.ts';
 import { type DocsOut, LiveDocs } from './live-docs.ts';
-import type { PipelineEntry, PipelineLoadError, PipelineRegistry } from './pipeline-registry.ts';
 import { originOf } from './render.ts';
 import { errorSchema, statusList, submitJobBody, submitJobQuery } from './schemas.ts';
 import { EventStreams } from './sse.ts';

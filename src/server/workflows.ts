@@ -12,6 +12,9 @@ import {
   type NodeDefs,
   TemplateError,
   TemplateParamsError,
+  type TemplateEntry,
+  type TemplateLoadError,
+  type WorkflowRegistry,
   type WorkflowTemplate,
 } from '../workflow/index.ts';
 import type { JobModelsLike } from './job-models.ts';
@@ -19,7 +22,6 @@ import { createJob, type PreparedJob } from './jobs.ts';
 import { type DocsOut, LiveDocs } from './live-docs.ts';
 import { originOf } from './render.ts';
 import { errorSchema, jobSchema, submitJobBody, submitJobQuery } from './schemas.ts';
-import type { TemplateEntry, TemplateLoadError, WorkflowRegistry } from './workflow-registry.ts';
 import { jsonSchemaOf, zodRoute } from './zod.ts';
 
 /** Options of the workflows plugin. */

@@ -1,6 +1,7 @@
 // Public surface of the workflow module: UI→API conversion, format detection, prompt inspection,
 // validation (ComfyUI's own, and the Python value model it runs on), overrides and named templates.
-// Pure functions, no I/O, except ConvertPool, which runs large conversions on worker threads.
+// Pure functions, no I/O, except ConvertPool, which runs large conversions on worker threads, and
+// WorkflowRegistry, which reads and watches the templates folder (through FolderScanner).
 export { DEFAULT_MAX_NODES, toApiPrompt } from './convert.ts';
 export type { ConvertPoolOptions, JsonSource, PoolConvertOptions } from './convert-pool.ts';
 export { ConvertBusyError, ConvertPool, ConvertTimeoutError } from './convert-pool.ts';
@@ -29,6 +30,15 @@ export type {
 } from './template.ts';
 export { applyTemplate, parseTemplate, templateRequestSchema } from './template.ts';
 export { assertValidPrompt, validatePrompt } from './validate.ts';
+export type { FolderScannerOptions } from './folder-scanner.ts';
+export { FolderScanner } from './folder-scanner.ts';
+export type {
+  RegistryChange,
+  TemplateEntry,
+  TemplateLoadError,
+  WorkflowRegistryOptions,
+} from './workflow-registry.ts';
+export { WorkflowRegistry } from './workflow-registry.ts';
 export type { ComfyRejection } from './comfy-rejections.ts';
 export { certainRejection } from './comfy-rejections.ts';
 export type {

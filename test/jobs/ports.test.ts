@@ -13,7 +13,7 @@ import type {
   PoolLike,
 } from '../../src/jobs/index.ts';
 import { Pool } from '../../src/pool/index.ts';
-import type { FacadeInstanceClient, FacadePool } from '../../src/server/comfy-facade.ts';
+import type { FacadeInstanceClient, FacadePool } from '../../src/server/facade/facade.ts';
 
 /** Each real class as each consumer's slice; a compile error here is a contract that drifted. */
 function wire(client: ComfyClient, pool: Pool, resolver: InputResolver, delivery: OutputDelivery) {

@@ -6,7 +6,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { WebSocket } from 'ws';
-import { FacadeSockets } from '../../src/server/comfy-facade-ws.ts';
+import { FacadeSockets } from '../../src/server/facade/ws.ts';
 
 test('a second close() of the socket hub returns only after the first close finished', {
   timeout: 10_000,

@@ -9,7 +9,7 @@ import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { PNG } from 'pngjs';
-import { WorkflowRegistry } from '../../src/server/workflow-registry.ts';
+import { WorkflowRegistry } from '../../src/workflow/index.ts';
 import { type Json, startTestStack, type TestStack } from '../support/gateway.ts';
 
 const REPO_WORKFLOWS = join(import.meta.dirname, '..', '..', 'workflows');

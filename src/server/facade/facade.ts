@@ -3,9 +3,9 @@
 // visible at /api/v2/jobs/{id}); queue, history, interrupt and the socket messages are rendered in
 // ComfyUI's formats from the job layer. Every route is also served under `/api/`.
 import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import { ComfyError } from '../comfy/index.ts';
-import { GatewayError } from '../errors.ts';
-import { fileInputsOf, type NodeDef } from '../io/index.ts';
+import { ComfyError } from '../../comfy/index.ts';
+import { GatewayError } from '../../errors.ts';
+import { fileInputsOf, type NodeDef } from '../../io/index.ts';
 import {
   type ApiPrompt,
   checkNodeCount,
@@ -13,8 +13,8 @@ import {
   isTerminal,
   type JobRecord,
   type NodeDefs,
-} from '../jobs/index.ts';
-import { comfyError, isUiWorkflow, validateComfyPrompt } from '../workflow/index.ts';
+} from '../../jobs/index.ts';
+import { comfyError, isUiWorkflow, validateComfyPrompt } from '../../workflow/index.ts';
 import {
   acceptAnyBody,
   both,
@@ -26,15 +26,15 @@ import {
   ownerOf,
   RawBody,
   sendAiohttp500,
-} from './comfy-facade-common.ts';
-import { fileRoutes } from './comfy-facade-files.ts';
-import { historyEntry, queueItem } from './comfy-facade-format.ts';
-import { jobsRoutes } from './comfy-facade-jobs.ts';
-import { poolRoutes } from './comfy-facade-pool.ts';
-import { FacadeRelay } from './comfy-facade-relay.ts';
-import { type FacadePrompt, FacadePrompts } from './comfy-facade-state.ts';
-import { FacadeUploads } from './comfy-facade-uploads.ts';
-import { FacadeSockets } from './comfy-facade-ws.ts';
+} from './common.ts';
+import { fileRoutes } from './files.ts';
+import { historyEntry, queueItem } from './format.ts';
+import { jobsRoutes } from './jobs.ts';
+import { poolRoutes } from './pool.ts';
+import { FacadeRelay } from './relay.ts';
+import { type FacadePrompt, FacadePrompts } from './state.ts';
+import { FacadeUploads } from './uploads.ts';
+import { FacadeSockets } from './ws.ts';
 
 const ACTIVE = new Set(['queued', 'running', 'canceling']);
 
@@ -471,7 +471,7 @@ async function systemStats(pool: FacadePool): Promise<Record<string, unknown>> {
   };
 }
 
-export type { ComfyFacadeOptions, FacadeInstanceClient, FacadePool } from './comfy-facade-common.ts';
+export type { ComfyFacadeOptions, FacadeInstanceClient, FacadePool } from './common.ts';
 
 /**
  * The facade's one error renderer: ComfyUI's `{error: {type, message, details, extra_info}, node_errors}`.

@@ -7,8 +7,8 @@
 import { extname } from 'node:path';
 import type { Readable } from 'node:stream';
 import { LRUCache } from 'lru-cache';
-import { GatewayError } from '../errors.ts';
-import type { AssetStore, PendingBlob } from '../io/index.ts';
+import { GatewayError } from '../../errors.ts';
+import type { AssetStore, PendingBlob } from '../../io/index.ts';
 
 /** Where a stored upload lives. */
 export interface FacadeUpload {

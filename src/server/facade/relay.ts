@@ -7,13 +7,13 @@
 // answers when the client reads it (ComfyUI writes history before it sends them). When the
 // instance's socket missed a run (the job completed by polling), ComfyUI's messages are
 // synthesized from the job's progress snapshots and outputs instead.
-import type { ComfyMessage, PreviewFrame, TextFrame } from '../comfy/index.ts';
-import type { JobEvent, JobManager, JobOutput, JobRecord } from '../jobs/index.ts';
-import { isTerminal } from '../jobs/index.ts';
-import type { FacadePool } from './comfy-facade-common.ts';
-import { historyEntry, tagOutput, terminalMessage } from './comfy-facade-format.ts';
-import type { FacadePrompt, FacadePrompts } from './comfy-facade-state.ts';
-import type { FacadeSockets } from './comfy-facade-ws.ts';
+import type { ComfyMessage, PreviewFrame, TextFrame } from '../../comfy/index.ts';
+import type { JobEvent, JobManager, JobOutput, JobRecord } from '../../jobs/index.ts';
+import { isTerminal } from '../../jobs/index.ts';
+import type { FacadePool } from './common.ts';
+import { historyEntry, tagOutput, terminalMessage } from './format.ts';
+import type { FacadePrompt, FacadePrompts } from './state.ts';
+import type { FacadeSockets } from './ws.ts';
 
 type Message = { type: string; data: Record<string, unknown> };
 

@@ -6,13 +6,7 @@
 // reachable one in the pool's order, so every caller sees the same store while it is up.
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { request } from 'undici';
-import {
-  both,
-  type FacadeContext,
-  type FacadeInstanceClient,
-  jsonBody,
-  RawBody,
-} from './comfy-facade-common.ts';
+import { both, type FacadeContext, type FacadeInstanceClient, jsonBody, RawBody } from './common.ts';
 
 const ANSWER_TIMEOUT_MS = 10_000;
 /** Response headers a forwarded answer keeps. */

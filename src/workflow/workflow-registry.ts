@@ -8,18 +8,12 @@ import { readFileSync, realpathSync, statSync } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, relative, resolve, sep } from 'node:path';
 import pLimit from 'p-limit';
-import type { LoggerLike } from '../jobs/index.ts';
-import {
-  type ConversionIssue,
-  isApiPrompt,
-  isUiWorkflow,
-  type NodeDefs,
-  parseTemplate,
-  TemplateError,
-  templateRequestSchema,
-  type WorkflowTemplate,
-} from '../workflow/index.ts';
+import type { Logger } from '../logger.ts';
+import { isApiPrompt, isUiWorkflow } from './detect.ts';
+import { TemplateError } from './errors.ts';
 import { FolderScanner } from './folder-scanner.ts';
+import { parseTemplate, templateRequestSchema, type WorkflowTemplate } from './template.ts';
+import type { ConversionIssue, NodeDefs } from './types.ts';
 
 /** One loaded template. */
 export interface TemplateEntry {
@@ -63,7 +57,7 @@ export interface WorkflowRegistryOptions {
   dir: string;
   /** Node definitions (pool.nodeDefsFor) for UI workflows and target checks; optional. */
   nodeDefs?: () => Promise<NodeDefs>;
-  logger?: LoggerLike;
+  logger?: Logger;
   /** Quiet time after the last file event before re-scanning (default 150 ms). */
   debounceMs?: number;
   /** Upper bound on the time a stream of events can postpone a scan (default 2 s). */

@@ -2,16 +2,16 @@
 // the context its route plugins share, and the helper that registers a route with its /api alias.
 import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { GatewayError } from '../errors.ts';
-import type { ComfyClientContract } from '../comfy/index.ts';
-import type { AssetStore } from '../io/index.ts';
-import type { JobManager, PrepareOptions } from '../jobs/index.ts';
-import type { PoolContract } from '../pool/index.ts';
-import type { FacadeRelay } from './comfy-facade-relay.ts';
-import type { FacadePrompts } from './comfy-facade-state.ts';
-import type { FacadeUploads } from './comfy-facade-uploads.ts';
-import type { FacadeSockets } from './comfy-facade-ws.ts';
-import { exceedsDepth, JsonTooDeepError, MAX_JSON_DEPTH } from './json-depth.ts';
+import { GatewayError } from '../../errors.ts';
+import type { ComfyClientContract } from '../../comfy/index.ts';
+import type { AssetStore } from '../../io/index.ts';
+import type { JobManager, PrepareOptions } from '../../jobs/index.ts';
+import type { PoolContract } from '../../pool/index.ts';
+import type { FacadeRelay } from './relay.ts';
+import type { FacadePrompts } from './state.ts';
+import type { FacadeUploads } from './uploads.ts';
+import type { FacadeSockets } from './ws.ts';
+import { exceedsDepth, JsonTooDeepError, MAX_JSON_DEPTH } from '../json-depth.ts';
 
 /** The ComfyClient calls the facade makes on an instance, and the socket events it relays. */
 export type FacadeInstanceClient = Pick<

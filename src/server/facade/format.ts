@@ -2,8 +2,8 @@
 // `executed` outputs, and the instance tag in output subfolders that lets GET /view find which
 // instance of the pool holds a file (two instances may both write `ComfyUI_00001_.png`).
 import { createHash } from 'node:crypto';
-import type { JobOutput, JobRecord } from '../jobs/index.ts';
-import type { FacadePrompt } from './comfy-facade-state.ts';
+import type { JobOutput, JobRecord } from '../../jobs/index.ts';
+import type { FacadePrompt } from './state.ts';
 
 const TAG = /^gw-([0-9a-f]{8})(?:\/(.*))?$/s;
 

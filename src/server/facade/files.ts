@@ -4,18 +4,13 @@
 import { Readable } from 'node:stream';
 import multipart from '@fastify/multipart';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import { GatewayError } from '../errors.ts';
-import { contentTypeOf } from '../jobs/index.ts';
-import { loadSharp, type PendingBlob } from '../io/index.ts';
-import {
-  both,
-  type FacadeContext,
-  type FacadeInstanceClient,
-  sendAiohttp500,
-} from './comfy-facade-common.ts';
-import { instanceTag, untagSubfolder } from './comfy-facade-format.ts';
-import { normalizeSubfolder, UploadNameError } from './comfy-facade-uploads.ts';
-import { isTruncatedBody } from './truncated-body.ts';
+import { GatewayError } from '../../errors.ts';
+import { contentTypeOf } from '../../jobs/index.ts';
+import { loadSharp, type PendingBlob } from '../../io/index.ts';
+import { both, type FacadeContext, type FacadeInstanceClient, sendAiohttp500 } from './common.ts';
+import { instanceTag, untagSubfolder } from './format.ts';
+import { normalizeSubfolder, UploadNameError } from './uploads.ts';
+import { isTruncatedBody } from '../truncated-body.ts';
 
 const TYPES = new Set(['input', 'output', 'temp']);
 const PASS_HEADERS = ['content-length', 'content-range', 'accept-ranges', 'etag', 'last-modified'];

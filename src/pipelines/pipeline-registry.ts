@@ -9,19 +9,20 @@ import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { LoggerLike, NodeDefs } from '../jobs/index.ts';
 import {
+  FolderScanner,
+  type TemplateEntry,
+  type WorkflowRegistry,
+  type WorkflowTemplate,
+} from '../workflow/index.ts';
+import {
   type DefinitionIssue,
-  type OutputSpec,
   type PipelineDefinition,
   PipelineDefinitionError,
-  type PipelineRunner,
-  parseOutputSpecs,
   readPipelineText,
-  type StepTemplate,
-  type TemplateLookup,
-} from '../pipelines/index.ts';
-import type { WorkflowTemplate } from '../workflow/index.ts';
-import { FolderScanner } from './folder-scanner.ts';
-import type { TemplateEntry, WorkflowRegistry } from './workflow-registry.ts';
+} from './definition.ts';
+import { type OutputSpec, parseOutputSpecs } from './outputs.ts';
+import type { PipelineRunner } from './pipeline-runner.ts';
+import type { StepTemplate, TemplateLookup } from './ports.ts';
 
 /** Files that declare pipelines (the template registry skips them). */
 export const PIPELINE_FILE = /\.pipeline\.(ya?ml|json)$/i;

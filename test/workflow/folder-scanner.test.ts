@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { FolderScanner } from '../../src/server/folder-scanner.ts';
+import { FolderScanner } from '../../src/workflow/index.ts';
 
 /** A scan that stays open until `release()`; `count` says how many scans started. */
 function gatedScan() {

@@ -2,10 +2,10 @@
 // prompts: pending, in-progress and finished prompts in ComfyUI's job shape, with its filters,
 // sorting, pagination and its `{"error": …}` answers to bad parameters.
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import { isTerminal, type JobRecord } from '../jobs/index.ts';
-import type { FacadeContext } from './comfy-facade-common.ts';
-import { historyEntry, queueItem } from './comfy-facade-format.ts';
-import type { FacadePrompt } from './comfy-facade-state.ts';
+import { isTerminal, type JobRecord } from '../../jobs/index.ts';
+import type { FacadeContext } from './common.ts';
+import { historyEntry, queueItem } from './format.ts';
+import type { FacadePrompt } from './state.ts';
 
 const STATUSES = ['pending', 'in_progress', 'completed', 'failed'] as const;
 

@@ -6,7 +6,7 @@ import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type WebSocket, WebSocketServer } from 'ws';
-import { ownerDigest } from './comfy-facade-common.ts';
+import { ownerDigest } from './common.ts';
 
 /** Options of the socket hub. */
 export interface FacadeSocketsOptions {
