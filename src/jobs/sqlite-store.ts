@@ -72,8 +72,12 @@ const MIGRATIONS: readonly string[] = [
 /** Bytes the recovery probe writes: a commit of this size must fit before the store calls itself healthy. */
 const PROBE_BYTES = 64 * 1024;
 
-/** Most writes committed in one transaction. */
-const MAX_BATCH = 512;
+/**
+ * Most writes committed in one transaction. A commit runs on the event loop: 512 rows took 27.6 ms
+ * at p99 in a burst of 10,000 submissions (bench scale, loaded box), 64 keep it to a few ms while a
+ * busy gateway still shares each commit among many jobs (13 per commit at 1,400 jobs/s).
+ */
+export const MAX_BATCH_WRITES = 64;
 
 interface PendingWrite {
   insert: boolean;
@@ -357,7 +361,7 @@ export class SqliteJobStore implements JobStore {
 
   /** `urgent`: someone waits (or will) for durability; otherwise the write may wait lazyCommitMs. */
   #scheduleFlush(urgent: boolean): void {
-    if (this.#pending.size >= MAX_BATCH) {
+    if (this.#pending.size >= MAX_BATCH_WRITES) {
       this.flush();
       return;
     }

@@ -18,6 +18,7 @@ import {
   SqliteJobStore,
   transition,
 } from '../../src/jobs/index.ts';
+import { MAX_BATCH_WRITES } from '../../src/jobs/sqlite-store.ts';
 import { jobRecord } from '../support/job-record.ts';
 
 const job = (id: string, createdAt: number, status: JobStatus = 'queued') => jobRecord(id, createdAt, status);
@@ -190,7 +191,7 @@ test('SqliteJobStore group-commits a burst of writes in one transaction; durable
   const path = join(dir, 'jobs.sqlite');
   try {
     const a = new SqliteJobStore({ path });
-    const jobs = Array.from({ length: 100 }, (_, i) => job(`g${i}`, i));
+    const jobs = Array.from({ length: 50 }, (_, i) => job(`g${i}`, i));
     for (const j of jobs) a.insert(j);
     for (const j of jobs) {
       j.status = 'running';
@@ -200,14 +201,30 @@ test('SqliteJobStore group-commits a burst of writes in one transaction; durable
     assert.equal(a.get('g5')?.status, 'running', 'reads see pending writes');
     await a.durable();
     assert.equal(a.commits, 1);
-    assert.equal(a.writes, 100, 'an insert and its later update merge into one row write');
+    assert.equal(a.writes, 50, 'an insert and its later update merge into one row write');
     const raw = new DatabaseSync(path);
     assert.equal(
       (raw.prepare("SELECT count(*) AS n FROM jobs WHERE status = 'running'").get() as { n: number }).n,
-      100,
+      50,
     );
     raw.close();
     a.close();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('SqliteJobStore: a burst larger than MAX_BATCH_WRITES commits in bounded transactions, so no commit holds the event loop long', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'gw-store-'));
+  try {
+    const store = new SqliteJobStore({ path: join(dir, 'jobs.sqlite') });
+    const count = MAX_BATCH_WRITES * 4 + 10;
+    for (let i = 0; i < count; i++) store.insert(job(`b${i}`, i));
+    await store.durable();
+    assert.equal(store.writes, count);
+    assert.equal(store.commits, Math.ceil(count / MAX_BATCH_WRITES), 'one commit per MAX_BATCH_WRITES writes');
+    assert.equal(store.list({ limit: count + 1 }).jobs.length, count);
+    store.close();
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
