@@ -222,7 +222,11 @@ test('SqliteJobStore: a burst larger than MAX_BATCH_WRITES commits in bounded tr
     for (let i = 0; i < count; i++) store.insert(job(`b${i}`, i));
     await store.durable();
     assert.equal(store.writes, count);
-    assert.equal(store.commits, Math.ceil(count / MAX_BATCH_WRITES), 'one commit per MAX_BATCH_WRITES writes');
+    assert.equal(
+      store.commits,
+      Math.ceil(count / MAX_BATCH_WRITES),
+      'one commit per MAX_BATCH_WRITES writes',
+    );
     assert.equal(store.list({ limit: count + 1 }).jobs.length, count);
     store.close();
   } finally {
