@@ -281,16 +281,7 @@ export class Executor {
         const hit = this.#cache.get(sig);
         if (hit) {
           if (clientId !== null) {
-            hub.send(
-              'executed',
-              ordered([
-                ['node', id],
-                ['display_node', id],
-                ['output', hit.ui ?? null],
-                ['prompt_id', promptId],
-              ]),
-              clientId,
-            );
+            hub.send('executed', executedMessage(id, hit.ui ?? null, promptId), clientId);
           }
           finish(id);
           recordUi(id, hit.ui);
@@ -477,16 +468,7 @@ export class Executor {
           if (result.ui && pyKeys(result.ui).length > 0) {
             recordUi(id, result.ui);
             if (clientId !== null) {
-              hub.send(
-                'executed',
-                ordered([
-                  ['node', id],
-                  ['display_node', id],
-                  ['output', result.ui],
-                  ['prompt_id', promptId],
-                ]),
-                clientId,
-              );
+              hub.send('executed', executedMessage(id, result.ui, promptId), clientId);
             }
           }
           finish(id);
@@ -530,4 +512,14 @@ export class Executor {
       },
     };
   }
+}
+
+/** ComfyUI's `executed` message of one node, in its key order. */
+function executedMessage(nodeId: string, output: unknown, promptId: string): Record<string, unknown> {
+  return ordered([
+    ['node', nodeId],
+    ['display_node', nodeId],
+    ['output', output],
+    ['prompt_id', promptId],
+  ]);
 }

@@ -1,5 +1,4 @@
 // Shared helpers of the pool tests: free ports (the suite's one), bounded waits for events and conditions.
-import { once } from 'node:events';
 import type { EventEmitter } from 'node:events';
 
 export { freePort } from '../support/gateway-process.ts';
