@@ -9,6 +9,7 @@ import type { Redis } from 'ioredis';
 import { LRUCache } from 'lru-cache';
 import { GatewayError } from '../errors.ts';
 import {
+  countByStatus,
   IdempotencyKeyReuseError,
   isTerminal,
   JobManager,
@@ -17,7 +18,6 @@ import {
   type JobPage,
   type JobRecord,
   type JobStatus,
-  JOB_STATUSES,
   type ListQuery,
   newJob,
   NoInstanceAvailableError,
@@ -358,10 +358,7 @@ export class FleetJobManager extends JobManager {
   }
 
   override counts(): Record<JobStatus, number> {
-    const out = Object.fromEntries(JOB_STATUSES.map((s) => [s, 0])) as Record<JobStatus, number>;
-    out.queued = this.queued;
-    out.running = this.inFlight;
-    return out;
+    return { ...countByStatus(), queued: this.queued, running: this.inFlight };
   }
 
   /** BullMQ processor: runs one taken entry until its job is terminal (or hands it back). */

@@ -12,14 +12,14 @@ import { EventEmitter } from 'node:events';
 import type { Redis } from 'ioredis';
 import { LRUCache } from 'lru-cache';
 import {
-  hasMetadataKey,
+  countByStatus,
   isTerminal,
-  JOB_STATUSES,
   type JobPage,
   type JobRecord,
   type JobStatus,
   type JobStore,
   type ListQuery,
+  pageOf,
 } from '../jobs/index.ts';
 import { decodeCursor, encodeCursor, IDEMPOTENCY_TTL_MS } from '../jobs/store.ts';
 import type { FleetKeys } from './keys.ts';
@@ -372,19 +372,7 @@ export class RedisJobStore extends EventEmitter implements JobStore {
 
   list(query: ListQuery): JobPage {
     // Only what this process has seen; routes use page() for the fleet-wide listing.
-    const after = query.cursor ? decodeCursor(query.cursor) : null;
-    const statuses = query.statuses?.length ? new Set(query.statuses) : null;
-    const all = [...this.#cache.values()]
-      .filter((j) => !statuses || statuses.has(j.status))
-      .filter((j) => query.metadataKey === undefined || hasMetadataKey(j, query.metadataKey))
-      .filter(
-        (j) =>
-          !after || j.created_at < after.createdAt || (j.created_at === after.createdAt && j.id < after.id),
-      )
-      .sort((a, b) => b.created_at - a.created_at || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
-    const page = all.slice(0, query.limit);
-    const last = page.at(-1);
-    return { jobs: page, nextCursor: all.length > query.limit && last ? encodeCursor(last) : null };
+    return pageOf(this.#cache.values(), query);
   }
 
   /**
@@ -435,9 +423,7 @@ export class RedisJobStore extends EventEmitter implements JobStore {
   }
 
   counts(): Record<JobStatus, number> {
-    const out = Object.fromEntries(JOB_STATUSES.map((s) => [s, 0])) as Record<JobStatus, number>;
-    for (const job of this.#pending.values()) out[job.status]++;
-    return out;
+    return countByStatus(this.#pending.values());
   }
 
   /** Stops taking writes; what is queued still goes out with flush(). */
