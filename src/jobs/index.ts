@@ -45,6 +45,7 @@ export type {
   SubmitInput,
   WaitingReason,
 } from './manager.ts';
+export { terminalEvent } from './job-webhooks.ts';
 export { JobManager } from './manager.ts';
 export { MemoryJobStore } from './memory-store.ts';
 export { outputContentPath } from '../io/index.ts';

@@ -103,12 +103,7 @@ export class JobWebhooks {
   ): boolean {
     const dispatcher = this.#o.dispatcher;
     if (!dispatcher) return false;
-    const type =
-      view.status === 'succeeded'
-        ? 'job.succeeded'
-        : view.status === 'canceled'
-          ? 'job.canceled'
-          : 'job.failed';
+    const type = terminalEvent('job', view.status);
     // Tracked so shutdown waits for it; the dispatcher retries and never rejects.
     this.#track(
       dispatcher
@@ -150,6 +145,16 @@ export class JobWebhooks {
       this.#o.logger?.warn({ err, job_id: job.id }, 'could not record a webhook delivery');
     }
   }
+}
+
+/** The webhook event of a finished job or run: `<prefix>.succeeded`, `.canceled`, else `.failed`. */
+export function terminalEvent<P extends string>(
+  prefix: P,
+  status: string,
+): `${P}.succeeded` | `${P}.canceled` | `${P}.failed` {
+  if (status === 'succeeded') return `${prefix}.succeeded`;
+  if (status === 'canceled') return `${prefix}.canceled`;
+  return `${prefix}.failed`;
 }
 
 /** Deliveries kept on one job (terminal events only; progress events are not recorded there). */

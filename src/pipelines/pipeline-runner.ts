@@ -2,7 +2,7 @@
 // RunDriver per run), resumes unfinished runs at start, cancels, lists, expires old runs, and
 // fires the run's webhook at its end. The HTTP layer talks only to this class.
 import { randomUUID } from 'node:crypto';
-import { type LoggerLike, type PrepareOptions, ShuttingDownError } from '../jobs/index.ts';
+import { type LoggerLike, type PrepareOptions, ShuttingDownError, terminalEvent } from '../jobs/index.ts';
 import type { ApiPrompt } from '../workflow/index.ts';
 import {
   DEFAULT_PIPELINE_LIMITS,
@@ -301,15 +301,9 @@ export class PipelineRunner {
     );
     const url = run.request.webhook_url ?? this.#o.webhookUrl;
     if (this.#o.webhooks && url) {
-      const type =
-        run.status === 'succeeded'
-          ? 'pipeline.succeeded'
-          : run.status === 'canceled'
-            ? 'pipeline.canceled'
-            : 'pipeline.failed';
       this.#track(
         this.#o.webhooks
-          .send(run.id, url, type, webhookPayload(run))
+          .send(run.id, url, terminalEvent('pipeline', run.status), webhookPayload(run))
           .catch((err) => this.#o.logger?.error({ err, run_id: run.id }, 'run webhook dispatch failed')),
       );
     }
