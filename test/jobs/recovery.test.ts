@@ -1,49 +1,27 @@
 // Restart recovery, for real: a gateway child process with a SQLite DATA_DIR is killed with
 // SIGKILL under load and started again; every job must end succeeded, and none may run twice.
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { randomUUID } from 'node:crypto';
 import pino from 'pino';
 import { ComfyClient } from '../../src/comfy/index.ts';
 import { loadConfig } from '../../src/config.ts';
 import { SqliteJobStore } from '../../src/jobs/index.ts';
 import { type Gateway, startGateway } from '../../src/server/index.ts';
-import { type Simulator, startSimulator } from '../../src/simulator/index.ts';
+import { startSimulator } from '../../src/simulator/index.ts';
 import { invertPrompt, type Json } from '../support/gateway.ts';
-import { freePort, killGateways, spawnGateway } from '../support/gateway-process.ts';
+import { freePort, restartableGateway } from '../support/gateway-process.ts';
 import { jobRecord } from '../support/job-record.ts';
 
-let sim: Simulator;
-let dataDir: string;
-
-before(async () => {
-  sim = await startSimulator({ port: 0, instances: 2, nodeDelayMs: 100 });
-  dataDir = await mkdtemp(join(tmpdir(), 'gw-recovery-'));
+const gw = restartableGateway({
+  simulator: { port: 0, instances: 2, nodeDelayMs: 100 },
+  tmpPrefix: 'gw-recovery-',
+  env: () => ({ HEALTH_CHECK_INTERVAL_MS: '1000' }),
 });
-after(async () => {
-  killGateways();
-  await sim.close();
-  await rm(dataDir, { recursive: true, force: true });
-});
-
-/** Starts `serve` on `port` over the simulator and this file's DATA_DIR; resolves once it listens. */
-async function startChild(port: number): Promise<ChildProcess> {
-  return (
-    await spawnGateway(
-      {
-        COMFYUI_URLS: sim.instances.map((i) => i.url).join(','),
-        DATA_DIR: dataDir,
-        HEALTH_CHECK_INTERVAL_MS: '1000',
-      },
-      { port },
-    )
-  ).child;
-}
 
 async function api(port: number, path: string, body?: unknown): Promise<Json> {
   const res = await fetch(`http://127.0.0.1:${port}${path}`, {
@@ -58,7 +36,7 @@ async function api(port: number, path: string, body?: unknown): Promise<Json> {
 test('kill -9 under load: every job ends succeeded after restart, none ran twice', async () => {
   const port = await freePort();
   const N = 16;
-  let child = await startChild(port);
+  let child = await gw.start(port);
   const ids: string[] = [];
   for (let i = 0; i < N; i++) {
     const job = await api(port, '/api/v2/jobs', { workflow: invertPrompt(`rec${i}`) });
@@ -78,10 +56,10 @@ test('kill -9 under load: every job ends succeeded after restart, none ran twice
   const exited = once(child, 'exit');
   child.kill('SIGKILL');
   await exited;
-  const executedAtKill = sim.instances.reduce((n, i) => n + i.stats.promptsExecuted, 0);
+  const executedAtKill = gw.sim.instances.reduce((n, i) => n + i.stats.promptsExecuted, 0);
   assert.ok(executedAtKill < N, 'the kill happened while work remained');
 
-  child = await startChild(port);
+  child = await gw.start(port);
   for (const id of ids) {
     const job = await api(port, `/api/v2/jobs/${id}`);
     if (job.status === 'succeeded') continue;
@@ -100,7 +78,7 @@ test('kill -9 under load: every job ends succeeded after restart, none ran twice
   for (const job of final.filter((j) => onInstance.includes(j.id))) {
     assert.equal(job.attempts.length, 1, `re-attached, not re-run: ${JSON.stringify(job.attempts)}`);
   }
-  const executed = sim.instances.reduce((n, i) => n + i.stats.promptsExecuted, 0);
+  const executed = gw.sim.instances.reduce((n, i) => n + i.stats.promptsExecuted, 0);
   assert.equal(executed, N, 'each prompt executed exactly once across the restart');
   const exitedAgain = once(child, 'exit');
   child.kill('SIGTERM');

@@ -1,57 +1,36 @@
 // A gateway killed with SIGKILL in the middle of a model download resumes the task after it is
 // started again: from the bytes of its .part file, with Range, to the right final hash.
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { createReadStream } from 'node:fs';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { after, before, test } from 'node:test';
-import { type Simulator, startSimulator } from '../../src/simulator/index.ts';
 import { readEvents } from '../support/gateway.ts';
-import { freePort, killGateways, spawnGateway } from '../support/gateway-process.ts';
+import { freePort, restartableGateway } from '../support/gateway-process.ts';
 import { contentSha256, type ModelServer, startModelServer } from '../support/model-server.ts';
 
-let sim: Simulator;
 let files: ModelServer;
-let dataDir: string;
-let modelsDir: string;
+const gw = restartableGateway({
+  simulator: { port: 0 },
+  tmpPrefix: 'gw-models-restart-',
+  env: (dataDir) => ({ MODELS_DIR: join(dataDir, 'models'), ALLOW_PRIVATE_INPUT_URLS: '127.0.0.1' }),
+});
+const modelsDir = () => join(gw.dataDir, 'models');
 
 before(async () => {
-  sim = await startSimulator({ port: 0 });
   files = await startModelServer();
-  dataDir = await mkdtemp(join(tmpdir(), 'gw-models-restart-'));
-  modelsDir = join(dataDir, 'models');
 });
 after(async () => {
-  killGateways();
-  await sim.close();
   await files.close();
-  await rm(dataDir, { recursive: true, force: true });
 });
-
-/** Starts `serve` on `port` over the simulator and this file's DATA_DIR; resolves once it listens. */
-async function startChild(port: number): Promise<ChildProcess> {
-  return (
-    await spawnGateway(
-      {
-        COMFYUI_URLS: sim.instances.map((i) => i.url).join(','),
-        DATA_DIR: dataDir,
-        MODELS_DIR: modelsDir,
-        ALLOW_PRIVATE_INPUT_URLS: '127.0.0.1',
-      },
-      { port },
-    )
-  ).child;
-}
 
 test('kill -9 mid-download: after the restart the task resumes with Range and completes with the right hash', async () => {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  let child = await startChild(port);
+  let child = await gw.start(port);
   const url = `${files.url}/restart.safetensors?rate=${8 * 1024 * 1024}`;
   const res = await fetch(`${base}/v1/models/downloads`, {
     method: 'POST',
@@ -75,10 +54,10 @@ test('kill -9 mid-download: after the restart the task resumes with Range and co
   assert.ok(bytesAtKill > 0, 'the download was under way');
   child.kill('SIGKILL');
   await once(child, 'exit');
-  const parts = (await readdir(join(modelsDir, 'checkpoints'))).filter((f) => f.endsWith('.part'));
+  const parts = (await readdir(join(modelsDir(), 'checkpoints'))).filter((f) => f.endsWith('.part'));
   assert.equal(parts.length, 1, 'the partial file survived the kill');
 
-  child = await startChild(port);
+  child = await gw.start(port);
   let last: { status: string; bytes: number; computed_sha256: string | null; error: unknown } | undefined;
   for await (const frame of readEvents(
     `${base}/v1/models/downloads/${id}/events`,
@@ -93,10 +72,10 @@ test('kill -9 mid-download: after the restart the task resumes with Range and co
   const resumedAt = Number(/^bytes=(\d+)-$/.exec(ranges[1] ?? '')?.[1]);
   assert.ok(resumedAt >= bytesAtKill, `resumed at ${ranges[1]} after ${bytesAtKill} bytes had landed`);
   const hash = createHash('sha256');
-  await pipeline(createReadStream(join(modelsDir, 'checkpoints', 'restart.safetensors')), hash);
+  await pipeline(createReadStream(join(modelsDir(), 'checkpoints', 'restart.safetensors')), hash);
   assert.equal(hash.digest('hex'), contentSha256(files.size));
   assert.deepEqual(
-    (await readdir(join(modelsDir, 'checkpoints'))).filter((f) => f.endsWith('.part')),
+    (await readdir(join(modelsDir(), 'checkpoints'))).filter((f) => f.endsWith('.part')),
     [],
   );
   child.kill('SIGTERM');

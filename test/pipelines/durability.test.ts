@@ -2,42 +2,17 @@
 // restart it continues where it was, finished iterations are not run again, and the job that was
 // running re-attaches.
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, before, test } from 'node:test';
-import { type Simulator, startSimulator } from '../../src/simulator/index.ts';
+import { test } from 'node:test';
 import { type Json, readEvents } from '../support/gateway.ts';
-import { freePort, killGateways, spawnGateway } from '../support/gateway-process.ts';
+import { freePort, restartableGateway } from '../support/gateway-process.ts';
 
-let sim: Simulator;
-let dataDir: string;
-
-before(async () => {
-  sim = await startSimulator({ port: 0, instances: 2, nodeDelayMs: 300 });
-  dataDir = await mkdtemp(join(tmpdir(), 'gw-pipeline-durable-'));
+const gw = restartableGateway({
+  simulator: { port: 0, instances: 2, nodeDelayMs: 300 },
+  tmpPrefix: 'gw-pipeline-durable-',
+  env: () => ({ HEALTH_CHECK_INTERVAL_MS: '1000' }),
+  timeoutMs: 60_000,
 });
-after(async () => {
-  killGateways();
-  await sim.close();
-  await rm(dataDir, { recursive: true, force: true });
-});
-
-/** Starts `serve` on `port` over the simulator and this file's DATA_DIR; resolves once it listens. */
-async function startChild(port: number): Promise<ChildProcess> {
-  return (
-    await spawnGateway(
-      {
-        COMFYUI_URLS: sim.instances.map((i) => i.url).join(','),
-        DATA_DIR: dataDir,
-        HEALTH_CHECK_INTERVAL_MS: '1000',
-      },
-      { port, timeoutMs: 60000 },
-    )
-  ).child;
-}
 
 /** `${{ expr }}`: an expression of a pipeline definition. */
 const x = (expr: string) => `\${{ ${expr} }}`;
@@ -52,7 +27,7 @@ const SLOW = {
 test('kill -9 mid-run: after the restart the run completes without re-running finished iterations', async () => {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  let child = await startChild(port);
+  let child = await gw.start(port);
   const res = await fetch(`${base}/v1/pipeline-runs`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
@@ -84,10 +59,10 @@ test('kill -9 mid-run: after the restart the run completes without re-running fi
   const exited = once(child, 'exit');
   child.kill('SIGKILL');
   await exited;
-  const executedAtKill = sim.instances.reduce((n, i) => n + i.stats.promptsExecuted, 0);
+  const executedAtKill = gw.sim.instances.reduce((n, i) => n + i.stats.promptsExecuted, 0);
   assert.ok(executedAtKill < 6, 'the kill happened while work remained');
 
-  child = await startChild(port);
+  child = await gw.start(port);
   let final: Json = null;
   for await (const frame of readEvents(
     `${base}/v1/pipeline-runs/${id}/events`,
@@ -107,7 +82,7 @@ test('kill -9 mid-run: after the restart the run completes without re-running fi
   assert.equal(count.iterations[1].job_id, before[2], 'iteration 2 kept its job');
   const jobIds = [...count.iterations, ...final.steps[1].iterations].map((i: Json) => i.job_id);
   assert.equal(new Set(jobIds).size, 6);
-  const executed = sim.instances.reduce((n, i) => n + i.stats.promptsExecuted, 0);
+  const executed = gw.sim.instances.reduce((n, i) => n + i.stats.promptsExecuted, 0);
   assert.equal(executed, 6, 'each iteration ran exactly once across the restart');
   const exitedAgain = once(child, 'exit');
   child.kill('SIGTERM');

@@ -3,8 +3,13 @@
 // and every child still running killed at the end of the file's tests.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { after, before } from 'node:test';
+import { type Simulator, type SimulatorOptions, startSimulator } from '../../src/simulator/index.ts';
 import { REPO_ROOT } from './shared.ts';
 
 /** A port that was free a moment ago (listen on 0, read, close). */
@@ -74,4 +79,55 @@ export async function spawnGateway(
 /** SIGKILLs every gateway child still running (an after() hook of files that spawn them). */
 export function killGateways(): void {
   for (const child of running) child.kill('SIGKILL');
+}
+
+/** A simulator and a DATA_DIR that outlive the gateways a test kills and starts again. */
+export interface RestartableGateway {
+  readonly sim: Simulator;
+  readonly dataDir: string;
+  /** Starts `serve` on `port` over the simulator and the DATA_DIR; resolves once it listens. */
+  start(port: number): Promise<ChildProcess>;
+}
+
+/**
+ * Registers before/after hooks for a file of kill -9 tests: a simulator (`simulator` options) and
+ * a fresh DATA_DIR, every gateway killed and both removed at the end. `env` adds settings.
+ */
+export function restartableGateway(options: {
+  simulator: SimulatorOptions;
+  tmpPrefix: string;
+  env?: (dataDir: string) => Record<string, string>;
+  timeoutMs?: number;
+}): RestartableGateway {
+  let sim: Simulator | undefined;
+  let dataDir: string | undefined;
+  before(async () => {
+    sim = await startSimulator(options.simulator);
+    dataDir = await mkdtemp(join(tmpdir(), options.tmpPrefix));
+  });
+  after(async () => {
+    killGateways();
+    await sim?.close();
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  });
+  return {
+    get sim() {
+      if (!sim) throw new Error('the simulator starts in before()');
+      return sim;
+    },
+    get dataDir() {
+      if (!dataDir) throw new Error('DATA_DIR is made in before()');
+      return dataDir;
+    },
+    async start(port) {
+      const env = {
+        COMFYUI_URLS: this.sim.instances.map((i) => i.url).join(','),
+        DATA_DIR: this.dataDir,
+        ...options.env?.(this.dataDir),
+      };
+      return (
+        await spawnGateway(env, { port, ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}) })
+      ).child;
+    },
+  };
 }
