@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
-import { Agent, request } from 'undici';
+import { Agent } from 'undici';
 import { ComfyClient } from '../src/comfy/index.ts';
 import {
   childCpuMs,
@@ -29,7 +29,7 @@ import {
   stealPercent,
   stopChild,
 } from './lib/measure.ts';
-import { startGatewayProcess } from './lib/gateway.ts';
+import { promptSync, startGatewayProcess } from './lib/gateway.ts';
 import type { BenchResult } from './run.ts';
 
 export const description =
@@ -194,14 +194,7 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
     let turn = 0;
     return async (): Promise<void> => {
       const gw = gateways[turn++ % gateways.length] as { url: string };
-      const res = await request(`${gw.url}/prompt_sync`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body,
-        dispatcher: agent,
-      });
-      const text = await res.body.text();
-      if (res.statusCode !== 200) throw new Error(`prompt_sync ${res.statusCode}: ${text}`);
+      await promptSync(gw.url, body, agent);
     };
   };
   /** `count` gateways on `redisUrl` (or SQLite), each with a data dir of its own under `dataDir`. */

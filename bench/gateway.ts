@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { constants, PerformanceObserver, performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { Agent, request } from 'undici';
+import { Agent } from 'undici';
 import type { ApiPrompt } from '../src/comfy/index.ts';
 import { ComfyClient } from '../src/comfy/index.ts';
 import {
@@ -36,6 +36,7 @@ import {
   stopChild,
   threadCpuMs,
 } from './lib/measure.ts';
+import { promptSync } from './lib/gateway.ts';
 import type { BenchResult } from './run.ts';
 
 export const description =
@@ -152,16 +153,7 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
     const gw = gateway;
     await direct.connect();
     const body = JSON.stringify({ prompt: PROMPT });
-    const viaGateway = async (): Promise<void> => {
-      const res = await request(`${gw.url}/prompt_sync`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body,
-        dispatcher: agent,
-      });
-      const text = await res.body.text();
-      if (res.statusCode !== 200) throw new Error(`prompt_sync ${res.statusCode}: ${text}`);
-    };
+    const viaGateway = (): Promise<void> => promptSync(gw.url, body, agent);
     // Warm-up: JIT (both processes), connections, the instance's cache for this prompt.
     for (let i = 0; i < warmup; i++) {
       await direct.run(PROMPT);

@@ -37,6 +37,7 @@ import {
   startSimulatorProcess,
   stopChild,
 } from './lib/measure.ts';
+import { promptSync } from './lib/gateway.ts';
 import type { ProbeReading } from './lib/probe.ts';
 import type { BenchResult } from './run.ts';
 
@@ -169,14 +170,7 @@ async function promptSyncCalls(url: string, agent: Agent, count: number, concurr
       while (next < count) {
         next++;
         const t = performance.now();
-        const res = await request(`${url}/prompt_sync`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body,
-          dispatcher: agent,
-        });
-        const text = await res.body.text();
-        if (res.statusCode !== 200) throw new Error(`prompt_sync ${res.statusCode}: ${text.slice(0, 200)}`);
+        await promptSync(url, body, agent);
         times.push(performance.now() - t);
       }
     }),

@@ -3,6 +3,7 @@
 // to the bench's own.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { type Dispatcher, request } from 'undici';
 import { CHILD_TIMEOUT_MS, freePort, ROOT } from './measure.ts';
 
 /** Starts `serve` with `env` (beside PATH, HOST, PORT and LOG_LEVEL=info); resolves with its URL once it listens. */
@@ -28,4 +29,16 @@ export async function startGatewayProcess(
   // Keep draining its logs so it never blocks on a full pipe.
   lines.on('line', () => {});
   return { url, child };
+}
+
+/** One `POST /prompt_sync` of a JSON `body` (a prompt) through `agent`; throws unless it answers 200. */
+export async function promptSync(url: string, body: string, agent: Dispatcher): Promise<void> {
+  const res = await request(`${url}/prompt_sync`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body,
+    dispatcher: agent,
+  });
+  const text = await res.body.text();
+  if (res.statusCode !== 200) throw new Error(`prompt_sync ${res.statusCode}: ${text.slice(0, 200)}`);
 }
