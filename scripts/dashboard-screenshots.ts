@@ -6,10 +6,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import pino from 'pino';
-import { chromium } from 'playwright-core';
 import { loadConfig } from '../src/config.ts';
 import { startGateway } from '../src/server/index.ts';
 import { startSimulator } from '../src/simulator/index.ts';
+import { launchBrowser } from '../test/dashboard/browser.ts';
 
 const root = resolve(import.meta.dirname, '..');
 const docs = join(root, 'docs');
@@ -37,19 +37,7 @@ async function post(path: string, body: unknown): Promise<{ id: string }> {
   return (await res.json()) as { id: string };
 }
 
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  headless: true,
-  args: [
-    '--headless',
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-    '--no-first-run',
-  ],
-});
+const browser = await launchBrowser();
 try {
   // Cold first loads (a fresh browser context each: empty cache), before any work: what a person
   // opening the page sees first. The median of 9.
