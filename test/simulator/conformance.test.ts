@@ -30,15 +30,6 @@ const SETUP: Record<string, Record<string, unknown>> = {
 };
 
 /**
- * Scenarios whose recording depends on a race the simulator does not reproduce: in queue_clear a
- * POST /prompt landed between execution_start and execution_cached, so its `status` broadcast sits
- * between them; the simulator sends those two back to back. Reported as todo, not hidden.
- */
-const KNOWN_RACES: Record<string, string | undefined> = {
-  queue_clear: 'status broadcast interleaved between execution_start and execution_cached in the recording',
-};
-
-/**
  * Scenarios recorded on a server whose output cache already held some of their nodes (the recorder
  * ran them in unrecorded prompts just before): those nodes are run first, on any server.
  */
@@ -69,7 +60,7 @@ describe('conformance with the recorded ComfyUI v0.8.0', () => {
 
   let passed = 0;
   for (const t of transcripts) {
-    it(t.scenario, { todo: KNOWN_RACES[t.scenario] }, async () => {
+    it(t.scenario, async () => {
       const setup = sim ? SETUP[t.scenario] : undefined;
       if (setup) sim!.instances[0]!.setFaults(setup as never);
       try {

@@ -157,9 +157,10 @@ export async function replay(
           `ws ${label}: expected ${exp.length} messages, got ${s.got.length}: ${s.got.map((g) => (g.text as { type?: string })?.type ?? 'binary').join(',')}`,
         );
       }
-      exp.forEach((x, i) => {
-        const g = s.got[i];
-        if (!g) return;
+      for (const [i, gi] of alignMessages(exp, s.got, label, errors)) {
+        const x = exp[i]!;
+        const g = s.got[gi];
+        if (!g) continue;
         if (x.kind === 'ws_text') {
           if (g.text === undefined)
             errors.push(
@@ -184,7 +185,7 @@ export async function replay(
               const recLength = (x.binary as { length: number }).length;
               if (g.bin.length !== recLength)
                 errors.push(`ws ${label}[${i}]: text frame of ${g.bin.length} bytes, recorded ${recLength}`);
-              return;
+              continue;
             }
             const imgStart = type === 4 ? 8 + g.bin.readUInt32BE(4) : 8;
             if (type === 4)
@@ -203,12 +204,82 @@ export async function replay(
               errors.push(`ws ${label}[${i}]: image ${png.width}x${png.height}`);
           }
         }
-      });
+      }
     }
   } finally {
     for (const s of socks.values()) s.ws.terminate();
   }
   return errors;
+}
+
+const EXECUTION_END = new Set(['execution_success', 'execution_error', 'execution_interrupted']);
+
+function messageType(m: Readonly<Record<string, unknown>>): string | undefined {
+  return ((m.message ?? m.text) as { type?: string } | undefined)?.type;
+}
+
+/**
+ * Pairs each recorded message with the received one it must equal: in order, except for `status`
+ * broadcasts recorded while a prompt executes. ComfyUI's worker sends `status` only between prompts;
+ * one inside an execution comes from an HTTP handler thread, so where it falls among that prompt's
+ * messages is a race of the recording. Such a status is paired by its rank among status messages
+ * and must still arrive inside the same execution (after its execution_start, before its end).
+ */
+function alignMessages(
+  exp: Ev[],
+  got: Array<{ text?: unknown; bin?: Buffer }>,
+  label: string,
+  errors: string[],
+): Array<[number, number]> {
+  const floating = new Map<number, { start: number; end: number }>();
+  let start = -1;
+  exp.forEach((x, i) => {
+    const type = x.kind === 'ws_text' ? messageType(x) : undefined;
+    if (type === 'execution_start') start = i;
+    else if (type !== undefined && EXECUTION_END.has(type)) start = -1;
+    else if (type === 'status' && start >= 0) floating.set(i, { start, end: -1 });
+  });
+  for (const [i, window] of floating) {
+    const end = exp.findIndex(
+      (x, j) => j > i && x.kind === 'ws_text' && EXECUTION_END.has(messageType(x) ?? ''),
+    );
+    window.end = end;
+  }
+  const statusRank = (list: ReadonlyArray<Readonly<Record<string, unknown>>>) => {
+    const ranks: number[] = [];
+    list.forEach((m, i) => {
+      if (messageType(m) === 'status') ranks.push(i);
+    });
+    return ranks;
+  };
+  const expStatus = statusRank(exp);
+  const gotStatus = statusRank(got);
+  const floatingGot = new Map<number, number>();
+  for (const i of floating.keys()) {
+    const g = gotStatus[expStatus.indexOf(i)];
+    if (g !== undefined) floatingGot.set(i, g);
+  }
+  const taken = new Set(floatingGot.values());
+  const restGot = got.map((_, gi) => gi).filter((gi) => !taken.has(gi));
+  const pairs: Array<[number, number]> = [];
+  const gotOf = new Map<number, number>();
+  let next = 0;
+  exp.forEach((_, i) => {
+    if (floating.has(i)) return;
+    const gi = restGot[next++];
+    if (gi === undefined) return;
+    pairs.push([i, gi]);
+    gotOf.set(i, gi);
+  });
+  for (const [i, gi] of floatingGot) {
+    const { start: s, end: e } = floating.get(i)!;
+    const after = gotOf.get(s);
+    const before = e >= 0 ? gotOf.get(e) : undefined;
+    if ((after !== undefined && gi < after) || (before !== undefined && gi > before))
+      errors.push(`ws ${label}[${i}]: status arrived at ${gi}, outside the execution it was recorded in`);
+    pairs.push([i, gi]);
+  }
+  return pairs.sort((a, b) => a[0] - b[0]);
 }
 
 async function httpEvent(base: string, e: Ev, ids: IdMap, errors: string[]): Promise<void> {
