@@ -12,7 +12,8 @@
 //            flow at ~500 jobs/s (8 instances, one slot each, 2 × 8 ms nodes): errors by kind, RSS,
 //            event-loop delay, /health latency from a separate thread, and the duration of each
 //            synchronous SQLite statement, SQLite transaction and JSON parse/stringify in the gateway.
-// Every gateway is the real `serve` command with bench/lib/probe.ts loaded for its own readings.
+// Every gateway is the real `serve` command (bin/comfy-gateway.js: the bundle when it is current, which
+// the report says) with bench/lib/probe.ts loaded for its own readings.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -22,6 +23,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
 import { Agent, request } from 'undici';
 import WebSocket from 'ws';
+import { staleReason } from '../bin/bundle.js';
 import { ComfyClient } from '../src/comfy/index.ts';
 import {
   CHILD_TIMEOUT_MS,
@@ -66,7 +68,8 @@ async function startGateway(
   const t0 = performance.now();
   const child = spawn(
     process.execPath,
-    ['--expose-gc', '--import', './bench/lib/probe.ts', 'src/cli/main.ts', 'serve'],
+    // The command as installed: the bundled build when it is current (`npm run build`), else the sources.
+    ['--expose-gc', '--import', './bench/lib/probe.ts', 'bin/comfy-gateway.js', 'serve'],
     {
       cwd: ROOT,
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
@@ -544,7 +547,11 @@ async function clientsPhase(waiters: number, sse: number, sockets: number): Prom
 /** Runs the benchmark. */
 export async function run(args: Record<string, string>): Promise<BenchResult> {
   const phases = new Set((args.phases ?? 'startup,idle,wide,clients').split(','));
-  const data: Record<string, unknown> = { loadavg_start: loads() };
+  const stale = staleReason();
+  const data: Record<string, unknown> = {
+    loadavg_start: loads(),
+    gateway_build: stale === null ? 'bundle (dist/)' : `TypeScript sources (bundle: ${stale})`,
+  };
   // A phase that fails is reported as such; the others still run and are kept.
   const phase = async (name: string, body: () => Promise<Record<string, unknown>>) => {
     if (!phases.has(name)) return;
@@ -617,7 +624,7 @@ function summarise(data: Record<string, unknown>): string {
   }
   lines.push(
     '',
-    `loadavg ${(data.loadavg_start as number[]).join('/')} at start, ${(data.loadavg_end as number[]).join('/')} at end; 2-core VM shared with other work.`,
+    `gateway ran from the ${data.gateway_build}; loadavg ${(data.loadavg_start as number[]).join('/')} at start, ${(data.loadavg_end as number[]).join('/')} at end; 2-core VM shared with other work.`,
   );
   return lines.join('\n');
 }

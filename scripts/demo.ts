@@ -7,7 +7,8 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import pino from 'pino';
 import { loadConfig } from '../src/config.ts';
-import { type Gateway, startGateway } from '../src/server/index.ts';
+import type { Gateway } from '../src/server/index.ts';
+import { entryUrl } from '../bin/bundle.js';
 import { type Simulator, startSimulator } from '../src/simulator/index.ts';
 
 interface JobOutput {
@@ -30,6 +31,11 @@ const once = process.argv.includes('--once');
 const outDir = resolve(process.env.DEMO_OUT_DIR ?? join(root, 'out'));
 const invert = JSON.parse(readFileSync(join(root, 'examples', 'invert.json'), 'utf8'));
 const examplePng = readFileSync(join(root, 'examples', 'example.png'));
+
+// The gateway as `npm start` runs it: the bundled build when it is current, otherwise the sources.
+const { startGateway } = (await import(
+  entryUrl('server', new URL('../src/server/index.ts', import.meta.url).href)
+)) as typeof import('../src/server/index.ts');
 
 let sim: Simulator | undefined;
 let gateway: Gateway | undefined;

@@ -1,0 +1,100 @@
+// `npm run build` (and npm's `prepare`, so `npm ci` runs it): bundles the gateway into dist/ with esbuild,
+// one ESM entry per command-line entry point plus split chunks for the parts loaded on first use.
+// Why a bundle: `serve` loads ~1,000 modules from the TypeScript sources; resolving, reading and
+// type-stripping each one was more than half of its start-up CPU (README, "Start-up and the bundled build").
+// bin/comfy-gateway.js runs the bundle only while every input it was built from is unchanged
+// (dist/manifest.json), and the TypeScript sources otherwise.
+import { stat, readFile, rm, writeFile } from 'node:fs/promises';
+import { join, relative, resolve } from 'node:path';
+import { build, type Plugin } from 'esbuild';
+
+const ROOT = resolve(import.meta.dirname, '..');
+
+/**
+ * Packages left to Node's loader: they read files beside their own code at run time (pino's and
+ * BullMQ's workers and scripts, Swagger UI's static files, sharp's native binding), load optional
+ * native add-ons (ws), or are only ever loaded on first use through createRequire (the S3 SDK).
+ */
+const EXTERNAL = [
+  '@aws-sdk/*',
+  '@fastify/swagger-ui',
+  'bufferutil',
+  'bullmq',
+  'ioredis',
+  'pino',
+  'pino-roll',
+  'sharp',
+  'thread-stream',
+  'utf-8-validate',
+];
+
+/** What the bundle was built from, as recorded in dist/manifest.json. */
+export interface BundleManifest {
+  /** Input path (relative to the repository) → [size, mtimeMs] when the bundle was built. */
+  inputs: Record<string, [number, number]>;
+}
+
+/**
+ * Our sources refer to files beside them through `import.meta.url` (the dashboard's files, the
+ * simulator's data, the conversion worker): in a chunk that URL would be the chunk's, so each is
+ * rewritten to the source file's own URL, relative to the output folder.
+ */
+function sourceImportMeta(outdir: string): Plugin {
+  return {
+    name: 'source-import-meta',
+    setup(plugin) {
+      plugin.onLoad({ filter: /\.ts$/ }, async (args) => {
+        let text = await readFile(args.path, 'utf8');
+        if (text.includes('import.meta.url')) {
+          const source = JSON.stringify(relative(outdir, args.path).split('\\').join('/'));
+          text = text.replaceAll('import.meta.url', `new URL(${source}, import.meta.url).href`);
+        }
+        return { contents: text, loader: 'ts' };
+      });
+    },
+  };
+}
+
+/** Bundles the command line (main.js) and the embeddable gateway (server.js) into `outdir`. */
+export async function buildBundle(outdir = join(ROOT, 'dist')): Promise<BundleManifest> {
+  await rm(outdir, { recursive: true, force: true });
+  const result = await build({
+    absWorkingDir: ROOT,
+    entryPoints: { main: 'src/cli/main.ts', server: 'src/server/index.ts' },
+    bundle: true,
+    splitting: true,
+    format: 'esm',
+    platform: 'node',
+    target: 'node24',
+    outdir,
+    external: EXTERNAL,
+    // Bundled CommonJS packages call require() for Node's built-ins.
+    banner: {
+      js: "import { createRequire as __createRequire } from 'node:module';\nconst require = __createRequire(import.meta.url);",
+    },
+    metafile: true,
+    logLevel: 'warning',
+    plugins: [sourceImportMeta(outdir)],
+  });
+  const inputs: BundleManifest['inputs'] = {};
+  // Our own inputs one by one; the bundled packages through npm's record of what it installed
+  // (node_modules/.package-lock.json, rewritten by every npm install and npm ci).
+  const own = Object.keys(result.metafile.inputs).filter((input) => !input.includes('node_modules/'));
+  for (const input of [...own, 'node_modules/.package-lock.json', 'package.json']) {
+    const path = join(ROOT, input);
+    const info = await stat(path);
+    inputs[relative(ROOT, path)] = [info.size, info.mtimeMs];
+  }
+  const manifest: BundleManifest = { inputs };
+  await writeFile(join(outdir, 'manifest.json'), JSON.stringify(manifest));
+  return manifest;
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === resolve(import.meta.filename)) {
+  const outdir = process.argv[2] ? resolve(process.argv[2]) : join(ROOT, 'dist');
+  const started = performance.now();
+  const manifest = await buildBundle(outdir);
+  process.stdout.write(
+    `built ${relative(process.cwd(), outdir) || '.'}/ from ${Object.keys(manifest.inputs).length} files in ${Math.round(performance.now() - started)} ms\n`,
+  );
+}

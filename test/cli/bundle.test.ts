@@ -1,0 +1,123 @@
+// The bundled build (scripts/build.ts, what `npm start` runs): built into a fresh folder, started as
+// `serve` in front of a simulated instance, and a job run through it; and the freshness check that
+// keeps a stale bundle from running (bin/bundle.js).
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { after, before, test } from 'node:test';
+import { entryUrl, staleReason } from '../../bin/bundle.js';
+import { buildBundle } from '../../scripts/build.ts';
+import { type Simulator, startSimulator } from '../../src/simulator/index.ts';
+import { freePort } from '../support/gateway-process.ts';
+import { REPO_ROOT } from '../support/shared.ts';
+
+// Inside the repository, so the packages left out of the bundle resolve from its node_modules.
+let outdir: string;
+let sim: Simulator;
+before(async () => {
+  outdir = await mkdtemp(join(REPO_ROOT, '.bundle-test-'));
+  await buildBundle(outdir);
+  sim = await startSimulator({ port: 0, instances: 1, nodeDelayMs: 5 });
+});
+after(async () => {
+  await sim?.close();
+  if (outdir) await rm(outdir, { recursive: true, force: true });
+});
+
+test('the bundle serves: a job runs through it, and its dashboard, docs and metrics answer', async () => {
+  const dataDir = await mkdtemp(join(tmpdir(), 'bundle-data-'));
+  const child = spawn(
+    process.execPath,
+    [join(outdir, 'main.js'), 'serve', '--port', String(await freePort())],
+    {
+      cwd: REPO_ROOT,
+      env: {
+        PATH: process.env.PATH,
+        HOST: '127.0.0.1',
+        DATA_DIR: dataDir,
+        LOG_LEVEL: 'info',
+        COMFYUI_URLS: sim.instances[0]!.url,
+      },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  const exited = once(child, 'exit');
+  try {
+    const lines = createInterface({ input: child.stdout! });
+    let url = '';
+    for await (const line of lines) {
+      if (line.includes('gateway listening')) {
+        url = (JSON.parse(line) as { url: string }).url;
+        break;
+      }
+    }
+    child.stdout!.resume();
+    assert.ok(url, 'the bundle logged its URL');
+    const workflow = {
+      '1': { class_type: 'EmptyImage', inputs: { width: 8, height: 8, batch_size: 1, color: 255 } },
+      '2': { class_type: 'SaveImage', inputs: { images: ['1', 0], filename_prefix: 'bundle' } },
+    };
+    const res = await fetch(`${url}/api/v2/jobs?wait=30`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ workflow }),
+    });
+    assert.equal(res.status, 201);
+    const job = (await res.json()) as { status: string; outputs: Array<{ url: string }> };
+    assert.equal(job.status, 'succeeded');
+    assert.equal(job.outputs.length, 1);
+    const image = await fetch(new URL(job.outputs[0]!.url, url));
+    assert.equal(image.status, 200);
+    assert.deepEqual([...new Uint8Array(await image.arrayBuffer()).subarray(1, 4)], [0x50, 0x4e, 0x47]);
+    // Files read from beside the sources (the dashboard) and packages left outside the bundle (Swagger UI).
+    const dashboard = await fetch(`${url}/dashboard/`);
+    assert.equal(dashboard.status, 200);
+    assert.match(await dashboard.text(), /<html/i);
+    const docs = await fetch(`${url}/docs/`);
+    assert.equal(docs.status, 200);
+    assert.match(await docs.text(), /swagger/i);
+    const openapi = (await (await fetch(`${url}/openapi.json`)).json()) as { paths: object };
+    assert.ok('/api/v2/jobs' in openapi.paths);
+    assert.match(await (await fetch(`${url}/metrics`)).text(), /comfy_gateway_/);
+  } finally {
+    child.kill('SIGTERM');
+    await exited;
+    await rm(dataDir, { recursive: true, force: true });
+  }
+});
+
+test('a bundle whose inputs changed is stale and the sources run instead', async () => {
+  const dist = await mkdtemp(join(tmpdir(), 'bundle-manifest-'));
+  const root = await mkdtemp(join(tmpdir(), 'bundle-root-'));
+  try {
+    await writeFile(join(root, 'a.ts'), 'export const a = 1;\n');
+    assert.equal(staleReason(dist, root), 'not built');
+    const fallback = 'file:///sources/main.ts';
+    assert.equal(entryUrl('main', fallback, dist), fallback);
+    const { size, mtimeMs } = await import('node:fs').then((fs) => fs.statSync(join(root, 'a.ts')));
+    await writeFile(join(dist, 'manifest.json'), JSON.stringify({ inputs: { 'a.ts': [size, mtimeMs] } }));
+    assert.equal(staleReason(dist, root), null);
+    // Same size, newer time (an edit that kept the length, a checkout).
+    await utimes(join(root, 'a.ts'), new Date(), new Date(mtimeMs + 5000));
+    assert.equal(staleReason(dist, root), 'a.ts changed');
+    await rm(join(root, 'a.ts'));
+    assert.equal(staleReason(dist, root), 'a.ts is gone');
+  } finally {
+    await rm(dist, { recursive: true, force: true });
+    await rm(root, { recursive: true, force: true });
+  }
+});
+
+test('the manifest of a fresh build lists the sources it bundled and npm’s install record', async () => {
+  const manifest = JSON.parse(await readFile(join(outdir, 'manifest.json'), 'utf8')) as {
+    inputs: Record<string, [number, number]>;
+  };
+  assert.ok('src/cli/serve.ts' in manifest.inputs);
+  assert.ok('node_modules/.package-lock.json' in manifest.inputs);
+  assert.ok(!Object.keys(manifest.inputs).some((input) => input.startsWith('node_modules/fastify')));
+  assert.equal(staleReason(outdir), null);
+});
