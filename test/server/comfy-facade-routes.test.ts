@@ -66,6 +66,39 @@ describe('facade: merged, forwarded and listing routes', () => {
     }
   });
 
+  it('forwards every per-server prefix, its sub-paths and /api form, and nothing beside them', async () => {
+    const first = stack.sim.instances[0]?.url as string;
+    const forwarded = [
+      '/v2/userdata?path=workflows',
+      '/api/v2/userdata/workflows%2Fa.json',
+      '/internal/folder_paths',
+      '/api/internal/files/output',
+      '/experiment/models/checkpoints',
+      '/i18n',
+      '/api/settings/Comfy.Theme',
+      '/workflow_templates',
+      '/api/global_subgraphs',
+    ];
+    for (const path of forwarded) {
+      const direct = await rawRequest(`${first}${path}`);
+      const through = await rawRequest(`${stack.url}${path}`);
+      assert.equal(through.status, direct.status, path);
+      assert.equal(through.text, direct.text, path);
+    }
+    // Neighbours of the prefixes are the gateway's own 404, not the instance's.
+    for (const path of [
+      '/internal/other',
+      '/api/v2/userdatax',
+      '/settingsx',
+      '/experiment',
+      '/api/internal',
+    ]) {
+      const res = await rawRequest(`${stack.url}${path}`);
+      assert.equal(res.status, 404, path);
+      assert.match(res.text, /No route GET/, path);
+    }
+  });
+
   it('lists facade prompts at /api/jobs in ComfyUI shape, with its errors', async () => {
     const res = await rawRequest(`${stack.url}/prompt`, {
       headers: { 'content-type': 'application/json' },
