@@ -13,7 +13,7 @@
 //            event-loop delay, /health latency from a separate thread, and the duration of each
 //            synchronous SQLite statement, SQLite transaction and JSON parse/stringify in the gateway.
 // Every gateway is the real `serve` command (bin/comfy-gateway.js: the bundle when it is current, which
-// the report says) with bench/lib/probe.ts loaded for its own readings.
+// the report says) with bench/lib/probe.js loaded for its own readings.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -69,7 +69,7 @@ async function startGateway(
   const child = spawn(
     process.execPath,
     // The command as installed: the bundled build when it is current (`npm run build`), else the sources.
-    ['--expose-gc', '--import', './bench/lib/probe.ts', 'bin/comfy-gateway.js', 'serve'],
+    ['--expose-gc', '--import', './bench/lib/probe.js', 'bin/comfy-gateway.js', 'serve'],
     {
       cwd: ROOT,
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
