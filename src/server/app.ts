@@ -18,6 +18,7 @@ import { installErrorHandling } from './errors.ts';
 import { installJsonDepthLimit } from './json-depth.ts';
 import { installJsonSource } from './json-source.ts';
 import { UpgradeRoutes } from './upgrades.ts';
+import { openApiSchema } from './zod.ts';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -129,6 +130,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearerAuth: [] }, {}],
     },
+    // zodRoute's JSON Schemas are derived when the document is first generated, not at start-up.
+    transform: ({ schema, url }) => ({ schema: openApiSchema(schema), url }),
   });
   // Swagger UI loads on its first request (docs-ui.ts): start-up skips @fastify/static and its glob.
   if (options.docs !== false) lazyDocsUi(app, '/docs');

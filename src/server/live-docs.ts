@@ -4,6 +4,7 @@
 // the definitions change (no restart, no regeneration).
 import type { SwaggerTransform } from '@fastify/swagger';
 import type { FastifyInstance } from 'fastify';
+import { openApiSchema } from './zod.ts';
 
 /** Where a writer puts its paths and component schemas; what it wrote is removed before the next write. */
 export interface DocsOut {
@@ -43,7 +44,7 @@ export class LiveDocs {
     return {
       swaggerTransform: ((doc) => {
         if ('openapiObject' in doc) this.attach(doc.openapiObject as Record<string, unknown>);
-        return { schema: doc.schema, url: doc.url };
+        return { schema: openApiSchema(doc.schema), url: doc.url };
       }) satisfies SwaggerTransform,
     };
   }
