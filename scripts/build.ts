@@ -56,14 +56,23 @@ function sourceImportMeta(outdir: string): Plugin {
 }
 
 /**
- * `undici` → scripts/bundle/undici.cjs: the parts of undici the gateway imports, without the rest of
- * its index (fetch, WebSocket, caches, mocks…: ~30 ms of start-up).
+ * Packages resolved to another entry than their `main`: `undici` to scripts/bundle/undici.cjs, the
+ * parts of undici the gateway imports without the rest of its index (fetch, WebSocket, caches,
+ * mocks…: ~15-30 ms of start-up); hash-wasm to its ES module build, which esbuild can tree-shake to
+ * the one hash the gateway uses (its CommonJS build carries every algorithm's WebAssembly).
  */
-function slimUndici(): Plugin {
+const ENTRIES: Record<string, string> = {
+  undici: 'scripts/bundle/undici.cjs',
+  'hash-wasm': 'node_modules/hash-wasm/dist/index.esm.js',
+};
+
+function entryOverrides(): Plugin {
   return {
-    name: 'slim-undici',
+    name: 'entry-overrides',
     setup(plugin) {
-      plugin.onResolve({ filter: /^undici$/ }, () => ({ path: join(ROOT, 'scripts/bundle/undici.cjs') }));
+      plugin.onResolve({ filter: new RegExp(`^(${Object.keys(ENTRIES).join('|')})$`) }, (args) => ({
+        path: join(ROOT, ENTRIES[args.path] as string),
+      }));
     },
   };
 }
@@ -87,7 +96,7 @@ export async function buildBundle(outdir = join(ROOT, 'dist')): Promise<BundleMa
     },
     metafile: true,
     logLevel: 'warning',
-    plugins: [sourceImportMeta(outdir), slimUndici()],
+    plugins: [sourceImportMeta(outdir), entryOverrides()],
   });
   const inputs: BundleManifest['inputs'] = {};
   // Our own inputs one by one; the bundled packages through npm's record of what it installed

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, test } from 'node:test';
+import { blake3 } from 'hash-wasm';
 import { entryUrl, staleReason } from '../../bin/bundle.js';
 import { buildBundle } from '../../scripts/build.ts';
 import { type Simulator, startSimulator } from '../../src/simulator/index.ts';
@@ -73,6 +74,16 @@ test('the bundle serves: a job runs through it, and its dashboard, docs and metr
     const image = await fetch(new URL(job.outputs[0]!.url, url));
     assert.equal(image.status, 200);
     assert.deepEqual([...new Uint8Array(await image.arrayBuffer()).subarray(1, 4)], [0x50, 0x4e, 0x47]);
+    // An asset upload (multipart, hashed with hash-wasm's BLAKE3, which the bundle tree-shakes).
+    const bytes = new TextEncoder().encode('bundle asset');
+    const form = new FormData();
+    form.append('file_path', 'a.bin');
+    form.append('file', new Blob([bytes], { type: 'application/octet-stream' }), 'a.bin');
+    const upload = await fetch(`${url}/api/v2/assets`, { method: 'POST', body: form });
+    assert.equal(upload.status, 201, await upload.clone().text());
+    const asset = (await upload.json()) as { hash: string; size_bytes: number };
+    assert.equal(asset.size_bytes, bytes.length);
+    assert.equal(asset.hash, `blake3:${await blake3(bytes)}`);
     // Files read from beside the sources (the dashboard) and packages left outside the bundle (Swagger UI).
     const dashboard = await fetch(`${url}/dashboard/`);
     assert.equal(dashboard.status, 200);
