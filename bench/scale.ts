@@ -8,10 +8,13 @@
 //   wide     one gateway over 256 simulated instances (4 simulator processes): c=1 overhead vs the same
 //            gateway over 8 of them, idle CPU of health checks and WebSockets, RSS, and half the instances
 //            killed and restarted twice (CPU, file descriptors, /health while they flap).
-//   clients  10,000 concurrent `?wait` requests + 1,000 SSE streams + 1,000 facade WebSockets while jobs
-//            flow at ~500 jobs/s (8 instances, one slot each, 2 × 8 ms nodes): errors by kind, RSS,
-//            event-loop delay, /health latency from a separate thread, and the duration of each
-//            synchronous SQLite statement, SQLite transaction and JSON parse/stringify in the gateway.
+//   clients  10,000 `?wait` clients + 1,000 SSE clients, each submitting again as soon as answered, +
+//            1,000 facade WebSockets: clients arrive over --ramp s (default 5), hold on for --steady s
+//            (default 20), then the queue drains. Jobs flow at the instances' pace (--instances, default
+//            10, one slot each, 2 × 8 ms nodes, distinct inputs so nothing is cached: ~500 jobs/s). Errors by kind,
+//            RSS, event-loop delay, /health latency from a separate process (on the API port and on
+//            HEALTH_PORT), and the duration of each synchronous SQLite statement, SQLite transaction and
+//            JSON parse/stringify in the gateway.
 // Every gateway is the real `serve` command (bin/comfy-gateway.js: the bundle when it is current, which
 // the report says) with bench/lib/probe.js loaded for its own readings.
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -20,7 +23,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Worker } from 'node:worker_threads';
 import { Agent, request } from 'undici';
 import WebSocket from 'ws';
 import { staleReason } from '../bin/bundle.js';
@@ -69,7 +71,15 @@ async function startGateway(
   const child = spawn(
     process.execPath,
     // The command as installed: the bundled build when it is current (`npm run build`), else the sources.
-    ['--expose-gc', '--import', './bench/lib/probe.js', 'bin/comfy-gateway.js', 'serve'],
+    [
+      '--expose-gc',
+      // BENCH_CPU_PROF=<dir>: a V8 CPU profile of each gateway, written there when it exits.
+      ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []),
+      '--import',
+      './bench/lib/probe.js',
+      'bin/comfy-gateway.js',
+      'serve',
+    ],
     {
       cwd: ROOT,
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
@@ -413,46 +423,88 @@ async function widePhase(samples: number, warmup: number): Promise<Record<string
   return out;
 }
 
-/** A worker thread that GETs /health every 100 ms and reports latencies (its own event loop). */
-function healthProber(url: string): { stop: () => Promise<number[]> } {
-  const worker = new Worker(
-    `const { parentPort, workerData } = require('node:worker_threads');
-const times = [];
+/**
+ * A separate light process that GETs each URL every 100 ms on a new connection (as an orchestrator's
+ * probe does) and reports the latencies when told to stop. Not a thread of the bench: the bench itself
+ * holds 12,000 connections, and a probe sharing its process (and CPU) would measure the bench.
+ */
+function healthProber(urls: string[]): { stop: () => Promise<number[][]> } {
+  const script = `const http = require('node:http');
+const times = process.argv.slice(1).map(() => []);
 let stopped = false;
-parentPort.on('message', () => { stopped = true; });
+process.on('message', () => { stopped = true; });
+const get = (url) => new Promise((resolve) => {
+  const t = performance.now();
+  const req = http.get(url, { agent: false, timeout: 5000 }, (res) => {
+    res.resume();
+    res.on('end', () => resolve(performance.now() - t));
+  });
+  req.on('timeout', () => req.destroy());
+  req.on('error', () => resolve(5000));
+});
 (async () => {
   while (!stopped) {
-    const t = performance.now();
-    try { const r = await fetch(workerData.url + '/health', { signal: AbortSignal.timeout(5000) }); await r.arrayBuffer(); times.push(performance.now() - t); }
-    catch { times.push(5000); }
+    const t = await Promise.all(process.argv.slice(1).map(get));
+    t.forEach((ms, i) => times[i].push(ms));
     await new Promise((r) => setTimeout(r, 100));
   }
-  parentPort.postMessage(times);
-})();`,
-    { eval: true, workerData: { url } },
-  );
+  process.send(times, () => process.exit(0));
+})();`;
+  const child = spawn(process.execPath, ['-e', script, ...urls], {
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  });
   return {
     stop: () =>
-      new Promise((resolve) => {
-        worker.once('message', (times: number[]) => {
-          void worker.terminate();
+      new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('health prober did not answer')), CHILD_TIMEOUT_MS);
+        child.once('message', (times: number[][]) => {
+          clearTimeout(timer);
           resolve(times);
         });
-        worker.postMessage('stop');
+        child.send('stop');
       }),
   };
 }
 
-async function clientsPhase(waiters: number, sse: number, sockets: number): Promise<Record<string, unknown>> {
-  // 8 instances, one slot each, 2 nodes × 8 ms: the pool completes ~500 jobs/s.
-  const { urls, child: sim } = await startSimulatorProcess(8, {
-    port: await freePortRange(8),
+/** p50/p99/max and the count over 50 ms of one prober's latencies. */
+function healthStats(times: number[]): Record<string, number> {
+  const sorted = [...times].sort((a, b) => a - b);
+  return {
+    probes: sorted.length,
+    p50_ms: round(percentile(sorted, 50), 1),
+    p99_ms: round(percentile(sorted, 99), 1),
+    max_ms: round(sorted.at(-1) ?? Number.NaN, 1),
+    over_50ms: sorted.filter((t) => t > 50).length,
+  };
+}
+
+/**
+ * Target 4 as a steady state, not one burst: `waiters` clients each hold a `?wait` request open and
+ * submit the next as soon as theirs is answered, and `sse` clients each submit a job and follow its
+ * event stream, again and again; `sockets` facade WebSockets stay open throughout. Clients arrive
+ * evenly over `rampS` seconds, keep going for `steadyS` seconds, then stop submitting and the queue
+ * drains. Every job has its own input (no cache hit on the simulator), so each takes 2 × 8 ms on one
+ * of `instances` single-slot instances: jobs flow at the instances' pace (10 of them: ~500 jobs/s with
+ * the gateway's turnaround), not as fast as the gateway can take them. /health is probed every 100 ms from a separate process during all of it.
+ */
+async function clientsPhase(
+  waiters: number,
+  sse: number,
+  sockets: number,
+  rampS: number,
+  steadyS: number,
+  instances: number,
+): Promise<Record<string, unknown>> {
+  const { urls, child: sim } = await startSimulatorProcess(instances, {
+    port: await freePortRange(instances),
     nodeDelayMs: 8,
   });
+  const healthPort = await freePort();
   const gw = await startGateway({
     COMFYUI_URLS: urls.join(','),
     MAX_JOBS_PER_INSTANCE: '1',
     MAX_SSE_STREAMS: String(sse + 100),
+    HEALTH_PORT: String(healthPort),
   });
   const agent = new Agent({
     connections: waiters + sse + 100,
@@ -463,14 +515,27 @@ async function clientsPhase(waiters: number, sse: number, sockets: number): Prom
   let errors = 0;
   const errorKinds: Record<string, number> = {};
   const rss: number[] = [];
+  const inFlight: number[] = [];
   try {
     for (let i = 0; i < sockets; i++)
       sockets_.push(await openSocket(`${gw.url.replace('http', 'ws')}/ws?clientId=client-${i}`));
     await probe(gw.child, { reset: true });
-    const prober = healthProber(gw.url);
-    const rssTimer = setInterval(() => rss.push(rssMiB(gw.child.pid) ?? 0), 500);
+    const cpu0 = childCpuMs(gw.child);
+    const prober = healthProber([`${gw.url}/health`, `http://127.0.0.1:${healthPort}/health`]);
+    let waiting = 0;
+    const sampler = setInterval(() => {
+      rss.push(rssMiB(gw.child.pid) ?? 0);
+      inFlight.push(waiting);
+    }, 500);
     const t0 = performance.now();
-    const body = JSON.stringify({ workflow: PROMPT });
+    const steadyFrom = t0 + rampS * 1000;
+    const stopAt = steadyFrom + steadyS * 1000;
+    let jobs = 0;
+    let doneInSteady = 0;
+    const finished = () => {
+      const now = performance.now();
+      if (now >= steadyFrom && now < stopAt) doneInSteady++;
+    };
     // Every failure is counted by kind: which request, and the HTTP status + error code, the job's
     // final status, or the client-side error code (connect timeouts, resets) it ended with.
     const fail = (kind: string) => {
@@ -479,44 +544,70 @@ async function clientsPhase(waiters: number, sse: number, sockets: number): Prom
     };
     const clientError = (what: string) => (err: unknown) =>
       fail(`${what}: ${(err as { code?: string }).code ?? (err as Error).message}`);
-    const submit = (wait: boolean): Promise<{ id?: string } | null> =>
-      request(`${gw.url}/api/v2/jobs${wait ? '?wait=300' : ''}`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body,
-        dispatcher: agent,
-      }).then(
-        async (res) => {
-          const what = wait ? 'wait' : 'submit';
-          const job = (await res.body.json()) as { id?: string; status?: string; error?: { code?: string } };
-          if (res.statusCode !== 200 && res.statusCode !== 201) {
-            fail(`${what}: HTTP ${res.statusCode} ${job.error?.code ?? ''}`.trim());
-            return null;
-          }
-          if (wait && job.status !== 'succeeded') fail(`wait: ended ${job.status}`);
-          return job;
-        },
-        (err: unknown) => {
-          clientError(wait ? 'wait' : 'submit')(err);
+    const submit = async (wait: boolean): Promise<{ id?: string } | null> => {
+      const what = wait ? 'wait' : 'submit';
+      const n = jobs++;
+      const prompt = { ...PROMPT, '1': { ...PROMPT['1'], inputs: { ...PROMPT['1'].inputs, color: n } } };
+      try {
+        const res = await request(`${gw.url}/api/v2/jobs${wait ? '?wait=300' : ''}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ workflow: prompt }),
+          dispatcher: agent,
+        });
+        const job = (await res.body.json()) as { id?: string; status?: string; error?: { code?: string } };
+        if (res.statusCode !== 200 && res.statusCode !== 201) {
+          fail(`${what}: HTTP ${res.statusCode} ${job.error?.code ?? ''}`.trim());
           return null;
-        },
-      );
-    const waiting = Array.from({ length: waiters }, () => submit(true));
-    // SSE streams on jobs queued behind the waiters: open while the queue drains.
-    const streamed = await Promise.all(Array.from({ length: sse }, () => submit(false)));
-    const streams = streamed.map((job) =>
-      job?.id === undefined
-        ? Promise.resolve()
-        : request(`${gw.url}/api/v2/jobs/${job.id}/events`, { dispatcher: agent }).then(async (res) => {
-            if (res.statusCode !== 200) fail(`sse: HTTP ${res.statusCode}`);
-            const text = await res.body.text();
-            if (res.statusCode === 200 && !text.includes('succeeded')) fail('sse: no succeeded event');
-          }, clientError('sse')),
-    );
-    await Promise.all([...waiting, ...streams]);
+        }
+        if (wait && job.status !== 'succeeded') fail(`wait: ended ${job.status}`);
+        return job;
+      } catch (err) {
+        clientError(what)(err);
+        return null;
+      }
+    };
+    const waiter = async () => {
+      do {
+        waiting++;
+        await submit(true);
+        waiting--;
+        finished();
+      } while (performance.now() < stopAt);
+    };
+    // SSE streams on jobs queued behind the waiters: open while the job waits and runs.
+    const streamer = async () => {
+      do {
+        const job = await submit(false);
+        if (job?.id === undefined) continue;
+        try {
+          const res = await request(`${gw.url}/api/v2/jobs/${job.id}/events`, { dispatcher: agent });
+          if (res.statusCode !== 200) fail(`sse: HTTP ${res.statusCode}`);
+          const text = await res.body.text();
+          if (res.statusCode === 200 && !text.includes('succeeded')) fail('sse: no succeeded event');
+        } catch (err) {
+          clientError('sse')(err);
+        }
+        finished();
+      } while (performance.now() < stopAt);
+    };
+    // Arrivals spread evenly over the ramp, waiters and streams interleaved.
+    const clients: Array<Promise<void>> = [];
+    const total = waiters + sse;
+    const every = Math.max(1, Math.floor(total / Math.max(1, sse)));
+    let streamers = 0;
+    for (let i = 0; i < total; i++) {
+      const wait = t0 + (i * rampS * 1000) / total - performance.now();
+      if (wait > 1) await sleep(wait);
+      const stream = sse > 0 && i % every === 0 && streamers < sse;
+      if (stream) streamers++;
+      clients.push(stream ? streamer() : waiter());
+    }
+    await Promise.all(clients);
     const elapsedMs = performance.now() - t0;
-    clearInterval(rssTimer);
-    const healthMs = (await prober.stop()).sort((a, b) => a - b);
+    clearInterval(sampler);
+    const [mainHealth = [], ownHealth = []] = await prober.stop();
+    const cpu1 = childCpuMs(gw.child);
     const reading = await probe(gw.child);
     const open = sockets_.filter((s) => s.readyState === WebSocket.OPEN).length;
     return {
@@ -524,17 +615,21 @@ async function clientsPhase(waiters: number, sse: number, sockets: number): Prom
       sse_streams: sse,
       websockets: sockets,
       websockets_still_open: open,
-      jobs: waiters + sse,
+      instances,
+      ramp_s: rampS,
+      steady_s: steadyS,
+      jobs,
       errors,
       errors_by_kind: errorKinds,
       seconds: round(elapsedMs / 1000, 1),
-      jobs_per_second: round(((waiters + sse) * 1000) / elapsedMs, 0),
+      jobs_per_second_steady: round((doneInSteady * 1000) / (steadyS * 1000), 0),
+      waits_in_flight_max: Math.max(...inFlight),
+      gateway_cpu_ms_per_job: cpu0 === null || cpu1 === null ? null : round((cpu1 - cpu0) / jobs, 3),
       rss_max_mib: Math.max(...rss),
       event_loop_delay_ms: reading.eld,
       sync_call_ms: reading.sync,
-      health_p50_ms: round(percentile(healthMs, 50), 1),
-      health_p99_ms: round(percentile(healthMs, 99), 1),
-      health_max_ms: round(healthMs.at(-1) ?? Number.NaN, 1),
+      health: healthStats(mainHealth),
+      health_own_listener: healthStats(ownHealth),
     };
   } finally {
     for (const s of sockets_) s.terminate();
@@ -570,7 +665,14 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
   }
   await phase('wide', () => widePhase(Number(args.samples ?? 300), Number(args.warmup ?? 500)));
   await phase('clients', () =>
-    clientsPhase(Number(args.waiters ?? 10_000), Number(args.sse ?? 1000), Number(args.websockets ?? 1000)),
+    clientsPhase(
+      Number(args.waiters ?? 10_000),
+      Number(args.sse ?? 1000),
+      Number(args.websockets ?? 1000),
+      Number(args.ramp ?? 5),
+      Number(args.steady ?? 20),
+      Number(args.instances ?? 10),
+    ),
   );
   data.loadavg_end = loads();
   return { data, summary: summarise(data) };
@@ -604,14 +706,17 @@ function summarise(data: Record<string, unknown>): string {
   const c = data.clients as Record<string, unknown> | undefined;
   if (c) {
     const eld = c.event_loop_delay_ms as ProbeReading['eld'];
+    const h = c.health as Record<string, number>;
+    const ho = c.health_own_listener as Record<string, number>;
     lines.push(
-      `| ${c.waiters} ?wait + ${c.sse_streams} SSE + ${c.websockets} WS, ${c.jobs_per_second} jobs/s | ${c.errors} errors${
+      `| ${c.waiters} ?wait + ${c.sse_streams} SSE + ${c.websockets} WS held (ramp ${c.ramp_s} s, steady ${c.steady_s} s), ${c.jobs_per_second_steady} jobs/s | ${c.errors} errors${
         c.errors
           ? ` (${Object.entries(c.errors_by_kind as Record<string, number>)
               .map(([k, n]) => `${k}: ${n}`)
               .join(', ')})`
           : ''
-      }, RSS max ${c.rss_max_mib} MiB, loop delay p99 ${eld.p99} ms (max ${eld.max}), /health p99 ${c.health_p99_ms} ms (max ${c.health_max_ms}) | 0 errors, < 1 GiB, < 20 ms, < 50 ms |`,
+      }, RSS max ${c.rss_max_mib} MiB, loop delay p99 ${eld.p99} ms (max ${eld.max}), /health p99 ${h.p99_ms} ms (max ${h.max_ms}, ${h.over_50ms} of ${h.probes} over 50 ms); on HEALTH_PORT p99 ${ho.p99_ms} ms (max ${ho.max_ms}, ${ho.over_50ms} over 50 ms) | 0 errors, < 1 GiB, < 20 ms, < 50 ms |`,
+      `| … waits in flight (max), gateway CPU per job | ${c.waits_in_flight_max}, ${c.gateway_cpu_ms_per_job} ms (${c.jobs} jobs in ${c.seconds} s) | reported |`,
     );
     const sync = c.sync_call_ms as ProbeReading['sync'] | undefined;
     if (sync) {
