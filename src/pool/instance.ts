@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { ComfyClient, type ComfyClientOptions, type NodeDef, type SystemStats } from '../comfy/index.ts';
 import { ModelAffinity } from './affinity.ts';
 import { Capabilities } from './capabilities.ts';
+import type { Limiter } from './limiter.ts';
 import type { ResolvedInstanceConfig } from './config.ts';
 import { InstanceDownError } from './errors.ts';
 import { InstanceHealth } from './instance-health.ts';
@@ -37,6 +38,8 @@ export interface InstanceSettings {
   stuckTimeoutMs: number;
   capabilityTimeoutMs: number;
   clientOptions: Partial<ComfyClientOptions>;
+  /** Shared by the pool's instances: how many /object_info loads run at once. */
+  objectInfoLoads: Limiter;
 }
 
 const ACTIVITY_MESSAGES = new Set([
@@ -109,10 +112,14 @@ export class PoolInstance implements LeaseHost {
       headers: { ...settings.clientOptions.headers, ...config.headers },
       logger: this.#logger,
     });
-    this.capabilities = new Capabilities((signal) => this.client.getObjectInfo({ refresh: true, signal }), {
-      timeoutMs: settings.capabilityTimeoutMs,
-      closed: this.#closeController.signal,
-    });
+    const load = (signal: AbortSignal) => this.client.getObjectInfo({ refresh: true, signal });
+    this.capabilities = new Capabilities(
+      (signal) => settings.objectInfoLoads.run(() => load(signal), signal),
+      {
+        timeoutMs: settings.capabilityTimeoutMs,
+        closed: this.#closeController.signal,
+      },
+    );
     this.health = new InstanceHealth({
       failureThreshold: settings.healthFailureThreshold,
       intervalMs: settings.healthCheckIntervalMs,

@@ -12,6 +12,7 @@ import {
   PoolError,
 } from './errors.ts';
 import { type InstanceHooks, type InstanceSettings, PoolInstance } from './instance.ts';
+import { Limiter } from './limiter.ts';
 import { ManagedProcess } from './managed-process.ts';
 import { pickCandidate } from './router.ts';
 import type {
@@ -28,6 +29,13 @@ import type {
  * least every second while jobs wait, so this stays true for as long as they do.
  */
 const WORK_WAITING_MS = 3000;
+
+/**
+ * /object_info loads (~400 KB each) running at once across the pool. When half of 256 instances
+ * reconnect together, each would otherwise fetch and hold its copy at the same time (RSS 389 → 486 MiB
+ * after two rounds of flapping); identical answers are parsed once anyway (ObjectInfoCache).
+ */
+const OBJECT_INFO_LOADS = 4;
 
 /** Upper bound on instances added at run time (each holds a client, a socket and timers). */
 const MAX_INSTANCES = 1024;
@@ -94,6 +102,7 @@ export class Pool extends EventEmitter<PoolEvents> {
       breakerHalfOpenAfterMs: options.breakerHalfOpenAfterMs ?? Math.min(1000, interval),
       stuckTimeoutMs: options.stuckTimeoutMs ?? 120_000,
       capabilityTimeoutMs: Math.max(30_000, options.healthCheckTimeoutMs ?? 0),
+      objectInfoLoads: new Limiter(OBJECT_INFO_LOADS),
       // A short reconnect ceiling: while the socket is down the instance gets no work, so a
       // restarted ComfyUI should be noticed within ~2 s, not the client's general 10 s.
       // One parsed /object_info per distinct answer for the whole pool: identical instances share
@@ -268,12 +277,27 @@ export class Pool extends EventEmitter<PoolEvents> {
   /** The /object_info of one instance (cached), or of any healthy instance when no id is given. */
   async nodeDefsFor(instanceId?: string): Promise<Record<string, NodeDef>> {
     if (this.#closing) throw new PoolClosedError();
-    if (instanceId !== undefined) return this.#instance(instanceId).nodeDefs(this.#closeController.signal);
-    const ranked = [...this.#instances.values()].filter((i) => !i.draining).sort((a, b) => rank(a) - rank(b));
-    let lastError: unknown = new PoolError('no instance is configured');
-    for (const instance of ranked) {
+    const signal = this.#closeController.signal;
+    if (instanceId !== undefined) return this.#instance(instanceId).nodeDefs(signal);
+    // Every submission asks: the best-ranked instance (the first of the sorted order) answers from its
+    // cache without sorting the pool, which cost a sort of every instance per job.
+    let best: PoolInstance | undefined;
+    for (const instance of this.#instances.values()) {
+      if (!instance.draining && (best === undefined || rank(instance) < rank(best))) best = instance;
+    }
+    if (best === undefined) throw new PoolError('no instance is configured');
+    let lastError: unknown;
+    try {
+      return await best.nodeDefs(signal);
+    } catch (error) {
+      lastError = error;
+    }
+    const rest = [...this.#instances.values()]
+      .filter((i) => !i.draining && i !== best)
+      .sort((a, b) => rank(a) - rank(b));
+    for (const instance of rest) {
       try {
-        return await instance.nodeDefs(this.#closeController.signal);
+        return await instance.nodeDefs(signal);
       } catch (error) {
         lastError = error;
       }
@@ -437,7 +461,14 @@ export class Pool extends EventEmitter<PoolEvents> {
   }
 }
 
+const RANKS: Readonly<Record<string, number>> = {
+  healthy: 0,
+  degraded: 1,
+  starting: 2,
+  unhealthy: 3,
+  draining: 4,
+};
+
 function rank(instance: PoolInstance): number {
-  const order: Record<string, number> = { healthy: 0, degraded: 1, starting: 2, unhealthy: 3, draining: 4 };
-  return order[instance.state] ?? 5;
+  return RANKS[instance.state] ?? 5;
 }

@@ -127,3 +127,27 @@ test('forgetting an unknown class on one instance leaves instances sharing its d
   assert.equal(pool.tryAcquire({ classTypes: ['GhostNode'] }), null, 'the instance that refused it does not');
   next?.release({ ok: true });
 });
+
+test('instances load /object_info at most four at a time, so a pool-wide reconnect cannot stack a copy per instance', async (t) => {
+  const gauge = { inFlight: 0, max: 0 };
+  const proxies = await Promise.all(
+    Array.from({ length: 12 }, (_, i) =>
+      startObjectInfoProxy(sim.instances[i % 2]!.url, { delayMs: 40, gauge }),
+    ),
+  );
+  t.after(() => Promise.all(proxies.map((p) => p.close())));
+  const pool = new Pool({
+    ...FAST_POOL,
+    instances: proxies.map((p, i) => ({ id: `i${i}`, url: p.url })),
+  });
+  t.after(() => pool.close());
+  await pool.start();
+  await Promise.all(proxies.map((_, i) => pool.nodeDefsFor(`i${i}`)));
+  assert.ok(gauge.max >= 2 && gauge.max <= 4, `at start: ${gauge.max} at once`);
+  gauge.max = 0;
+  const before = proxies.reduce((n, p) => n + p.objectInfoRequests, 0);
+  await pool.refreshCapabilities();
+  assert.equal(proxies.reduce((n, p) => n + p.objectInfoRequests, 0) - before, 12, 'every instance reloaded');
+  assert.ok(gauge.max >= 2 && gauge.max <= 4, `on refresh: ${gauge.max} at once`);
+  assert.equal(gauge.inFlight, 0);
+});
