@@ -11,6 +11,8 @@
 // prompt on the instance, whose history has the result). A pending write keeps the
 // record itself and serialises it at commit, so several updates of one job in a turn cost one
 // JSON.stringify and the row gets the job's latest state.
+// WAL checkpoints run on a thread of the store's own (started on first use), not inside a COMMIT on
+// the event loop.
 // When a commit fails (disk full, I/O error) the inserts in it are dropped and their submitters get
 // StorageUnavailableError (nothing was queued: a job that is not durable never runs), the state
 // updates stay pending, and the store reports unhealthy and retries (or probes with a small write)
@@ -19,6 +21,7 @@
 import { mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import { Worker } from 'node:worker_threads';
 import { IdempotencyKeyReuseError, StorageUnavailableError, StoreOpenError } from './errors.ts';
 import { countByStatus, type JobRecord, type JobStatus, TERMINAL_STATUSES } from './job.ts';
 import {
@@ -79,6 +82,88 @@ const PROBE_BYTES = 64 * 1024;
  */
 export const MAX_BATCH_WRITES = 64;
 
+/**
+ * Commits between two WAL checkpoints. SQLite's own automatic checkpoint runs inside the COMMIT that
+ * crosses 1,000 WAL pages, on the event loop, with two fsyncs: it made a group commit's p99 5-8 ms
+ * where the writes themselves take under 0.5 ms. The store checkpoints from a thread of its own instead.
+ */
+export const CHECKPOINT_EVERY_COMMITS = 64;
+
+/** The checkpoint thread: its own connection to the file, one PASSIVE checkpoint per message. */
+const CHECKPOINTER = `const { parentPort, workerData } = require('node:worker_threads');
+const { DatabaseSync } = require('node:sqlite');
+const db = new DatabaseSync(workerData.path);
+db.exec('PRAGMA busy_timeout = 5000');
+parentPort.on('message', (msg) => {
+  if (msg === 'close') { db.close(); parentPort.close(); return; }
+  let error = null;
+  try { db.exec('PRAGMA wal_checkpoint(PASSIVE)'); } catch (err) { error = String(err && err.message || err); }
+  parentPort.postMessage({ error });
+});`;
+
+/**
+ * Runs WAL checkpoints off the event loop, started on first use (an idle gateway never starts it).
+ * A PASSIVE checkpoint never blocks the writer; while one runs, further requests are dropped. When
+ * the thread fails, SQLite's automatic checkpoint is switched back on.
+ */
+class Checkpointer {
+  readonly #path: string;
+  readonly #fallback: () => void;
+  #worker: Worker | null = null;
+  #busy = false;
+  #failed = false;
+  #closed = false;
+  #runs = 0;
+
+  constructor(path: string, fallback: () => void) {
+    this.#path = path;
+    this.#fallback = fallback;
+  }
+
+  /** Checkpoints completed by the thread (for tests and metrics). */
+  get runs(): number {
+    return this.#runs;
+  }
+
+  /** Asks for a checkpoint unless one is running. */
+  request(): void {
+    if (this.#busy || this.#failed || this.#closed) return;
+    this.#busy = true;
+    if (!this.#worker) {
+      const worker = new Worker(CHECKPOINTER, { eval: true, workerData: { path: this.#path } });
+      worker.on('message', (msg: { error: string | null }) => {
+        this.#busy = false;
+        if (msg.error === null) this.#runs++;
+        else this.#fail();
+      });
+      worker.on('error', () => this.#fail());
+      worker.on('exit', () => {
+        if (!this.#closed) this.#fail();
+      });
+      // Never what keeps the process alive.
+      worker.unref();
+      this.#worker = worker;
+    }
+    this.#worker.postMessage('checkpoint');
+  }
+
+  #fail(): void {
+    if (this.#failed || this.#closed) return;
+    this.#failed = true;
+    void this.#worker?.terminate();
+    this.#worker = null;
+    this.#fallback();
+  }
+
+  /** Closes the thread's connection first, so the store's own close is the last and removes the WAL. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#worker?.postMessage('close');
+    this.#worker = null;
+  }
+}
+
 interface PendingWrite {
   insert: boolean;
   job: JobRecord;
@@ -128,6 +213,8 @@ export class SqliteJobStore implements JobStore {
   #identity: { dev: number; ino: number } | null = null;
   #retryMs: number;
   #retryDelay = 0;
+  readonly #checkpointer: Checkpointer | null = null;
+  #sinceCheckpoint = 0;
   #onRecover: () => void;
   #retryTimer: NodeJS.Timeout | null = null;
   #identityTimer: NodeJS.Timeout | null = null;
@@ -165,6 +252,12 @@ export class SqliteJobStore implements JobStore {
     this.#db = openDatabase(options.path);
     const db = this.#db;
     if (options.maxPageCount) db.exec(`PRAGMA max_page_count = ${Math.floor(options.maxPageCount)}`);
+    if (options.path !== ':memory:') {
+      db.exec('PRAGMA wal_autocheckpoint = 0');
+      this.#checkpointer = new Checkpointer(options.path, () => {
+        if (!this.#closed) this.#db.exec('PRAGMA wal_autocheckpoint = 1000');
+      });
+    }
     this.#identity = identityOf(options.path);
     const checkMs = options.identityCheckMs ?? 5000;
     if (this.#identity && checkMs > 0) {
@@ -198,6 +291,11 @@ export class SqliteJobStore implements JobStore {
 
   get writes(): number {
     return this.#writes;
+  }
+
+  /** WAL checkpoints the store's checkpoint thread completed so far. */
+  get checkpoints(): number {
+    return this.#checkpointer?.runs ?? 0;
   }
 
   /** Transactions committed so far (group commit puts many writes in one). */
@@ -292,6 +390,10 @@ export class SqliteJobStore implements JobStore {
       }
       this.#db.exec('COMMIT');
       this.#commits++;
+      if (++this.#sinceCheckpoint >= CHECKPOINT_EVERY_COMMITS) {
+        this.#sinceCheckpoint = 0;
+        this.#checkpointer?.request();
+      }
     } catch (err) {
       this.#rollback();
       throw err;
@@ -476,6 +578,7 @@ export class SqliteJobStore implements JobStore {
       if (!this.#identityLost) this.flush();
     } finally {
       this.#closed = true;
+      this.#checkpointer?.close();
       this.#db.close();
     }
   }

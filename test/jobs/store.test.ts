@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
+import { statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import fc from 'fast-check';
 import {
   canTransition,
@@ -18,7 +20,7 @@ import {
   SqliteJobStore,
   transition,
 } from '../../src/jobs/index.ts';
-import { MAX_BATCH_WRITES } from '../../src/jobs/sqlite-store.ts';
+import { CHECKPOINT_EVERY_COMMITS, MAX_BATCH_WRITES } from '../../src/jobs/sqlite-store.ts';
 import { jobRecord } from '../support/job-record.ts';
 
 const job = (id: string, createdAt: number, status: JobStatus = 'queued') => jobRecord(id, createdAt, status);
@@ -229,6 +231,40 @@ test('SqliteJobStore: a burst larger than MAX_BATCH_WRITES commits in bounded tr
     );
     assert.equal(store.list({ limit: count + 1 }).jobs.length, count);
     store.close();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('SqliteJobStore: WAL checkpoints run on a thread of their own and keep the WAL bounded; the last close removes it', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'gw-store-'));
+  try {
+    const path = join(dir, 'jobs.sqlite');
+    const store = new SqliteJobStore({ path });
+    const walBytes = () => statSync(`${path}-wal`, { throwIfNoEntry: false })?.size ?? 0;
+    let maxWal = 0;
+    // 40 rounds of CHECKPOINT_EVERY_COMMITS commits: the event loop's own automatic checkpoint is off,
+    // so without the thread the WAL would only grow.
+    for (let round = 0; round < 40; round++) {
+      for (let c = 0; c < CHECKPOINT_EVERY_COMMITS; c++) {
+        store.insert(job(`w${round}-${c}`, round * 1000 + c));
+        await store.durable();
+      }
+      // Give the thread its turn, as a gateway's idle moments do.
+      const before = store.checkpoints;
+      for (let i = 0; i < 200 && store.checkpoints === before; i++) await sleep(5);
+      maxWal = Math.max(maxWal, walBytes());
+    }
+    assert.ok(store.checkpoints >= 30, `checkpoints: ${store.checkpoints}`);
+    assert.ok(maxWal < 3 * 2 ** 20, `WAL grew to ${maxWal} bytes`);
+    assert.equal(store.list({ limit: 5000 }).jobs.length, 40 * CHECKPOINT_EVERY_COMMITS);
+    store.close();
+    // The thread closes its connection after the store's: the last one out checkpoints and removes the WAL.
+    for (let i = 0; i < 200 && walBytes() > 0; i++) await sleep(10);
+    assert.equal(walBytes(), 0);
+    const reopened = new SqliteJobStore({ path });
+    assert.equal(reopened.list({ limit: 5000 }).jobs.length, 40 * CHECKPOINT_EVERY_COMMITS);
+    reopened.close();
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
