@@ -28,6 +28,17 @@ interface SettingSpec<T> {
   parse: (raw: Raw) => T;
 }
 
+/** An integer setting without a default: undefined when unset. */
+function optionalInt(spec: Omit<IntSpec, 'kind' | 'default'>): SettingSpec<number | undefined> {
+  const { parse } = int({ ...spec, default: Number.NaN });
+  return {
+    parse(raw) {
+      const n = parse(raw);
+      return Number.isNaN(n) ? undefined : n;
+    },
+  };
+}
+
 function describe(raw: Raw): string {
   return JSON.stringify(raw);
 }
@@ -155,6 +166,7 @@ const HOUR = 3_600_000;
 /** Every setting the gateway reads: env/file name → parser with its default. */
 const SETTINGS = {
   PORT: int({ min: 1, max: 65535, default: 18188 }),
+  HEALTH_PORT: optionalInt({ min: 1, max: 65535 }),
   HOST: str(undefined),
   COMFYUI_URLS: list(httpUrl),
   COMFYUI_INSTANCES: instances(),
@@ -276,6 +288,8 @@ export const settingsSchema = z.object(
 /** The parsed, frozen gateway configuration. */
 export interface Config {
   readonly port: number;
+  /** A second port serving only /health, /ready and /metrics (unset: only the API port serves them). */
+  readonly healthPort: number | undefined;
   /** Bind address; defaults to loopback when no API keys are configured. */
   readonly host: string;
   /** True when HOST was not set and we fell back to loopback because API_KEYS is empty. */
@@ -488,6 +502,7 @@ export function loadConfig(
   }
   return Object.freeze({
     port: values.PORT,
+    healthPort: values.HEALTH_PORT,
     host,
     hostDefaultedToLoopback: hostDefaulted && values.API_KEYS.length === 0,
     comfyuiUrls: Object.freeze([...new Set(urls)]),

@@ -39,7 +39,7 @@ import { buildApp, type RoutePlugin } from './app.ts';
 import { assetsRoutes } from './assets.ts';
 import { comfyFacadeRoutes } from './facade/facade.ts';
 import { dashboardRoutes } from './dashboard.ts';
-import { healthRoutes } from './health.ts';
+import { healthRoutes, listenHealth } from './health.ts';
 import { instancesRoutes } from './instances.ts';
 import { jobEventsRoutes } from './job-events.ts';
 import { jobOutputsRoutes } from './job-outputs.ts';
@@ -463,6 +463,10 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     // connect at once (?wait, SSE, WebSockets) otherwise overflow Node's default of 511 and see
     // resets and connect timeouts while the event loop works through the burst.
     await app.listen({ host: config.host, port: config.port, backlog: LISTEN_BACKLOG });
+    if (config.healthPort !== undefined) {
+      const health = await listenHealth(app, { host: config.host, port: config.healthPort });
+      closers.push(() => health.close());
+    }
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : config.port;
     const host = config.host.includes(':') ? `[${config.host}]` : config.host;

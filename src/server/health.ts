@@ -3,7 +3,8 @@
 // gateway says it cannot take more work). Without a valid API key /health answers only the overall
 // status: instance URLs, counts and error texts are for operators.
 import type {} from '@fastify/swagger';
-import type { FastifyPluginAsync } from 'fastify';
+import { createServer } from 'node:http';
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import type { Pool } from '../pool/index.ts';
 import { instanceToJson } from './instances.ts';
 
@@ -72,3 +73,50 @@ export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (app,
     },
   );
 };
+
+/** Paths the separate health listener (HEALTH_PORT) serves; everything else there is 404. */
+const OPS_PATHS = new Set(['/health', '/ready', '/metrics']);
+
+/**
+ * Serves /health, /ready and /metrics of `app` on a second port of their own (HEALTH_PORT), through
+ * the app's full request handling (hooks, auth). A probe there has its own accept queue: when
+ * thousands of clients connect to the API port at once, it does not wait behind them. Resolves once
+ * listening, with an idempotent close.
+ */
+export async function listenHealth(
+  app: FastifyInstance,
+  options: { host: string; port: number },
+): Promise<{ port: number; close: () => Promise<void> }> {
+  const server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?', 1)[0] as string;
+    if (OPS_PATHS.has(path)) {
+      app.routing(req, res);
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'application/json' });
+    res.end(
+      JSON.stringify({ error: { code: 'not_found', message: `${path} is not served on HEALTH_PORT` } }),
+    );
+  });
+  // Probes are short: no keep-alive connection outlives a shutdown by more than this.
+  server.keepAliveTimeout = 5000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host: options.host, port: options.port }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address();
+  let closing: Promise<void> | null = null;
+  return {
+    port: typeof address === 'object' && address ? address.port : options.port,
+    close() {
+      closing ??= new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      return closing;
+    },
+  };
+}
