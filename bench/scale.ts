@@ -6,7 +6,8 @@
 //   idle     RSS per 1,000 retained finished jobs, per 1,000 idle SSE streams and per 1,000 idle facade
 //            WebSockets (read after a full GC in the gateway).
 //   wide     one gateway over 256 simulated instances (4 simulator processes): c=1 overhead vs the same
-//            gateway over 8 of them, idle CPU of health checks and WebSockets, RSS, and half the instances
+//            gateway over 8 of them (2 per process; the direct runs rotate over those 8), gateway CPU
+//            per job at c=1, idle CPU of health checks and WebSockets, RSS, and half the instances
 //            killed and restarted twice (CPU, file descriptors, /health while they flap).
 //   clients  10,000 `?wait` clients + 1,000 SSE clients, each submitting again as soon as answered, +
 //            1,000 facade WebSockets: clients arrive over --ramp s (default 5), hold on for --steady s
@@ -299,28 +300,42 @@ function openSocket(url: string): Promise<WebSocket> {
   });
 }
 
-/** Gateway latency and overhead over a direct SDK run at c=1, interleaved (like bench/gateway.ts). */
+/**
+ * Gateway latency and overhead over direct SDK runs at c=1, interleaved (like bench/gateway.ts). The
+ * direct runs rotate over `directUrls` (spread over every simulator process, as the gateway's jobs
+ * are), and the gateway's CPU per job is read from /proc (a figure the box's load barely moves).
+ */
 async function overheadC1(
-  gatewayUrl: string,
-  directUrl: string,
+  gateway: GatewayProcess,
+  directUrls: string[],
   samples: number,
   warmup: number,
-): Promise<{ gateway_p50_ms: number; direct_p50_ms: number; overhead_p50_ms: number }> {
+): Promise<{
+  gateway_p50_ms: number;
+  direct_p50_ms: number;
+  overhead_p50_ms: number;
+  gateway_cpu_ms_per_job: number | null;
+}> {
   const agent = new Agent({ connections: 4 });
-  const direct = new ComfyClient({ baseUrl: directUrl });
+  const direct = directUrls.map((baseUrl) => new ComfyClient({ baseUrl }));
+  let turn = 0;
+  const runDirect = () => (direct[turn++ % direct.length] as ComfyClient).run(PROMPT);
   try {
-    await direct.connect();
+    await Promise.all(direct.map((c) => c.connect()));
     for (let i = 0; i < warmup; i++) {
-      await direct.run(PROMPT);
-      await promptSyncCalls(gatewayUrl, agent, 1);
+      await runDirect();
+      await promptSyncCalls(gateway.url, agent, 1);
     }
     const gw: number[] = [];
     const dir: number[] = [];
+    let cpuMs = 0;
     for (let i = 0; i < samples; i++) {
       const t = performance.now();
-      await direct.run(PROMPT);
+      await runDirect();
       dir.push(performance.now() - t);
-      gw.push(...(await promptSyncCalls(gatewayUrl, agent, 1)));
+      const cpu0 = childCpuMs(gateway.child) ?? Number.NaN;
+      gw.push(...(await promptSyncCalls(gateway.url, agent, 1)));
+      cpuMs += (childCpuMs(gateway.child) ?? Number.NaN) - cpu0;
     }
     gw.sort((a, b) => a - b);
     dir.sort((a, b) => a - b);
@@ -328,9 +343,10 @@ async function overheadC1(
       gateway_p50_ms: round(percentile(gw, 50)),
       direct_p50_ms: round(percentile(dir, 50)),
       overhead_p50_ms: round(percentile(gw, 50) - percentile(dir, 50)),
+      gateway_cpu_ms_per_job: Number.isNaN(cpuMs) ? null : round(cpuMs / samples, 3),
     };
   } finally {
-    await direct.close();
+    await Promise.all(direct.map((c) => c.close()));
     await agent.close();
   }
 }
@@ -341,6 +357,16 @@ async function cpuPercent(child: ChildProcess, ms: number): Promise<number | nul
   await sleep(ms);
   const after = childCpuMs(child);
   return before === null || after === null ? null : round((100 * (after - before)) / ms, 2);
+}
+
+/** Memory figures of a reading taken after a full GC. */
+function gcFigures(r: ProbeReading): Record<string, number> {
+  return {
+    rss_mib: r.rssMiB,
+    heap_mib: r.heapMiB,
+    heap_total_mib: r.heapTotalMiB,
+    external_mib: r.externalMiB,
+  };
 }
 
 async function widePhase(samples: number, warmup: number): Promise<Record<string, unknown>> {
@@ -358,17 +384,25 @@ async function widePhase(samples: number, warmup: number): Promise<Record<string
       sims.push({ ...sim, port });
     }
     const all = sims.flatMap((s) => s.urls);
-    const eight = all.slice(0, 8);
-    const small = await startGateway({ COMFYUI_URLS: eight.join(',') });
+    // Two instances of each simulator process: the 256-instance gateway's jobs go round all four
+    // processes, so the 8-instance one's (and the direct runs') must too, or the ratio compares
+    // one warm simulator process with four.
+    const eight = sims.flatMap((s) => s.urls.slice(0, 2));
+    const small = await startGateway({ COMFYUI_URLS: eight.join(','), HEALTH_CHECK_INTERVAL_MS: '30000' });
     try {
-      out.eight = await overheadC1(small.url, eight[0] as string, samples, warmup);
+      out.eight = await overheadC1(small, eight, samples, warmup);
     } finally {
       await stopGateway(small);
     }
     const wide = await startGateway({ COMFYUI_URLS: all.join(','), HEALTH_CHECK_INTERVAL_MS: '30000' });
     try {
       out.ready_ms_256 = round(wide.readyMs, 0);
-      out.wide = await overheadC1(wide.url, all[0] as string, samples, warmup);
+      out.wide = await overheadC1(wide, eight, samples, warmup);
+      out.cpu_per_job_ratio_256_vs_8 = round(
+        ((out.wide as { gateway_cpu_ms_per_job: number }).gateway_cpu_ms_per_job ?? Number.NaN) /
+          ((out.eight as { gateway_cpu_ms_per_job: number }).gateway_cpu_ms_per_job ?? Number.NaN),
+        2,
+      );
       out.overhead_ratio_256_vs_8 = round(
         (out.wide as { overhead_p50_ms: number }).overhead_p50_ms /
           (out.eight as { overhead_p50_ms: number }).overhead_p50_ms,
@@ -377,6 +411,9 @@ async function widePhase(samples: number, warmup: number): Promise<Record<string
       await sleep(2000);
       out.idle_cpu_percent_of_core_60s = await cpuPercent(wide.child, 60_000);
       out.rss_mib_256 = rssMiB(wide.child.pid);
+      // After a full GC: what the gateway holds, as against garbage not collected yet.
+      const held = await probe(wide.child, { gc: true });
+      out.after_gc_256 = gcFigures(held);
       out.fds_256 = openFds(wide.child.pid);
       // Half the instances flap: two simulator processes killed, restarted on the same ports, twice.
       const flapCpu: Array<number | null> = [];
@@ -413,6 +450,10 @@ async function widePhase(samples: number, warmup: number): Promise<Record<string
         health_p50_ms: round(percentile(healthMs, 50), 1),
         health_max_ms: round(healthMs.at(-1) ?? Number.NaN, 1),
         rss_mib_after: rssMiB(wide.child.pid),
+        after_gc: await probe(wide.child, { gc: true }).then((r) => ({
+          rss_mib: r.rssMiB,
+          heap_mib: r.heapMiB,
+        })),
       };
     } finally {
       await stopGateway(wide);
@@ -678,6 +719,11 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
   return { data, summary: summarise(data) };
 }
 
+function gcLine(figures: unknown): string {
+  const f = figures as Record<string, number>;
+  return `${f.rss_mib} / ${f.heap_mib} / ${f.heap_total_mib} / ${f.external_mib}`;
+}
+
 function summarise(data: Record<string, unknown>): string {
   const lines = ['| figure | value | target |', '|---|---|---|'];
   const s = data.startup as Record<string, unknown> | undefined;
@@ -698,8 +744,10 @@ function summarise(data: Record<string, unknown>): string {
     const flap = w.flap as Record<string, unknown>;
     lines.push(
       `| c=1 overhead p50, 256 vs 8 instances | ${(w.wide as { overhead_p50_ms: number }).overhead_p50_ms} vs ${(w.eight as { overhead_p50_ms: number }).overhead_p50_ms} ms = ${w.overhead_ratio_256_vs_8}× | ≤ 1.5× |`,
+      `| … gateway CPU per job at c=1, 256 vs 8 instances | ${(w.wide as { gateway_cpu_ms_per_job: number }).gateway_cpu_ms_per_job} vs ${(w.eight as { gateway_cpu_ms_per_job: number }).gateway_cpu_ms_per_job} ms = ${w.cpu_per_job_ratio_256_vs_8}× | reported |`,
       `| idle CPU over 256 instances (60 s) | ${w.idle_cpu_percent_of_core_60s} % of a core | < 5 % |`,
       `| RSS over 256 instances | ${w.rss_mib_256} MiB (after flapping: ${flap.rss_mib_after} MiB) | < 400 MiB |`,
+      `| … after a full GC: RSS / heap used / heap committed / external, before and after flapping | ${gcLine(w.after_gc_256)} MiB; ${gcLine(flap.after_gc)} MiB | reported |`,
       `| half the instances flapping | CPU ${(flap.gateway_cpu_percent_per_15s as number[]).join(' / ')} % per 15 s, max fds ${flap.max_fds}, /health p50 ${flap.health_p50_ms} ms max ${flap.health_max_ms} ms | no storm |`,
     );
   }

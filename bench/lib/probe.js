@@ -77,6 +77,8 @@ if (process.send !== undefined) {
     const reading = {
       rssMiB: Math.round(mem.rss / 2 ** 20),
       heapMiB: Math.round(mem.heapUsed / 2 ** 20),
+      heapTotalMiB: Math.round(mem.heapTotal / 2 ** 20),
+      externalMiB: Math.round(mem.external / 2 ** 20),
       cpuMs: Math.round((cpu.user + cpu.system) / 1000),
       eld: {
         p50: ms(delay.percentile(50)),

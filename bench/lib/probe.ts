@@ -4,6 +4,9 @@
 export interface ProbeReading {
   rssMiB: number;
   heapMiB: number;
+  /** V8 heap committed (used or not), and memory outside it held by JS objects (Buffers, ArrayBuffers). */
+  heapTotalMiB: number;
+  externalMiB: number;
   cpuMs: number;
   /** Event-loop delay since the last reset, in ms. */
   eld: { p50: number; p99: number; max: number; count: number };
