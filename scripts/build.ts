@@ -1,5 +1,6 @@
 // `npm run build` (and npm's `prepare`, so `npm ci` runs it): bundles the gateway into dist/ with esbuild,
-// one ESM entry per command-line entry point plus split chunks for the parts loaded on first use.
+// one ESM entry for the command line and one for src/server (the demo's), plus split chunks for the
+// parts loaded on first use.
 // Why a bundle: `serve` loads ~1,000 modules from the TypeScript sources; resolving, reading and
 // type-stripping each one was more than half of its start-up CPU (README, "Start-up and the bundled build").
 // bin/comfy-gateway.js runs the bundle only while every input it was built from is unchanged
@@ -99,10 +100,10 @@ export async function buildBundle(outdir = join(ROOT, 'dist')): Promise<BundleMa
     plugins: [sourceImportMeta(outdir), entryOverrides()],
   });
   const inputs: BundleManifest['inputs'] = {};
-  // Our own inputs one by one; the bundled packages through npm's record of what it installed
-  // (node_modules/.package-lock.json, rewritten by every npm install and npm ci).
+  // Our own inputs one by one, this script too; the bundled packages through npm's record of what it
+  // installed (node_modules/.package-lock.json, rewritten by every npm install and npm ci).
   const own = Object.keys(result.metafile.inputs).filter((input) => !input.includes('node_modules/'));
-  for (const input of [...own, 'node_modules/.package-lock.json', 'package.json']) {
+  for (const input of [...own, 'scripts/build.ts', 'node_modules/.package-lock.json', 'package.json']) {
     const path = join(ROOT, input);
     const info = await stat(path);
     inputs[relative(ROOT, path)] = [info.size, info.mtimeMs];

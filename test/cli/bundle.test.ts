@@ -129,6 +129,7 @@ test('the manifest of a fresh build lists the sources it bundled and npm’s ins
   };
   assert.ok('src/cli/serve.ts' in manifest.inputs);
   assert.ok('node_modules/.package-lock.json' in manifest.inputs);
+  assert.ok('scripts/build.ts' in manifest.inputs, 'a change to the build itself makes the bundle stale');
   assert.ok(!Object.keys(manifest.inputs).some((input) => input.startsWith('node_modules/fastify')));
   assert.equal(staleReason(outdir), null);
 });
