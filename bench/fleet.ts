@@ -175,6 +175,7 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
   const instances = Number(args.instances ?? 8);
   const delayMs = Number(args['delay-ms'] ?? 10);
   const delaySamples = Number(args['delay-samples'] ?? 60);
+  const cpuProfDir = args['cpu-prof-dir'] ?? null;
   const setups: Setup[] = [
     { name: 'sqlite ×1', store: 'sqlite', gateways: 1 },
     { name: 'redis ×1', store: 'redis', gateways: 1 },
@@ -203,6 +204,8 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
     for (let i = 0; i < count; i++) {
       gateways.push(
         await startGatewayProcess({
+          // --cpu-prof-dir DIR: a CPU profile of each measured gateway (written when it stops).
+          ...(cpuProfDir && tag === 'gw' ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${cpuProfDir}` } : {}),
           COMFYUI_URLS: sim.urls.join(','),
           DATA_DIR: join(dataDir, `${tag}${i}`),
           MAX_QUEUE: '1000000',
@@ -270,7 +273,7 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
 
         // Round trips on the critical path: the same gateways' code behind the delaying proxy.
         let criticalRoundTrips: number | null = null;
-        if (redis) {
+        if (redis && delaySamples > 0) {
           for (const g of gateways) await stopChild(g.child);
           gateways = [];
           const proxy = await delayProxy(redis.url);

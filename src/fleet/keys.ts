@@ -14,6 +14,8 @@ export interface FleetKeys {
   lease(instanceId: string): string;
   /** Webhook outbox: hash of job id → gateway delivering its pending webhook. */
   readonly webhooks: string;
+  /** Jobs run without a queue entry: hash of job id → the gateway that admitted and runs it. */
+  readonly running: string;
   /** Sorted set of live gateway ids scored by their last heartbeat (ms). */
   readonly gateways: string;
   /** Pub/sub channel of one job's events. */
@@ -35,6 +37,7 @@ export function fleetKeys(prefix: string): FleetKeys {
     idempotency: (key) => `${prefix}:idem:${key}`,
     lease: (instanceId) => `${prefix}:lease:${instanceId}`,
     webhooks: `${prefix}:hooks`,
+    running: `${prefix}:running`,
     gateways: `${prefix}:gateways`,
     events: (id) => `${prefix}:ev:${id}`,
     control: `${prefix}:ctl`,

@@ -19,9 +19,16 @@ export class LeasedPool extends EventEmitter implements PoolLike {
   #owned: ReadonlySet<string> = new Set();
   /** Instances not leased, recomputed on lease or membership changes (tryAcquire runs per job). */
   #others: string[] = [];
+  /** Node classes of leased instances (null while loading), for the run-at-once check; bounded by the instances. */
+  #classes = new Map<string, ReadonlySet<string> | null>();
   #forward = {
     capacity: () => this.emit('capacity'),
-    instance: (snapshot: unknown) => this.emit('instance', snapshot),
+    instance: (snapshot: unknown) => {
+      // An instance that went down may come back with other nodes: read them again then.
+      const s = snapshot as Snapshot | undefined;
+      if (s && s.state !== 'healthy') this.#classes.delete(s.id);
+      this.emit('instance', snapshot);
+    },
     added: () => this.#recompute(),
     removed: () => this.#recompute(),
   };
@@ -37,6 +44,7 @@ export class LeasedPool extends EventEmitter implements PoolLike {
   setOwned(owned: ReadonlySet<string>): void {
     this.#owned = new Set(owned);
     this.#recompute();
+    for (const id of this.#owned) this.#loadClasses(id);
     this.emit('capacity');
   }
 
@@ -46,6 +54,7 @@ export class LeasedPool extends EventEmitter implements PoolLike {
   }
 
   #recompute(): void {
+    this.#classes.clear();
     this.#others = this.#pool
       .list()
       .map((s) => s.id)
@@ -57,6 +66,32 @@ export class LeasedPool extends EventEmitter implements PoolLike {
     let n = 0;
     for (const s of this.#pool.list() as Snapshot[]) if (this.#owned.has(s.id)) n += s.maxJobs ?? 1;
     return n;
+  }
+
+  /**
+   * True when a leased, healthy instance has a free slot and every one of `classTypes` now: a job
+   * submitted here can then start at once here. An instance whose nodes are not known yet does not
+   * count (they are read in the background).
+   */
+  hasFreeSlot(classTypes: readonly string[]): boolean {
+    for (const s of this.#pool.list() as Snapshot[]) {
+      if (!this.#owned.has(s.id) || s.state !== 'healthy') continue;
+      if ((s.running ?? 0) + (s.queued ?? 0) >= (s.maxJobs ?? 1)) continue;
+      const classes = this.#classes.get(s.id);
+      if (classes === undefined) this.#loadClasses(s.id);
+      else if (classes !== null && classTypes.every((c) => classes.has(c))) return true;
+    }
+    return false;
+  }
+
+  #loadClasses(id: string): void {
+    this.#classes.set(id, null);
+    this.#pool.nodeDefsFor(id).then(
+      (defs) => {
+        if (this.#classes.get(id) === null) this.#classes.set(id, new Set(Object.keys(defs)));
+      },
+      () => this.#classes.delete(id),
+    );
   }
 
   /** Every instance with "idle" = nothing of this gateway runs on it. */

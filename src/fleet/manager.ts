@@ -82,6 +82,7 @@ export class FleetJobManager extends JobManager {
   #waiting = 0;
   #waitingTimer: NodeJS.Timeout | null = null;
   #outboxTimer: NodeJS.Timeout | null = null;
+  #runningTimer: NodeJS.Timeout | null = null;
   /**
    * Deadlines (/prompt_sync) of jobs admitted here, for while they wait in the fleet's queue; each
    * ends at its deadline or when this gateway sees the job end, so the map is bounded by them.
@@ -99,10 +100,14 @@ export class FleetJobManager extends JobManager {
     this.#clock = options.clock ?? Date.now;
     this.#log = options.logger;
     this.#noInstanceRetryAfterS = options.noInstanceRetryAfterS ?? 5;
-    this.on('terminal', (job: JobRecord) => void this.#completeWhenStored(job.id));
+    this.on('terminal', (job: JobRecord) => {
+      // A job run without an entry: its terminal write clears its running-hash field.
+      if (fleet.store.forgetHere(job.id)) this.#setSlots();
+      else void this.#completeWhenStored(job.id);
+    });
     fleet.leases.on('change', (owned: ReadonlySet<string>) => {
       fleet.pool.setOwned(owned);
-      fleet.queue.setSlots(fleet.pool.slots());
+      this.#setSlots();
       this.#log?.info({ instances: [...owned] }, 'instance leases changed');
     });
     fleet.subscriber.on('message', this.#onControl);
@@ -131,9 +136,57 @@ export class FleetJobManager extends JobManager {
     await this.#f.events.ready();
     await this.#f.leases.start();
     this.#f.pool.setOwned(this.#f.leases.owned);
-    this.#f.queue.setSlots(this.#f.pool.slots());
+    this.#setSlots();
     await this.#refreshWaiting();
     await this.#resumeOutbox();
+    await this.#takeOverRunning();
+  }
+
+  /**
+   * The worker takes at most as many entries as this gateway has slots left beside the jobs it
+   * runs without an entry (so it never holds entries it cannot start while another gateway could).
+   */
+  #setSlots(): void {
+    this.#f.queue.setSlots(Math.max(0, this.#f.pool.slots() - this.#f.store.runningHere));
+  }
+
+  /**
+   * Jobs run without a queue entry by gateways whose heartbeat stopped for a lock time (as long as
+   * a dead gateway's queue entries stay locked) go onto the queue, marked so the gateway that takes
+   * one re-attaches to its prompt or finds it on the instances (checked every quarter lease).
+   */
+  async #takeOverRunning(): Promise<void> {
+    try {
+      const ids = await this.#f.store.claimRunning(this.#clock() - Math.floor(this.#f.leaseMs * 0.75));
+      if (ids.length > 0 && !this.#closed) {
+        this.#log?.info({ jobs: ids.length }, 'fleet: queueing jobs a stopped gateway ran');
+        for (const id of ids) await this.#handOver(id, (await this.#f.store.load(id)) ?? null);
+      }
+    } catch (err) {
+      this.#log?.warn({ err }, 'fleet: could not take over the jobs of a stopped gateway');
+    }
+    if (this.#closed) return;
+    this.#runningTimer = setTimeout(() => void this.#takeOverRunning(), Math.max(100, this.#f.leaseMs / 4));
+    this.#runningTimer.unref();
+  }
+
+  /**
+   * Puts a job run without an entry onto the shared queue (marked: its prompt may be on an
+   * instance) and takes it out of the running hash, in one transaction; an ended or missing job
+   * only leaves the hash.
+   */
+  async #handOver(id: string, job: JobRecord | null): Promise<void> {
+    const { store, queue, keys } = this.#f;
+    store.forgetHere(id);
+    if (!job || isTerminal(job.status)) {
+      await store.dropRunning(id);
+      return;
+    }
+    const results = await queue.addAfter(id, job.priority, undefined, (tx) => tx.hdel(keys.running, id), {
+      retaken: true,
+    });
+    const failed = results.find(([err]) => err);
+    if (failed) throw failed[0];
   }
 
   /**
@@ -195,17 +248,27 @@ export class FleetJobManager extends JobManager {
   async #admit(job: JobRecord, input: SubmitInput): Promise<void> {
     const key = input.idempotencyKey ?? null;
     const { store, queue } = this.#f;
+    const options = { maxQueue: this.#maxQueue, ...queue.waitKeys, entryKey: queue.entryKey(job.id) };
+    if (this.#canRunHere(job, input)) {
+      let admitted: Awaited<ReturnType<RedisJobStore['admitHere']>>;
+      try {
+        admitted = await store.admitHere(job, key, options);
+      } catch (err) {
+        throw new StoreUnavailableError(err);
+      }
+      if (admitted === 'duplicate') throw new IdempotencyKeyReuseError();
+      if (admitted === 'full')
+        throw new QueueFullError(Math.min(60, Math.max(1, Math.ceil(this.#waiting / 10))));
+      this.#runHere(job);
+      return;
+    }
     // One round trip, one transaction: the record first, the queue entry second, so a worker that
     // takes the entry always finds the record; a refused admission makes the add a no-op.
     let results: Array<[Error | null, unknown]>;
     let admitted: ReturnType<RedisJobStore['admitted']>;
     try {
       results = await queue.addAfter(job.id, job.priority, input.extraData, (transaction) =>
-        store.queueAdmission(transaction, job, key, {
-          maxQueue: this.#maxQueue,
-          ...queue.waitKeys,
-          entryKey: queue.entryKey(job.id),
-        }),
+        store.queueAdmission(transaction, job, key, options),
       );
       admitted = store.admitted(job, results[0]);
     } catch (err) {
@@ -226,6 +289,31 @@ export class FleetJobManager extends JobManager {
     this.#admitted.add(job);
     const deadline = job.request.deadline_at;
     if (deadline !== undefined) this.#armQueueDeadline(job, deadline);
+  }
+
+  /**
+   * Whether a job submitted here runs here at once, without a queue entry: nothing waits in the
+   * fleet's queue (as last counted) or here, a leased instance has a free slot for it, and the
+   * worker keeps a slot for entries. BullMQ's add, move to active and completion (three quarters
+   * of a job's Redis commands) and the hop to another gateway are then skipped; a job with
+   * ComfyUI extra_data keeps its entry (the entry is where that travels).
+   */
+  #canRunHere(job: JobRecord, input: SubmitInput): boolean {
+    if (this.#closed || input.extraData || this.#waiting > 0 || super.queued > 0) return false;
+    const { pool, store } = this.#f;
+    return pool.slots() - store.runningHere > 1 && pool.hasFreeSlot(job.class_types);
+  }
+
+  /** Runs a job admitted to run here (named in the running hash) from memory. */
+  #runHere(job: JobRecord): void {
+    this.#setSlots();
+    this.adopt(job);
+    if (this.#cancels.has(job.id) && this.holds(job.id)) this.cancel(job.id);
+    // Not adopted: this gateway is stopping; the queue takes the job.
+    if (!this.holds(job.id) && !isTerminal(job.status))
+      this.#handOver(job.id, job).catch((err: unknown) =>
+        this.#log?.warn({ err, job_id: job.id }, 'fleet: could not queue a job at shutdown'),
+      );
   }
 
   /**
@@ -483,7 +571,12 @@ export class FleetJobManager extends JobManager {
   override close(options: { graceMs?: number } = {}): Promise<void> {
     this.#closingFleet ??= (async () => {
       this.#closed = true;
-      for (const timer of [this.#waitingTimer, this.#outboxTimer, ...this.#deadlines.values()])
+      for (const timer of [
+        this.#waitingTimer,
+        this.#outboxTimer,
+        this.#runningTimer,
+        ...this.#deadlines.values(),
+      ])
         if (timer) clearTimeout(timer);
       this.#deadlines.clear();
       const f = this.#f;
@@ -491,6 +584,15 @@ export class FleetJobManager extends JobManager {
       await super.close(options);
       await f.store.drain(AbortSignal.timeout(options.graceMs ?? 5000));
       for (const id of [...this.#held.keys()]) this.#release(id, 'handback');
+      // Jobs run here without an entry get one now, so other gateways take them at once.
+      for (const id of f.store.runningHereIds()) {
+        await this.#handOver(id, f.store.get(id) ?? null).catch((err: unknown) =>
+          this.#log?.warn(
+            { err, job_id: id },
+            'fleet: could not hand a job over; the fleet takes it after the lease',
+          ),
+        );
+      }
       await f.leases.close();
       await f.queue.close();
       f.subscriber.off('message', this.#onControl);

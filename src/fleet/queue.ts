@@ -10,6 +10,8 @@ import type { FleetKeys } from './keys.ts';
 /** What travels with a queue entry (never stored with the job: ComfyUI extra_data). */
 export interface EntryData {
   x?: Record<string, unknown>;
+  /** Set on the entry of a job a gateway ran without one and handed over: its prompt may be on an instance. */
+  r?: 1;
 }
 
 /** One entry a gateway took. */
@@ -91,6 +93,7 @@ export class FleetQueue {
     priority: number,
     extraData: Record<string, unknown> | undefined,
     before: (transaction: ReturnType<Redis['multi']>) => void,
+    options: { retaken?: boolean } = {},
   ): Promise<Array<[Error | null, unknown]>> {
     // BullMQ's scripts are on the connection once the queue is ready; its own view of the
     // connection (the same object BullMQ uses) gives a transaction its add script can run on.
@@ -102,7 +105,7 @@ export class FleetQueue {
     const entry = new Job<EntryData>(
       this.queue,
       'job',
-      extraData ? { x: extraData } : {},
+      { ...(extraData ? { x: extraData } : {}), ...(options.retaken ? { r: 1 as const } : {}) },
       { ...ENTRY_OPTIONS, jobId: id, priority: Math.max(1, Math.min(2_097_152, PRIORITY_BASE - priority)) },
       id,
     );
@@ -123,9 +126,21 @@ export class FleetQueue {
     return this.queue.getJobCountByTypes('wait', 'prioritized');
   }
 
-  /** How many entries this gateway holds at most (its free + busy slots); 0 pauses taking. */
+  /**
+   * How many entries this gateway holds at most (its slots less those its jobs without an entry
+   * use); 0 pauses taking.
+   */
   setSlots(slots: number): void {
     if (this.#closing) return;
+    if (slots > this.#worker.concurrency && this.#running && !this.#paused) {
+      this.#worker.concurrency = slots;
+      // BullMQ's loop re-reads its concurrency only when a held entry ends: wake it as its own
+      // resume() does, or entries would wait while this gateway has free slots.
+      (this.#worker as unknown as { mainLoopQueue?: { add(p: Promise<unknown>): void } }).mainLoopQueue?.add(
+        Promise.resolve(),
+      );
+      return;
+    }
     if (slots > 0) this.#worker.concurrency = slots;
     if (slots > 0 && !this.#running) {
       this.#running = true;
@@ -150,7 +165,7 @@ export class FleetQueue {
       ? await process({
           id: job.id as string,
           extraData: job.data?.x,
-          retaken: job.attemptsStarted > 1 || job.stalledCounter > 0,
+          retaken: job.attemptsStarted > 1 || job.stalledCounter > 0 || job.data?.r === 1,
         })
       : 'handback';
     if (outcome === 'handback' && token) {

@@ -28,10 +28,13 @@ import type { FleetKeys } from './keys.ts';
 export type Admission = 'ok' | 'duplicate' | 'full';
 
 // KEYS: job, index, idempotency (or the job key when there is none), BullMQ wait, BullMQ prioritized,
-// the job's BullMQ entry. ARGV: id, status, state, workflow, created_at, max queue, idempotency
-// TTL, has-key flag. It runs just before BullMQ's add of the entry, in the same transaction: a
-// refusal leaves a short-lived placeholder under the entry's id, so that add is a no-op (BullMQ
-// ignores a job id it already has) and a refused job never reaches the queue.
+// the job's BullMQ entry, the fleet's running hash. ARGV: id, status, state, workflow, created_at,
+// max queue, idempotency TTL, has-key flag, gateway id ('' unless the admitting gateway runs the
+// job at once, without a queue entry: it is then named in the running hash, atomically with the
+// record, so the fleet takes the job over if that gateway dies). Otherwise it runs just before
+// BullMQ's add of the entry, in the same transaction: a refusal leaves a short-lived placeholder
+// under the entry's id, so that add is a no-op (BullMQ ignores a job id it already has) and a
+// refused job never reaches the queue.
 const ADMIT = `
 local refused = nil
 if ARGV[8] == '1' and redis.call('EXISTS', KEYS[3]) == 1 then refused = 'duplicate'
@@ -44,6 +47,7 @@ end
 if ARGV[8] == '1' then redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[7]) end
 redis.call('HSET', KEYS[1], 's', ARGV[2], 'd', ARGV[3], 'w', ARGV[4])
 redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
+if ARGV[9] ~= '' then redis.call('HSET', KEYS[7], ARGV[1], ARGV[9]) end
 return 'ok'`;
 
 // KEYS: job. Sets the cancel flag of an existing record only.
@@ -51,22 +55,27 @@ const FLAG = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 return redis.call('HSET', KEYS[1], 'c', '1')`;
 
-// KEYS: job, webhook outbox. ARGV: status, state, TTL ms (0 = none), webhook ('1' pending, '0'
-// none pending any more, '' never had one), gateway id, job id. -1: the record is gone; 0: it
-// ended with another status. A terminal record takes writes of its own status only (the
-// deliveries of its webhook); the outbox names the gateway delivering a pending webhook.
+// KEYS: job, webhook outbox, running hash. ARGV: status, state, TTL ms (0 = none: a terminal
+// state has one), webhook ('1' pending, '0' none pending any more, '' never had one), gateway id,
+// job id. -1: the record is gone; 0: it ended with another status. A terminal record takes writes
+// of its own status only (the deliveries of its webhook); the outbox names the gateway delivering a
+// pending webhook. A job's terminal state takes it out of the running hash in the same step.
 const SAVE = `
 local cur = redis.call('HGET', KEYS[1], 's')
 if not cur then return -1 end
 if cur ~= ARGV[1] and (cur == 'succeeded' or cur == 'failed' or cur == 'canceled' or cur == 'expired') then return 0 end
 redis.call('HSET', KEYS[1], 's', ARGV[1], 'd', ARGV[2])
-if ARGV[3] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+if ARGV[3] ~= '0' then
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  redis.call('HDEL', KEYS[3], ARGV[6])
+end
 if ARGV[4] == '1' then redis.call('HSET', KEYS[2], ARGV[6], ARGV[5])
 elseif ARGV[4] == '0' then redis.call('HDEL', KEYS[2], ARGV[6]) end
 return 1`;
 
-// KEYS: webhook outbox, gateways. ARGV: gateway id, heartbeat cutoff (ms), most to claim.
-// Claims the pending webhooks of gateways without a heartbeat since the cutoff (dead or gone).
+// KEYS: a hash of job id → gateway (the webhook outbox, or the running hash), gateways. ARGV:
+// gateway id, heartbeat cutoff (ms), most to claim. Claims the entries of gateways without a
+// heartbeat since the cutoff (dead or gone): they name the claimer from then on.
 const CLAIM = `
 local entries = redis.call('HGETALL', KEYS[1])
 local alive = {}
@@ -87,18 +96,29 @@ for i = 1, #entries, 2 do
 end
 return out`;
 
-// KEYS: job, index. ARGV: id, status, state, workflow, created_at, TTL ms (0 = none).
+// KEYS: job, index, running hash. ARGV: id, status, state, workflow, created_at, TTL ms (0 =
+// none), gateway id ('' unless it runs the job without a queue entry).
 const RESTORE = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 's', ARGV[2], 'd', ARGV[3], 'w', ARGV[4])
 redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
-if ARGV[6] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[6]) end
+if ARGV[6] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[6])
+elseif ARGV[7] ~= '' then redis.call('HSET', KEYS[3], ARGV[1], ARGV[7]) end
 return 1`;
 
 /** A transaction (MULTI) that commands can be queued on. */
 type Transaction = ReturnType<Redis['multi']>;
 
+/** What an admission checks besides the record: the fleet-wide bound and BullMQ's keys. */
+export interface AdmitOptions {
+  maxQueue: number;
+  waitKey: string;
+  prioritizedKey: string;
+  entryKey: string;
+}
+
 type FleetRedis = Redis & {
+  cgwAdmit(...args: Array<string | number>): Promise<Admission>;
   cgwSave(...args: Array<string | number>): Promise<number>;
   cgwClaim(...args: Array<string | number>): Promise<string[]>;
   cgwRestore(...args: Array<string | number>): Promise<number>;
@@ -151,6 +171,8 @@ export class RedisJobStore extends EventEmitter implements JobStore {
   #pending = new Map<string, JobRecord>();
   /** Jobs whose record must be written whole (Redis lost it). */
   #restore = new Set<string>();
+  /** Jobs this gateway admitted and runs without a queue entry (named in the running hash). */
+  #here = new Set<string>();
   #publishes: Array<[string, string]> = [];
   #waiters: Array<{ resolve: () => void; reject: (err: unknown) => void }> = [];
   #timer: NodeJS.Immediate | null = null;
@@ -168,9 +190,10 @@ export class RedisJobStore extends EventEmitter implements JobStore {
     this.#cache = new LRUCache({ max: options.cacheSize ?? 10_000 });
     const r = this.#redis;
     if (typeof r.cgwSave !== 'function') {
-      r.defineCommand('cgwSave', { numberOfKeys: 2, lua: SAVE });
+      r.defineCommand('cgwAdmit', { numberOfKeys: 7, lua: ADMIT });
+      r.defineCommand('cgwSave', { numberOfKeys: 3, lua: SAVE });
       r.defineCommand('cgwClaim', { numberOfKeys: 2, lua: CLAIM });
-      r.defineCommand('cgwRestore', { numberOfKeys: 2, lua: RESTORE });
+      r.defineCommand('cgwRestore', { numberOfKeys: 3, lua: RESTORE });
       r.defineCommand('cgwFlag', { numberOfKeys: 1, lua: FLAG });
     }
     // Writes that failed while Redis was away go out as soon as it is back.
@@ -196,27 +219,9 @@ export class RedisJobStore extends EventEmitter implements JobStore {
     transaction: Transaction,
     job: JobRecord,
     idempotencyKey: string | null,
-    options: { maxQueue: number; waitKey: string; prioritizedKey: string; entryKey: string },
+    options: AdmitOptions,
   ): void {
-    const k = this.#keys;
-    transaction.eval(
-      ADMIT,
-      6,
-      k.job(job.id),
-      k.index,
-      idempotencyKey ? k.idempotency(idempotencyKey) : k.job(job.id),
-      options.waitKey,
-      options.prioritizedKey,
-      options.entryKey,
-      job.id,
-      job.status,
-      stateJson(job),
-      JSON.stringify(job.workflow),
-      job.created_at,
-      options.maxQueue,
-      IDEMPOTENCY_TTL_MS,
-      idempotencyKey ? '1' : '0',
-    );
+    transaction.eval(ADMIT, 7, ...this.#admitArgs(job, idempotencyKey, options, ''));
   }
 
   /** The answer of an admission queued with queueAdmission(); throws its error. */
@@ -226,6 +231,79 @@ export class RedisJobStore extends EventEmitter implements JobStore {
     this.#writes++;
     if (result === 'ok') this.#cache.set(job.id, job);
     return result as Admission;
+  }
+
+  /**
+   * Admits a job this gateway runs at once, without a queue entry: the same checks and record as
+   * queueAdmission(), and this gateway named in the fleet's running hash (one script, one round
+   * trip). Rejects when Redis cannot be reached.
+   */
+  async admitHere(job: JobRecord, idempotencyKey: string | null, options: AdmitOptions): Promise<Admission> {
+    const result = await this.#redis.cgwAdmit(
+      ...this.#admitArgs(job, idempotencyKey, options, this.#gatewayId),
+    );
+    this.#writes++;
+    if (result === 'ok') {
+      this.#cache.set(job.id, job);
+      this.#here.add(job.id);
+    }
+    return result;
+  }
+
+  #admitArgs(
+    job: JobRecord,
+    idempotencyKey: string | null,
+    options: AdmitOptions,
+    runner: string,
+  ): Array<string | number> {
+    const k = this.#keys;
+    return [
+      k.job(job.id),
+      k.index,
+      idempotencyKey ? k.idempotency(idempotencyKey) : k.job(job.id),
+      options.waitKey,
+      options.prioritizedKey,
+      options.entryKey,
+      k.running,
+      job.id,
+      job.status,
+      stateJson(job),
+      JSON.stringify(job.workflow),
+      job.created_at,
+      options.maxQueue,
+      IDEMPOTENCY_TTL_MS,
+      idempotencyKey ? '1' : '0',
+      runner,
+    ];
+  }
+
+  /** Jobs this gateway runs without a queue entry (admitted here at once, not yet ended or handed over). */
+  get runningHere(): number {
+    return this.#here.size;
+  }
+
+  /** Ids of the jobs this gateway runs without a queue entry. */
+  runningHereIds(): string[] {
+    return [...this.#here];
+  }
+
+  /** A job run without a queue entry ended here (its terminal write clears the running hash) or was handed over. */
+  forgetHere(id: string): boolean {
+    return this.#here.delete(id);
+  }
+
+  /** Takes a job out of the running hash (it ended, or its record is gone). */
+  async dropRunning(id: string): Promise<void> {
+    await this.#redis.hdel(this.#keys.running, id);
+  }
+
+  /**
+   * Claims (at most `max`) jobs that gateways without a heartbeat since `cutoff` ran without a
+   * queue entry; they name this gateway in the running hash until handed to the queue.
+   */
+  async claimRunning(cutoff: number, max = 100): Promise<string[]> {
+    const k = this.#keys;
+    return this.#redis.cgwClaim(k.running, k.gateways, this.#gatewayId, cutoff, max);
   }
 
   /** Reads a job from Redis (and refreshes the local copy); undefined when unknown. */
@@ -479,17 +557,20 @@ export class RedisJobStore extends EventEmitter implements JobStore {
           pipeline.cgwRestore(
             k.job(job.id),
             k.index,
+            k.running,
             job.id,
             job.status,
             stateJson(job),
             JSON.stringify(job.workflow),
             job.created_at,
             ttlOf(job, now),
+            this.#here.has(job.id) ? this.#gatewayId : '',
           );
         }
         pipeline.cgwSave(
           k.job(job.id),
           k.webhooks,
+          k.running,
           job.status,
           stateJson(job),
           ttlOf(job, now),

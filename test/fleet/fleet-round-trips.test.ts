@@ -1,6 +1,7 @@
-// What a job costs in Redis on one gateway, counted by a redis-server of the test's own (INFO
-// commandstats; nothing else uses it): the job's record is read back only when another gateway
-// could have written it, and its admission and queue entry go out together.
+// What a job costs in Redis on one gateway, watched on a redis-server of the test's own (INFO
+// commandstats and MONITOR; nothing else uses it): a job the gateway can start at once never
+// touches the queue; one that waits has its admission and queue entry go out together, is not read
+// back by the gateway that admitted it, and its entry is completed after its terminal state is stored.
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -29,70 +30,144 @@ describe('Redis commands of a job on one gateway', { skip: unavailable || false 
   let client: Redis;
   let sim: Simulator;
   let dir: string;
-  let gateway: Gateway;
+  const gateways: Gateway[] = [];
+
+  /** A gateway on the private Redis with a prefix of its own; `env` overrides settings. */
+  async function gateway(name: string, env: Record<string, string> = {}): Promise<[Gateway, string]> {
+    const prefix = testPrefix(name);
+    const config = loadConfig({
+      COMFYUI_URLS: sim.instances.map((s) => s.url).join(','),
+      REDIS_URL: redis.url,
+      REDIS_KEY_PREFIX: prefix,
+      DATA_DIR: join(dir, name),
+      STORAGE_URL: `file://${join(dir, 'storage')}`,
+      ...env,
+    });
+    const g = await startGateway(Object.freeze({ ...config, port: 0, host: '127.0.0.1' }), {
+      logger: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
+    });
+    gateways.push(g);
+    return [g, prefix];
+  }
 
   before(async () => {
     redis = await startPrivateRedis();
     client = new Redis(redis.url);
     sim = await startSimulator({ port: 0, instances: 1, nodeDelayMs: 0 });
     dir = await mkdtemp(join(tmpdir(), 'gw-fleet-rt-'));
-    const config = loadConfig({
-      COMFYUI_URLS: sim.instances.map((s) => s.url).join(','),
-      REDIS_URL: redis.url,
-      REDIS_KEY_PREFIX: testPrefix('rt'),
-      DATA_DIR: dir,
-      STORAGE_URL: `file://${join(dir, 'storage')}`,
-    });
-    gateway = await startGateway(Object.freeze({ ...config, port: 0, host: '127.0.0.1' }), {
-      logger: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
-    });
   });
 
   after(async () => {
-    await gateway?.close();
+    for (const g of gateways) await g.close();
     client?.disconnect();
     await redis?.stop();
     await sim?.close();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  test('a job the admitting gateway takes itself is never read back; admission and entry are one transaction; the entry is completed after the terminal state is stored', async () => {
-    const run = async (tag: string) => {
-      const res = await fetch(`${gateway.url}/api/v2/jobs?wait=10`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ workflow: invertPrompt(tag) }),
-      });
-      assert.equal(((await res.json()) as { status: string }).status, 'succeeded');
-    };
-    await run('warm');
-    // Reads of job records sent by the gateway (not those inside BullMQ's scripts).
-    const monitor = await client.duplicate().monitor();
-    const reads: string[] = [];
-    // Per job, in Redis's order: its terminal state written, its queue entry completed.
-    const order: string[] = [];
-    monitor.on('monitor', (_time: string, args: string[], source: string) => {
-      const [name, key, ...rest] = args.map(String);
-      if (source !== 'lua' && name?.toLowerCase() === 'hmget' && key?.includes(':job:'))
-        reads.push(args.join(' '));
-      if (source !== 'lua') return;
-      if (name === 'HSET' && key?.includes(':job:') && rest[1] === 'succeeded')
-        order.push(`stored ${key.slice(key.lastIndexOf(':') + 1)}`);
-      if (name === 'LREM' && key?.endsWith(':active')) order.push(`completed ${rest[1]}`);
+  /** POST /api/v2/jobs?wait=10 of one small prompt at `g`; asserts it succeeded. */
+  const run = async (g: Gateway, tag: string) => {
+    const res = await fetch(`${g.url}/api/v2/jobs?wait=10`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ workflow: invertPrompt(tag) }),
     });
-    const before = await commandCalls(client);
-    const jobs = 5;
+    const job = (await res.json()) as { id: string; status: string };
+    assert.equal(job.status, 'succeeded');
+    return job.id;
+  };
+
+  /** Every command Redis runs while `work` runs, as [source ('lua' or a client), name, ...args]. */
+  async function monitored(work: () => Promise<void>): Promise<string[][]> {
+    const monitor = await client.duplicate().monitor();
+    const seen: string[][] = [];
+    monitor.on('monitor', (_time: string, args: string[], source: string) => {
+      seen.push([source === 'lua' ? 'lua' : 'client', ...args.map(String)]);
+    });
     try {
-      for (let i = 0; i < jobs; i++) await run(`j${i}`);
+      await work();
       await new Promise((r) => setTimeout(r, 200));
     } finally {
       monitor.disconnect();
     }
+    return seen;
+  }
+
+  test('a job the gateway can start at once runs without a queue entry: one admission script, no queue command, never read back', async () => {
+    const [g, prefix] = await gateway('here');
+    await run(g, 'warm');
+    const ids: string[] = [];
+    const before = await commandCalls(client);
+    const seen = await monitored(async () => {
+      for (let i = 0; i < 5; i++) ids.push(await run(g, `h${i}`));
+    });
+    const now = await commandCalls(client);
+    for (const id of ids) {
+      const about = seen.filter((c) => c.some((a) => a.includes(id)));
+      // BullMQ never heard of it: no command on its queue's keys names the job (the admission
+      // script gets the name its entry would have, to mark a refusal).
+      assert.deepEqual(
+        about.filter(
+          ([source, name, ...args]) =>
+            !(source === 'client' && /^eval/i.test(name ?? '')) &&
+            args.some((a) => a.includes(`${prefix}:bull:`)),
+        ),
+        [],
+        'no queue entry',
+      );
+      // Its record with the workflow is never read back.
+      assert.deepEqual(
+        about.filter(
+          ([source, name, key]) =>
+            source === 'client' && name?.toLowerCase() === 'hmget' && key?.includes(':job:'),
+        ),
+        [],
+      );
+      // Named in the running hash at admission; taken out by the script that stores its end.
+      const running = about.filter(
+        ([, name, key]) => key === `${prefix}:running` && /^H(SET|DEL)$/i.test(name ?? ''),
+      );
+      assert.deepEqual(
+        running.map(([source, name]) => `${source} ${name?.toUpperCase()}`),
+        ['lua HSET', 'lua HDEL'],
+      );
+      const stored = about.findIndex(
+        ([source, name, , ...rest]) => source === 'lua' && name === 'HSET' && rest[1] === 'succeeded',
+      );
+      assert.ok(stored >= 0 && about.indexOf(running[1] as string[]) === stored + 2, JSON.stringify(about));
+    }
+    assert.equal((now.exec ?? 0) - (before.exec ?? 0), 0, 'no transaction');
+    assert.equal(await client.hlen(`${prefix}:running`), 0);
+  });
+
+  test('a job that has to wait goes through the queue: admission and entry in one transaction, never read back, entry completed after the terminal state is stored', async () => {
+    // One slot: the gateway keeps it for queue entries, so every job takes the queue.
+    const [g] = await gateway('queued', { MAX_JOBS_PER_INSTANCE: '1' });
+    await run(g, 'warm');
+    const before = await commandCalls(client);
+    const jobs = 5;
+    const seen = await monitored(async () => {
+      for (let i = 0; i < jobs; i++) await run(g, `j${i}`);
+    });
     const now = await commandCalls(client);
     // The record with its workflow is read only by a gateway that did not admit the job.
-    assert.deepEqual(reads, []);
+    assert.deepEqual(
+      seen.filter(
+        ([source, name, key]) =>
+          source === 'client' && name?.toLowerCase() === 'hmget' && key?.includes(':job:'),
+      ),
+      [],
+    );
     assert.equal((now.exec ?? 0) - (before.exec ?? 0), jobs, 'one MULTI per submission');
-    // A gateway killed between the two must not leave a record that never ends without an entry.
+    // Per job, in Redis's order: its terminal state written, its queue entry completed. A gateway
+    // killed between the two must not leave a record that never ends without an entry.
+    const order: string[] = [];
+    for (const [source, name, key, ...rest] of seen) {
+      if (source !== 'lua') continue;
+      if (name === 'HSET' && key?.includes(':job:') && rest[1] === 'succeeded')
+        order.push(`stored ${key.slice(key.lastIndexOf(':') + 1)}`);
+      if (name === 'LREM' && key?.endsWith(':active')) order.push(`completed ${rest[1]}`);
+    }
     const completed = order.filter((o) => o.startsWith('completed '));
     assert.equal(completed.length, jobs, JSON.stringify(order));
     for (const c of completed) {

@@ -195,6 +195,53 @@ describe('fleet of three gateways on Redis', { skip: unavailable || false }, () 
     for (const id of ids) assert.equal(seen.get(id), 1, `prompt ${id} in ${seen.get(id) ?? 0} histories`);
   });
 
+  test('a job a gateway ran without a queue entry is queued again when that gateway dies, re-attached and run once', async () => {
+    // After the kill above: two gateways left. A job submitted to one with an idle instance runs
+    // there at once, without a queue entry; the running hash names its gateway.
+    const survivors = gateways.filter((g) => g.child.exitCode === null && g.child.signalCode === null);
+    assert.equal(survivors.length, 2);
+    const [victim, heir] = survivors as [GatewayProcess, GatewayProcess];
+    // The fleet's queue is empty again (each gateway counts it once a second).
+    assert.equal(
+      (await post(victim, { workflow: invertPrompt('calm') }, {}, '?wait=20')).body.status,
+      'succeeded',
+    );
+    await new Promise((r) => setTimeout(r, 1100));
+    for (const instance of sim.instances) instance.setFaults({ neverStart: true });
+    try {
+      const { status, body } = await post(victim, { workflow: invertPrompt('orphan') });
+      assert.equal(status, 201, JSON.stringify(body));
+      const id = body.id as string;
+      const owner = await redis.hget(`${prefix}:running`, id);
+      assert.ok(owner?.includes(`:${victim.pid}:`), `run by the gateway that admitted it: ${owner}`);
+      assert.equal(await redis.exists(`${prefix}:bull:jobs:${id}`), 0, 'no queue entry');
+      await until(async () => (await getJob(heir, id)).instance_id !== null, 10_000, 'on an instance');
+      const killedAt = Date.now();
+      victim.child.kill('SIGKILL');
+      await victim.exited;
+      for (const instance of sim.instances) instance.clearFaults();
+      await until(
+        async () => (await redis.hget(`${prefix}:running`, id)) === null,
+        LEASE_MS * 3,
+        'taken over',
+      );
+      const takenMs = Date.now() - killedAt;
+      assert.ok(takenMs <= LEASE_MS + 1500, `taken over after ${takenMs} ms (bound ${LEASE_MS} ms)`);
+      await until(async () => (await getJob(heir, id)).status === 'succeeded', 20_000, 'it succeeded');
+      let runs = 0;
+      for (const instance of sim.instances) {
+        const history = (await (await fetch(`${instance.url}/history/${id}`)).json()) as Record<
+          string,
+          unknown
+        >;
+        if (history[id]) runs++;
+      }
+      assert.equal(runs, 1, 'its prompt ran on one instance, once');
+    } finally {
+      for (const instance of sim.instances) instance.clearFaults();
+    }
+  });
+
   /** Polls every job at `g` until all are terminal (bounded). */
   async function settled(g: GatewayProcess, ids: string[]): Promise<Json[]> {
     const deadline = Date.now() + 30_000;
