@@ -101,9 +101,10 @@ export class FleetJobManager extends JobManager {
     this.#log = options.logger;
     this.#noInstanceRetryAfterS = options.noInstanceRetryAfterS ?? 5;
     this.on('terminal', (job: JobRecord) => {
-      // A job run without an entry: its terminal write clears its running-hash field.
+      // A job run without an entry: its terminal write clears its running-hash field. It may
+      // still have an entry held here (queued by a gateway that took this one for dead).
       if (fleet.store.forgetHere(job.id)) this.#setSlots();
-      else void this.#completeWhenStored(job.id);
+      void this.#completeWhenStored(job.id);
     });
     fleet.leases.on('change', (owned: ReadonlySet<string>) => {
       fleet.pool.setOwned(owned);

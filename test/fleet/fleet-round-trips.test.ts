@@ -79,7 +79,7 @@ describe('Redis commands of a job on one gateway', { skip: unavailable || false 
 
   /** Every command Redis runs while `work` runs, as [source ('lua' or a client), name, ...args]. */
   async function monitored(work: () => Promise<void>): Promise<string[][]> {
-    const monitor = await client.duplicate().monitor();
+    const monitor = await client.monitor();
     const seen: string[][] = [];
     monitor.on('monitor', (_time: string, args: string[], source: string) => {
       seen.push([source === 'lua' ? 'lua' : 'client', ...args.map(String)]);
