@@ -75,6 +75,11 @@ export class FleetJobManager extends JobManager {
   #lastAdmission: Promise<void> | null = null;
   /** Jobs admitted here: when this gateway takes their entry first, their record is in memory. */
   #admitted = new WeakSet<JobRecord>();
+  /**
+   * Jobs whose admission transaction is out: the worker may take the entry before the reply is
+   * handled (another connection), and the record is in memory already (it read it back then).
+   */
+  #sent = new Map<string, JobRecord>();
   /** Cancels heard over the control channel for jobs not held here (yet): a take checks them. */
   #cancels = new LRUCache<string, true>({ max: 10_000 });
   /** Queue entries this gateway holds, by job id (more than one when an entry came back to us). */
@@ -267,6 +272,9 @@ export class FleetJobManager extends JobManager {
     // takes the entry always finds the record; a refused admission makes the add a no-op.
     let results: Array<[Error | null, unknown]>;
     let admitted: ReturnType<RedisJobStore['admitted']>;
+    // A taken entry means the admission went through (a refusal makes the add a no-op).
+    this.#admitted.add(job);
+    this.#sent.set(job.id, job);
     try {
       results = await queue.addAfter(job.id, job.priority, input.extraData, (transaction) =>
         store.queueAdmission(transaction, job, key, options),
@@ -274,6 +282,8 @@ export class FleetJobManager extends JobManager {
       admitted = store.admitted(job, results[0]);
     } catch (err) {
       throw new StoreUnavailableError(err);
+    } finally {
+      this.#sent.delete(job.id);
     }
     if (admitted === 'duplicate') throw new IdempotencyKeyReuseError();
     if (admitted === 'full')
@@ -287,7 +297,6 @@ export class FleetJobManager extends JobManager {
       if (key) this.#f.store.releaseIdempotencyKey(key);
       throw new StoreUnavailableError(addError);
     }
-    this.#admitted.add(job);
     const deadline = job.request.deadline_at;
     if (deadline !== undefined) this.#armQueueDeadline(job, deadline);
   }
@@ -488,7 +497,7 @@ export class FleetJobManager extends JobManager {
    */
   #takenHere(entry: TakenEntry): { job: JobRecord; cancel: boolean } | null {
     if (entry.retaken) return null;
-    const job = this.#f.store.get(entry.id);
+    const job = this.#sent.get(entry.id) ?? this.#f.store.get(entry.id);
     if (!job || !this.#admitted.has(job) || job.status !== 'queued') return null;
     return { job, cancel: false };
   }
