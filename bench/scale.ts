@@ -613,8 +613,9 @@ async function clientsPhase(
       inFlight.push(waiting);
     }, 500);
     const t0 = performance.now();
-    const steadyFrom = t0 + rampS * 1000;
-    const stopAt = steadyFrom + steadyS * 1000;
+    // Moved to the ramp's actual end once every client has arrived.
+    let steadyFrom = Number.POSITIVE_INFINITY;
+    let stopAt = Number.POSITIVE_INFINITY;
     let jobs = 0;
     let doneInSteady = 0;
     const finished = () => {
@@ -676,18 +677,27 @@ async function clientsPhase(
         finished();
       } while (performance.now() < stopAt);
     };
-    // Arrivals spread evenly over the ramp, waiters and streams interleaved.
+    // Arrivals spread evenly over the ramp, waiters and streams interleaved: a fixed number per 10 ms
+    // tick. A late tick does not catch up with a burst (independent clients would not), it stretches
+    // the ramp, which is reported.
     const clients: Array<Promise<void>> = [];
     const total = waiters + sse;
     const every = Math.max(1, Math.floor(total / Math.max(1, sse)));
+    const perTick = total / Math.max(1, rampS * 100);
     let streamers = 0;
-    for (let i = 0; i < total; i++) {
-      const wait = t0 + (i * rampS * 1000) / total - performance.now();
-      if (wait > 1) await sleep(wait);
-      const stream = sse > 0 && i % every === 0 && streamers < sse;
-      if (stream) streamers++;
-      clients.push(stream ? streamer() : waiter());
+    let due = 0;
+    for (let i = 0; i < total; ) {
+      due += perTick;
+      for (; i < Math.min(total, Math.floor(due)); i++) {
+        const stream = sse > 0 && i % every === 0 && streamers < sse;
+        if (stream) streamers++;
+        clients.push(stream ? streamer() : waiter());
+      }
+      await sleep(10);
     }
+    steadyFrom = performance.now();
+    stopAt = steadyFrom + steadyS * 1000;
+    const rampMs = steadyFrom - t0;
     await Promise.all(clients);
     const elapsedMs = performance.now() - t0;
     clearInterval(sampler);
@@ -702,6 +712,7 @@ async function clientsPhase(
       websockets_still_open: open,
       instances,
       ramp_s: rampS,
+      ramp_s_actual: round(rampMs / 1000, 1),
       steady_s: steadyS,
       jobs,
       errors,
@@ -802,7 +813,7 @@ function summarise(data: Record<string, unknown>): string {
     const h = c.health as Record<string, number>;
     const ho = c.health_own_listener as Record<string, number>;
     lines.push(
-      `| ${c.waiters} ?wait + ${c.sse_streams} SSE + ${c.websockets} WS held (ramp ${c.ramp_s} s, steady ${c.steady_s} s), ${c.jobs_per_second_steady} jobs/s | ${c.errors} errors${
+      `| ${c.waiters} ?wait + ${c.sse_streams} SSE + ${c.websockets} WS held (ramp ${c.ramp_s} s, took ${c.ramp_s_actual} s; steady ${c.steady_s} s), ${c.jobs_per_second_steady} jobs/s | ${c.errors} errors${
         c.errors
           ? ` (${Object.entries(c.errors_by_kind as Record<string, number>)
               .map(([k, n]) => `${k}: ${n}`)
