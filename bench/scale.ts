@@ -45,7 +45,7 @@ import {
   stopChild,
 } from './lib/measure.ts';
 import { promptSync } from './lib/gateway.ts';
-import type { ProbeReading } from './lib/probe.ts';
+import type { ProbeReading, SyncStats } from './lib/probe.ts';
 import type { BenchResult } from './run.ts';
 
 export const description =
@@ -78,6 +78,8 @@ async function startGateway(
       '--expose-gc',
       // BENCH_CPU_PROF=<dir>: a V8 CPU profile of each gateway, written there when it exits.
       ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []),
+      // BENCH_GATEWAY_ARGS: more Node options for the gateways only (e.g. --max-semi-space-size=4).
+      ...(process.env.BENCH_GATEWAY_ARGS?.split(' ').filter(Boolean) ?? []),
       '--import',
       './bench/lib/probe.js',
       'bin/comfy-gateway.js',
@@ -724,6 +726,7 @@ async function clientsPhase(
       rss_max_mib: Math.max(...rss),
       event_loop_delay_ms: reading.eld,
       sync_call_ms: reading.sync,
+      gc_pause_ms: reading.gc,
       health: healthStats(mainHealth),
       health_own_listener: healthStats(ownHealth),
     };
@@ -821,6 +824,7 @@ function summarise(data: Record<string, unknown>): string {
           : ''
       }, RSS max ${c.rss_max_mib} MiB, loop delay p99 ${eld.p99} ms (max ${eld.max}), /health p99 ${h.p99_ms} ms (max ${h.max_ms}, ${h.over_50ms} of ${h.probes} over 50 ms); on HEALTH_PORT p99 ${ho.p99_ms} ms (max ${ho.max_ms}, ${ho.over_50ms} over 50 ms) | 0 errors, < 1 GiB, < 20 ms, < 50 ms |`,
       `| … waits in flight (max), gateway CPU per job | ${c.waits_in_flight_max}, ${c.gateway_cpu_ms_per_job} ms (${c.jobs} jobs in ${c.seconds} s) | reported |`,
+      `| … GC pauses in the gateway | p99 ${(c.gc_pause_ms as SyncStats).p99} ms, max ${(c.gc_pause_ms as SyncStats).max} ms, ${(c.gc_pause_ms as SyncStats).over_5ms} of ${(c.gc_pause_ms as SyncStats).count} over 5 ms | reported |`,
     );
     const sync = c.sync_call_ms as ProbeReading['sync'] | undefined;
     if (sync) {

@@ -5,7 +5,7 @@
 // the real `serve` command without a special build of it. With an IPC channel it also times every
 // synchronous SQLite statement and transaction and every JSON.parse/stringify (a wrapper each; for
 // benchmarks only). Inert when the process has no IPC channel.
-import { createHistogram, monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { createHistogram, monitorEventLoopDelay, PerformanceObserver, performance } from 'node:perf_hooks';
 import { DatabaseSync, StatementSync } from 'node:sqlite';
 
 /** Histograms in microseconds (createHistogram records integers ≥ 1). */
@@ -13,8 +13,9 @@ const timings = {
   sqlite_statement: createHistogram(),
   sqlite_transaction: createHistogram(),
   json: createHistogram(),
+  gc: createHistogram(),
 };
-const over5 = { sqlite_statement: 0, sqlite_transaction: 0, json: 0 };
+const over5 = { sqlite_statement: 0, sqlite_transaction: 0, json: 0, gc: 0 };
 
 function record(kind, ms) {
   timings[kind].record(Math.max(1, Math.round(ms * 1000)));
@@ -66,6 +67,10 @@ if (process.send !== undefined) {
       }
     }
   };
+  // Garbage-collection pauses: what of the loop delay is the collector's.
+  new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) record('gc', entry.duration);
+  }).observe({ entryTypes: ['gc'] });
   time(JSON, 'stringify', 'json');
   time(JSON, 'parse', 'json');
   const ms = (ns) => Math.round(ns / 1e4) / 100;
@@ -91,6 +96,7 @@ if (process.send !== undefined) {
         sqlite_transaction: stats(timings.sqlite_transaction, over5.sqlite_transaction),
         json: stats(timings.json, over5.json),
       },
+      gc: stats(timings.gc, over5.gc),
     };
     if (msg.reset) {
       delay.reset();

@@ -16,6 +16,8 @@ export interface ProbeReading {
    * JSON.stringify / JSON.parse (rendering and reading bodies, the store's records).
    */
   sync: Record<'sqlite_statement' | 'sqlite_transaction' | 'json', SyncStats>;
+  /** Garbage-collection pauses since the last reset, in ms. */
+  gc: SyncStats;
 }
 
 /** Durations of one kind of synchronous call. */
