@@ -496,10 +496,7 @@ async function widePhase(samples: number, warmup: number): Promise<Record<string
         health_p50_ms: round(percentile(healthMs, 50), 1),
         health_max_ms: round(healthMs.at(-1) ?? Number.NaN, 1),
         rss_mib_after: rssMiB(wide.child.pid),
-        after_gc: await probe(wide.child, { gc: true }).then((r) => ({
-          rss_mib: r.rssMiB,
-          heap_mib: r.heapMiB,
-        })),
+        after_gc: gcFigures(await probe(wide.child, { gc: true })),
       };
     } finally {
       await stopGateway(wide);
