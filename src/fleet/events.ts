@@ -1,5 +1,6 @@
 // Job events across the fleet: whatever a gateway emits for a job it runs is also published on
-// the job's Redis channel (through the store's write pipeline, so after the state it describes).
+// the job's Redis channel (through the store's write pipeline, so after the state it describes;
+// the events of one job in one flush go out as one message, a JSON array).
 // Every gateway holds one pattern subscription to all job channels (subscribing per watched job
 // cost two commands per ?wait request, more than the rest of the job's Redis traffic) and hands
 // a message to local watchers only; a message for a job nobody here watches is dropped unparsed.
@@ -58,15 +59,17 @@ export class FleetEvents extends JobEvents {
     if (!channel.startsWith(this.#prefix)) return;
     const jobId = channel.slice(this.#prefix.length);
     if (super.listenerCount(jobId) === 0) return;
-    let envelope: Envelope;
+    let envelopes: Envelope | Envelope[];
     try {
-      envelope = JSON.parse(message) as Envelope;
+      // One message per event, or the events one flush of the store published together.
+      envelopes = JSON.parse(message) as Envelope | Envelope[];
     } catch {
       return;
     }
-    // Our own events reached our watchers when we emitted them.
-    if (envelope.g === this.#o.gatewayId) return;
-    super.emit(jobId, envelope.e);
+    for (const envelope of Array.isArray(envelopes) ? envelopes : [envelopes]) {
+      // Our own events reached our watchers when we emitted them.
+      if (envelope.g !== this.#o.gatewayId) super.emit(jobId, envelope.e);
+    }
   };
 
   /** Delivers locally and publishes to the fleet. */

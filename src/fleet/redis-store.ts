@@ -146,6 +146,28 @@ function fromFields(state: string | null, workflow: string | null): JobRecord | 
   }
 }
 
+/**
+ * The publishes of one flush, with the messages of each job-event channel joined into one JSON
+ * array in their order (a job's status, progress and output events often come in one turn: one
+ * PUBLISH, one delivery to every gateway and one parse instead of several). Other channels as they are.
+ */
+function coalesce(publishes: Array<[string, string]>, eventPrefix: string): Array<[string, string]> {
+  if (publishes.length < 2) return publishes;
+  const byChannel = new Map<string, string[]>();
+  const out: Array<[string, string]> = [];
+  for (const [channel, message] of publishes) {
+    if (!channel.startsWith(eventPrefix)) out.push([channel, message]);
+    else {
+      const messages = byChannel.get(channel);
+      if (messages) messages.push(message);
+      else byChannel.set(channel, [message]);
+    }
+  }
+  for (const [channel, messages] of byChannel)
+    out.push([channel, messages.length === 1 ? (messages[0] as string) : `[${messages.join(',')}]`]);
+  return out;
+}
+
 /** Options of a RedisJobStore. */
 export interface RedisJobStoreOptions {
   /** Command connection (enableOfflineQueue off: calls fail fast while Redis is down). */
@@ -579,7 +601,7 @@ export class RedisJobStore extends EventEmitter implements JobStore {
           job.id,
         );
       }
-      for (const [channel, message] of publishes) pipeline.publish(channel, message);
+      for (const [channel, message] of coalesce(publishes, k.events(''))) pipeline.publish(channel, message);
       const results = (await pipeline.exec()) ?? [];
       let index = 0;
       let failure: unknown = null;
