@@ -242,6 +242,14 @@ export class PoolInstance implements LeaseHost {
       this.#logger.warn({ err: outcome.error }, 'lease failed on infrastructure');
       this.#hooks.failover(this, outcome.error);
       if (!this.#closed) this.health.recordFailure(outcome.error);
+      // Nothing listens on its port: the server is gone, whether or not its socket has noticed yet.
+      // No more leases until a check finds it answering with its socket open (under load the close
+      // reached the pool late, and jobs kept being leased to a dead instance until they ran out of
+      // attempts).
+      if (isRefused(outcome.error) && this.#suspect === null && !this.#closed) {
+        this.#suspect = 'connection refused';
+        if (!this.processDown) void this.health.probeNow();
+      }
     } else {
       this.#noteUnknownClass(outcome.error);
     }

@@ -8,6 +8,10 @@ import { type Simulator, startSimulator } from '../../src/simulator/index.ts';
 import { type ObjectInfoProxy, startObjectInfoProxy } from './fixtures/object-info-proxy.ts';
 import { FAST_POOL, tinyPrompt, waitFor } from './helpers.ts';
 
+// Routing by capabilities, not health: a check that times out on a loaded machine (FAST_POOL allows
+// 1 s) would mark an instance degraded and take it out of routing, which these tests do not expect.
+const POOL = { ...FAST_POOL, healthCheckTimeoutMs: 10_000 };
+
 let sim: Simulator;
 let proxy: ObjectInfoProxy;
 before(async () => {
@@ -21,7 +25,7 @@ after(async () => {
 
 async function startPool(t: { after: (fn: () => Promise<void>) => void }): Promise<Pool> {
   const pool = new Pool({
-    ...FAST_POOL,
+    ...POOL,
     maxJobsPerInstance: 2,
     instances: [
       { id: 'full', url: sim.instances[0]!.url },
@@ -77,7 +81,7 @@ test('a 400 for an unknown class refreshes the instance and stops routing that c
 test('instances with the same /object_info share one parsed copy, across refreshes', async (t) => {
   proxy.add = [];
   const pool = new Pool({
-    ...FAST_POOL,
+    ...POOL,
     instances: [
       { id: 'a', url: sim.instances[0]!.url },
       { id: 'b', url: sim.instances[1]!.url },
@@ -103,7 +107,7 @@ test('forgetting an unknown class on one instance leaves instances sharing its d
     proxy.drop = ['ImageInvert'];
   });
   const pool = new Pool({
-    ...FAST_POOL,
+    ...POOL,
     instances: [
       { id: 'one', url: proxy.url },
       { id: 'two', url: twin.url },
@@ -137,7 +141,7 @@ test('instances load /object_info at most four at a time, so a pool-wide reconne
   );
   t.after(() => Promise.all(proxies.map((p) => p.close())));
   const pool = new Pool({
-    ...FAST_POOL,
+    ...POOL,
     instances: proxies.map((p, i) => ({ id: `i${i}`, url: p.url })),
   });
   t.after(() => pool.close());
@@ -150,4 +154,36 @@ test('instances load /object_info at most four at a time, so a pool-wide reconne
   assert.equal(proxies.reduce((n, p) => n + p.objectInfoRequests, 0) - before, 12, 'every instance reloaded');
   assert.ok(gauge.max >= 2 && gauge.max <= 4, `on refresh: ${gauge.max} at once`);
   assert.equal(gauge.inFlight, 0);
+});
+
+test('an instance that refuses a connection takes no more leases, though its socket is still open', async (t) => {
+  const front = await startObjectInfoProxy(sim.instances[0]!.url);
+  t.after(() => front.close());
+  const pool = new Pool({
+    ...POOL,
+    // Checks only when asked for: the refusal alone must take the instance out.
+    healthCheckIntervalMs: 60_000,
+    recoveryProbeIntervalMs: 60_000,
+    instances: [
+      { id: 'refusing', url: front.url },
+      { id: 'other', url: sim.instances[1]!.url },
+    ],
+  });
+  t.after(() => pool.close());
+  await pool.start();
+  await waitFor(pool, 'instance', () => pool.list().every((s) => s.state === 'healthy'), 5000, 'healthy');
+  await front.refuseRequests();
+  const lease = pool.tryAcquire({ classTypes: [], exclude: ['other'] })!;
+  assert.equal(lease.instanceId, 'refusing');
+  const error = await lease.client.queuePrompt(tinyPrompt('refused', 5)).then(
+    () => assert.fail('nothing listens'),
+    (e: unknown) => e,
+  );
+  assert.equal((error as { notSent?: boolean }).notSent, true, String(error));
+  lease.release({ ok: false, error, infrastructure: true });
+  assert.equal(pool.get('refusing')?.state, 'degraded', 'its socket is still open, yet it takes no work');
+  assert.equal(pool.tryAcquire({ classTypes: [], exclude: ['other'] }), null);
+  const next = pool.tryAcquire({ classTypes: [] });
+  assert.equal(next?.instanceId, 'other');
+  next?.release({ ok: true });
 });
