@@ -78,7 +78,9 @@ export async function runJobs(pool: Pool, options: WorkLoopOptions): Promise<Job
       });
       if (!infrastructure) failed ??= error as Error;
       else if (record.attempts.length >= maxAttempts)
-        failed ??= new Error(`job ${record.index}: too many attempts`);
+        failed ??= new Error(
+          `job ${record.index}: too many attempts (${record.attempts.map((a) => `${a.instanceId} after ${Math.round(a.at - a.leasedAt)} ms: ${a.error}`).join('; ')})`,
+        );
       else queue.unshift(record.index);
     } finally {
       inFlight--;
