@@ -512,27 +512,38 @@ async function widePhase(samples: number, warmup: number): Promise<Record<string
  * probe does) and reports the latencies when told to stop. Not a thread of the bench: the bench itself
  * holds 12,000 connections, and a probe sharing its process (and CPU) would measure the bench.
  */
-function healthProber(urls: string[]): { stop: () => Promise<number[][]> } {
+/** One prober's readings: each probe's total time and its connect time, in ms. */
+interface ProbeTimes {
+  times: number[];
+  connects: number[];
+}
+
+function healthProber(urls: string[]): { stop: () => Promise<ProbeTimes[]> } {
+  // Each probe's total time and the time its TCP connection took: a connect of a second or more is a
+  // SYN sent again after the kernel dropped it (a full accept queue), the rest is the gateway's answer.
   const script = `const http = require('node:http');
 const times = process.argv.slice(1).map(() => []);
+const connects = process.argv.slice(1).map(() => []);
 let stopped = false;
 process.on('message', () => { stopped = true; });
 const get = (url) => new Promise((resolve) => {
   const t = performance.now();
+  let connected = 5000;
   const req = http.get(url, { agent: false, timeout: 5000 }, (res) => {
     res.resume();
-    res.on('end', () => resolve(performance.now() - t));
+    res.on('end', () => resolve([performance.now() - t, connected]));
   });
+  req.on('socket', (socket) => socket.once('connect', () => { connected = performance.now() - t; }));
   req.on('timeout', () => req.destroy());
-  req.on('error', () => resolve(5000));
+  req.on('error', () => resolve([5000, connected]));
 });
 (async () => {
   while (!stopped) {
     const t = await Promise.all(process.argv.slice(1).map(get));
-    t.forEach((ms, i) => times[i].push(ms));
+    t.forEach(([ms, connect], i) => { times[i].push(ms); connects[i].push(connect); });
     await new Promise((r) => setTimeout(r, 100));
   }
-  process.send(times, () => process.exit(0));
+  process.send({ times, connects }, () => process.exit(0));
 })();`;
   const child = spawn(process.execPath, ['-e', script, ...urls], {
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
@@ -541,24 +552,28 @@ const get = (url) => new Promise((resolve) => {
     stop: () =>
       new Promise((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error('health prober did not answer')), CHILD_TIMEOUT_MS);
-        child.once('message', (times: number[][]) => {
+        child.once('message', (msg: { times: number[][]; connects: number[][] }) => {
           clearTimeout(timer);
-          resolve(times);
+          resolve(msg.times.map((times, i) => ({ times, connects: msg.connects[i] ?? [] })));
         });
         child.send('stop');
       }),
   };
 }
 
-/** p50/p99/max and the count over 50 ms of one prober's latencies. */
-function healthStats(times: number[]): Record<string, number> {
+/** p50/p99/max and the count over 50 ms of one prober's latencies, and of their connect times. */
+function healthStats({ times, connects }: ProbeTimes): Record<string, number> {
   const sorted = [...times].sort((a, b) => a - b);
+  const connect = [...connects].sort((a, b) => a - b);
   return {
     probes: sorted.length,
     p50_ms: round(percentile(sorted, 50), 1),
     p99_ms: round(percentile(sorted, 99), 1),
     max_ms: round(sorted.at(-1) ?? Number.NaN, 1),
     over_50ms: sorted.filter((t) => t > 50).length,
+    connect_p99_ms: round(percentile(connect, 99), 1),
+    connect_max_ms: round(connect.at(-1) ?? Number.NaN, 1),
+    connects_over_1s: connect.filter((t) => t >= 1000).length,
   };
 }
 
@@ -700,7 +715,8 @@ async function clientsPhase(
     await Promise.all(clients);
     const elapsedMs = performance.now() - t0;
     clearInterval(sampler);
-    const [mainHealth = [], ownHealth = []] = await prober.stop();
+    const none = { times: [], connects: [] };
+    const [mainHealth = none, ownHealth = none] = await prober.stop();
     const cpu1 = childCpuMs(gw.child);
     const reading = await probe(gw.child);
     const open = sockets_.filter((s) => s.readyState === WebSocket.OPEN).length;
@@ -819,7 +835,7 @@ function summarise(data: Record<string, unknown>): string {
               .map(([k, n]) => `${k}: ${n}`)
               .join(', ')})`
           : ''
-      }, RSS max ${c.rss_max_mib} MiB, loop delay p99 ${eld.p99} ms (max ${eld.max}), /health p99 ${h.p99_ms} ms (max ${h.max_ms}, ${h.over_50ms} of ${h.probes} over 50 ms); on HEALTH_PORT p99 ${ho.p99_ms} ms (max ${ho.max_ms}, ${ho.over_50ms} over 50 ms) | 0 errors, < 1 GiB, < 20 ms, < 50 ms |`,
+      }, RSS max ${c.rss_max_mib} MiB, loop delay p99 ${eld.p99} ms (max ${eld.max}), /health p99 ${h.p99_ms} ms (max ${h.max_ms}, ${h.over_50ms} of ${h.probes} over 50 ms, ${h.connects_over_1s} connects over 1 s); on HEALTH_PORT p99 ${ho.p99_ms} ms (max ${ho.max_ms}, ${ho.over_50ms} over 50 ms, ${ho.connects_over_1s} connects over 1 s) | 0 errors, < 1 GiB, < 20 ms, < 50 ms |`,
       `| … waits in flight (max), gateway CPU per job | ${c.waits_in_flight_max}, ${c.gateway_cpu_ms_per_job} ms (${c.jobs} jobs in ${c.seconds} s) | reported |`,
       `| … GC pauses in the gateway | p99 ${(c.gc_pause_ms as SyncStats).p99} ms, max ${(c.gc_pause_ms as SyncStats).max} ms, ${(c.gc_pause_ms as SyncStats).over_5ms} of ${(c.gc_pause_ms as SyncStats).count} over 5 ms | reported |`,
     );
