@@ -30,27 +30,38 @@ export interface EventStream {
 /** The event streams of one route, bounded. */
 export class EventStreams {
   readonly #o: EventStreamsOptions;
-  #open = 0;
+  /**
+   * The end() of each open stream, behind one listener on the shutdown signal: Node walks a
+   * signal's whole listener list on every add and remove, so a listener per stream costs
+   * quadratic time with thousands of streams open (see scopedSignal in comfy/deadline.ts).
+   */
+  readonly #ends = new Set<() => void>();
 
   constructor(options: EventStreamsOptions) {
     this.#o = options;
+    options.shutdownSignal?.addEventListener(
+      'abort',
+      () => {
+        for (const end of [...this.#ends]) end();
+      },
+      { once: true },
+    );
   }
 
   /** Opens a stream on `reply`; throws TooManyStreamsError (429) when too many are open. */
   open(request: FastifyRequest, reply: FastifyReply): EventStream {
     const { maxStreams, poll, keepaliveMs = 15_000, shutdownSignal } = this.#o;
-    if (this.#open >= maxStreams)
+    if (this.#ends.size >= maxStreams)
       throw new TooManyStreamsError(
         `At most ${maxStreams} event streams may be open; poll the ${poll} instead.`,
       );
-    this.#open++;
     const raw = hijackForEvents(request, reply);
     const scope = new AbortController();
     const end = () => {
       if (scope.signal.aborted) return;
       scope.abort();
       clearInterval(keepalive);
-      this.#open--;
+      this.#ends.delete(end);
       if (!raw.writableEnded) raw.end();
     };
     const keepalive = setInterval(() => {
@@ -58,7 +69,8 @@ export class EventStreams {
     }, keepaliveMs);
     keepalive.unref();
     raw.once('close', end);
-    shutdownSignal?.addEventListener('abort', end, { once: true, signal: scope.signal });
+    if (shutdownSignal?.aborted) queueMicrotask(end);
+    else this.#ends.add(end);
     return {
       signal: scope.signal,
       send: (type, data) => {
