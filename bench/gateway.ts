@@ -102,19 +102,25 @@ async function startGatewayProcess(
   store: string,
   logLevel: string,
 ): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, ['--expose-gc', fileURLToPath(import.meta.url), '--serve-gateway'], {
-    cwd: ROOT,
-    // Logs (stdout) are written and discarded, as a log shipper would take them; errors show.
-    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-    env: {
-      ...process.env,
-      COMFYUI_URLS: urls.join(','),
-      DATA_DIR: dataDir,
-      JOB_STORE: store,
-      MAX_QUEUE: '100000',
-      LOG_LEVEL: logLevel,
+  // BENCH_GATEWAY_ARGS: more Node options for the gateway only (as in bench/scale.ts), e.g. heap flags.
+  const nodeArgs = process.env.BENCH_GATEWAY_ARGS?.split(' ').filter(Boolean) ?? [];
+  const child = spawn(
+    process.execPath,
+    ['--expose-gc', ...nodeArgs, fileURLToPath(import.meta.url), '--serve-gateway'],
+    {
+      cwd: ROOT,
+      // Logs (stdout) are written and discarded, as a log shipper would take them; errors show.
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+      env: {
+        ...process.env,
+        COMFYUI_URLS: urls.join(','),
+        DATA_DIR: dataDir,
+        JOB_STORE: store,
+        MAX_QUEUE: '100000',
+        LOG_LEVEL: logLevel,
+      },
     },
-  });
+  );
   const ready = await nextMessage(child, 'ready');
   return { url: ready.url, child };
 }
@@ -310,7 +316,7 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
       profile: profileWritten,
     };
     const summary = [
-      `Processes: simulators (${instances} instances, one child), gateway (one child, LOG_LEVEL=${logLevel}), load generator (this process); ${data.cpus} CPUs; ${warmup} warm-up rounds; loadavg ${loadAtStart.join('/')} at start, ${loadBeforeThroughput.join('/')} before the throughput run, ${loadAtEnd.join('/')} at end; CPU stolen by the hypervisor ${stealSerial ?? '?'} % during the c=1 run, ${stealThroughput ?? '?'} % during the throughput run.`,
+      `Processes: simulators (${instances} instances, one child), gateway (one child, LOG_LEVEL=${logLevel}${process.env.BENCH_GATEWAY_ARGS ? `, Node options ${process.env.BENCH_GATEWAY_ARGS}` : ''}), load generator (this process); ${data.cpus} CPUs; ${warmup} warm-up rounds; loadavg ${loadAtStart.join('/')} at start, ${loadBeforeThroughput.join('/')} before the throughput run, ${loadAtEnd.join('/')} at end; CPU stolen by the hypervisor ${stealSerial ?? '?'} % during the c=1 run, ${stealThroughput ?? '?'} % during the throughput run.`,
       '',
       `| metric | value | target |`,
       `|---|---|---|`,
