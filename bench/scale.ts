@@ -850,7 +850,7 @@ function summarise(data: Record<string, unknown>): string {
   }
   lines.push(
     '',
-    `gateway ran from the ${data.gateway_build}; loadavg ${(data.loadavg_start as number[]).join('/')} at start, ${(data.loadavg_end as number[]).join('/')} at end; 2-core VM shared with other work.`,
+    `gateway ran from the ${data.gateway_build}${process.env.BENCH_GATEWAY_ARGS ? ` with Node options ${process.env.BENCH_GATEWAY_ARGS}` : ''}; loadavg ${(data.loadavg_start as number[]).join('/')} at start, ${(data.loadavg_end as number[]).join('/')} at end; 2-core VM shared with other work.`,
   );
   return lines.join('\n');
 }
