@@ -20,7 +20,8 @@
 //            JSON parse/stringify in the gateway.
 // Every gateway is the real `serve` command (bin/comfy-gateway.js: the bundle when it is current, which
 // the report says) with bench/lib/probe.js loaded for its own readings.
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -577,6 +578,44 @@ function healthStats({ times, connects }: ProbeTimes): Record<string, number> {
   };
 }
 
+/** The machine's count of connections dropped because a listener's accept queue was full (Linux). */
+function listenOverflows(): number | null {
+  try {
+    const lines = readFileSync('/proc/net/netstat', 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('TcpExt:'));
+    const names = lines[0]?.split(/\s+/) ?? [];
+    const values = lines[1]?.split(/\s+/) ?? [];
+    const i = names.indexOf('ListenOverflows');
+    return i > 0 ? Number(values[i]) : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Samples the accept queue of the listener on `port` (connections the kernel completed and the
+ * gateway has not accepted yet: `ss`'s Recv-Q) every 250 ms; resolves with the samples on stop.
+ */
+function acceptQueueSampler(port: number): { stop: () => { depths: number[]; backlog: number | null } } {
+  const depths: number[] = [];
+  let backlog: number | null = null;
+  const timer = setInterval(() => {
+    execFile('ss', ['-ltnH', `sport = :${port}`], { timeout: 1000 }, (err, out) => {
+      // A listening socket's line: state, Recv-Q (queued connections), Send-Q (the backlog), …
+      const [, depth, limit] = err ? [] : out.trim().split(/\s+/).map(Number);
+      if (depth !== undefined && Number.isFinite(depth)) depths.push(depth);
+      if (limit !== undefined && Number.isFinite(limit)) backlog = limit;
+    });
+  }, 250);
+  return {
+    stop: () => {
+      clearInterval(timer);
+      return { depths, backlog };
+    },
+  };
+}
+
 /**
  * Target 4 as a steady state, not one burst: `waiters` clients each hold a `?wait` request open and
  * submit the next as soon as theirs is answered, and `sse` clients each submit a job and follow its
@@ -621,6 +660,8 @@ async function clientsPhase(
     await probe(gw.child, { reset: true });
     const cpu0 = childCpuMs(gw.child);
     const prober = healthProber([`${gw.url}/health`, `http://127.0.0.1:${healthPort}/health`]);
+    const acceptQueue = acceptQueueSampler(Number(new URL(gw.url).port));
+    const overflows0 = listenOverflows();
     let waiting = 0;
     const sampler = setInterval(() => {
       rss.push(rssMiB(gw.child.pid) ?? 0);
@@ -717,6 +758,9 @@ async function clientsPhase(
     clearInterval(sampler);
     const none = { times: [], connects: [] };
     const [mainHealth = none, ownHealth = none] = await prober.stop();
+    const { depths, backlog } = acceptQueue.stop();
+    const queueDepths = depths.sort((a, b) => a - b);
+    const overflows1 = listenOverflows();
     const cpu1 = childCpuMs(gw.child);
     const reading = await probe(gw.child);
     const open = sockets_.filter((s) => s.readyState === WebSocket.OPEN).length;
@@ -742,6 +786,16 @@ async function clientsPhase(
       gc_pause_ms: reading.gc,
       health: healthStats(mainHealth),
       health_own_listener: healthStats(ownHealth),
+      // Why the API port's /health waits during the ramp: connections queued in the kernel behind the
+      // arrivals, and handshakes dropped (then resent after 1 s, 3 s) while that queue was full.
+      accept_queue: {
+        samples: queueDepths.length,
+        p50: percentile(queueDepths, 50),
+        max: queueDepths.at(-1) ?? null,
+        backlog,
+        listen_overflows_machine_wide:
+          overflows0 === null || overflows1 === null ? null : overflows1 - overflows0,
+      },
     };
   } finally {
     for (const s of sockets_) s.terminate();
@@ -836,6 +890,7 @@ function summarise(data: Record<string, unknown>): string {
               .join(', ')})`
           : ''
       }, RSS max ${c.rss_max_mib} MiB, loop delay p99 ${eld.p99} ms (max ${eld.max}), /health p99 ${h.p99_ms} ms (max ${h.max_ms}, ${h.over_50ms} of ${h.probes} over 50 ms, ${h.connects_over_1s} connects over 1 s); on HEALTH_PORT p99 ${ho.p99_ms} ms (max ${ho.max_ms}, ${ho.over_50ms} over 50 ms, ${ho.connects_over_1s} connects over 1 s) | 0 errors, < 1 GiB, < 20 ms, < 50 ms |`,
+      `| … the API port's accept queue (connections the kernel holds for the gateway), sampled every 250 ms | p50 ${(c.accept_queue as Record<string, unknown>).p50}, max ${(c.accept_queue as Record<string, unknown>).max} of a backlog of ${(c.accept_queue as Record<string, unknown>).backlog}; ${(c.accept_queue as Record<string, unknown>).listen_overflows_machine_wide} handshakes dropped on a full queue (machine-wide count) | reported |`,
       `| … waits in flight (max), gateway CPU per job | ${c.waits_in_flight_max}, ${c.gateway_cpu_ms_per_job} ms (${c.jobs} jobs in ${c.seconds} s) | reported |`,
       `| … GC pauses in the gateway | p99 ${(c.gc_pause_ms as SyncStats).p99} ms, max ${(c.gc_pause_ms as SyncStats).max} ms, ${(c.gc_pause_ms as SyncStats).over_5ms} of ${(c.gc_pause_ms as SyncStats).count} over 5 ms | reported |`,
     );
