@@ -89,13 +89,26 @@ export const MAX_BATCH_WRITES = 64;
  */
 export const CHECKPOINT_EVERY_COMMITS = 64;
 
-/** The checkpoint thread: its own connection to the file, one PASSIVE checkpoint per message. */
+/** How long closing the store waits for the checkpoint thread to close its connection. */
+const CHECKPOINTER_CLOSE_WAIT_MS = 1000;
+
+/**
+ * The checkpoint thread: its own connection to the file, one PASSIVE checkpoint per message; on
+ * 'close' it closes its connection and raises the shared flag the store's close waits on.
+ */
 const CHECKPOINTER = `const { parentPort, workerData } = require('node:worker_threads');
 const { DatabaseSync } = require('node:sqlite');
+const closed = new Int32Array(workerData.closed);
 const db = new DatabaseSync(workerData.path);
 db.exec('PRAGMA busy_timeout = 5000');
 parentPort.on('message', (msg) => {
-  if (msg === 'close') { db.close(); parentPort.close(); return; }
+  if (msg === 'close') {
+    db.close();
+    Atomics.store(closed, 0, 1);
+    Atomics.notify(closed, 0);
+    parentPort.close();
+    return;
+  }
   let error = null;
   try { db.exec('PRAGMA wal_checkpoint(PASSIVE)'); } catch (err) { error = String(err && err.message || err); }
   parentPort.postMessage({ error });
@@ -114,6 +127,8 @@ class Checkpointer {
   #failed = false;
   #closed = false;
   #runs = 0;
+  /** Set to 1 by the thread once its connection is closed. */
+  readonly #threadClosed = new Int32Array(new SharedArrayBuffer(4));
 
   constructor(path: string, fallback: () => void) {
     this.#path = path;
@@ -130,7 +145,10 @@ class Checkpointer {
     if (this.#busy || this.#failed || this.#closed) return;
     this.#busy = true;
     if (!this.#worker) {
-      const worker = new Worker(CHECKPOINTER, { eval: true, workerData: { path: this.#path } });
+      const worker = new Worker(CHECKPOINTER, {
+        eval: true,
+        workerData: { path: this.#path, closed: this.#threadClosed.buffer },
+      });
       worker.on('message', (msg: { error: string | null }) => {
         this.#busy = false;
         if (msg.error === null) this.#runs++;
@@ -155,12 +173,18 @@ class Checkpointer {
     this.#fallback();
   }
 
-  /** Closes the thread's connection first, so the store's own close is the last and removes the WAL. */
+  /**
+   * Closes the thread's connection and waits for it (bounded, at shutdown only), so the store's own
+   * close is the last one and removes the WAL.
+   */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#worker?.postMessage('close');
+    const worker = this.#worker;
     this.#worker = null;
+    if (!worker) return;
+    worker.postMessage('close');
+    Atomics.wait(this.#threadClosed, 0, 0, CHECKPOINTER_CLOSE_WAIT_MS);
   }
 }
 
