@@ -12,11 +12,6 @@ export class Limiter {
     this.#max = max;
   }
 
-  /** Tasks running now (for tests). */
-  get active(): number {
-    return this.#active;
-  }
-
   /** Runs `task` once a slot is free; rejects with the signal's reason if it aborts while waiting. */
   async run<T>(task: () => Promise<T>, signal: AbortSignal): Promise<T> {
     signal.throwIfAborted();
