@@ -3,7 +3,9 @@
 // (scripts/build.ts resolves `undici` here): undici's index also loads fetch, WebSocket, cookies,
 // caches, mocks and proxy agents, ~30 ms of every start-up that the gateway never uses. The
 // TypeScript sources and the tests use the full package. `request` is undici's own wrapper,
-// copied from its index.js (7.x) — test/cli/bundle.test.ts runs jobs through it.
+// copied from its index.js (7.x) — test/cli/bundle.test.ts runs jobs through it. package.json pins
+// undici exactly because these paths are undici's internals: an update is a deliberate edit there,
+// then `npm run build` and that test.
 const Dispatcher = require('undici/lib/dispatcher/dispatcher');
 const Pool = require('undici/lib/dispatcher/pool');
 const Agent = require('undici/lib/dispatcher/agent');
