@@ -784,6 +784,7 @@ async function clientsPhase(
       event_loop_delay_ms: reading.eld,
       sync_call_ms: reading.sync,
       gc_pause_ms: reading.gc,
+      gc_pause_ms_by_kind: reading.gcByKind,
       health: healthStats(mainHealth),
       health_own_listener: healthStats(ownHealth),
       // Why the API port's /health waits during the ramp: connections queued in the kernel behind the
@@ -892,7 +893,12 @@ function summarise(data: Record<string, unknown>): string {
       }, RSS max ${c.rss_max_mib} MiB, loop delay p99 ${eld.p99} ms (max ${eld.max}), /health p99 ${h.p99_ms} ms (max ${h.max_ms}, ${h.over_50ms} of ${h.probes} over 50 ms, ${h.connects_over_1s} connects over 1 s); on HEALTH_PORT p99 ${ho.p99_ms} ms (max ${ho.max_ms}, ${ho.over_50ms} over 50 ms, ${ho.connects_over_1s} connects over 1 s) | 0 errors, < 1 GiB, < 20 ms, < 50 ms |`,
       `| … the API port's accept queue (connections the kernel holds for the gateway), sampled every 250 ms | p50 ${(c.accept_queue as Record<string, unknown>).p50}, max ${(c.accept_queue as Record<string, unknown>).max} of a backlog of ${(c.accept_queue as Record<string, unknown>).backlog}; ${(c.accept_queue as Record<string, unknown>).listen_overflows_machine_wide} handshakes dropped on a full queue (machine-wide count) | reported |`,
       `| … waits in flight (max), gateway CPU per job | ${c.waits_in_flight_max}, ${c.gateway_cpu_ms_per_job} ms (${c.jobs} jobs in ${c.seconds} s) | reported |`,
-      `| … GC pauses in the gateway | p99 ${(c.gc_pause_ms as SyncStats).p99} ms, max ${(c.gc_pause_ms as SyncStats).max} ms, ${(c.gc_pause_ms as SyncStats).over_5ms} of ${(c.gc_pause_ms as SyncStats).count} over 5 ms | reported |`,
+      `| … GC pauses in the gateway | p99 ${(c.gc_pause_ms as SyncStats).p99} ms, max ${(c.gc_pause_ms as SyncStats).max} ms, ${(c.gc_pause_ms as SyncStats).over_5ms} of ${(c.gc_pause_ms as SyncStats).count} over 5 ms; by kind: ${Object.entries(
+        (c.gc_pause_ms_by_kind ?? {}) as Record<string, SyncStats>,
+      )
+        .filter(([, k]) => k.count > 0)
+        .map(([name, k]) => `${name} ${k.count} (p99 ${k.p99}, max ${k.max} ms)`)
+        .join(', ')} | reported |`,
     );
     const sync = c.sync_call_ms as ProbeReading['sync'] | undefined;
     if (sync) {

@@ -14,8 +14,23 @@ const timings = {
   sqlite_transaction: createHistogram(),
   json: createHistogram(),
   gc: createHistogram(),
+  gc_minor: createHistogram(),
+  gc_major: createHistogram(),
+  gc_incremental: createHistogram(),
+  gc_weakcb: createHistogram(),
 };
-const over5 = { sqlite_statement: 0, sqlite_transaction: 0, json: 0, gc: 0 };
+const over5 = {
+  sqlite_statement: 0,
+  sqlite_transaction: 0,
+  json: 0,
+  gc: 0,
+  gc_minor: 0,
+  gc_major: 0,
+  gc_incremental: 0,
+  gc_weakcb: 0,
+};
+/** perf_hooks' GC kinds (entry.detail.kind, a bit each): which collector made a pause. */
+const GC_KINDS = { 1: 'gc_minor', 4: 'gc_major', 8: 'gc_incremental', 16: 'gc_weakcb' };
 
 function record(kind, ms) {
   timings[kind].record(Math.max(1, Math.round(ms * 1000)));
@@ -69,7 +84,11 @@ if (process.send !== undefined) {
   };
   // Garbage-collection pauses: what of the loop delay is the collector's.
   new PerformanceObserver((list) => {
-    for (const entry of list.getEntries()) record('gc', entry.duration);
+    for (const entry of list.getEntries()) {
+      record('gc', entry.duration);
+      const kind = GC_KINDS[entry.detail?.kind];
+      if (kind) record(kind, entry.duration);
+    }
   }).observe({ entryTypes: ['gc'] });
   time(JSON, 'stringify', 'json');
   time(JSON, 'parse', 'json');
@@ -97,6 +116,12 @@ if (process.send !== undefined) {
         json: stats(timings.json, over5.json),
       },
       gc: stats(timings.gc, over5.gc),
+      gcByKind: {
+        minor: stats(timings.gc_minor, over5.gc_minor),
+        major: stats(timings.gc_major, over5.gc_major),
+        incremental: stats(timings.gc_incremental, over5.gc_incremental),
+        weakcb: stats(timings.gc_weakcb, over5.gc_weakcb),
+      },
     };
     if (msg.reset) {
       delay.reset();

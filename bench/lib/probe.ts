@@ -18,6 +18,8 @@ export interface ProbeReading {
   sync: Record<'sqlite_statement' | 'sqlite_transaction' | 'json', SyncStats>;
   /** Garbage-collection pauses since the last reset, in ms. */
   gc: SyncStats;
+  /** The same pauses by collector: scavenges, full mark-compacts, incremental marking steps, weak callbacks. */
+  gcByKind: Record<'minor' | 'major' | 'incremental' | 'weakcb', SyncStats>;
 }
 
 /** Durations of one kind of synchronous call. */
