@@ -39,7 +39,8 @@ import { buildApp, type RoutePlugin } from './app.ts';
 import { assetsRoutes } from './assets.ts';
 import { comfyFacadeRoutes } from './facade/facade.ts';
 import { dashboardRoutes } from './dashboard.ts';
-import { healthRoutes, listenHealth } from './health.ts';
+import { healthAnswer, healthRoutes, readyAnswer } from './health.ts';
+import { listenHealth } from './health-port.ts';
 import { instancesRoutes } from './instances.ts';
 import { jobEventsRoutes } from './job-events.ts';
 import { jobOutputsRoutes } from './job-outputs.ts';
@@ -318,6 +319,11 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     await pipelineRegistry.start();
     const publicUrl = config.publicUrl ? { publicUrl: config.publicUrl } : {};
     const keepalive = options.sseKeepaliveMs ? { keepaliveMs: options.sseKeepaliveMs } : {};
+    const isReady = () => {
+      const storage = (store as JobStore).health?.() ?? { ok: true };
+      if (!storage.ok) return { ready: false, reason: `storage unavailable: ${storage.reason}` };
+      return manager.queued >= config.maxQueue ? { ready: false, reason: 'queue full' } : { ready: true };
+    };
     // Every route of the gateway, in the order they are registered: the v2 jobs API first.
     const routes: RoutePlugin[] = [
       {
@@ -348,19 +354,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
         },
       },
       { plugin: metricsRoutes, options: { manager, registry } },
-      {
-        plugin: healthRoutes,
-        options: {
-          pool,
-          isReady: () => {
-            const storage = (store as JobStore).health?.() ?? { ok: true };
-            if (!storage.ok) return { ready: false, reason: `storage unavailable: ${storage.reason}` };
-            return manager.queued >= config.maxQueue
-              ? { ready: false, reason: 'queue full' }
-              : { ready: true };
-          },
-        },
-      },
+      { plugin: healthRoutes, options: { pool, isReady } },
       { plugin: instancesRoutes, options: { pool } },
       {
         plugin: modelRoutes,
@@ -464,7 +458,23 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     // resets and connect timeouts while the event loop works through the burst.
     await app.listen({ host: config.host, port: config.port, backlog: LISTEN_BACKLOG });
     if (config.healthPort !== undefined) {
-      const health = await listenHealth(app, { host: config.host, port: config.healthPort });
+      const health = await listenHealth({
+        host: config.host,
+        port: config.healthPort,
+        apiKeys: config.apiKeys,
+        answers: () => ({ health: healthAnswer(pool), ready: readyAnswer(pool, isReady) }),
+        // The app's own /metrics, auth included.
+        metrics: async (method, headers) => {
+          const res = await app.inject({ method, url: '/metrics', headers });
+          const forwarded: Record<string, string> = {};
+          for (const name of ['content-type', 'content-length', 'www-authenticate', 'x-request-id']) {
+            const value = res.headers[name];
+            if (value !== undefined) forwarded[name] = String(value);
+          }
+          return { status: res.statusCode, headers: forwarded, body: res.body };
+        },
+        logger,
+      });
       closers.push(() => health.close());
     }
     const address = app.server.address();

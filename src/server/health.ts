@@ -3,8 +3,7 @@
 // gateway says it cannot take more work). Without a valid API key /health answers only the overall
 // status: instance URLs, counts and error texts are for operators.
 import type {} from '@fastify/swagger';
-import { createServer } from 'node:http';
-import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import type { Pool } from '../pool/index.ts';
 import { instanceToJson } from './instances.ts';
 
@@ -13,6 +12,58 @@ export interface HealthRoutesOptions {
   pool: Pool;
   /** The gateway's own readiness (e.g. its queue is over its limit). */
   isReady?: () => { ready: boolean; reason?: string };
+}
+
+/** What /health answers, but its time fields: the code, the overall status, and the operators' detail. */
+export interface HealthAnswer {
+  code: 200 | 503;
+  status: 'ok' | 'degraded' | 'unavailable';
+  detail: {
+    healthy: number;
+    total: number;
+    running: number;
+    queued: number;
+    instances: Array<Record<string, unknown>>;
+  };
+}
+
+/** What /ready answers. */
+export interface ReadyAnswer {
+  code: 200 | 503;
+  body: { ready: true; instances: number; healthy: number } | { ready: false; reason: string };
+}
+
+/** /health's answer now (HEALTH_PORT's thread is sent the same, a few times a second). */
+export function healthAnswer(pool: Pool): HealthAnswer {
+  const instances = pool.list();
+  const healthy = instances.filter((s) => s.state === 'healthy').length;
+  return {
+    code: healthy > 0 ? 200 : 503,
+    status: healthy === 0 ? 'unavailable' : healthy === instances.length ? 'ok' : 'degraded',
+    detail: {
+      healthy,
+      total: instances.length,
+      running: instances.reduce((n, s) => n + s.running, 0),
+      queued: instances.reduce((n, s) => n + s.queued, 0),
+      instances: instances.map(instanceToJson),
+    },
+  };
+}
+
+/** /ready's answer now. */
+export function readyAnswer(pool: Pool, isReady?: HealthRoutesOptions['isReady']): ReadyAnswer {
+  if (!pool.isStarted()) return { code: 503, body: { ready: false, reason: 'starting' } };
+  const gateway = isReady?.() ?? { ready: true };
+  if (!gateway.ready) return { code: 503, body: { ready: false, reason: gateway.reason ?? 'not ready' } };
+  const instances = pool.list();
+  return {
+    code: 200,
+    body: {
+      ready: true,
+      instances: instances.length,
+      healthy: instances.filter((s) => s.state === 'healthy').length,
+    },
+  };
 }
 
 /** Fastify plugin: `GET /health` and `GET /ready`. */
@@ -27,24 +78,15 @@ export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (app,
       },
     },
     async (request, reply) => {
-      const instances = pool.list();
-      const healthy = instances.filter((s) => s.state === 'healthy').length;
-      const status = healthy === 0 ? 'unavailable' : healthy === instances.length ? 'ok' : 'degraded';
-      reply.code(healthy > 0 ? 200 : 503).header('cache-control', 'no-store');
-      const when = {
-        timestamp: new Date().toISOString(),
-        uptime_s: Math.floor((performance.now() - startedAt) / 1000),
-      };
+      const { code, status, detail } = healthAnswer(pool);
+      reply.code(code).header('cache-control', 'no-store');
       // `keyValid` is undefined when the app has no auth hook (plugin used alone): no keys, all shown.
       if (request.keyValid === false) return reply.send({ status });
       return reply.send({
         status,
-        ...when,
-        healthy,
-        total: instances.length,
-        running: instances.reduce((n, s) => n + s.running, 0),
-        queued: instances.reduce((n, s) => n + s.queued, 0),
-        instances: instances.map(instanceToJson),
+        timestamp: new Date().toISOString(),
+        uptime_s: Math.floor((performance.now() - startedAt) / 1000),
+        ...detail,
       });
     },
   );
@@ -58,65 +100,8 @@ export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (app,
       },
     },
     async (_request, reply) => {
-      reply.header('cache-control', 'no-store');
-      if (!pool.isStarted()) return reply.code(503).send({ ready: false, reason: 'starting' });
-      const gateway = isReady?.() ?? { ready: true };
-      if (!gateway.ready) {
-        return reply.code(503).send({ ready: false, reason: gateway.reason ?? 'not ready' });
-      }
-      const instances = pool.list();
-      return reply.code(200).send({
-        ready: true,
-        instances: instances.length,
-        healthy: instances.filter((s) => s.state === 'healthy').length,
-      });
+      const { code, body } = readyAnswer(pool, isReady);
+      return reply.code(code).header('cache-control', 'no-store').send(body);
     },
   );
 };
-
-/** Paths the separate health listener (HEALTH_PORT) serves; everything else there is 404. */
-const OPS_PATHS = new Set(['/health', '/ready', '/metrics']);
-
-/**
- * Serves /health, /ready and /metrics of `app` on a second port of their own (HEALTH_PORT), through
- * the app's full request handling (hooks, auth). A probe there has its own accept queue: when
- * thousands of clients connect to the API port at once, it does not wait behind them. Resolves once
- * listening, with an idempotent close.
- */
-export async function listenHealth(
-  app: FastifyInstance,
-  options: { host: string; port: number },
-): Promise<{ port: number; close: () => Promise<void> }> {
-  const server = createServer((req, res) => {
-    const path = (req.url ?? '/').split('?', 1)[0] as string;
-    if (OPS_PATHS.has(path)) {
-      app.routing(req, res);
-      return;
-    }
-    res.writeHead(404, { 'content-type': 'application/json' });
-    res.end(
-      JSON.stringify({ error: { code: 'not_found', message: `${path} is not served on HEALTH_PORT` } }),
-    );
-  });
-  // Probes are short: no keep-alive connection outlives a shutdown by more than this.
-  server.keepAliveTimeout = 5000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host: options.host, port: options.port }, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const address = server.address();
-  let closing: Promise<void> | null = null;
-  return {
-    port: typeof address === 'object' && address ? address.port : options.port,
-    close() {
-      closing ??= new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
-      return closing;
-    },
-  };
-}

@@ -10,7 +10,6 @@ import { loadConfig } from '../../src/config.ts';
 import { startGateway } from '../../src/server/index.ts';
 import { startSimulator } from '../../src/simulator/index.ts';
 import { invertPrompt, startTestStack, type TestStack } from '../support/gateway.ts';
-import { freePort } from '../support/gateway-process.ts';
 
 type Sim = NonNullable<TestStack['sim']['instances'][0]>;
 
@@ -109,46 +108,6 @@ describe('health and metrics', () => {
       line(/^comfy_gateway_instance_job_duration_seconds_count\{instance=.*status="succeeded"/) ?? '',
       / [1-9]/,
     );
-  });
-});
-
-describe('HEALTH_PORT', () => {
-  let stack: TestStack;
-  let ops: string;
-  before(async () => {
-    const port = await freePort();
-    ops = `http://127.0.0.1:${port}`;
-    stack = await startTestStack({ env: { HEALTH_PORT: String(port), API_KEYS: 'k1' } });
-  });
-  after(async () => {
-    await stack.close();
-  });
-
-  test('serves /health, /ready and /metrics through the same handling (auth included), and nothing else', async () => {
-    const health = await fetch(`${ops}/health`);
-    assert.equal(health.status, 200);
-    assert.deepEqual(
-      await health.json(),
-      { status: 'ok' },
-      'no key: the overall status only, as on the API port',
-    );
-    const detailed = await fetch(`${ops}/health`, { headers: { authorization: 'Bearer k1' } });
-    assert.equal(((await detailed.json()) as { total: number }).total, 1);
-    assert.equal((await fetch(`${ops}/ready`)).status, 200);
-    assert.equal((await fetch(`${ops}/metrics`)).status, 401, 'metrics need a key there too');
-    const metrics = await fetch(`${ops}/metrics`, { headers: { authorization: 'Bearer k1' } });
-    assert.match(await metrics.text(), /^# HELP /m);
-    const api = await fetch(`${ops}/api/v2/jobs`, { headers: { authorization: 'Bearer k1' } });
-    assert.equal(api.status, 404, 'the API is not on the health port');
-    assert.equal((await stack.request('/health')).status, 200, 'the API port still answers /health');
-  });
-
-  test('closes with the gateway', async () => {
-    const port = await freePort();
-    const other = await startTestStack({ env: { HEALTH_PORT: String(port) } });
-    assert.equal((await fetch(`http://127.0.0.1:${port}/health`)).status, 200);
-    await other.close();
-    await assert.rejects(fetch(`http://127.0.0.1:${port}/health`));
   });
 });
 
