@@ -21,7 +21,7 @@
 // Every gateway is the real `serve` command (bin/comfy-gateway.js: the bundle when it is current, which
 // the report says) with bench/lib/probe.js loaded for its own readings.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -71,6 +71,10 @@ async function startGateway(
 ): Promise<GatewayProcess & { readyMs: number; readyCpuMs: number | null }> {
   const port = await freePort();
   const dataDir = await mkdtemp(join(tmpdir(), 'gw-scale-'));
+  // BENCH_GATEWAY_STDOUT=<file>: the gateways' stdout (e.g. V8's --trace-gc lines) appended there.
+  const stdout = process.env.BENCH_GATEWAY_STDOUT
+    ? openSync(process.env.BENCH_GATEWAY_STDOUT, 'a')
+    : 'ignore';
   const t0 = performance.now();
   const child = spawn(
     process.execPath,
@@ -88,7 +92,7 @@ async function startGateway(
     ],
     {
       cwd: ROOT,
-      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+      stdio: ['ignore', stdout, 'inherit', 'ipc'],
       env: {
         ...process.env,
         HOST: '127.0.0.1',
@@ -100,6 +104,7 @@ async function startGateway(
       },
     },
   );
+  if (typeof stdout === 'number') closeSync(stdout);
   const url = `http://127.0.0.1:${port}`;
   // Without instances answering, /ready stays 503: then any answer from /health means it listens.
   const listening = options.waitReady === false;
