@@ -17,6 +17,7 @@ import { lazyDocsUi } from './docs-ui.ts';
 import { installErrorHandling } from './errors.ts';
 import { installJsonDepthLimit } from './json-depth.ts';
 import { installJsonSource } from './json-source.ts';
+import { lazySchemaController } from './lazy-compilers.ts';
 import { UpgradeRoutes } from './upgrades.ts';
 import { openApiSchema } from './zod.ts';
 
@@ -81,6 +82,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     // The few plain JSON Schemas (the rest validate with zod) are ours and fixed: checking them against
     // the JSON Schema meta-schema meant compiling that meta-schema, ~30 ms of every start-up.
     ajv: { customOptions: { validateSchema: false } },
+    // Each route's Ajv validator and response serialiser are compiled on first use (lazy-compilers.ts).
+    schemaController: lazySchemaController,
   });
   // Callback style: an async hook costs a promise per response.
   app.addHook('onSend', (request, reply, payload, done) => {
