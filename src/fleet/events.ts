@@ -3,10 +3,11 @@
 // the events of one job in one flush go out as one message, a JSON array).
 // Every gateway holds one pattern subscription to all job channels (subscribing per watched job
 // cost two commands per ?wait request, more than the rest of the job's Redis traffic) and hands
-// a message to local watchers only; a message for a job nobody here watches is dropped unparsed.
-// A new watcher of a job another gateway runs reads its status once more after subscribing (the
-// whole record only when it ended), so a job that ended just before still delivers its terminal
-// status.
+// a message to local watchers only; a message for a job nobody here watches is dropped undecoded.
+// A terminal status event carries the job's final record (without its workflow), so a watcher
+// elsewhere has the end state without reading it back. A new watcher of a job another gateway
+// runs reads its status once more after subscribing (the whole record only when it ended), so a
+// job that ended just before still delivers its terminal status.
 import type { Redis } from 'ioredis';
 import { isTerminal, type JobEvent, JobEvents, type JobRecord } from '../jobs/index.ts';
 import type { FleetKeys } from './keys.ts';
@@ -21,12 +22,18 @@ export interface FleetEventsOptions {
   publish: (channel: string, message: string) => void;
   /** The stored record of a job that ended, else undefined (a new watcher of a job another gateway may run). */
   loadEnded: (id: string) => Promise<JobRecord | undefined>;
+  /** The record of a job this gateway runs (its terminal event carries it). */
+  recordOf: (id: string) => JobRecord | undefined;
+  /** Takes another gateway's final record of a job watched here (RedisJobStore.absorb). */
+  absorb: (record: JobRecord) => void;
   onError?: (err: unknown) => void;
 }
 
 interface Envelope {
   g: string;
   e: JobEvent;
+  /** With a terminal status event: the job's record as it ended, without its workflow. */
+  r?: JobRecord;
 }
 
 /** JobEvents whose channels span every gateway of the fleet. */
@@ -40,7 +47,9 @@ export class FleetEvents extends JobEvents {
     super();
     this.#o = options;
     this.#prefix = options.keys.events('');
-    options.subscriber.on('pmessage', this.#onMessage);
+    // The Buffer event: ioredis decodes a message to a string only for 'pmessage' listeners, and
+    // most messages (jobs nobody here watches) are dropped before that.
+    options.subscriber.on('pmessageBuffer', this.#onMessage);
     this.#ready = options.subscriber.psubscribe(`${this.#prefix}*`);
     this.#ready.catch((err: unknown) => options.onError?.(err));
   }
@@ -55,27 +64,37 @@ export class FleetEvents extends JobEvents {
     return this.#ready;
   }
 
-  #onMessage = (_pattern: string, channel: string, message: string): void => {
+  #onMessage = (_pattern: unknown, channelBuffer: Buffer, message: Buffer): void => {
+    const channel = channelBuffer.toString();
     if (!channel.startsWith(this.#prefix)) return;
     const jobId = channel.slice(this.#prefix.length);
     if (super.listenerCount(jobId) === 0) return;
     let envelopes: Envelope | Envelope[];
     try {
       // One message per event, or the events one flush of the store published together.
-      envelopes = JSON.parse(message) as Envelope | Envelope[];
+      envelopes = JSON.parse(message.toString()) as Envelope | Envelope[];
     } catch {
       return;
     }
     for (const envelope of Array.isArray(envelopes) ? envelopes : [envelopes]) {
       // Our own events reached our watchers when we emitted them.
-      if (envelope.g !== this.#o.gatewayId) super.emit(jobId, envelope.e);
+      if (envelope.g === this.#o.gatewayId) continue;
+      // The final record first: a watcher woken by the terminal event reads it from memory.
+      if (envelope.r?.id === jobId) this.#o.absorb(envelope.r);
+      super.emit(jobId, envelope.e);
     }
   };
 
   /** Delivers locally and publishes to the fleet. */
   override emit(jobId: string, event: JobEvent): void {
     super.emit(jobId, event);
-    this.#o.publish(this.#o.keys.events(jobId), JSON.stringify({ g: this.#o.gatewayId, e: event }));
+    const envelope: Envelope = { g: this.#o.gatewayId, e: event };
+    if (event.type === 'status' && isTerminal(event.data.status)) {
+      const record = this.#o.recordOf(jobId);
+      if (record && isTerminal(record.status))
+        envelope.r = { ...record, workflow: undefined } as unknown as JobRecord;
+    }
+    this.#o.publish(this.#o.keys.events(jobId), JSON.stringify(envelope));
   }
 
   /** Watchers may sit on any gateway: the manager emits as if someone always listens. */
@@ -110,7 +129,7 @@ export class FleetEvents extends JobEvents {
   }
 
   override close(): void {
-    this.#o.subscriber.off('pmessage', this.#onMessage);
+    this.#o.subscriber.off('pmessageBuffer', this.#onMessage);
     super.close();
   }
 }

@@ -133,6 +133,8 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
     gatewayId,
     publish: (channel, message) => store.publish(channel, message),
     loadEnded: (id) => store.loadEnded(id),
+    recordOf: (id) => store.get(id),
+    absorb: (record) => store.absorb(record),
     onError: onError('event subscription failed'),
   });
   const lockMs = Math.floor(options.leaseMs * 0.75);

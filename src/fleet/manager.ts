@@ -386,7 +386,11 @@ export class FleetJobManager extends JobManager {
     return job;
   }
 
-  /** As in single mode; a job another gateway ran is read back from Redis once it ended. */
+  /**
+   * As in single mode. A job another gateway runs ends here with the record its terminal event
+   * carried; it is read back from Redis only when that did not arrive (the event came before
+   * this gateway had a copy of the job).
+   */
   override async waitForTerminal(id: string, signal: AbortSignal): Promise<JobRecord> {
     if (!this.holds(id) && !this.get(id)) await this.fetch(id);
     let job = await super.waitForTerminal(id, signal);

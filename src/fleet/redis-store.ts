@@ -346,6 +346,18 @@ export class RedisJobStore extends EventEmitter implements JobStore {
     return this.load(id);
   }
 
+  /**
+   * Takes the final record another gateway published with a job's terminal event, for a job this
+   * gateway has a copy of (its workflow is kept): a watcher here then has the end state without
+   * reading it back. A job with a write of ours pending is left alone (ours goes to Redis).
+   */
+  absorb(record: JobRecord): void {
+    if (this.#pending.has(record.id)) return;
+    const cached = this.#cache.get(record.id);
+    if (!cached || isTerminal(cached.status)) return;
+    this.#cache.set(record.id, { ...record, workflow: cached.workflow });
+  }
+
   /** Reads a job and whether a cancel was requested for it, in one command. */
   async take(id: string): Promise<{ job: JobRecord | undefined; cancel: boolean }> {
     const [state, workflow, cancel] = await this.#redis.hmget(this.#keys.job(id), 'd', 'w', 'c');

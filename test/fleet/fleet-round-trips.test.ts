@@ -1,7 +1,8 @@
 // What a job costs in Redis on one gateway, watched on a redis-server of the test's own (INFO
 // commandstats and MONITOR; nothing else uses it): a job the gateway can start at once never
 // touches the queue; one that waits has its admission and queue entry go out together, is not read
-// back by the gateway that admitted it, and its entry is completed after its terminal state is stored.
+// back by the gateway that admitted it, and its entry is completed after its terminal state is stored;
+// one that another gateway runs ends at the admitting gateway with the record its terminal event carried.
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -11,6 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import pino from 'pino';
 import { loadConfig } from '../../src/config.ts';
+import { FleetJobManager } from '../../src/fleet/index.ts';
 import { type Gateway, startGateway } from '../../src/server/index.ts';
 import { type Simulator, startSimulator } from '../../src/simulator/index.ts';
 import { type PrivateRedis, redisUnavailable, startPrivateRedis, testPrefix } from '../support/fleet.ts';
@@ -33,9 +35,13 @@ describe('Redis commands of a job on one gateway', { skip: unavailable || false 
   let dir: string;
   const gateways: Gateway[] = [];
 
-  /** A gateway on the private Redis with a prefix of its own; `env` overrides settings. */
-  async function gateway(name: string, env: Record<string, string> = {}): Promise<[Gateway, string]> {
-    const prefix = testPrefix(name);
+  /** A gateway on the private Redis with a prefix of its own (or `shared`'s); `env` overrides settings. */
+  async function gateway(
+    name: string,
+    env: Record<string, string> = {},
+    shared?: string,
+  ): Promise<[Gateway, string]> {
+    const prefix = shared ?? testPrefix(name);
     const config = loadConfig({
       COMFYUI_URLS: sim.instances.map((s) => s.url).join(','),
       REDIS_URL: redis.url,
@@ -66,15 +72,16 @@ describe('Redis commands of a job on one gateway', { skip: unavailable || false 
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  /** POST /api/v2/jobs?wait=10 of one small prompt at `g`; asserts it succeeded. */
+  /** POST /api/v2/jobs?wait=10 of one small prompt at `g`; asserts it succeeded with its output. */
   const run = async (g: Gateway, tag: string) => {
     const res = await fetch(`${g.url}/api/v2/jobs?wait=10`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ workflow: invertPrompt(tag) }),
     });
-    const job = (await res.json()) as { id: string; status: string };
-    assert.equal(job.status, 'succeeded');
+    const job = (await res.json()) as { id: string; status: string; outputs?: unknown[] };
+    assert.equal(job.status, 'succeeded', JSON.stringify(job));
+    assert.ok((job.outputs?.length ?? 0) > 0, JSON.stringify(job));
     return job.id;
   };
 
@@ -202,6 +209,43 @@ describe('Redis commands of a job on one gateway', { skip: unavailable || false 
         order.indexOf(`stored ${id}`) >= 0 && order.indexOf(`stored ${id}`) < order.indexOf(c),
         JSON.stringify(order),
       );
+    }
+  });
+  test('a job another gateway runs ends at the admitting gateway with the record its terminal event carried, not read back', async () => {
+    // One instance: the gateway started first leases it, the other runs nothing itself. Nodes
+    // take 30 ms, so the job never ends before the admitting gateway watches it (a job that did
+    // is read back once, by design).
+    const slow = await startSimulator({ port: 0, instances: 1, nodeDelayMs: 30 });
+    const pair: Gateway[] = [];
+    try {
+      const env = { COMFYUI_URLS: slow.instances.map((s) => s.url).join(',') };
+      const [runner, prefix] = await gateway('runner', env);
+      const [admitter] = await gateway('admitter', env, prefix);
+      pair.push(runner, admitter);
+      assert.equal(runner.manager instanceof FleetJobManager && runner.manager.leasedInstances.size, 1);
+      assert.equal(admitter.manager instanceof FleetJobManager && admitter.manager.leasedInstances.size, 0);
+      await run(admitter, 'warm');
+      const ids: string[] = [];
+      const seen = await monitored(async () => {
+        for (let i = 0; i < 3; i++) ids.push(await run(admitter, `far${i}`));
+      });
+      const ran = (slow.instances[0]?.stats.promptsExecuted ?? 0) > 3;
+      assert.ok(ran, 'the jobs ran on the runner');
+      for (const id of ids) {
+        const reads = seen.filter(
+          ([source, name, key]) =>
+            source === 'client' && name?.toLowerCase() === 'hmget' && key?.endsWith(`:job:${id}`),
+        );
+        // The runner reads the record it takes (with the cancel flag); the admitter never.
+        assert.deepEqual(
+          reads.map(([, , , ...fields]) => fields.join(',')),
+          ['d,w,c'],
+          JSON.stringify(reads),
+        );
+      }
+    } finally {
+      for (const g of pair) await g.close();
+      await slow.close();
     }
   });
 });
