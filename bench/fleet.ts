@@ -8,7 +8,15 @@
 // and after, and the Redis round trips on the c=1 critical path, measured by latency injection:
 // the gateways are restarted behind a proxy that holds every Redis reply for --delay-ms, and the
 // growth of the p50 divided by the delay is the number of round trips a request waits for in turn.
+// Gateway syscalls and context switches per job (/proc) show how batching and preemption change
+// with the number of gateways. Every gateway is warmed up as one alone would be (--warmup rounds
+// at c=1 and --warmup-jobs at --concurrency, each times the number of gateways): the queue path,
+// which c=1 jobs skip, is JIT-compiled in each of them before anything is measured.
+// Options: --only sqlitex1,redisx1,redisx2,redisx3, --samples, --warmup, --warmup-jobs, --jobs,
+// --concurrency, --instances, --delay-ms, --delay-samples (0 skips the round-trip runs),
+// --cpu-prof-dir DIR; BENCH_GATEWAY_ARGS adds Node options to the gateways (e.g. --perf-basic-prof).
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -69,6 +77,43 @@ async function startRedis(): Promise<{ url: string; child: ChildProcess }> {
 }
 
 const cpuOf = (child: ChildProcess): number => childCpuMs(child) ?? 0;
+
+/** Syscalls and context switches of a process so far (Linux /proc; zeros elsewhere). */
+interface ProcCounts {
+  /** Read- and write-like system calls (/proc/<pid>/io syscr + syscw: socket I/O, epoll excluded). */
+  syscalls: number;
+  /** Context switches of its main thread, voluntary (it waited) and not (it was preempted). */
+  voluntary: number;
+  involuntary: number;
+}
+
+function procCounts(child: ChildProcess): ProcCounts {
+  try {
+    const io = readFileSync(`/proc/${child.pid}/io`, 'utf8');
+    const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
+    const field = (text: string, name: string) =>
+      Number(new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(text)?.[1] ?? 0);
+    return {
+      syscalls: field(io, 'syscr') + field(io, 'syscw'),
+      voluntary: field(status, 'voluntary_ctxt_switches'),
+      involuntary: field(status, 'nonvoluntary_ctxt_switches'),
+    };
+  } catch {
+    return { syscalls: 0, voluntary: 0, involuntary: 0 };
+  }
+}
+
+/** Sum of procCounts over processes. */
+function sumCounts(children: ChildProcess[]): ProcCounts {
+  const total = { syscalls: 0, voluntary: 0, involuntary: 0 };
+  for (const c of children) {
+    const n = procCounts(c);
+    total.syscalls += n.syscalls;
+    total.voluntary += n.voluntary;
+    total.involuntary += n.involuntary;
+  }
+  return total;
+}
 
 /** Targets of issue 17, against SQLite mode in the same run. */
 const TARGET_P50_MS = 1;
@@ -171,6 +216,9 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
   const samples = Number(args.samples ?? 300);
   const warmup = Number(args.warmup ?? 500);
   const jobs = Number(args.jobs ?? 3000);
+  // Jobs per gateway at --concurrency before the throughput is measured: the queue path (which
+  // c=1 jobs skip) gets the same JIT warm-up in every gateway, however many share the load.
+  const warmupJobs = Number(args['warmup-jobs'] ?? 1000);
   const concurrency = Number(args.concurrency ?? 64);
   const instances = Number(args.instances ?? 8);
   const delayMs = Number(args['delay-ms'] ?? 10);
@@ -200,12 +248,19 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
   };
   /** `count` gateways on `redisUrl` (or SQLite), each with a data dir of its own under `dataDir`. */
   const startAll = async (count: number, dataDir: string, redisUrl: string | null, tag: string) => {
+    const nodeOptions = [
+      process.env.BENCH_GATEWAY_ARGS ?? '',
+      cpuProfDir && tag === 'gw' ? `--cpu-prof --cpu-prof-dir=${cpuProfDir}` : '',
+    ]
+      .filter(Boolean)
+      .join(' ');
     const gateways: Array<{ url: string; child: ChildProcess }> = [];
     for (let i = 0; i < count; i++) {
       gateways.push(
         await startGatewayProcess({
           // --cpu-prof-dir DIR: a CPU profile of each measured gateway (written when it stops).
-          ...(cpuProfDir && tag === 'gw' ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${cpuProfDir}` } : {}),
+          // BENCH_GATEWAY_ARGS: more Node options for the gateways only (as in bench/scale.ts).
+          ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}),
           COMFYUI_URLS: sim.urls.join(','),
           DATA_DIR: join(dataDir, `${tag}${i}`),
           MAX_QUEUE: '1000000',
@@ -241,10 +296,24 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
       try {
         gateways = await startAll(setup.gateways, dataDir, redis?.url ?? null, 'gw');
         const via = client(gateways);
-        for (let i = 0; i < warmup; i++) {
+        /** `count` jobs through the gateways, `concurrency` at a time. */
+        const load = async (count: number) => {
+          let next = 0;
+          await Promise.all(
+            Array.from({ length: concurrency }, async () => {
+              while (next < count) {
+                next++;
+                await via();
+              }
+            }),
+          );
+        };
+        // Warm-up per gateway: each one sees as many requests as a single gateway would.
+        for (let i = 0; i < warmup * gateways.length; i++) {
           await direct.run(PROMPT);
           await via();
         }
+        await load(warmupJobs * gateways.length);
         const ticks1 = machineTicks();
         const c1Before = info ? await redisCounters(info) : null;
         const { directMs, gatewayMs } = await c1(via, samples);
@@ -253,22 +322,16 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
 
         const gwCpu0 = gateways.reduce((n, g) => n + cpuOf(g.child), 0);
         const redisCpu0 = redis ? cpuOf(redis.child) : 0;
+        const counts0 = sumCounts(gateways.map((g) => g.child));
         const loadBefore = info ? await redisCounters(info) : null;
         const ticks2 = machineTicks();
-        let next = 0;
         const t0 = performance.now();
-        await Promise.all(
-          Array.from({ length: concurrency }, async () => {
-            while (next < jobs) {
-              next++;
-              await via();
-            }
-          }),
-        );
+        await load(jobs);
         const loadMs = performance.now() - t0;
         const steal2 = stealPercent(ticks2, machineTicks());
         const gwCpu = gateways.reduce((n, g) => n + cpuOf(g.child), 0) - gwCpu0;
         const redisCpu = redis ? cpuOf(redis.child) - redisCpu0 : 0;
+        const counts1 = sumCounts(gateways.map((g) => g.child));
         const loadAfter = info ? await redisCounters(info) : null;
 
         // Round trips on the critical path: the same gateways' code behind the delaying proxy.
@@ -303,12 +366,16 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
           gatewayCpuMsPerJob: round(gwCpu / jobs),
           redisCpuMsPerJob: round(redisCpu / jobs),
           totalCpuMsPerJob: round((gwCpu + redisCpu) / jobs),
+          gatewaySyscallsPerJob: round((counts1.syscalls - counts0.syscalls) / jobs, 1),
+          gatewayVoluntarySwitchesPerJob: round((counts1.voluntary - counts0.voluntary) / jobs, 2),
+          gatewayInvoluntarySwitchesPerJob: round((counts1.involuntary - counts0.involuntary) / jobs, 2),
           redisCommandsPerJobC1: c1Redis?.commands ?? null,
           redisReadsPerJobC1: c1Redis?.reads ?? null,
           redisCommandsPerJobThroughput: loadRedis?.commands ?? null,
           redisReadsPerJobThroughput: loadRedis?.reads ?? null,
           criticalRoundTrips,
           redisCommandsByNameC1: c1Redis?.byCommand ?? null,
+          redisCommandsByNameThroughput: loadRedis?.byCommand ?? null,
           stealPercentC1: steal1,
           stealPercentThroughput: steal2,
         };
@@ -338,7 +405,7 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
         })
     : ['- (no SQLite baseline in this run: no verdicts)'];
   const lines = [
-    `Fleet benchmark: ${instances} simulated instances (0 ms nodes), c=1 over ${samples} samples after ${warmup} warm-up rounds, throughput ${jobs} jobs at c=${concurrency}; load average at start ${loadAtStart.join(' ')}, at end ${loads().join(' ')}.`,
+    `Fleet benchmark: ${instances} simulated instances (0 ms nodes), c=1 over ${samples} samples after ${warmup} warm-up rounds and ${warmupJobs} warm-up jobs at c=${concurrency} per gateway, throughput ${jobs} jobs at c=${concurrency}; load average at start ${loadAtStart.join(' ')}, at end ${loads().join(' ')}.`,
     '',
     '| setup | overhead p50 | overhead p99 | jobs/s | gateway CPU/job | Redis CPU/job | total CPU/job | vs SQLite |',
     '|---|---|---|---|---|---|---|---|',
@@ -358,11 +425,31 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
           `| ${r.setup} | ${n(r.redisCommandsPerJobC1)} | ${n(r.redisReadsPerJobC1)} | ${n(r.redisCommandsPerJobThroughput)} | ${n(r.redisReadsPerJobThroughput)} | ${n(r.criticalRoundTrips)} |`,
       ),
     '',
+    `Gateway processes during the throughput run, per job (all gateways together): read- and write-like system calls (/proc/<pid>/io syscr + syscw) and context switches of their main threads (voluntary: waited for I/O; involuntary: preempted by another process on a busy box).`,
+    '',
+    '| setup | syscalls/job | voluntary switches/job | involuntary switches/job |',
+    '|---|---|---|---|',
+    ...results.map(
+      (r) =>
+        `| ${r.setup} | ${n(r.gatewaySyscallsPerJob)} | ${n(r.gatewayVoluntarySwitchesPerJob)} | ${n(r.gatewayInvoluntarySwitchesPerJob)} |`,
+    ),
+    '',
     'Targets (issue 17):',
     ...verdicts,
   ];
   return {
-    data: { instances, samples, warmup, jobs, concurrency, delayMs, delaySamples, loadAtStart, results },
+    data: {
+      instances,
+      samples,
+      warmup,
+      warmupJobs,
+      jobs,
+      concurrency,
+      delayMs,
+      delaySamples,
+      loadAtStart,
+      results,
+    },
     summary: lines.join('\n'),
   };
 }
