@@ -40,6 +40,8 @@ export interface InstanceSettings {
   clientOptions: Partial<ComfyClientOptions>;
   /** Shared by the pool's instances: how many /object_info loads run at once. */
   objectInfoLoads: Limiter;
+  /** What an instance's own (unrequested) /object_info load waits for (PoolOptions.capabilityLoadsAfter). */
+  capabilityLoadsAfter: Promise<unknown> | null;
 }
 
 const ACTIVITY_MESSAGES = new Set([
@@ -379,7 +381,15 @@ export class PoolInstance implements LeaseHost {
       this.#suspect = null;
     }
     if (this.capabilities.stale || this.capabilities.classes === null) {
-      this.#loadCapabilities().catch((error: unknown) => {
+      const after = this.#settings.capabilityLoadsAfter;
+      (after
+        ? after.then(() => {
+            // A caller may have loaded them meanwhile.
+            if (this.#closed || !(this.capabilities.stale || this.capabilities.classes === null)) return;
+            return this.#loadCapabilities();
+          })
+        : this.#loadCapabilities()
+      ).catch((error: unknown) => {
         this.#logger.warn({ err: error }, 'could not load /object_info');
       });
     }

@@ -103,6 +103,7 @@ export class Pool extends EventEmitter<PoolEvents> {
       stuckTimeoutMs: options.stuckTimeoutMs ?? 120_000,
       capabilityTimeoutMs: Math.max(30_000, options.healthCheckTimeoutMs ?? 0),
       objectInfoLoads: new Limiter(OBJECT_INFO_LOADS),
+      capabilityLoadsAfter: options.capabilityLoadsAfter ?? null,
       // A short reconnect ceiling: while the socket is down the instance gets no work, so a
       // restarted ComfyUI should be noticed within ~2 s, not the client's general 10 s.
       // One parsed /object_info per distinct answer for the whole pool: identical instances share

@@ -129,4 +129,10 @@ export interface PoolOptions {
   logger?: Logger;
   clientOptions?: Partial<ComfyClientOptions>;
   managed?: ManagedProcessesOptions;
+  /**
+   * The /object_info load an instance starts by itself after a check waits for this (the gateway
+   * passes its listening): start-up does not fetch and parse every instance's node definitions
+   * before it serves. A load a caller asks for (nodeDefsFor) never waits. Default: no wait.
+   */
+  capabilityLoadsAfter?: Promise<unknown>;
 }

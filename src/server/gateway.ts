@@ -108,8 +108,13 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       }
     }
   };
+  // Resolved once the app listens: the /object_info load each instance starts after its first check
+  // waits for it, so start-up does not fetch and parse every instance's node definitions before it
+  // serves (PoolOptions.capabilityLoadsAfter).
+  const listening = Promise.withResolvers<void>();
   try {
     const pool = new Pool({
+      capabilityLoadsAfter: listening.promise,
       instances: instanceConfigs(config),
       maxJobsPerInstance: config.maxJobsPerInstance,
       healthCheckIntervalMs: config.healthCheckIntervalMs,
@@ -457,6 +462,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     // connect at once (?wait, SSE, WebSockets) otherwise overflow Node's default of 511 and see
     // resets and connect timeouts while the event loop works through the burst.
     await app.listen({ host: config.host, port: config.port, backlog: LISTEN_BACKLOG });
+    listening.resolve();
     if (config.healthPort !== undefined) {
       const health = await listenHealth({
         host: config.host,

@@ -187,3 +187,29 @@ test('an instance that refuses a connection takes no more leases, though its soc
   assert.equal(next?.instanceId, 'other');
   next?.release({ ok: true });
 });
+
+test('with capabilityLoadsAfter, an instance loads /object_info by itself only once it resolves; a caller need not wait', async (t) => {
+  const held = await startObjectInfoProxy(sim.instances[0]!.url);
+  const asked = await startObjectInfoProxy(sim.instances[1]!.url);
+  t.after(() => Promise.all([held.close(), asked.close()]));
+  const gate = Promise.withResolvers<void>();
+  const pool = new Pool({
+    ...POOL,
+    capabilityLoadsAfter: gate.promise,
+    instances: [
+      { id: 'held', url: held.url },
+      { id: 'asked', url: asked.url },
+    ],
+  });
+  t.after(() => pool.close());
+  await pool.start();
+  await waitFor(pool, 'instance', () => pool.list().every((s) => s.state === 'healthy'), 5000, 'healthy');
+  // Checks ran (each starts the instance's own load, held here); a caller's load goes at once.
+  assert.ok('EmptyImage' in (await pool.nodeDefsFor('asked')));
+  assert.equal(held.objectInfoRequests, 0, 'held until the gate opens');
+  assert.equal(asked.objectInfoRequests, 1, 'the held load does not repeat what a caller loaded');
+  gate.resolve();
+  await waitFor(pool, 'instance', () => held.objectInfoRequests === 1, 5000, 'loaded once released');
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.equal(asked.objectInfoRequests, 1);
+});
