@@ -135,7 +135,10 @@ export class FleetQueue {
     if (slots > this.#worker.concurrency && this.#running && !this.#paused) {
       this.#worker.concurrency = slots;
       // BullMQ's loop re-reads its concurrency only when a held entry ends: wake it as its own
-      // resume() does, or entries would wait while this gateway has free slots.
+      // resume() does, or entries would wait while this gateway has free slots. The public
+      // pause(true) + resume() would do it too, but resume() restarts the stalled checker, whose
+      // first scan runs at once: one more script for every slot freed (per job at c=1). The field
+      // is BullMQ's (6.x); test/fleet/fleet-slots fails if this stops waking the loop.
       (this.#worker as unknown as { mainLoopQueue?: { add(p: Promise<unknown>): void } }).mainLoopQueue?.add(
         Promise.resolve(),
       );
