@@ -41,6 +41,7 @@ import { comfyFacadeRoutes } from './facade/facade.ts';
 import { dashboardRoutes } from './dashboard.ts';
 import { healthAnswer, healthRoutes, readyAnswer } from './health.ts';
 import { listenHealth } from './health-port.ts';
+import { IdleCompaction } from './idle-compaction.ts';
 import { instancesRoutes } from './instances.ts';
 import { jobEventsRoutes } from './job-events.ts';
 import { jobOutputsRoutes } from './job-outputs.ts';
@@ -494,6 +495,11 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       );
     }
     logger.info({ url, instances: pool.list().length, store: store.constructor.name }, 'gateway listening');
+    // Start-up grew V8's young generation; once the loop is idle it is given back (idle-compaction.ts).
+    const compaction = new IdleCompaction({
+      onCompact: (info) => logger.debug(info, 'idle: heap compacted'),
+    });
+    closers.push(() => compaction.close());
 
     let closing: Promise<void> | null = null;
     return {
