@@ -16,6 +16,12 @@ const ALL = Symbol('all jobs');
 /** Per-job event channels with scoped subscriptions. */
 export class JobEvents {
   #emitter = new EventEmitter();
+  /**
+   * Per job, how many of its subscribers wait only for its end (`?wait`, /prompt_sync): the queue
+   * positions sent every second are not built for the thousands of jobs only waited for. An entry
+   * goes with the job's last such subscriber.
+   */
+  #endOnly = new Map<string, number>();
 
   constructor() {
     // Many SSE clients may watch one job; MAX_SSE_STREAMS bounds them at the HTTP layer.
@@ -37,11 +43,30 @@ export class JobEvents {
     return off;
   }
 
-  /** Subscribes until `signal` aborts; returns the unsubscribe function too. */
-  subscribe(jobId: string, listener: (event: JobEvent) => void, signal?: AbortSignal): () => void {
-    const off = () => this.#emitter.off(jobId, listener);
+  /**
+   * Subscribes until `signal` aborts; returns the unsubscribe function too. `endOnly`: the listener
+   * only waits for the job's terminal status (it is not sent the periodic queue positions).
+   */
+  subscribe(
+    jobId: string,
+    listener: (event: JobEvent) => void,
+    signal?: AbortSignal,
+    options: { endOnly?: boolean } = {},
+  ): () => void {
+    let subscribed = false;
+    const off = () => {
+      if (!subscribed) return;
+      subscribed = false;
+      this.#emitter.off(jobId, listener);
+      if (!options.endOnly) return;
+      const left = (this.#endOnly.get(jobId) ?? 1) - 1;
+      if (left > 0) this.#endOnly.set(jobId, left);
+      else this.#endOnly.delete(jobId);
+    };
     if (signal?.aborted) return off;
     this.#emitter.on(jobId, listener);
+    subscribed = true;
+    if (options.endOnly) this.#endOnly.set(jobId, (this.#endOnly.get(jobId) ?? 0) + 1);
     signal?.addEventListener('abort', off, { once: true });
     return off;
   }
@@ -51,8 +76,18 @@ export class JobEvents {
     return this.#emitter.listenerCount(jobId);
   }
 
+  /**
+   * Whether anyone hears the job's queue positions: a subscriber that does not only wait for its
+   * end, or, while it is waited for, the all-jobs channel (the dashboard).
+   */
+  hearsPositions(jobId: string): boolean {
+    const endOnly = this.#endOnly.get(jobId) ?? 0;
+    return this.listenerCount(jobId) > endOnly || (endOnly > 0 && this.#emitter.listenerCount(ALL) > 0);
+  }
+
   /** Drops every subscriber. */
   close(): void {
     this.#emitter.removeAllListeners();
+    this.#endOnly.clear();
   }
 }

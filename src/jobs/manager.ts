@@ -472,9 +472,14 @@ export class JobManager extends EventEmitter<JobManagerEvents> {
     const { promise, resolve } = Promise.withResolvers<void>();
     const onAbort = () => resolve();
     signal.addEventListener('abort', onAbort, { once: true });
-    const off = this.events.subscribe(id, (event) => {
-      if (event.type === 'status' && isTerminal(event.data.status)) resolve();
-    });
+    const off = this.events.subscribe(
+      id,
+      (event) => {
+        if (event.type === 'status' && isTerminal(event.data.status)) resolve();
+      },
+      undefined,
+      { endOnly: true },
+    );
     try {
       await promise;
     } finally {

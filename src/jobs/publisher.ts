@@ -113,7 +113,7 @@ export class JobPublisher {
   #publishPositions(): void {
     const seen = new Set<string>();
     this.#o.scheduler.waitingIds().forEach((id, index) => {
-      if (this.#events.listenerCount(id) === 0) return;
+      if (!this.#events.hearsPositions(id)) return;
       seen.add(id);
       const position = index + 1;
       if (this.#sentPositions.get(id) === position) return;
