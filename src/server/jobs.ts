@@ -235,8 +235,10 @@ export async function createJob(
   });
   const origin = originOf(request, publicUrl);
   // v2: a 201 means the job is recorded and queued. The body is the Job as created: the prompt may
-  // already be running by the time the commit lands.
-  let rendered = renderJob(job, origin, manager.queuePosition(job.id), manager.liveInfo(job));
+  // already be running by the time the commit lands. A waiting caller gets it as the wait left it
+  // (rendered then only: a body held for the whole wait would only add to every GC's work).
+  const created =
+    wait > 0 ? null : renderJob(job, origin, manager.queuePosition(job.id), manager.liveInfo(job));
   await manager.durable();
   request.log.info({ job_id: job.id, idempotency_key: key }, 'job created');
   if (wait > 0) {
@@ -246,8 +248,8 @@ export async function createJob(
     } finally {
       scope.dispose();
     }
-    rendered = renderJob(job, origin, manager.queuePosition(job.id), manager.liveInfo(job));
   }
+  const rendered = created ?? renderJob(job, origin, manager.queuePosition(job.id), manager.liveInfo(job));
   return reply.code(201).header('location', `/api/v2/jobs/${job.id}`).send(rendered);
 }
 
