@@ -10,8 +10,8 @@
 // growth of the p50 divided by the delay is the number of round trips a request waits for in turn.
 // Gateway syscalls and context switches per job (/proc) show how batching and preemption change
 // with the number of gateways. Every gateway is warmed up as one alone would be (--warmup rounds
-// at c=1 and --warmup-jobs at --concurrency, each times the number of gateways): the queue path,
-// which c=1 jobs skip, is JIT-compiled in each of them before anything is measured.
+// at c=1 and --warmup-jobs at --concurrency, each times the number of gateways), so what is
+// measured is the steady state of long-running gateways, not their JIT warm-up.
 // Options: --only sqlitex1,redisx1,redisx2,redisx3, --samples, --warmup, --warmup-jobs, --jobs,
 // --concurrency, --instances, --delay-ms, --delay-samples (0 skips the round-trip runs),
 // --cpu-prof-dir DIR; BENCH_GATEWAY_ARGS adds Node options to the gateways (e.g. --perf-basic-prof).
@@ -216,9 +216,10 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
   const samples = Number(args.samples ?? 300);
   const warmup = Number(args.warmup ?? 500);
   const jobs = Number(args.jobs ?? 3000);
-  // Jobs per gateway at --concurrency before the throughput is measured: the queue path (which
-  // c=1 jobs skip) gets the same JIT warm-up in every gateway, however many share the load.
-  const warmupJobs = Number(args['warmup-jobs'] ?? 1000);
+  // Jobs per gateway at --concurrency before anything is measured, so every gateway runs
+  // optimized code however many share the load (V8 compiles hot functions fully only after a few
+  // thousand jobs per process here: three gateways at 1,000 each ran most of them half-optimized).
+  const warmupJobs = Number(args['warmup-jobs'] ?? 8000);
   const concurrency = Number(args.concurrency ?? 64);
   const instances = Number(args.instances ?? 8);
   const delayMs = Number(args['delay-ms'] ?? 10);
