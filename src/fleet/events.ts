@@ -107,8 +107,13 @@ export class FleetEvents extends JobEvents {
     return super.listenerCount(jobId);
   }
 
-  override subscribe(jobId: string, listener: (event: JobEvent) => void, signal?: AbortSignal): () => void {
-    const off = super.subscribe(jobId, listener, signal);
+  override subscribe(
+    jobId: string,
+    listener: (event: JobEvent) => void,
+    signal?: AbortSignal,
+    options: { endOnly?: boolean } = {},
+  ): () => void {
+    const off = super.subscribe(jobId, listener, signal, options);
     if (signal?.aborted || this.#isLocal(jobId)) return off;
     let done = false;
     signal?.addEventListener('abort', () => (done = true), { once: true });
