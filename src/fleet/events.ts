@@ -4,8 +4,10 @@
 // Every gateway holds one pattern subscription to all job channels (subscribing per watched job
 // cost two commands per ?wait request, more than the rest of the job's Redis traffic) and hands
 // a message to local watchers only; a message for a job nobody here watches is dropped undecoded.
-// A terminal status event carries the job's final record (without its workflow), so a watcher
-// elsewhere has the end state without reading it back. A new watcher of a job another gateway
+// The terminal status event of a job another gateway admitted carries the job's final record
+// (without its workflow), so the admitting gateway, where its caller waits, has the end state
+// without reading it back (every gateway receives the message: jobs admitted where they run do
+// without it). A new watcher of a job another gateway
 // runs reads its status once more after subscribing (the whole record only when it ended), so a
 // job that ended just before still delivers its terminal status.
 import type { Redis } from 'ioredis';
@@ -22,8 +24,6 @@ export interface FleetEventsOptions {
   publish: (channel: string, message: string) => void;
   /** The stored record of a job that ended, else undefined (a new watcher of a job another gateway may run). */
   loadEnded: (id: string) => Promise<JobRecord | undefined>;
-  /** The record of a job this gateway runs (its terminal event carries it). */
-  recordOf: (id: string) => JobRecord | undefined;
   /** Takes another gateway's final record of a job watched here (RedisJobStore.absorb). */
   absorb: (record: JobRecord) => void;
   onError?: (err: unknown) => void;
@@ -42,6 +42,7 @@ export class FleetEvents extends JobEvents {
   readonly #prefix: string;
   readonly #ready: Promise<unknown>;
   #isLocal: (id: string) => boolean = () => false;
+  #finalRecord: (id: string) => JobRecord | undefined = () => undefined;
 
   constructor(options: FleetEventsOptions) {
     super();
@@ -57,6 +58,14 @@ export class FleetEvents extends JobEvents {
   /** Tells which jobs this gateway runs (their events reach local watchers directly). */
   setLocal(isLocal: (id: string) => boolean): void {
     this.#isLocal = isLocal;
+  }
+
+  /**
+   * Tells which record a job's terminal event carries: that of a job another gateway admitted
+   * (whose caller waits there), none for a job admitted here (every gateway would receive it).
+   */
+  setFinalRecord(finalRecord: (id: string) => JobRecord | undefined): void {
+    this.#finalRecord = finalRecord;
   }
 
   /** Resolves once the pattern subscription is in place. */
@@ -90,7 +99,7 @@ export class FleetEvents extends JobEvents {
     super.emit(jobId, event);
     const envelope: Envelope = { g: this.#o.gatewayId, e: event };
     if (event.type === 'status' && isTerminal(event.data.status)) {
-      const record = this.#o.recordOf(jobId);
+      const record = this.#finalRecord(jobId);
       if (record && isTerminal(record.status))
         envelope.r = { ...record, workflow: undefined } as unknown as JobRecord;
     }

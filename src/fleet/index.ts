@@ -133,7 +133,6 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
     gatewayId,
     publish: (channel, message) => store.publish(channel, message),
     loadEnded: (id) => store.loadEnded(id),
-    recordOf: (id) => store.get(id),
     absorb: (record) => store.absorb(record),
     onError: onError('event subscription failed'),
   });

@@ -73,7 +73,10 @@ export class FleetJobManager extends JobManager {
   readonly #noInstanceRetryAfterS: number;
   #admissions = new Map<string, Promise<void>>();
   #lastAdmission: Promise<void> | null = null;
-  /** Jobs admitted here: when this gateway takes their entry first, their record is in memory. */
+  /**
+   * Jobs admitted here: when this gateway takes their entry first, their record is in memory, and
+   * their terminal event needs no record (their caller waits here).
+   */
   #admitted = new WeakSet<JobRecord>();
   /**
    * Jobs whose admission transaction is out: the worker may take the entry before the reply is
@@ -119,6 +122,10 @@ export class FleetJobManager extends JobManager {
     fleet.subscriber.on('message', this.#onControl);
     fleet.queue.handle((entry) => this.take(entry));
     fleet.events.setLocal((id) => this.holds(id));
+    fleet.events.setFinalRecord((id) => {
+      const job = fleet.store.get(id);
+      return job && !this.#admitted.has(job) ? job : undefined;
+    });
   }
 
   /** Gateway id in the fleet (leases and events carry it). */
@@ -265,6 +272,7 @@ export class FleetJobManager extends JobManager {
       if (admitted === 'duplicate') throw new IdempotencyKeyReuseError();
       if (admitted === 'full')
         throw new QueueFullError(Math.min(60, Math.max(1, Math.ceil(this.#waiting / 10))));
+      this.#admitted.add(job);
       this.#runHere(job);
       return;
     }

@@ -167,6 +167,15 @@ describe('Redis commands of a job on one gateway', { skip: unavailable || false 
       );
       assert.ok(stored >= 0 && about.indexOf(running[1] as string[]) === stored + 2, JSON.stringify(about));
     }
+    // Its caller waited here: its events went out without its record (every gateway gets them).
+    const published = seen.filter(
+      ([source, name]) => source === 'client' && name?.toLowerCase() === 'publish',
+    );
+    assert.ok(published.length >= ids.length, JSON.stringify(published));
+    assert.ok(
+      published.every(([, , , message]) => !message?.includes('"r":{')),
+      JSON.stringify(published),
+    );
     assert.equal((now.exec ?? 0) - (before.exec ?? 0), 0, 'no transaction');
     assert.equal(await client.hlen(`${prefix}:running`), 0);
   });
@@ -242,6 +251,15 @@ describe('Redis commands of a job on one gateway', { skip: unavailable || false 
           ['d,w,c'],
           JSON.stringify(reads),
         );
+        // The runner's terminal event carried the record instead.
+        const carried = seen.filter(
+          ([source, name, channel, message]) =>
+            source === 'client' &&
+            name?.toLowerCase() === 'publish' &&
+            channel?.endsWith(`:ev:${id}`) &&
+            message?.includes('"r":{'),
+        );
+        assert.equal(carried.length, 1, JSON.stringify(carried));
       }
     } finally {
       for (const g of pair) await g.close();
