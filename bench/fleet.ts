@@ -123,6 +123,8 @@ const TARGET_CPU_RATIO = 2;
 interface RedisCounters {
   commands: Record<string, number>;
   reads: number;
+  /** Bytes Redis sent to its clients (replies and pub/sub deliveries). */
+  outBytes: number;
 }
 
 async function redisCounters(redis: Redis): Promise<RedisCounters> {
@@ -131,7 +133,8 @@ async function redisCounters(redis: Redis): Promise<RedisCounters> {
   for (const m of commandstats.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm))
     commands[m[1] as string] = Number(m[2]);
   const reads = Number(/^total_reads_processed:(\d+)/m.exec(stats)?.[1] ?? Number.NaN);
-  return { commands, reads };
+  const outBytes = Number(/^total_net_output_bytes:(\d+)/m.exec(stats)?.[1] ?? Number.NaN);
+  return { commands, reads, outBytes };
 }
 
 /** Per-job figures between two readings (the bench's own INFO calls are left out). */
@@ -149,6 +152,8 @@ function perJob(before: RedisCounters, after: RedisCounters, jobs: number) {
   return {
     commands: round(total / jobs, 2),
     reads: round((after.reads - before.reads - 2) / jobs, 2),
+    // The first reading's INFO replies are counted too (a few KB over the whole run).
+    outBytes: Math.round((after.outBytes - before.outBytes) / jobs),
     byCommand,
   };
 }
@@ -374,6 +379,7 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
           redisReadsPerJobC1: c1Redis?.reads ?? null,
           redisCommandsPerJobThroughput: loadRedis?.commands ?? null,
           redisReadsPerJobThroughput: loadRedis?.reads ?? null,
+          redisOutBytesPerJobThroughput: loadRedis?.outBytes ?? null,
           criticalRoundTrips,
           redisCommandsByNameC1: c1Redis?.byCommand ?? null,
           redisCommandsByNameThroughput: loadRedis?.byCommand ?? null,
@@ -415,15 +421,15 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
         `| ${r.setup} | ${r.overheadP50Ms} ms | ${r.overheadP99Ms} ms | ${r.jobsPerSecond} | ${r.gatewayCpuMsPerJob} ms | ${r.redisCpuMsPerJob} ms | ${r.totalCpuMsPerJob} ms | ${base ? `${round((r.totalCpuMsPerJob as number) / (base.totalCpuMsPerJob as number), 2)}×` : '—'} |`,
     ),
     '',
-    `Load-independent figures (Redis setups): commands Redis ran per job (those inside scripts included) and request batches it read per job, at c=1 and at c=${concurrency}; round trips on the c=1 critical path = p50 growth when every Redis reply is held ${delayMs} ms, over ${delaySamples} samples.`,
+    `Load-independent figures (Redis setups): commands Redis ran per job (those inside scripts included) and request batches it read per job, at c=1 and at c=${concurrency}; bytes it sent to clients per job at c=${concurrency} (replies and pub/sub deliveries to every gateway); round trips on the c=1 critical path = p50 growth when every Redis reply is held ${delayMs} ms, over ${delaySamples} samples.`,
     '',
-    '| setup | commands/job c=1 | batches/job c=1 | commands/job throughput | batches/job throughput | critical-path round trips |',
-    '|---|---|---|---|---|---|',
+    '| setup | commands/job c=1 | batches/job c=1 | commands/job throughput | batches/job throughput | bytes out/job throughput | critical-path round trips |',
+    '|---|---|---|---|---|---|---|',
     ...results
       .filter((r) => r.redisCommandsPerJobC1 !== null)
       .map(
         (r) =>
-          `| ${r.setup} | ${n(r.redisCommandsPerJobC1)} | ${n(r.redisReadsPerJobC1)} | ${n(r.redisCommandsPerJobThroughput)} | ${n(r.redisReadsPerJobThroughput)} | ${n(r.criticalRoundTrips)} |`,
+          `| ${r.setup} | ${n(r.redisCommandsPerJobC1)} | ${n(r.redisReadsPerJobC1)} | ${n(r.redisCommandsPerJobThroughput)} | ${n(r.redisReadsPerJobThroughput)} | ${n(r.redisOutBytesPerJobThroughput)} | ${n(r.criticalRoundTrips)} |`,
       ),
     '',
     `Gateway processes during the throughput run, per job (all gateways together): read- and write-like system calls (/proc/<pid>/io syscr + syscw) and context switches of their main threads (voluntary: waited for I/O; involuntary: preempted by another process on a busy box).`,
