@@ -524,10 +524,16 @@ interface ProbeTimes {
   connects: number[];
 }
 
-function healthProber(urls: string[]): { stop: () => Promise<ProbeTimes[]> } {
+function healthProber(urls: string[]): {
+  stop: () => Promise<{ probes: ProbeTimes[]; ownDelay: { p99: number; max: number } }>;
+} {
   // Each probe's total time and the time its TCP connection took: a connect of a second or more is a
   // SYN sent again after the kernel dropped it (a full accept queue), the rest is the gateway's answer.
   const script = `const http = require('node:http');
+const { monitorEventLoopDelay } = require('node:perf_hooks');
+// The prober's own lateness: a probe answered on time but read late is the prober's, not the gateway's.
+const delay = monitorEventLoopDelay({ resolution: 5 });
+delay.enable();
 const times = process.argv.slice(1).map(() => []);
 const connects = process.argv.slice(1).map(() => []);
 let stopped = false;
@@ -549,7 +555,8 @@ const get = (url) => new Promise((resolve) => {
     t.forEach(([ms, connect], i) => { times[i].push(ms); connects[i].push(connect); });
     await new Promise((r) => setTimeout(r, 100));
   }
-  process.send({ times, connects }, () => process.exit(0));
+  const ownDelay = { p99: delay.percentile(99) / 1e6, max: delay.max / 1e6 };
+  process.send({ times, connects, ownDelay }, () => process.exit(0));
 })();`;
   const child = spawn(process.execPath, ['-e', script, ...urls], {
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
@@ -558,10 +565,16 @@ const get = (url) => new Promise((resolve) => {
     stop: () =>
       new Promise((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error('health prober did not answer')), CHILD_TIMEOUT_MS);
-        child.once('message', (msg: { times: number[][]; connects: number[][] }) => {
-          clearTimeout(timer);
-          resolve(msg.times.map((times, i) => ({ times, connects: msg.connects[i] ?? [] })));
-        });
+        child.once(
+          'message',
+          (msg: { times: number[][]; connects: number[][]; ownDelay: { p99: number; max: number } }) => {
+            clearTimeout(timer);
+            resolve({
+              probes: msg.times.map((times, i) => ({ times, connects: msg.connects[i] ?? [] })),
+              ownDelay: msg.ownDelay,
+            });
+          },
+        );
         child.send('stop');
       }),
   };
@@ -762,7 +775,8 @@ async function clientsPhase(
     const elapsedMs = performance.now() - t0;
     clearInterval(sampler);
     const none = { times: [], connects: [] };
-    const [mainHealth = none, ownHealth = none] = await prober.stop();
+    const probed = await prober.stop();
+    const [mainHealth = none, ownHealth = none] = probed.probes;
     const { depths, backlog } = acceptQueue.stop();
     const queueDepths = depths.sort((a, b) => a - b);
     const overflows1 = listenOverflows();
@@ -792,6 +806,8 @@ async function clientsPhase(
       gc_pause_ms_by_kind: reading.gcByKind,
       health: healthStats(mainHealth),
       health_own_listener: healthStats(ownHealth),
+      // The prober's own event-loop delay (ms): what of a probe's time was the prober's lateness.
+      prober_loop_delay_ms: { p99: round(probed.ownDelay.p99, 1), max: round(probed.ownDelay.max, 1) },
       // Why the API port's /health waits during the ramp: connections queued in the kernel behind the
       // arrivals, and handshakes dropped (then resent after 1 s, 3 s) while that queue was full.
       accept_queue: {
@@ -895,7 +911,7 @@ function summarise(data: Record<string, unknown>): string {
               .map(([k, n]) => `${k}: ${n}`)
               .join(', ')})`
           : ''
-      }, RSS max ${c.rss_max_mib} MiB, loop delay p99 ${eld.p99} ms (max ${eld.max}), /health p99 ${h.p99_ms} ms (max ${h.max_ms}, ${h.over_50ms} of ${h.probes} over 50 ms, ${h.connects_over_1s} connects over 1 s); on HEALTH_PORT p99 ${ho.p99_ms} ms (max ${ho.max_ms}, ${ho.over_50ms} over 50 ms, ${ho.connects_over_1s} connects over 1 s) | 0 errors, < 1 GiB, < 20 ms, < 50 ms |`,
+      }, RSS max ${c.rss_max_mib} MiB, loop delay p99 ${eld.p99} ms (max ${eld.max}), /health p99 ${h.p99_ms} ms (max ${h.max_ms}, ${h.over_50ms} of ${h.probes} over 50 ms, ${h.connects_over_1s} connects over 1 s); on HEALTH_PORT p99 ${ho.p99_ms} ms (max ${ho.max_ms}, ${ho.over_50ms} over 50 ms, ${ho.connects_over_1s} connects over 1 s; the prober's own loop delay p99 ${(c.prober_loop_delay_ms as { p99: number }).p99} ms, max ${(c.prober_loop_delay_ms as { max: number }).max} ms) | 0 errors, < 1 GiB, < 20 ms, < 50 ms |`,
       `| … the API port's accept queue (connections the kernel holds for the gateway), sampled every 250 ms | p50 ${(c.accept_queue as Record<string, unknown>).p50}, max ${(c.accept_queue as Record<string, unknown>).max} of a backlog of ${(c.accept_queue as Record<string, unknown>).backlog}; ${(c.accept_queue as Record<string, unknown>).listen_overflows_machine_wide} handshakes dropped on a full queue (machine-wide count) | reported |`,
       `| … waits in flight (max), gateway CPU per job | ${c.waits_in_flight_max}, ${c.gateway_cpu_ms_per_job} ms (${c.jobs} jobs in ${c.seconds} s) | reported |`,
       `| … GC pauses in the gateway | p99 ${(c.gc_pause_ms as SyncStats).p99} ms, max ${(c.gc_pause_ms as SyncStats).max} ms, ${(c.gc_pause_ms as SyncStats).over_5ms} of ${(c.gc_pause_ms as SyncStats).count} over 5 ms; by kind: ${Object.entries(
