@@ -1,10 +1,11 @@
-// `npm run build` (and npm's `prepare`, so `npm ci` runs it): bundles the gateway into dist/ with esbuild,
-// one ESM entry for the command line and one for src/server (the demo's), plus split chunks for the
-// parts loaded on first use.
+// `npm run build` (and npm's `prepare`, so `npm ci` runs it): bundles the gateway into dist/ with esbuild:
+// the command line as one CommonJS script (main.cjs, which bin/bundle.js runs with a V8 code cache of
+// its own), and src/server as an ES module entry (server.js, the demo's) with split chunks.
 // Why a bundle: `serve` loads ~1,000 modules from the TypeScript sources; resolving, reading and
 // type-stripping each one was more than half of its start-up CPU (README, "Start-up and the bundled build").
 // bin/comfy-gateway.js runs the bundle only while every input it was built from is unchanged
 // (dist/manifest.json), and the TypeScript sources otherwise.
+import { createHash } from 'node:crypto';
 import { stat, readFile, rm, writeFile } from 'node:fs/promises';
 import { isBuiltin } from 'node:module';
 import { join, relative, resolve } from 'node:path';
@@ -34,6 +35,11 @@ const EXTERNAL = [
 export interface BundleManifest {
   /** Input path (relative to the repository) → [size, mtimeMs] when the bundle was built. */
   inputs: Record<string, [number, number]>;
+  /**
+   * SHA-256 of main.cjs (hex, 16 digits), which names its code cache: V8 checks a cache against its
+   * script's length only, so a rebuilt script must never meet the cache of an earlier one.
+   */
+  mainHash: string;
 }
 
 /**
@@ -41,7 +47,9 @@ export interface BundleManifest {
  * simulator's data, the conversion worker): in a chunk that URL would be the chunk's, so each is
  * rewritten to the source file's own URL, relative to the output folder.
  */
-function sourceImportMeta(outdir: string): Plugin {
+function sourceImportMeta(outdir: string, format: 'esm' | 'cjs'): Plugin {
+  // A CommonJS script has no import.meta: the banner defines both stand-ins.
+  const base = format === 'esm' ? 'import.meta.url' : '__bundleUrl';
   return {
     name: 'source-import-meta',
     setup(plugin) {
@@ -49,8 +57,9 @@ function sourceImportMeta(outdir: string): Plugin {
         let text = await readFile(args.path, 'utf8');
         if (text.includes('import.meta.url')) {
           const source = JSON.stringify(relative(outdir, args.path).split('\\').join('/'));
-          text = text.replaceAll('import.meta.url', `new URL(${source}, import.meta.url).href`);
+          text = text.replaceAll('import.meta.url', `new URL(${source}, ${base}).href`);
         }
+        if (format === 'cjs') text = text.replaceAll('import.meta.resolve(', '__importMetaResolve(');
         return { contents: text, loader: 'ts' };
       });
     },
@@ -120,40 +129,69 @@ async function asciiOnly(file: string): Promise<void> {
   await writeFile(file, escaped);
 }
 
-/** Bundles the command line (main.js) and the embeddable gateway (server.js) into `outdir`. */
+/**
+ * Bundles the command line (main.cjs) and the embeddable gateway (server.js) into `outdir`.
+ * Why the command line is one CommonJS script: Node's compile cache holds only what V8 compiled
+ * before a module ran (each chunk's top level), so every function a start-up calls was compiled
+ * again at every start; a script run through vm.Script can have its cache written after start-up,
+ * with those functions in it (bin/bundle.js). A CommonJS script cannot be split into chunks: the
+ * commands and features loaded on first use are in it too, evaluated only when imported.
+ */
 export async function buildBundle(outdir = join(ROOT, 'dist')): Promise<BundleManifest> {
   await rm(outdir, { recursive: true, force: true });
-  const result = await build({
+  const common = {
     absWorkingDir: ROOT,
-    entryPoints: { main: 'src/cli/main.ts', server: 'src/server/index.ts' },
     bundle: true,
-    splitting: true,
-    format: 'esm',
     platform: 'node',
     target: 'node24',
-    outdir,
     external: EXTERNAL,
-    // Bundled CommonJS packages call require() for Node's built-ins.
-    banner: {
-      js: "import { createRequire as __createRequire } from 'node:module';\nconst require = __createRequire(import.meta.url);",
-    },
     metafile: true,
     logLevel: 'warning',
-    plugins: [sourceImportMeta(outdir), entryOverrides(), builtinsThroughRequire()],
-  });
-  for (const output of Object.keys(result.metafile.outputs)) await asciiOnly(join(ROOT, output));
+  } as const;
+  const [server, main] = await Promise.all([
+    build({
+      ...common,
+      entryPoints: { server: 'src/server/index.ts' },
+      splitting: true,
+      format: 'esm',
+      outdir,
+      // Bundled CommonJS packages call require() for Node's built-ins.
+      banner: {
+        js: "import { createRequire as __createRequire } from 'node:module';\nconst require = __createRequire(import.meta.url);",
+      },
+      plugins: [sourceImportMeta(outdir, 'esm'), entryOverrides(), builtinsThroughRequire()],
+    }),
+    build({
+      ...common,
+      entryPoints: { main: 'src/cli/main.ts' },
+      format: 'cjs',
+      // import() of a package left outside (Swagger UI) as require(): a script run through vm.Script
+      // could only import() with an experimental loader.
+      supported: { 'dynamic-import': false },
+      outfile: join(outdir, 'main.cjs'),
+      banner: {
+        js: "const __bundleUrl = require('node:url').pathToFileURL(__filename).href;\nconst __importMetaResolve = (specifier) => require('node:url').pathToFileURL(require.resolve(specifier)).href;",
+      },
+      plugins: [sourceImportMeta(outdir, 'cjs'), entryOverrides()],
+    }),
+  ]);
+  const outputs = [...Object.keys(server.metafile.outputs), ...Object.keys(main.metafile.outputs)];
+  for (const output of outputs) await asciiOnly(join(ROOT, output));
   const inputs: BundleManifest['inputs'] = {};
   // Our own inputs one by one, this script too; the bundled packages through npm's record of what it
   // installed (node_modules/.package-lock.json, rewritten by every npm install and npm ci).
-  const own = Object.keys(result.metafile.inputs).filter(
-    (input) => !input.includes('node_modules/') && !input.startsWith('builtin:'),
-  );
+  const all = new Set([...Object.keys(server.metafile.inputs), ...Object.keys(main.metafile.inputs)]);
+  const own = [...all].filter((input) => !input.includes('node_modules/') && !input.startsWith('builtin:'));
   for (const input of [...own, 'scripts/build.ts', 'node_modules/.package-lock.json', 'package.json']) {
     const path = join(ROOT, input);
     const info = await stat(path);
     inputs[relative(ROOT, path)] = [info.size, info.mtimeMs];
   }
-  const manifest: BundleManifest = { inputs };
+  const mainHash = createHash('sha256')
+    .update(await readFile(join(outdir, 'main.cjs')))
+    .digest('hex')
+    .slice(0, 16);
+  const manifest: BundleManifest = { inputs, mainHash };
   await writeFile(join(outdir, 'manifest.json'), JSON.stringify(manifest));
   return manifest;
 }

@@ -24,9 +24,19 @@ const program = new Command()
   .description('A production API gateway for ComfyUI')
   .showHelpAfterError();
 
-const invoked = process.argv[2];
-const load =
-  invoked !== undefined && Object.hasOwn(commands, invoked) ? [commands[invoked]!] : Object.values(commands);
-for (const module of await Promise.all(load.map((importModule) => importModule()))) module.register(program);
+/** Registers the invoked subcommand (all of them for help and unknown commands) and runs it. */
+async function main(): Promise<void> {
+  const invoked = process.argv[2];
+  const load =
+    invoked !== undefined && Object.hasOwn(commands, invoked)
+      ? [commands[invoked]!]
+      : Object.values(commands);
+  for (const module of await Promise.all(load.map((importModule) => importModule())))
+    module.register(program);
+  await program.parseAsync(process.argv);
+}
 
-await program.parseAsync(process.argv);
+// Not a top-level await: the command line is also bundled as a CommonJS script (dist/main.cjs, run
+// with a code cache of its own by bin/bundle.js), which cannot have one. A failure is an unhandled
+// rejection: Node prints it and exits 1, as it did for the awaited form.
+void main();

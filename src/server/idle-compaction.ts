@@ -5,8 +5,15 @@
 // for a whole interval and the young generation holds more than `youngBytes`, one memory-reducing
 // full GC runs (V8's "last resort" collection: the young generation shrinks, old pages compact).
 // It runs only on an idle loop, so it delays no work in progress; under load it never runs.
+import { channel } from 'node:diagnostics_channel';
 import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+
+/**
+ * Told just before a compaction: bin/bundle.js writes the command line's code cache then, while the
+ * functions start-up compiled are still there (a memory-reducing GC drops compiled code).
+ */
+const idleChannel = channel('comfy-gateway:idle');
 
 /** Node's gc() as `--expose-gc` defines it (the options this module passes). */
 type Gc = (options: { type: 'major'; execution: 'sync'; flavor: 'last-resort' }) => void;
@@ -76,6 +83,7 @@ export class IdleCompaction {
       const before = youngBytes();
       if (before <= threshold) return;
       this.#lastCompaction = started;
+      if (idleChannel.hasSubscribers) idleChannel.publish({ youngBytes: before });
       gcFunction()({ type: 'major', execution: 'sync', flavor: 'last-resort' });
       // The GC itself is loop time: the next interval starts after it.
       this.#last = performance.eventLoopUtilization();

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, test } from 'node:test';
 import { blake3 } from 'hash-wasm';
-import { entryUrl, staleReason } from '../../bin/bundle.js';
+import { entryUrl, runMain, staleReason } from '../../bin/bundle.js';
 import { buildBundle } from '../../scripts/build.ts';
 import { type Simulator, startSimulator } from '../../src/simulator/index.ts';
 import { freePort } from '../support/gateway-process.ts';
@@ -31,21 +31,25 @@ after(async () => {
 
 test('the bundle serves: a job runs through it, and its dashboard, docs and metrics answer', async () => {
   const dataDir = await mkdtemp(join(tmpdir(), 'bundle-data-'));
-  const child = spawn(
-    process.execPath,
-    [join(outdir, 'main.js'), 'serve', '--port', String(await freePort())],
-    {
-      cwd: REPO_ROOT,
-      env: {
-        PATH: process.env.PATH,
-        HOST: '127.0.0.1',
-        DATA_DIR: dataDir,
-        LOG_LEVEL: 'info',
-        COMFYUI_URLS: sim.instances[0]!.url,
-      },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
+  // What bin/comfy-gateway.js does, with this build.
+  const launcher = join(outdir, 'launch.mjs');
+  await writeFile(
+    launcher,
+    `import { runMain } from ${JSON.stringify(join(REPO_ROOT, 'bin/bundle.js'))};\n` +
+      `const ran = await runMain('file:///never', ${JSON.stringify(outdir)}, { cacheDir: ${JSON.stringify(dataDir)} });\n` +
+      `if (ran === 'sources') throw new Error('the sources ran');\n`,
   );
+  const child = spawn(process.execPath, [launcher, 'serve', '--port', String(await freePort())], {
+    cwd: REPO_ROOT,
+    env: {
+      PATH: process.env.PATH,
+      HOST: '127.0.0.1',
+      DATA_DIR: dataDir,
+      LOG_LEVEL: 'info',
+      COMFYUI_URLS: sim.instances[0]!.url,
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const exited = once(child, 'exit');
   try {
     const lines = createInterface({ input: child.stdout! });
@@ -108,7 +112,7 @@ test('a bundle whose inputs changed is stale and the sources run instead', async
     await writeFile(join(root, 'a.ts'), 'export const a = 1;\n');
     assert.equal(staleReason(dist, root), 'not built');
     const fallback = 'file:///sources/main.ts';
-    assert.equal(entryUrl('main', fallback, dist), fallback);
+    assert.equal(entryUrl('server', fallback, dist), fallback);
     const { size, mtimeMs } = await import('node:fs').then((fs) => fs.statSync(join(root, 'a.ts')));
     await writeFile(join(dist, 'manifest.json'), JSON.stringify({ inputs: { 'a.ts': [size, mtimeMs] } }));
     assert.equal(staleReason(dist, root), null);
@@ -133,12 +137,45 @@ test('the manifest of a fresh build lists the sources it bundled and npm’s ins
   assert.ok(!Object.keys(manifest.inputs).some((input) => input.startsWith('node_modules/fastify')));
   assert.equal(staleReason(outdir), null);
   // ASCII only, so V8 holds each chunk's source as a one-byte string (half the memory of UTF-16).
-  for (const file of (await readdir(outdir)).filter((f) => f.endsWith('.js'))) {
+  for (const file of (await readdir(outdir)).filter((f) => /\.c?js$/.test(f))) {
     const bytes = await readFile(join(outdir, file));
     assert.equal(
       bytes.findIndex((b) => b > 0x7f),
       -1,
       `${file} has a non-ASCII byte`,
     );
+  }
+});
+
+test('the command line keeps a code cache named by its script: written after a start, used by the next', async () => {
+  const dist = await mkdtemp(join(tmpdir(), 'bundle-cache-'));
+  const cacheDir = join(dist, 'cache');
+  const runs = globalThis as { bundleTestRuns?: string[] };
+  runs.bundleTestRuns = [];
+  try {
+    await import('node:fs').then((fs) => fs.mkdirSync(cacheDir));
+    const script = (tag: string) =>
+      `globalThis.bundleTestRuns.push(${JSON.stringify(tag)}); function f() { return 1; } f();\n`;
+    const build = async (tag: string, mainHash: string) => {
+      await writeFile(join(dist, 'main.cjs'), script(tag));
+      await writeFile(join(dist, 'manifest.json'), JSON.stringify({ inputs: {}, mainHash }));
+    };
+    const cached = async () => (await readdir(cacheDir)).filter((f) => f.endsWith('.bin'));
+    const options = { cacheDir, cacheAfterMs: 0 };
+    await build('one', 'aaaa');
+    assert.equal(await runMain('file:///never', dist, options), 'no cache');
+    for (let i = 0; i < 200 && (await cached()).length === 0; i++)
+      await new Promise((r) => setTimeout(r, 10));
+    assert.equal((await cached()).length, 1, 'written after the start');
+    assert.equal(await runMain('file:///never', dist, options), 'cache accepted');
+    // Another script of the same length (V8 would take the old cache): another cache.
+    await build('two', 'bbbb');
+    assert.equal(await runMain('file:///never', dist, options), 'no cache');
+    assert.deepEqual(runs.bundleTestRuns, ['one', 'one', 'two']);
+    for (let i = 0; i < 200 && (await cached()).length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal((await cached()).length, 2);
+  } finally {
+    delete runs.bundleTestRuns;
+    await rm(dist, { recursive: true, force: true });
   }
 });
