@@ -314,12 +314,14 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
             }),
           );
         };
-        // Warm-up per gateway: each one sees as many requests as a single gateway would.
+        // Warm-up per gateway: each one sees as many requests as a single gateway would. The c=1
+        // rounds come last: jobs take the queue while the fleet's count of waiting entries (read
+        // every second) still shows the burst, and the c=1 figures are of jobs that need none.
+        await load(warmupJobs * gateways.length);
         for (let i = 0; i < warmup * gateways.length; i++) {
           await direct.run(PROMPT);
           await via();
         }
-        await load(warmupJobs * gateways.length);
         const ticks1 = machineTicks();
         const c1Before = info ? await redisCounters(info) : null;
         const { directMs, gatewayMs } = await c1(via, samples);
