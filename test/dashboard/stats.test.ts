@@ -3,8 +3,9 @@
 // percentiles, samples close on their interval with the jobs of that interval, and the dashboard
 // stream's snapshot carries the same figures.
 import assert from 'node:assert/strict';
-import { on } from 'node:events';
+import { EventEmitter, on } from 'node:events';
 import { after, before, describe, it } from 'node:test';
+import type { JobManager } from '../../src/jobs/index.ts';
 import { StatsCollector, type StatsSample, percentile } from '../../src/server/stats.ts';
 import { invertPrompt, readEvents, startTestStack, type TestStack } from '../support/gateway.ts';
 
@@ -30,6 +31,40 @@ describe('statistics', { timeout: 60_000 }, () => {
       ),
       95,
     );
+  });
+
+  it('keeps the latencies of the newest 2,000 jobs for the rolling percentiles', () => {
+    // Outcomes come from a stand-in for the manager's 'terminal' events: 2,500 real jobs would take
+    // minutes, and the collector reads nothing else of them.
+    const manager = Object.assign(new EventEmitter(), {
+      queued: 0,
+      inFlight: 0,
+      counts: () => stack.gateway.manager.counts(),
+    }) as unknown as JobManager;
+    const collector = new StatsCollector({ manager, pool: stack.gateway.pool });
+    try {
+      for (let i = 0; i < 2500; i++)
+        manager.emit('terminal', {
+          id: `j${i}`,
+          status: 'succeeded',
+          attempts: [],
+          instance_id: null,
+          queue_ms: i,
+          execution_ms: 10_000 + i,
+        });
+      const latency = collector.summary().latency_ms as {
+        jobs: number;
+        queue_wait: { p50: number; p95: number };
+        run: { p50: number };
+      };
+      assert.equal(latency.jobs, 2000);
+      // Jobs 500..2499: nearest-rank p50 is job 1499's, p95 job 2399's.
+      assert.equal(latency.queue_wait.p50, 1499);
+      assert.equal(latency.queue_wait.p95, 2399);
+      assert.equal(latency.run.p50, 11_499);
+    } finally {
+      collector.close();
+    }
   });
 
   it('counts outcomes per instance, with latency percentiles, in /v1/stats and in samples', async () => {
