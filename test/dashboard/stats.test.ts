@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { EventEmitter, on } from 'node:events';
 import { after, before, describe, it } from 'node:test';
-import type { JobManager } from '../../src/jobs/index.ts';
+import type { JobManager, JobRecord } from '../../src/jobs/index.ts';
 import { StatsCollector, type StatsSample, percentile } from '../../src/server/stats.ts';
 import { invertPrompt, readEvents, startTestStack, type TestStack } from '../support/gateway.ts';
 
@@ -51,7 +51,7 @@ describe('statistics', { timeout: 60_000 }, () => {
           instance_id: null,
           queue_ms: i,
           execution_ms: 10_000 + i,
-        });
+        } as Partial<JobRecord> as JobRecord);
       const latency = collector.summary().latency_ms as {
         jobs: number;
         queue_wait: { p50: number; p95: number };
