@@ -13,6 +13,9 @@ export type JobEvent =
 /** The channel that carries every job's events (the dashboard's one stream watches it). */
 const ALL = Symbol('all jobs');
 
+/** A job id no job has: listenerCount of it tells whether listeners are counted beyond this process. */
+const UNWATCHED = '';
+
 /** Per-job event channels with scoped subscriptions. */
 export class JobEvents {
   #emitter = new EventEmitter();
@@ -22,6 +25,8 @@ export class JobEvents {
    * goes with the job's last such subscriber.
    */
   #endOnly = new Map<string, number>();
+  /** Per job, its subscribers here that hear everything (streams): the jobs queue positions go to. */
+  #streamed = new Map<string, number>();
 
   constructor() {
     // Many SSE clients may watch one job; MAX_SSE_STREAMS bounds them at the HTTP layer.
@@ -58,15 +63,16 @@ export class JobEvents {
       if (!subscribed) return;
       subscribed = false;
       this.#emitter.off(jobId, listener);
-      if (!options.endOnly) return;
-      const left = (this.#endOnly.get(jobId) ?? 1) - 1;
-      if (left > 0) this.#endOnly.set(jobId, left);
-      else this.#endOnly.delete(jobId);
+      const counts = options.endOnly ? this.#endOnly : this.#streamed;
+      const left = (counts.get(jobId) ?? 1) - 1;
+      if (left > 0) counts.set(jobId, left);
+      else counts.delete(jobId);
     };
     if (signal?.aborted) return off;
     this.#emitter.on(jobId, listener);
     subscribed = true;
-    if (options.endOnly) this.#endOnly.set(jobId, (this.#endOnly.get(jobId) ?? 0) + 1);
+    const counts = options.endOnly ? this.#endOnly : this.#streamed;
+    counts.set(jobId, (counts.get(jobId) ?? 0) + 1);
     signal?.addEventListener('abort', off, { once: true });
     return off;
   }
@@ -85,9 +91,21 @@ export class JobEvents {
     return this.listenerCount(jobId) > endOnly || (endOnly > 0 && this.#emitter.listenerCount(ALL) > 0);
   }
 
+  /**
+   * The jobs whose queue positions someone here hears, when that is all who hear them: null while
+   * the all-jobs channel listens, or when listeners are counted beyond this process (a subclass
+   * whose listenerCount says a job nobody subscribed to has one: the fleet's), so the caller asks
+   * hearsPositions() of every waiting job instead.
+   */
+  positionListeners(): Iterable<string> | null {
+    if (this.#emitter.listenerCount(ALL) > 0 || this.listenerCount(UNWATCHED) > 0) return null;
+    return this.#streamed.keys();
+  }
+
   /** Drops every subscriber. */
   close(): void {
     this.#emitter.removeAllListeners();
     this.#endOnly.clear();
+    this.#streamed.clear();
   }
 }

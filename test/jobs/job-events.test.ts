@@ -32,6 +32,26 @@ test('only subscribers that do not just wait for the end, or the all-jobs channe
   assert.equal(events.listenerCount('j2'), 1);
 });
 
+test('the jobs queue positions go to are the streamed ones, unless every job may be heard', () => {
+  const events = new JobEvents();
+  events.subscribe('waited', () => {}, undefined, { endOnly: true });
+  const off = events.subscribe('streamed', () => {});
+  events.subscribe('streamed', () => {});
+  assert.deepEqual([...(events.positionListeners() ?? [])], ['streamed']);
+  off();
+  assert.deepEqual([...(events.positionListeners() ?? [])], ['streamed'], 'one stream is left');
+  const dashboard = new AbortController();
+  events.subscribeAll(() => {}, dashboard.signal);
+  assert.equal(events.positionListeners(), null, 'with the all-jobs channel: every waiting job is asked');
+  dashboard.abort();
+  class Everywhere extends JobEvents {
+    override listenerCount(jobId: string): number {
+      return super.listenerCount(jobId) + 1;
+    }
+  }
+  assert.equal(new Everywhere().positionListeners(), null, 'listeners beyond this process: every job');
+});
+
 test('queue positions go to streamed jobs and, with a dashboard connected, to waited ones; waiters still get the end', {
   timeout: 20_000,
 }, async (t) => {
