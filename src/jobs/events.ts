@@ -58,12 +58,12 @@ export class JobEvents {
     signal?: AbortSignal,
     options: { endOnly?: boolean } = {},
   ): () => void {
+    const counts = options.endOnly ? this.#endOnly : this.#streamed;
     let subscribed = false;
     const off = () => {
       if (!subscribed) return;
       subscribed = false;
       this.#emitter.off(jobId, listener);
-      const counts = options.endOnly ? this.#endOnly : this.#streamed;
       const left = (counts.get(jobId) ?? 1) - 1;
       if (left > 0) counts.set(jobId, left);
       else counts.delete(jobId);
@@ -71,7 +71,6 @@ export class JobEvents {
     if (signal?.aborted) return off;
     this.#emitter.on(jobId, listener);
     subscribed = true;
-    const counts = options.endOnly ? this.#endOnly : this.#streamed;
     counts.set(jobId, (counts.get(jobId) ?? 0) + 1);
     signal?.addEventListener('abort', off, { once: true });
     return off;

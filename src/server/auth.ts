@@ -22,7 +22,8 @@ const PUBLIC = [
   /^\/dashboard(\/|$)/,
 ];
 
-function digest(value: string): Buffer {
+/** The SHA-256 digest an API key is compared by (HEALTH_PORT's thread compares the same digests). */
+export function keyDigest(value: string): Buffer {
   return createHash('sha256').update(value).digest();
 }
 
@@ -30,10 +31,10 @@ function digest(value: string): Buffer {
 export function installAuth(app: FastifyInstance, keys: readonly string[]): void {
   app.decorateRequest('keyValid', keys.length === 0);
   if (keys.length === 0) return;
-  const digests = keys.map(digest);
+  const digests = keys.map(keyDigest);
   const presented = (request: FastifyRequest): Buffer | null => {
     const match = /^Bearer\s+(.+)$/i.exec(request.headers.authorization ?? '');
-    return match?.[1] ? digest(match[1].trim()) : null;
+    return match?.[1] ? keyDigest(match[1].trim()) : null;
   };
   app.addHook('onRequest', async (request, reply) => {
     const given = presented(request);

@@ -5,10 +5,10 @@
 // shared memory; when the heartbeat is older than the stall bound, /health and /ready answer 503
 // `stalled` instead of the last answers. /metrics still needs the main thread: the thread forwards
 // it, and answers 503 when the main thread does not answer within METRICS_DEADLINE_MS.
-import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import type { FastifyBaseLogger } from 'fastify';
+import { keyDigest } from './auth.ts';
 import {
   type FromHealthThread,
   type HealthThreadAnswers,
@@ -73,7 +73,7 @@ export async function listenHealth(options: HealthPortOptions): Promise<HealthPo
   const data: HealthThreadData = {
     host: options.host,
     port: options.port,
-    keyDigests: options.apiKeys.map((k) => new Uint8Array(createHash('sha256').update(k).digest())),
+    keyDigests: options.apiKeys.map((k) => new Uint8Array(keyDigest(k))),
     heartbeat: heartbeat.buffer as SharedArrayBuffer,
     stallMs: options.stallMs ?? HEALTH_STALL_MS,
     metricsDeadlineMs: METRICS_DEADLINE_MS,
