@@ -1,15 +1,16 @@
-// Job events across the fleet: whatever a gateway emits for a job it runs is also published on
-// the job's Redis channel (through the store's write pipeline, so after the state it describes;
-// the events of one job in one flush go out as one message, a JSON array).
-// Every gateway holds one pattern subscription to all job channels (subscribing per watched job
-// cost two commands per ?wait request, more than the rest of the job's Redis traffic) and hands
-// a message to local watchers only; a message for a job nobody here watches is dropped undecoded.
-// The terminal status event of a job another gateway admitted carries the job's final record
-// (without its workflow), so the admitting gateway, where its caller waits, has the end state
-// without reading it back (every gateway receives the message: jobs admitted where they run do
-// without it). A new watcher of a job another gateway
-// runs reads its status once more after subscribing (the whole record only when it ended), so a
-// job that ended just before still delivers its terminal status.
+// Job events across the fleet: whatever a gateway emits for a job it runs also goes to the
+// gateways that watch the job: the one that admitted it (named at admission) and any that
+// subscribed to it since (each lists itself on the job's record with one script, which also
+// answers the job's status). The runner's store publishes a job's events of one flush as one
+// message, by the script that saves the state they describe, to each watcher's inbox channel; so
+// a gateway receives the events of the jobs it watches only (a pattern subscription to every
+// job's channel made each of three gateways receive and decode every job's messages), and none of
+// its own. The terminal status event of a job another gateway admitted carries the job's final
+// record (without its workflow), so the admitting gateway, where its caller waits, has the end
+// state without reading it back. A new watcher of a job another gateway runs gets its status in
+// the same script (the whole record only when it ended), so a job that ended just before still
+// delivers its terminal status; after the subscriber connection comes back (Redis restarted or
+// the network failed), every watch is made again and checked the same way.
 import type { Redis } from 'ioredis';
 import { isTerminal, type JobEvent, JobEvents, type JobRecord } from '../jobs/index.ts';
 import type { FleetKeys } from './keys.ts';
@@ -20,17 +21,16 @@ export interface FleetEventsOptions {
   subscriber: Redis;
   keys: FleetKeys;
   gatewayId: string;
-  /** Publishes after the writes queued so far (RedisJobStore.publish). */
-  publish: (channel: string, message: string) => void;
-  /** The stored record of a job that ended, else undefined (a new watcher of a job another gateway may run). */
-  loadEnded: (id: string) => Promise<JobRecord | undefined>;
+  /** Publishes a job's event to its watchers after the job's state queued so far (RedisJobStore.publishEvent). */
+  publish: (jobId: string, message: string) => void;
+  /** Lists this gateway as watching a job; resolves with its stored record if it ended (RedisJobStore.watch). */
+  watch: (id: string) => Promise<JobRecord | undefined>;
   /** Takes another gateway's final record of a job watched here (RedisJobStore.absorb). */
   absorb: (record: JobRecord) => void;
   onError?: (err: unknown) => void;
 }
 
 interface Envelope {
-  g: string;
   e: JobEvent;
   /** With a terminal status event: the job's record as it ended, without its workflow. */
   r?: JobRecord;
@@ -39,19 +39,25 @@ interface Envelope {
 /** JobEvents whose channels span every gateway of the fleet. */
 export class FleetEvents extends JobEvents {
   readonly #o: FleetEventsOptions;
-  readonly #prefix: string;
+  readonly #inbox: string;
   readonly #ready: Promise<unknown>;
+  /** Local subscribers of jobs other gateways may run, by job id: the watches made again on reconnect. */
+  #remote = new Map<string, number>();
+  #connected = true;
+  #closed = false;
   #isLocal: (id: string) => boolean = () => false;
   #finalRecord: (id: string) => JobRecord | undefined = () => undefined;
 
   constructor(options: FleetEventsOptions) {
     super();
     this.#o = options;
-    this.#prefix = options.keys.events('');
-    // The Buffer event: ioredis decodes a message to a string only for 'pmessage' listeners, and
-    // most messages (jobs nobody here watches) are dropped before that.
-    options.subscriber.on('pmessageBuffer', this.#onMessage);
-    this.#ready = options.subscriber.psubscribe(`${this.#prefix}*`);
+    this.#inbox = options.keys.inbox(options.gatewayId);
+    // The Buffer event: ioredis decodes a message to a string only for 'message' listeners, and a
+    // message for a job nobody here watches any more is dropped before that.
+    options.subscriber.on('messageBuffer', this.#onMessage);
+    options.subscriber.on('close', this.#onClose);
+    options.subscriber.on('ready', this.#onReady);
+    this.#ready = options.subscriber.subscribe(this.#inbox);
     this.#ready.catch((err: unknown) => options.onError?.(err));
   }
 
@@ -68,42 +74,75 @@ export class FleetEvents extends JobEvents {
     this.#finalRecord = finalRecord;
   }
 
-  /** Resolves once the pattern subscription is in place. */
+  /** Resolves once the inbox subscription is in place. */
   ready(): Promise<unknown> {
     return this.#ready;
   }
 
-  #onMessage = (_pattern: unknown, channelBuffer: Buffer, message: Buffer): void => {
-    const channel = channelBuffer.toString();
-    if (!channel.startsWith(this.#prefix)) return;
-    const jobId = channel.slice(this.#prefix.length);
+  #onMessage = (channelBuffer: Buffer, message: Buffer): void => {
+    if (channelBuffer.toString() !== this.#inbox) return;
+    const newline = message.indexOf(10);
+    if (newline < 0) return;
+    const jobId = message.toString('utf8', 0, newline);
     if (super.listenerCount(jobId) === 0) return;
     let envelopes: Envelope | Envelope[];
     try {
-      // One message per event, or the events one flush of the store published together.
-      envelopes = JSON.parse(message.toString()) as Envelope | Envelope[];
+      // One event, or the events of one flush together.
+      envelopes = JSON.parse(message.toString('utf8', newline + 1)) as Envelope | Envelope[];
     } catch {
       return;
     }
     for (const envelope of Array.isArray(envelopes) ? envelopes : [envelopes]) {
-      // Our own events reached our watchers when we emitted them.
-      if (envelope.g === this.#o.gatewayId) continue;
       // The final record first: a watcher woken by the terminal event reads it from memory.
       if (envelope.r?.id === jobId) this.#o.absorb(envelope.r);
       super.emit(jobId, envelope.e);
     }
   };
 
+  #onClose = (): void => {
+    this.#connected = false;
+  };
+
+  /**
+   * The subscriber is back (ioredis subscribes to the inbox again): messages published meanwhile
+   * are lost, and Redis may have lost the watch lists, so once the inbox subscription is in place
+   * every watch is made again, and a job that ended meanwhile delivers its terminal status to its
+   * subscribers here.
+   */
+  #onReady = (): void => {
+    if (this.#connected || this.#closed) return;
+    this.#connected = true;
+    this.#o.subscriber
+      .subscribe(this.#inbox)
+      .then(() => {
+        for (const jobId of this.#remote.keys()) void this.#rewatch(jobId);
+      })
+      .catch((err: unknown) => this.#o.onError?.(err));
+  };
+
+  /** Watches a job again until Redis answers (the command connection may be back later), while subscribed here. */
+  async #rewatch(jobId: string): Promise<void> {
+    for (let delay = 100; this.#remote.has(jobId) && !this.#closed; delay = Math.min(delay * 2, 2000)) {
+      try {
+        const job = await this.#o.watch(jobId);
+        if (job && isTerminal(job.status) && super.listenerCount(jobId) > 0) super.emit(jobId, endOf(job));
+        return;
+      } catch {
+        await new Promise((resolve) => setTimeout(resolve, delay).unref());
+      }
+    }
+  }
+
   /** Delivers locally and publishes to the fleet. */
   override emit(jobId: string, event: JobEvent): void {
     super.emit(jobId, event);
-    const envelope: Envelope = { g: this.#o.gatewayId, e: event };
+    const envelope: Envelope = { e: event };
     if (event.type === 'status' && isTerminal(event.data.status)) {
       const record = this.#finalRecord(jobId);
       if (record && isTerminal(record.status))
         envelope.r = { ...record, workflow: undefined } as unknown as JobRecord;
     }
-    this.#o.publish(this.#o.keys.events(jobId), JSON.stringify(envelope));
+    this.#o.publish(jobId, JSON.stringify(envelope));
   }
 
   /** Watchers may sit on any gateway: the manager emits as if someone always listens. */
@@ -125,25 +164,36 @@ export class FleetEvents extends JobEvents {
     const off = super.subscribe(jobId, listener, signal, options);
     if (signal?.aborted || this.#isLocal(jobId)) return off;
     let done = false;
-    signal?.addEventListener('abort', () => (done = true), { once: true });
-    this.#o
-      .loadEnded(jobId)
-      .then((job) => {
-        if (done || !job || !isTerminal(job.status)) return;
-        listener({
-          type: 'status',
-          data: { status: job.status, queue_position: null, outputs: job.outputs },
-        });
-      })
-      .catch((err: unknown) => this.#o.onError?.(err));
-    return () => {
+    this.#remote.set(jobId, (this.#remote.get(jobId) ?? 0) + 1);
+    const end = () => {
+      if (done) return;
       done = true;
+      const left = (this.#remote.get(jobId) ?? 1) - 1;
+      if (left > 0) this.#remote.set(jobId, left);
+      else this.#remote.delete(jobId);
       off();
     };
+    signal?.addEventListener('abort', end, { once: true });
+    this.#o
+      .watch(jobId)
+      .then((job) => {
+        if (!done && job && isTerminal(job.status)) listener(endOf(job));
+      })
+      .catch((err: unknown) => this.#o.onError?.(err));
+    return end;
   }
 
   override close(): void {
-    this.#o.subscriber.off('pmessageBuffer', this.#onMessage);
+    this.#o.subscriber.off('messageBuffer', this.#onMessage);
+    this.#o.subscriber.off('close', this.#onClose);
+    this.#o.subscriber.off('ready', this.#onReady);
+    this.#closed = true;
+    this.#remote.clear();
     super.close();
   }
+}
+
+/** The terminal status event of a job that ended. */
+function endOf(job: JobRecord): JobEvent {
+  return { type: 'status', data: { status: job.status, queue_position: null, outputs: job.outputs } };
 }

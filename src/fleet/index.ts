@@ -131,8 +131,8 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
     subscriber,
     keys,
     gatewayId,
-    publish: (channel, message) => store.publish(channel, message),
-    loadEnded: (id) => store.loadEnded(id),
+    publish: (jobId, message) => store.publishEvent(jobId, message),
+    watch: (id) => store.watch(id),
     absorb: (record) => store.absorb(record),
     onError: onError('event subscription failed'),
   });

@@ -4,7 +4,11 @@
 /** The keys of one fleet. */
 export interface FleetKeys {
   readonly prefix: string;
-  /** Hash of one job: s = status, d = state JSON (no workflow), w = workflow JSON, c = cancel asked. */
+  /**
+   * Hash of one job: s = status, d = state JSON (no workflow), w = workflow JSON, c = cancel asked,
+   * g = the gateways that watch its events (comma-separated ids: the one that admitted it, and
+   * any that streamed or waited for it since).
+   */
   job(id: string): string;
   /** Sorted set of job ids scored by created_at (listing). */
   readonly index: string;
@@ -18,8 +22,8 @@ export interface FleetKeys {
   readonly running: string;
   /** Sorted set of live gateway ids scored by their last heartbeat (ms). */
   readonly gateways: string;
-  /** Pub/sub channel of one job's events. */
-  events(id: string): string;
+  /** Pub/sub channel of one gateway: the events of the jobs it watches that other gateways run. */
+  inbox(gatewayId: string): string;
   /** Pub/sub channel of fleet commands (cancel). */
   readonly control: string;
   /** BullMQ's own prefix (its keys are `<bullPrefix>:<queue>:…`). */
@@ -39,7 +43,7 @@ export function fleetKeys(prefix: string): FleetKeys {
     webhooks: `${prefix}:hooks`,
     running: `${prefix}:running`,
     gateways: `${prefix}:gateways`,
-    events: (id) => `${prefix}:ev:${id}`,
+    inbox: (gatewayId) => `${prefix}:in:${gatewayId}`,
     control: `${prefix}:ctl`,
     bullPrefix: `${prefix}:bull`,
     queueName: 'jobs',

@@ -2,9 +2,12 @@
 // once, cancel flag), a created_at index for listing, idempotency claims with SET NX semantics inside the
 // admission script, and Redis TTLs for retention (terminal records expire JOB_RETENTION_MS after
 // they end). The JobManager's synchronous calls (update, get) work on a bounded local cache and a
-// write-behind queue flushed once per turn of the event loop in one pipeline; job events are
-// published through the same pipeline, after the writes they describe, so a reader that subscribes
-// and then reads never misses the end of a job. A terminal record never changes status again (the
+// write-behind queue flushed once per turn of the event loop in one pipeline; job events go out
+// through the same pipeline, published by the script that saves the state they describe (or, with
+// no state to save, by one of their own) to the inboxes of the gateways listed as watching the job
+// (field g: the gateway that admitted it and any that subscribed since), so a gateway that registers
+// and then reads never misses the end of a job, and no gateway receives the events of jobs it
+// does not watch. A terminal record never changes status again (the
 // save script checks; its webhook deliveries are still written), a pending webhook is listed in
 // the fleet's outbox under the gateway delivering it, and writes that fail while Redis is down are kept (latest state per job) and
 // replayed when it is back; a record Redis lost (restart without persistence) is written whole again.
@@ -29,9 +32,10 @@ export type Admission = 'ok' | 'duplicate' | 'full';
 
 // KEYS: job, index, idempotency (or the job key when there is none), BullMQ wait, BullMQ prioritized,
 // the job's BullMQ entry, the fleet's running hash. ARGV: id, status, state, workflow, created_at,
-// max queue, idempotency TTL, has-key flag, gateway id ('' unless the admitting gateway runs the
+// max queue, idempotency TTL, has-key flag, runner id ('' unless the admitting gateway runs the
 // job at once, without a queue entry: it is then named in the running hash, atomically with the
-// record, so the fleet takes the job over if that gateway dies). Otherwise it runs just before
+// record, so the fleet takes the job over if that gateway dies), admitting gateway id (its first
+// watcher: a caller waiting there hears the job's events). Otherwise it runs just before
 // BullMQ's add of the entry, in the same transaction: a refusal leaves a short-lived placeholder
 // under the entry's id, so that add is a no-op (BullMQ ignores a job id it already has) and a
 // refused job never reaches the queue.
@@ -45,10 +49,43 @@ if refused then
   return refused
 end
 if ARGV[8] == '1' then redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[7]) end
-redis.call('HSET', KEYS[1], 's', ARGV[2], 'd', ARGV[3], 'w', ARGV[4])
+redis.call('HSET', KEYS[1], 's', ARGV[2], 'd', ARGV[3], 'w', ARGV[4], 'g', ARGV[10])
 redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
 if ARGV[9] ~= '' then redis.call('HSET', KEYS[7], ARGV[1], ARGV[9]) end
 return 'ok'`;
+
+/**
+ * Lua that publishes a job's events (message `MESSAGE`) to the inbox (`INBOX` .. id) of every
+ * gateway its hash (KEYS[1]) lists as watching it, except the publisher (`SELF`).
+ */
+const emitLua = (self: string, inbox: string, message: string) => `
+local watchers = redis.call('HGET', KEYS[1], 'g')
+if watchers then
+  for id in string.gmatch(watchers, '[^,]+') do
+    if id ~= ${self} then redis.call('PUBLISH', ${inbox} .. id, ${message}) end
+  end
+end`;
+
+// KEYS: job. ARGV: gateway id (the publisher), message, inbox channel prefix.
+const EMIT = `${emitLua('ARGV[1]', 'ARGV[3]', 'ARGV[2]')}
+return 1`;
+
+// KEYS: job. ARGV: gateway id, TTL ms of a hash this creates (the record is not there: Redis lost
+// it and its runner has not written it again yet, or it never was). Lists the gateway as watching
+// the job (once) and answers the job's status (nil without a record).
+const WATCH = `
+local watchers = redis.call('HGET', KEYS[1], 'g')
+local listed = false
+if watchers then
+  for id in string.gmatch(watchers, '[^,]+') do
+    if id == ARGV[1] then listed = true break end
+  end
+end
+if not listed then
+  redis.call('HSET', KEYS[1], 'g', watchers and (watchers .. ',' .. ARGV[1]) or ARGV[1])
+  if redis.call('HEXISTS', KEYS[1], 's') == 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+end
+return redis.call('HGET', KEYS[1], 's')`;
 
 // KEYS: job. Sets the cancel flag of an existing record only.
 const FLAG = `
@@ -57,9 +94,11 @@ return redis.call('HSET', KEYS[1], 'c', '1')`;
 
 // KEYS: job, webhook outbox, running hash. ARGV: status, state, TTL ms (0 = none: a terminal
 // state has one), webhook ('1' pending, '0' none pending any more, '' never had one), gateway id,
-// job id. -1: the record is gone; 0: it ended with another status. A terminal record takes writes
-// of its own status only (the deliveries of its webhook); the outbox names the gateway delivering a
-// pending webhook. A job's terminal state takes it out of the running hash in the same step.
+// job id, the job's events to publish after the state ('' none), inbox channel prefix. -1: the
+// record is gone; 0: it ended with another status (the events are not published: whoever ended it
+// published its end). A terminal record takes writes of its own status only (the deliveries of
+// its webhook); the outbox names the gateway delivering a pending webhook. A job's terminal state
+// takes it out of the running hash in the same step.
 const SAVE = `
 local cur = redis.call('HGET', KEYS[1], 's')
 if not cur then return -1 end
@@ -71,6 +110,8 @@ if ARGV[3] ~= '0' then
 end
 if ARGV[4] == '1' then redis.call('HSET', KEYS[2], ARGV[6], ARGV[5])
 elseif ARGV[4] == '0' then redis.call('HDEL', KEYS[2], ARGV[6]) end
+if ARGV[7] ~= '' then${emitLua('ARGV[5]', 'ARGV[8]', 'ARGV[7]')}
+end
 return 1`;
 
 // KEYS: a hash of job id → gateway (the webhook outbox, or the running hash), gateways. ARGV:
@@ -97,13 +138,17 @@ end
 return out`;
 
 // KEYS: job, index, running hash. ARGV: id, status, state, workflow, created_at, TTL ms (0 =
-// none), gateway id ('' unless it runs the job without a queue entry).
+// none), gateway id ('' unless it runs the job without a queue entry). The hash may hold only
+// the gateways that watched the job since Redis lost it (WATCH): they are kept.
 const RESTORE = `
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if redis.call('HEXISTS', KEYS[1], 's') == 1 then return 0 end
 redis.call('HSET', KEYS[1], 's', ARGV[2], 'd', ARGV[3], 'w', ARGV[4])
 redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
 if ARGV[6] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[6])
-elseif ARGV[7] ~= '' then redis.call('HSET', KEYS[3], ARGV[1], ARGV[7]) end
+else
+  redis.call('PERSIST', KEYS[1])
+  if ARGV[7] ~= '' then redis.call('HSET', KEYS[3], ARGV[1], ARGV[7]) end
+end
 return 1`;
 
 /** A transaction (MULTI) that commands can be queued on. */
@@ -123,7 +168,11 @@ type FleetRedis = Redis & {
   cgwClaim(...args: Array<string | number>): Promise<string[]>;
   cgwRestore(...args: Array<string | number>): Promise<number>;
   cgwFlag(key: string): Promise<number>;
+  cgwWatch(...args: Array<string | number>): Promise<string | null>;
 };
+
+/** How long a watch of a job whose record is not in Redis is kept (its runner writes it again sooner). */
+const ORPHAN_WATCH_TTL_MS = 60 * 60 * 1000;
 
 /** The record without its workflow (stored once, in its own field). */
 function stateJson(job: JobRecord): string {
@@ -146,26 +195,9 @@ function fromFields(state: string | null, workflow: string | null): JobRecord | 
   }
 }
 
-/**
- * The publishes of one flush, with the messages of each job-event channel joined into one JSON
- * array in their order (a job's status, progress and output events often come in one turn: one
- * PUBLISH, one delivery to every gateway and one parse instead of several). Other channels as they are.
- */
-function coalesce(publishes: Array<[string, string]>, eventPrefix: string): Array<[string, string]> {
-  if (publishes.length < 2) return publishes;
-  const byChannel = new Map<string, string[]>();
-  const out: Array<[string, string]> = [];
-  for (const [channel, message] of publishes) {
-    if (!channel.startsWith(eventPrefix)) out.push([channel, message]);
-    else {
-      const messages = byChannel.get(channel);
-      if (messages) messages.push(message);
-      else byChannel.set(channel, [message]);
-    }
-  }
-  for (const [channel, messages] of byChannel)
-    out.push([channel, messages.length === 1 ? (messages[0] as string) : `[${messages.join(',')}]`]);
-  return out;
+/** The events of one job gathered in one flush, as one message: its id, a newline, the JSON. */
+function eventMessage(jobId: string, messages: string[]): string {
+  return `${jobId}\n${messages.length === 1 ? (messages[0] as string) : `[${messages.join(',')}]`}`;
 }
 
 /** Options of a RedisJobStore. */
@@ -195,7 +227,10 @@ export class RedisJobStore extends EventEmitter implements JobStore {
   #restore = new Set<string>();
   /** Jobs this gateway admitted and runs without a queue entry (named in the running hash). */
   #here = new Set<string>();
+  /** Control-channel publishes of the next flush. */
   #publishes: Array<[string, string]> = [];
+  /** Job events of the next flush, by job id, in emission order (one message per job and flush). */
+  #events = new Map<string, string[]>();
   #waiters: Array<{ resolve: () => void; reject: (err: unknown) => void }> = [];
   #timer: NodeJS.Immediate | null = null;
   #flushing: Promise<void> | null = null;
@@ -217,6 +252,8 @@ export class RedisJobStore extends EventEmitter implements JobStore {
       r.defineCommand('cgwClaim', { numberOfKeys: 2, lua: CLAIM });
       r.defineCommand('cgwRestore', { numberOfKeys: 3, lua: RESTORE });
       r.defineCommand('cgwFlag', { numberOfKeys: 1, lua: FLAG });
+      r.defineCommand('cgwWatch', { numberOfKeys: 1, lua: WATCH });
+      r.defineCommand('cgwEmit', { numberOfKeys: 1, lua: EMIT });
     }
     // Writes that failed while Redis was away go out as soon as it is back.
     r.on('ready', this.#onReady);
@@ -296,6 +333,7 @@ export class RedisJobStore extends EventEmitter implements JobStore {
       IDEMPOTENCY_TTL_MS,
       idempotencyKey ? '1' : '0',
       runner,
+      this.#gatewayId,
     ];
   }
 
@@ -337,11 +375,12 @@ export class RedisJobStore extends EventEmitter implements JobStore {
   }
 
   /**
-   * The record of a job that ended, else undefined: a late watcher's check, one status field
-   * while the job runs (the common case) instead of the whole record with its workflow.
+   * Lists this gateway as watching a job (its runner then publishes the job's events to this
+   * gateway's inbox) and answers the job's record if it ended, else undefined: one script, which
+   * reads the status field only; the whole record is read only for a job that ended.
    */
-  async loadEnded(id: string): Promise<JobRecord | undefined> {
-    const status = await this.#redis.hget(this.#keys.job(id), 's');
+  async watch(id: string): Promise<JobRecord | undefined> {
+    const status = await this.#redis.cgwWatch(this.#keys.job(id), this.#gatewayId, ORPHAN_WATCH_TTL_MS);
     if (status === null || !isTerminal(status as JobStatus)) return undefined;
     return this.load(id);
   }
@@ -450,6 +489,18 @@ export class RedisJobStore extends EventEmitter implements JobStore {
   publish(channel: string, message: string): void {
     if (this.#closed) return;
     this.#publishes.push([channel, message]);
+    this.#schedule();
+  }
+
+  /**
+   * Queues a job event (JSON) for the gateways watching the job, after the job's state queued so
+   * far: the script saving that state publishes it.
+   */
+  publishEvent(jobId: string, message: string): void {
+    if (this.#closed) return;
+    const messages = this.#events.get(jobId);
+    if (messages) messages.push(message);
+    else this.#events.set(jobId, [message]);
     this.#schedule();
   }
 
@@ -568,12 +619,14 @@ export class RedisJobStore extends EventEmitter implements JobStore {
     const batch = [...this.#pending.values()];
     const restore = this.#restore;
     const publishes = this.#publishes;
+    const events = this.#events;
     const waiters = this.#waiters;
     this.#pending = new Map();
     this.#restore = new Set();
     this.#publishes = [];
+    this.#events = new Map();
     this.#waiters = [];
-    if (batch.length === 0 && publishes.length === 0) {
+    if (batch.length === 0 && publishes.length === 0 && events.size === 0) {
       for (const w of waiters) w.resolve();
       return;
     }
@@ -585,7 +638,11 @@ export class RedisJobStore extends EventEmitter implements JobStore {
       const pipeline = this.#redis.pipeline() as ReturnType<Redis['pipeline']> & {
         cgwSave(...args: Array<string | number>): unknown;
         cgwRestore(...args: Array<string | number>): unknown;
+        cgwEmit(...args: Array<string | number>): unknown;
       };
+      const inbox = k.inbox('');
+      // A job's events ride on the script saving its state; those left get a script of their own.
+      const carried = new Map<string, string[]>();
       for (const job of batch) {
         if (restore.has(job.id)) {
           pipeline.cgwRestore(
@@ -601,6 +658,11 @@ export class RedisJobStore extends EventEmitter implements JobStore {
             this.#here.has(job.id) ? this.#gatewayId : '',
           );
         }
+        const messages = events.get(job.id);
+        if (messages) {
+          carried.set(job.id, messages);
+          events.delete(job.id);
+        }
         pipeline.cgwSave(
           k.job(job.id),
           k.webhooks,
@@ -611,9 +673,13 @@ export class RedisJobStore extends EventEmitter implements JobStore {
           job.webhook_pending ? '1' : job.webhooks?.length ? '0' : '',
           this.#gatewayId,
           job.id,
+          messages ? eventMessage(job.id, messages) : '',
+          inbox,
         );
       }
-      for (const [channel, message] of coalesce(publishes, k.events(''))) pipeline.publish(channel, message);
+      for (const [id, messages] of events)
+        pipeline.cgwEmit(k.job(id), this.#gatewayId, eventMessage(id, messages), inbox);
+      for (const [channel, message] of publishes) pipeline.publish(channel, message);
       const results = (await pipeline.exec()) ?? [];
       let index = 0;
       let failure: unknown = null;
@@ -624,8 +690,11 @@ export class RedisJobStore extends EventEmitter implements JobStore {
           failure ??= err;
           this.#requeue(job, restore.has(job.id));
         } else if (saved === -1) {
-          // Redis lost the record (restarted without persistence): write it whole again.
+          // Redis lost the record (restarted without persistence): write it whole again, and its
+          // events after it.
           this.#requeue(job, true);
+          const messages = carried.get(job.id);
+          if (messages) this.#events.set(job.id, [...messages, ...(this.#events.get(job.id) ?? [])]);
           this.emit('restored', job.id);
         } else {
           this.#writes++;

@@ -167,15 +167,10 @@ describe('Redis commands of a job on one gateway', { skip: unavailable || false 
       );
       assert.ok(stored >= 0 && about.indexOf(running[1] as string[]) === stored + 2, JSON.stringify(about));
     }
-    // Its caller waited here: its events went out without its record (every gateway gets them).
-    const published = seen.filter(
-      ([source, name]) => source === 'client' && name?.toLowerCase() === 'publish',
-    );
-    assert.ok(published.length >= ids.length, JSON.stringify(published));
-    assert.ok(
-      published.every(([, , , message]) => !message?.includes('"r":{')),
-      JSON.stringify(published),
-    );
+    // Its caller waited here, where it ran, and no other gateway watched it: its events went to
+    // no other gateway (a pattern subscription sent them to every gateway, this one included).
+    const published = seen.filter(([, name]) => name?.toLowerCase() === 'publish');
+    assert.deepEqual(published, []);
     assert.equal((now.exec ?? 0) - (before.exec ?? 0), 0, 'no transaction');
     assert.equal(await client.hlen(`${prefix}:running`), 0);
   });
@@ -233,6 +228,7 @@ describe('Redis commands of a job on one gateway', { skip: unavailable || false 
       pair.push(runner, admitter);
       assert.equal(runner.manager instanceof FleetJobManager && runner.manager.leasedInstances.size, 1);
       assert.equal(admitter.manager instanceof FleetJobManager && admitter.manager.leasedInstances.size, 0);
+      const admitterId = (admitter.manager as FleetJobManager).gatewayId;
       await run(admitter, 'warm');
       const ids: string[] = [];
       const seen = await monitored(async () => {
@@ -251,14 +247,16 @@ describe('Redis commands of a job on one gateway', { skip: unavailable || false 
           ['d,w,c'],
           JSON.stringify(reads),
         );
-        // The runner's terminal event carried the record instead.
-        const carried = seen.filter(
-          ([source, name, channel, message]) =>
-            source === 'client' &&
-            name?.toLowerCase() === 'publish' &&
-            channel?.endsWith(`:ev:${id}`) &&
-            message?.includes('"r":{'),
+        // The runner's terminal event carried the record instead, published (by the script that
+        // saved the end) to the admitter's inbox only: the runner does not hear its own events.
+        const published = seen.filter(
+          ([source, name, , message]) =>
+            source === 'lua' && name?.toLowerCase() === 'publish' && message?.startsWith(id),
         );
+        assert.ok(published.length >= 1, JSON.stringify(published));
+        const inboxes = new Set(published.map(([, , channel]) => channel));
+        assert.deepEqual([...inboxes], [`${prefix}:in:${admitterId}`]);
+        const carried = published.filter(([, , , message]) => message?.includes('"r":{'));
         assert.equal(carried.length, 1, JSON.stringify(carried));
       }
     } finally {

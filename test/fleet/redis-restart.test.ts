@@ -11,7 +11,7 @@ import { loadConfig } from '../../src/config.ts';
 import { type Gateway, startGateway } from '../../src/server/index.ts';
 import { type Simulator, startSimulator } from '../../src/simulator/index.ts';
 import { type PrivateRedis, redisUnavailable, startPrivateRedis, testPrefix } from '../support/fleet.ts';
-import { invertPrompt, type Json } from '../support/gateway.ts';
+import { invertPrompt, type Json, readEvents } from '../support/gateway.ts';
 
 const unavailable = await redisUnavailable();
 
@@ -89,6 +89,73 @@ describe('fleet across a Redis restart', { skip: unavailable || false }, () => {
       await new Promise((r) => setTimeout(r, 100));
     }
     assert.equal(executed(), N, 'no prompt ran twice');
+  });
+});
+
+describe('a stream at one gateway of a job another runs, across a Redis restart that lost everything', {
+  skip: unavailable || false,
+}, () => {
+  test('the stream hears the job end: the watch is made again and the record written again', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'gw-fleet-redis-'));
+    // No persistence: the restarted Redis has no record, no queue and no list of who watches.
+    const redis = await startPrivateRedis(['--appendonly', 'no']);
+    // One instance, leased by the gateway started first: the other runs nothing. Five nodes of
+    // 400 ms: the job is still running when Redis is back.
+    const sim = await startSimulator({ port: 0, instances: 1, nodeDelayMs: 400 });
+    const prefix = testPrefix('rewatch');
+    const pair: Gateway[] = [];
+    try {
+      for (const name of ['runner', 'watcher']) {
+        const config = loadConfig({
+          COMFYUI_URLS: sim.instances.map((i) => i.url).join(','),
+          REDIS_URL: redis.url,
+          REDIS_KEY_PREFIX: prefix,
+          INSTANCE_LEASE_MS: '20000',
+          SHUTDOWN_GRACE_MS: '1000',
+          DATA_DIR: join(dir, name),
+          STORAGE_URL: `file://${join(dir, 'storage')}`,
+        });
+        pair.push(
+          await startGateway(Object.freeze({ ...config, port: 0, host: '127.0.0.1' }), {
+            logger: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
+          }),
+        );
+      }
+      const [runner, watcher] = pair as [Gateway, Gateway];
+      const res = await fetch(`${watcher.url}/api/v2/jobs`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ workflow: invertPrompt('rewatch') }),
+      });
+      const { id } = (await res.json()) as Json;
+      assert.equal(res.status, 201);
+      const statuses: string[] = [];
+      let restarted = false;
+      for await (const frame of readEvents(
+        `${watcher.url}/api/v2/jobs/${id}/events`,
+        AbortSignal.timeout(30_000),
+      )) {
+        if (frame.event !== 'status') continue;
+        statuses.push(frame.data.status);
+        if (frame.data.status === 'running' && !restarted) {
+          restarted = true;
+          await redis.restart();
+        }
+      }
+      assert.ok(restarted, `the job was seen running before the restart: ${statuses.join(',')}`);
+      assert.equal(statuses.at(-1), 'succeeded', statuses.join(','));
+      // The record was written again by its runner, with its end.
+      for (const g of [runner, watcher]) {
+        const job = (await (await fetch(`${g.url}/api/v2/jobs/${id}`)).json()) as Json;
+        assert.equal(job.status, 'succeeded');
+      }
+      assert.equal(sim.instances[0]?.stats.promptsExecuted, 1);
+    } finally {
+      for (const g of pair) await g.close();
+      await sim.close();
+      await redis.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 
