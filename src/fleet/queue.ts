@@ -42,12 +42,25 @@ const PRIORITY_BASE = 1_000_001;
 /** An entry is gone once its job ended (the job's record is what stays). */
 const ENTRY_OPTIONS = { removeOnComplete: true, removeOnFail: true } as const;
 
+/** An entry to add with the next transaction, and what the caller waits on. */
+interface Addition {
+  id: string;
+  priority: number;
+  extraData: Record<string, unknown> | undefined;
+  before: (transaction: ReturnType<Redis['multi']>) => void;
+  retaken: boolean;
+  resolve: (results: Array<[Error | null, unknown]>) => void;
+  reject: (err: unknown) => void;
+}
+
 /** The shared BullMQ queue plus this gateway's worker. */
 export class FleetQueue {
   readonly queue: Queue<EntryData>;
   readonly #worker: Worker<EntryData>;
   readonly #o: FleetQueueOptions;
   #process: ((entry: TakenEntry) => Promise<'done' | 'handback'>) | null = null;
+  /** Additions of this turn of the event loop (sent together by #addBatch). */
+  #additions: Addition[] = [];
   #running = false;
   #paused = false;
   #closing: Promise<void> | null = null;
@@ -86,34 +99,74 @@ export class FleetQueue {
   /**
    * Adds a job's entry after whatever `before` queues on the same transaction (the job's
    * admission), in one round trip on the queue's connection; resolves with every command's
-   * [error, result], the add's last. Rejects when Redis cannot be reached.
+   * [error, result], the add's last. Rejects when Redis cannot be reached. The additions of one
+   * turn of the event loop share one transaction (MULTI): one write and one reply for all, and one
+   * transaction object (ioredis copies every script defined on the connection, BullMQ's 65, onto
+   * each), instead of one per job. A refused admission still makes its own add a no-op.
    */
-  async addAfter(
+  addAfter(
     id: string,
     priority: number,
     extraData: Record<string, unknown> | undefined,
     before: (transaction: ReturnType<Redis['multi']>) => void,
     options: { retaken?: boolean } = {},
   ): Promise<Array<[Error | null, unknown]>> {
-    // BullMQ's scripts are on the connection once the queue is ready; its own view of the
-    // connection (the same object BullMQ uses) gives a transaction its add script can run on.
-    await this.queue.waitUntilReady();
-    const transaction = createIORedisClient(this.#o.connection).multi() as unknown as ReturnType<
-      Redis['multi']
-    >;
-    before(transaction);
-    const entry = new Job<EntryData>(
-      this.queue,
-      'job',
-      { ...(extraData ? { x: extraData } : {}), ...(options.retaken ? { r: 1 as const } : {}) },
-      { ...ENTRY_OPTIONS, jobId: id, priority: Math.max(1, Math.min(2_097_152, PRIORITY_BASE - priority)) },
+    const { promise, resolve, reject } = Promise.withResolvers<Array<[Error | null, unknown]>>();
+    this.#additions.push({
       id,
-    );
-    // Queues BullMQ's add script on the transaction synchronously (its promise only echoes it).
-    void entry.addJob(transaction as never).catch(() => {});
-    const results = await transaction.exec();
-    if (!results) throw new Error('the transaction was aborted');
-    return results as Array<[Error | null, unknown]>;
+      priority,
+      extraData,
+      before,
+      retaken: options.retaken === true,
+      resolve,
+      reject,
+    });
+    if (this.#additions.length === 1) setImmediate(() => void this.#addBatch());
+    return promise;
+  }
+
+  /** Sends the additions gathered so far in one transaction and hands each its own replies. */
+  async #addBatch(): Promise<void> {
+    const additions = this.#additions;
+    this.#additions = [];
+    try {
+      // BullMQ's scripts are on the connection once the queue is ready; its own view of the
+      // connection (the same object BullMQ uses) gives a transaction its add script can run on.
+      await this.queue.waitUntilReady();
+      const transaction = createIORedisClient(this.#o.connection).multi() as unknown as ReturnType<
+        Redis['multi']
+      > & { length: number };
+      // Each addition's replies end where its commands did (the length counts the MULTI too).
+      const first = transaction.length;
+      const ends: number[] = [];
+      for (const a of additions) {
+        a.before(transaction);
+        const entry = new Job<EntryData>(
+          this.queue,
+          'job',
+          { ...(a.extraData ? { x: a.extraData } : {}), ...(a.retaken ? { r: 1 as const } : {}) },
+          {
+            ...ENTRY_OPTIONS,
+            jobId: a.id,
+            priority: Math.max(1, Math.min(2_097_152, PRIORITY_BASE - a.priority)),
+          },
+          a.id,
+        );
+        // Queues BullMQ's add script on the transaction synchronously (its promise only echoes it).
+        void entry.addJob(transaction as never).catch(() => {});
+        ends.push(transaction.length - first);
+      }
+      const results = (await transaction.exec()) as Array<[Error | null, unknown]> | null;
+      if (!results) throw new Error('the transaction was aborted');
+      let start = 0;
+      additions.forEach((a, i) => {
+        const end = ends[i] as number;
+        a.resolve(results.slice(start, end));
+        start = end;
+      });
+    } catch (err) {
+      for (const a of additions) a.reject(err);
+    }
   }
 
   /** Removes a waiting entry; false when some gateway holds it (or it is gone). */

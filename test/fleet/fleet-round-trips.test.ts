@@ -13,6 +13,7 @@ import { Redis } from 'ioredis';
 import pino from 'pino';
 import { loadConfig } from '../../src/config.ts';
 import { FleetJobManager } from '../../src/fleet/index.ts';
+import { IdempotencyKeyReuseError } from '../../src/jobs/index.ts';
 import { type Gateway, startGateway } from '../../src/server/index.ts';
 import { type Simulator, startSimulator } from '../../src/simulator/index.ts';
 import { type PrivateRedis, redisUnavailable, startPrivateRedis, testPrefix } from '../support/fleet.ts';
@@ -263,5 +264,33 @@ describe('Redis commands of a job on one gateway', { skip: unavailable || false 
       for (const g of pair) await g.close();
       await slow.close();
     }
+  });
+  test('the admissions of one turn share one transaction; a key repeated within it makes one job', async () => {
+    // The gateway started first leases the one instance: the other queues everything it admits.
+    const [runner, prefix] = await gateway('batch-runner');
+    const [admitter] = await gateway('batch-admitter', {}, prefix);
+    const manager = admitter.manager as FleetJobManager;
+    assert.equal(manager.leasedInstances.size, 0);
+    assert.equal((runner.manager as FleetJobManager).leasedInstances.size, 1);
+    const executedBefore = sim.instances[0]?.stats.promptsExecuted ?? 0;
+    const before = await commandCalls(client);
+    const created = await Promise.allSettled(
+      Array.from({ length: 8 }, (_, i) =>
+        manager.create({ workflow: invertPrompt(`batch${i}`), idempotencyKey: i < 2 ? 'same' : `key${i}` }),
+      ),
+    );
+    const now = await commandCalls(client);
+    assert.equal((now.exec ?? 0) - (before.exec ?? 0), 1, 'one transaction for all eight');
+    const refused = created.filter((r) => r.status === 'rejected');
+    assert.equal(refused.length, 1);
+    assert.ok((refused[0] as PromiseRejectedResult).reason instanceof IdempotencyKeyReuseError);
+    const jobs = created.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    assert.equal(jobs.length, 7);
+    for (const job of jobs) {
+      const ended = await manager.waitForTerminal(job.id, AbortSignal.timeout(15_000));
+      assert.equal(ended.status, 'succeeded', job.id);
+    }
+    // Seven prompts ran: the refused submission never reached the queue.
+    assert.equal((sim.instances[0]?.stats.promptsExecuted ?? 0) - executedBefore, 7);
   });
 });
