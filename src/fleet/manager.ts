@@ -72,6 +72,12 @@ export class FleetJobManager extends JobManager {
   readonly #log: JobManagerOptions['logger'];
   readonly #noInstanceRetryAfterS: number;
   #admissions = new Map<string, Promise<void>>();
+  /**
+   * Admissions to run here at once whose script is out: they count against this gateway's slots,
+   * or a burst of submissions in one turn would all be admitted to run here, past its free slots,
+   * and wait here while other gateways could run them.
+   */
+  #admittingHere = 0;
   #lastAdmission: Promise<void> | null = null;
   /**
    * Jobs admitted here: when this gateway takes their entry first, their record is in memory, and
@@ -121,6 +127,11 @@ export class FleetJobManager extends JobManager {
     });
     fleet.subscriber.on('message', this.#onControl);
     fleet.queue.handle((entry) => this.take(entry));
+    // The fleet's queue is empty as of now: jobs may run here at once again without waiting up
+    // to a second for the next count (after a burst, c=1 jobs took the queue until then).
+    fleet.queue.onDrained(() => {
+      this.#waiting = 0;
+    });
     fleet.events.setLocal((id) => this.holds(id));
     fleet.events.setFinalRecord((id) => {
       const job = fleet.store.get(id);
@@ -264,10 +275,13 @@ export class FleetJobManager extends JobManager {
     const options = { maxQueue: this.#maxQueue, ...queue.waitKeys, entryKey: queue.entryKey(job.id) };
     if (this.#canRunHere(job, input)) {
       let admitted: Awaited<ReturnType<RedisJobStore['admitHere']>>;
+      this.#admittingHere++;
       try {
         admitted = await store.admitHere(job, key, options);
       } catch (err) {
         throw new StoreUnavailableError(err);
+      } finally {
+        this.#admittingHere--;
       }
       if (admitted === 'duplicate') throw new IdempotencyKeyReuseError();
       if (admitted === 'full')
@@ -311,7 +325,8 @@ export class FleetJobManager extends JobManager {
 
   /**
    * Whether a job submitted here runs here at once, without a queue entry: nothing waits in the
-   * fleet's queue (as last counted) or here, a leased instance has a free slot for it, and the
+   * fleet's queue (as last counted, or since this gateway's worker found it empty) or here, a
+   * leased instance has a free slot for it (beside the jobs being admitted to run here), and the
    * worker keeps a slot for entries. BullMQ's add, move to active and completion (three quarters
    * of a job's Redis commands) and the hop to another gateway are then skipped; a job with
    * ComfyUI extra_data keeps its entry (the entry is where that travels).
@@ -319,7 +334,7 @@ export class FleetJobManager extends JobManager {
   #canRunHere(job: JobRecord, input: SubmitInput): boolean {
     if (this.#closed || input.extraData || this.#waiting > 0 || super.queued > 0) return false;
     const { pool, store } = this.#f;
-    return pool.slots() - store.runningHere > 1 && pool.hasFreeSlot(job.class_types);
+    return pool.slots() - store.runningHere - this.#admittingHere > 1 && pool.hasFreeSlot(job.class_types);
   }
 
   /** Runs a job admitted to run here (named in the running hash) from memory. */

@@ -210,6 +210,14 @@ export class FleetQueue {
     }
   }
 
+  /**
+   * Calls `listener` whenever this gateway's worker found the fleet's queue empty (BullMQ's
+   * 'drained': a fetch for a free slot came back without an entry).
+   */
+  onDrained(listener: () => void): void {
+    this.#worker.on('drained', listener);
+  }
+
   /** Sets what runs a taken entry to the end of its job ('done') or gives it back ('handback'). */
   handle(process: (entry: TakenEntry) => Promise<'done' | 'handback'>): void {
     this.#process = process;

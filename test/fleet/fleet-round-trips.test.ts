@@ -293,4 +293,32 @@ describe('Redis commands of a job on one gateway', { skip: unavailable || false 
     // Seven prompts ran: the refused submission never reached the queue.
     assert.equal((sim.instances[0]?.stats.promptsExecuted ?? 0) - executedBefore, 7);
   });
+  test('once a burst drained the queue, the next job that can start at once skips it (without waiting for the once-a-second count)', async () => {
+    // One instance with 30 ms nodes: 40 jobs keep entries waiting for about two seconds, so the
+    // gateway's periodic count sees them.
+    const slow = await startSimulator({ port: 0, instances: 1, nodeDelayMs: 30 });
+    try {
+      const [g, prefix] = await gateway('drain', {
+        COMFYUI_URLS: slow.instances.map((s) => s.url).join(','),
+      });
+      const manager = g.manager as FleetJobManager;
+      const burst = await Promise.all(
+        Array.from({ length: 40 }, (_, i) => manager.create({ workflow: invertPrompt(`burst${i}`) })),
+      );
+      // Submitted in one turn, they did not all take the one free slot: one runs here at once
+      // (the worker keeps the other slot for entries), the rest wait in the fleet's queue.
+      assert.ok((await client.zcard(`${prefix}:bull:jobs:prioritized`)) >= 30);
+      for (const job of burst)
+        assert.equal(
+          (await manager.waitForTerminal(job.id, AbortSignal.timeout(30_000))).status,
+          'succeeded',
+        );
+      const before = await commandCalls(client);
+      await run(g, 'after-burst');
+      const now = await commandCalls(client);
+      assert.equal((now.exec ?? 0) - (before.exec ?? 0), 0, 'no queue entry for the job after the burst');
+    } finally {
+      await slow.close();
+    }
+  });
 });
