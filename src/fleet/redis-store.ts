@@ -209,7 +209,11 @@ export interface RedisJobStoreOptions {
   gatewayId: string;
   onError?: (err: unknown) => void;
   clock?: () => number;
-  /** Records kept locally for the synchronous get() (default 10 000). */
+  /**
+   * Records kept locally for the synchronous get() (default 1,000: enough for the jobs in flight
+   * here; a record that fell out is read back once. 10,000 records with their workflows kept each
+   * gateway's heap large enough that garbage collection cost three gateways ~15 % more CPU per job).
+   */
   cacheSize?: number;
 }
 
@@ -244,7 +248,7 @@ export class RedisJobStore extends EventEmitter implements JobStore {
     this.#gatewayId = options.gatewayId;
     this.#onError = options.onError ?? (() => {});
     this.#clock = options.clock ?? Date.now;
-    this.#cache = new LRUCache({ max: options.cacheSize ?? 10_000 });
+    this.#cache = new LRUCache({ max: options.cacheSize ?? 1_000 });
     const r = this.#redis;
     if (typeof r.cgwSave !== 'function') {
       r.defineCommand('cgwAdmit', { numberOfKeys: 7, lua: ADMIT });
