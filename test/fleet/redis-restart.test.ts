@@ -26,23 +26,13 @@ describe('fleet across a Redis restart', { skip: unavailable || false }, () => {
     redis = await startPrivateRedis(['--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir]);
     sim = await startSimulator({ port: 0, instances: 2, nodeDelayMs: 5 });
     const prefix = testPrefix('restart');
-    for (let i = 0; i < 2; i++) {
-      const config = loadConfig({
-        COMFYUI_URLS: sim.instances.map((s) => s.url).join(','),
-        REDIS_URL: redis.url,
-        REDIS_KEY_PREFIX: prefix,
-        INSTANCE_LEASE_MS: '4000',
-        HEALTH_CHECK_INTERVAL_MS: '1000',
-        SHUTDOWN_GRACE_MS: '1000',
-        DATA_DIR: join(dir, `gw${i}`),
-        STORAGE_URL: `file://${join(dir, 'storage')}`,
-      });
+    for (let i = 0; i < 2; i++)
       gateways.push(
-        await startGateway(Object.freeze({ ...config, port: 0, host: '127.0.0.1' }), {
-          logger: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
+        await fleetGateway(sim, redis.url, prefix, join(dir, `gw${i}`), {
+          INSTANCE_LEASE_MS: '4000',
+          HEALTH_CHECK_INTERVAL_MS: '1000',
         }),
       );
-    }
   });
 
   after(async () => {
@@ -105,22 +95,10 @@ describe('a stream at one gateway of a job another runs, across a Redis restart 
     const prefix = testPrefix('rewatch');
     const pair: Gateway[] = [];
     try {
-      for (const name of ['runner', 'watcher']) {
-        const config = loadConfig({
-          COMFYUI_URLS: sim.instances.map((i) => i.url).join(','),
-          REDIS_URL: redis.url,
-          REDIS_KEY_PREFIX: prefix,
-          INSTANCE_LEASE_MS: '20000',
-          SHUTDOWN_GRACE_MS: '1000',
-          DATA_DIR: join(dir, name),
-          STORAGE_URL: `file://${join(dir, 'storage')}`,
-        });
+      for (const name of ['runner', 'watcher'])
         pair.push(
-          await startGateway(Object.freeze({ ...config, port: 0, host: '127.0.0.1' }), {
-            logger: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
-          }),
+          await fleetGateway(sim, redis.url, prefix, join(dir, name), { INSTANCE_LEASE_MS: '20000' }),
         );
-      }
       const [runner, watcher] = pair as [Gateway, Gateway];
       const res = await fetch(`${watcher.url}/api/v2/jobs`, {
         method: 'POST',
@@ -158,6 +136,28 @@ describe('a stream at one gateway of a job another runs, across a Redis restart 
     }
   });
 });
+
+/** A gateway in fleet mode on `redisUrl` under `prefix`, in front of every instance of `sim`; `env` adds settings. */
+async function fleetGateway(
+  sim: Simulator,
+  redisUrl: string,
+  prefix: string,
+  dataDir: string,
+  env: Record<string, string>,
+): Promise<Gateway> {
+  const config = loadConfig({
+    COMFYUI_URLS: sim.instances.map((s) => s.url).join(','),
+    REDIS_URL: redisUrl,
+    REDIS_KEY_PREFIX: prefix,
+    SHUTDOWN_GRACE_MS: '1000',
+    DATA_DIR: dataDir,
+    STORAGE_URL: `file://${join(dataDir, '..', 'storage')}`,
+    ...env,
+  });
+  return startGateway(Object.freeze({ ...config, port: 0, host: '127.0.0.1' }), {
+    logger: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
+  });
+}
 
 async function until(check: () => boolean, ms: number, what: string): Promise<void> {
   const deadline = Date.now() + ms;
