@@ -4,7 +4,9 @@
 // Lines to stdout and to the file are gathered and written together at most every 100 ms (and at
 // exit). One write per line, on libuv's thread pool as pino's default stdout does it (a hand-off
 // to a thread and back per finished job), cost three fleet gateways on two cores about a tenth of
-// their CPU. A `kill -9` loses at most the last 100 ms of lines.
+// their CPU. A `kill -9` loses at most the last 100 ms of lines. The writes are synchronous: a
+// reader that stops draining stdout stalls the gateway (visible: its health checks fail) instead
+// of growing its memory without bound, as the thread-pool writes did.
 import { resolve } from 'node:path';
 import pino, { type Logger } from 'pino';
 import type { Config } from '../config.ts';
