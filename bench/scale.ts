@@ -835,6 +835,11 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
     loadavg_start: loads(),
     gateway_build: stale === null ? 'bundle (dist/)' : `TypeScript sources (bundle: ${stale})`,
   };
+  // Start-up and memory figures of the sources are not those of the installed command.
+  if (stale !== null && process.env.COMFY_GATEWAY_SOURCES !== '1')
+    process.stderr.write(
+      `bench scale: dist/ is stale (${stale}): the gateways run the TypeScript sources; \`npm run build\` first to measure the bundle\n`,
+    );
   // A phase that fails is reported as such; the others still run and are kept.
   const phase = async (name: string, body: () => Promise<Record<string, unknown>>) => {
     if (!phases.has(name)) return;
