@@ -2,9 +2,10 @@
 // pino's own file destination, or, when rotation is configured, the pino-roll transport (a worker
 // thread that rolls by size and/or time and keeps a bounded number of old files).
 // Lines to stdout and to the file are gathered and written together at most every 100 ms (and at
-// exit). One write per line, on libuv's thread pool as pino's default stdout does it (a hand-off
-// to a thread and back per finished job), cost three fleet gateways on two cores about a tenth of
-// their CPU. A `kill -9` loses at most the last 100 ms of lines. The writes are synchronous: a
+// exit), not one write per line on libuv's thread pool as pino's default stdout does it (a
+// hand-off to a thread and back per finished job; a JS CPU profile of three fleet gateways on two
+// cores put ~9 % of their busy time there, a figure such profiles inflate on a busy box; one
+// gateway shows no difference). A `kill -9` loses at most the last 100 ms of lines. The writes are synchronous: a
 // reader that stops draining stdout stalls the gateway (visible: its health checks fail) instead
 // of growing its memory without bound, as the thread-pool writes did.
 import { resolve } from 'node:path';
@@ -39,7 +40,7 @@ let exitHandler: (() => void) | null = null;
  * `stop()` lines go straight through (one logged after the gateway closed is not held back);
  * after `end()` (the file is closed) they are dropped.
  */
-export class BatchedDestination {
+class BatchedDestination {
   readonly #target: ReturnType<typeof pino.destination>;
   #lines: string[] = [];
   #chars = 0;
@@ -147,13 +148,11 @@ export function createLogger(config: LogSettings): GatewayLogger {
   };
 }
 
-/** Ends a destination or transport stream and waits (bounded, 5 s) until it wrote everything. Idempotent. */
+/** Ends a destination or transport stream and waits (bounded, 5 s) until it wrote everything. */
 function endStream(stream: {
   end(): void;
   once(event: 'close', listener: () => void): unknown;
-  destroyed?: boolean;
 }): Promise<void> {
-  if (stream.destroyed) return Promise.resolve();
   return new Promise<void>((done) => {
     const timer = setTimeout(done, 5000);
     timer.unref();

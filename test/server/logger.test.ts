@@ -29,6 +29,28 @@ const messages = (text: string) =>
     .filter(Boolean)
     .map((l) => (JSON.parse(l) as { msg: string }).msg);
 
+/**
+ * Runs `body` in a child process after `const { logger } = createLogger(…)` with a LOG_FILE of its
+ * own; resolves with its stdout, the file's text, and the error it exited with (null when it did not).
+ */
+async function inChild(body: string): Promise<{ stdout: string; file: string; error: unknown }> {
+  const dir = await mkdtemp(join(tmpdir(), 'gw-log-'));
+  const logFile = join(dir, 'gateway.log');
+  const script = `
+    const { createLogger } = await import(${JSON.stringify(LOGGER)});
+    const { logger } = createLogger({ logLevel: 'info', logFile: process.argv[1], logRotateKeep: 10 });
+    ${body}`;
+  try {
+    const exited = await run(process.execPath, ['--input-type=module', '-e', script, logFile]).then(
+      ({ stdout }) => ({ stdout, error: null as unknown }),
+      (error: { stdout?: string }) => ({ stdout: error.stdout ?? '', error: error as unknown }),
+    );
+    return { ...exited, file: await readFile(logFile, 'utf8') };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 describe('batched log destinations', () => {
   test('lines reach LOG_FILE in order within the flush period, and all of them by close()', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'gw-log-'));
@@ -55,42 +77,22 @@ describe('batched log destinations', () => {
   });
 
   test('a line logged just before process.exit() reaches stdout and the file', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'gw-log-'));
-    const file = join(dir, 'gateway.log');
-    const script = `
-      const { createLogger } = await import(${JSON.stringify(LOGGER)});
-      const { logger } = createLogger({ logLevel: 'info', logFile: process.argv[1], logRotateKeep: 10 });
-      logger.info('before exit');
-      process.exit(0);`;
-    try {
-      const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script, file]);
-      assert.deepEqual(messages(stdout), ['before exit']);
-      assert.deepEqual(messages(await readFile(file, 'utf8')), ['before exit']);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    const { stdout, file, error } = await inChild(`logger.info('before exit'); process.exit(0);`);
+    assert.equal(error, null);
+    assert.deepEqual(messages(stdout), ['before exit']);
+    assert.deepEqual(messages(file), ['before exit']);
   });
 
   test('a burst larger than the gathering bound is written at once, not held for the timer', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'gw-log-'));
-    const file = join(dir, 'gateway.log');
     // 100 lines of ~1 KB, then kill -9 before the 100 ms timer: what gathered past 64 Ki
     // characters was written; only the tail since the last write can be lost.
-    const script = `
-      const { createLogger } = await import(${JSON.stringify(LOGGER)});
-      const { logger } = createLogger({ logLevel: 'info', logFile: process.argv[1], logRotateKeep: 10 });
+    const { file, error } = await inChild(`
       for (let i = 0; i < 100; i++) logger.info('x'.repeat(1000) + i);
-      process.kill(process.pid, 'SIGKILL');`;
-    try {
-      await assert.rejects(run(process.execPath, ['--input-type=module', '-e', script, file]), {
-        signal: 'SIGKILL',
-      });
-      const written = messages(await readFile(file, 'utf8'));
-      assert.ok(written.length >= 60 && written.length < 100, `${written.length} lines written`);
-      assert.equal(written[0], `${'x'.repeat(1000)}0`);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+      process.kill(process.pid, 'SIGKILL');`);
+    assert.equal((error as { signal?: string } | null)?.signal, 'SIGKILL');
+    const written = messages(file);
+    assert.ok(written.length >= 60 && written.length < 100, `${written.length} lines written`);
+    assert.equal(written[0], `${'x'.repeat(1000)}0`);
   });
 
   test('many loggers share one exit handler, and closing them removes it', async () => {
