@@ -1,8 +1,15 @@
 // Fleet benchmark (issue 17): one gateway on SQLite against 1, 2 and 3 gateways on Redis (BullMQ),
-// same box, same simulators. Per setup: overhead over the SDK straight at the simulator at
-// concurrency 1 (p50/p99, requests round-robin over the gateways, interleaved with direct runs),
-// jobs/s at --concurrency over --instances instances, and CPU per job of the gateways and of Redis
-// (a redis-server of the bench's own, AOF off, so nothing else's load is counted).
+// same box, same simulators, and 2 and 3 gateways on SQLite that share nothing (each drives its own
+// part of the instances): what splitting the work over processes costs without a fleet. Per setup:
+// overhead over the SDK straight at the simulator at concurrency 1 (p50/p99, requests round-robin
+// over the gateways, interleaved with direct runs), and CPU per job of the gateways and of Redis (a
+// redis-server of the bench's own, AOF off, so nothing else's load is counted) in three regimes:
+// saturated (--jobs at --concurrency, jobs/s reported); paced, at fixed rates every setup sustains
+// (--rates, --paced-seconds each; jobs start at once); and queued (--queued-jobs at --concurrency
+// with the instances' node delay at --queued-node-delay-ms, so jobs wait in the queue as in front
+// of real GPUs while the box has CPU to spare). Saturated, a box of two cores shared by up to three
+// gateways, Redis, the simulators and the load generator measures how much they preempt one
+// another as much as the work each job takes.
 // Wall-clock figures on a shared box are noise, so Redis setups also get figures that do not
 // depend on the load: Redis commands and request batches (socket reads) per job, from INFO before
 // and after, and the Redis round trips on the c=1 critical path, measured by latency injection:
@@ -12,8 +19,9 @@
 // with the number of gateways. Every gateway is warmed up as one alone would be (--warmup rounds
 // at c=1 and --warmup-jobs at --concurrency, each times the number of gateways), so what is
 // measured is the steady state of long-running gateways, not their JIT warm-up.
-// Options: --only sqlitex1,redisx1,redisx2,redisx3, --samples, --warmup, --warmup-jobs, --jobs,
-// --concurrency, --instances, --delay-ms, --delay-samples (0 skips the round-trip runs),
+// Options: --only sqlitex1,sqlitex2,sqlitex3,redisx1,redisx2,redisx3, --samples, --warmup,
+// --warmup-jobs, --jobs, --concurrency, --rates 200,400,600, --paced-seconds, --queued-jobs,
+// --queued-node-delay-ms, --instances, --delay-ms, --delay-samples (0 skips the round-trip runs),
 // --cpu-prof-dir DIR; BENCH_GATEWAY_ARGS adds Node options to the gateways (e.g. --perf-basic-prof).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -22,8 +30,9 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
-import { Agent } from 'undici';
+import { Agent, request } from 'undici';
 import { ComfyClient } from '../src/comfy/index.ts';
 import {
   childCpuMs,
@@ -113,6 +122,53 @@ function sumCounts(children: ChildProcess[]): ProcCounts {
     total.involuntary += n.involuntary;
   }
   return total;
+}
+
+/** What one run of jobs cost per job. */
+interface Cost {
+  /** The rate reached (in a paced run, below the rate asked for when the setup could not keep up). */
+  jobsPerSecond: number;
+  gatewayCpuMsPerJob: number;
+  redisCpuMsPerJob: number;
+  totalCpuMsPerJob: number;
+  /** The gateways' main threads preempted by another process, per job. */
+  involuntarySwitchesPerJob: number;
+  /** Commands Redis ran per job (null on SQLite): ~15 when jobs start at once, ~50 through BullMQ. */
+  redisCommandsPerJob: number | null;
+}
+
+/** The Cost fields of a measured run. */
+function costOf(run: Cost): Cost {
+  const { jobsPerSecond, gatewayCpuMsPerJob, redisCpuMsPerJob, totalCpuMsPerJob } = run;
+  const { involuntarySwitchesPerJob, redisCommandsPerJob } = run;
+  return {
+    jobsPerSecond,
+    gatewayCpuMsPerJob,
+    redisCpuMsPerJob,
+    totalCpuMsPerJob,
+    involuntarySwitchesPerJob,
+    redisCommandsPerJob,
+  };
+}
+
+/** CPU per job at one fixed rate of submissions (a paced run). */
+interface PacedRun extends Cost {
+  rate: number;
+}
+
+/** Sets every simulated instance's node delay (the simulator's fault endpoint). */
+async function setNodeDelay(urls: string[], ms: number): Promise<void> {
+  await Promise.all(
+    urls.map(async (url) => {
+      const res = await request(`${url}/simulator/faults`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ nodeDelayMs: ms }),
+      });
+      await res.body.dump();
+      if (res.statusCode !== 200) throw new Error(`simulator faults: ${res.statusCode}`);
+    }),
+  );
 }
 
 /** Targets of issue 17, against SQLite mode in the same run. */
@@ -228,12 +284,27 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
   // thousand jobs per process here: three gateways at 1,000 each ran most of them half-optimized).
   const warmupJobs = Number(args['warmup-jobs'] ?? 8000);
   const concurrency = Number(args.concurrency ?? 64);
+  // Paced runs: jobs sent at fixed rates every setup sustains (three gateways top out at 700-950
+  // jobs/s here), so the box is not saturated and what is measured is the work per job, not how
+  // six busy processes on two cores slow each other down.
+  const rates = (args.rates ?? '200,400,600')
+    .split(',')
+    .map(Number)
+    .filter((r) => r > 0);
+  const pacedSeconds = Number(args['paced-seconds'] ?? 15);
+  // The queued run: a node delay at which the 8 instances, not the CPU, set the pace (one gateway
+  // on SQLite reached 350-380 jobs/s here), so at c=64 jobs wait in the fleet's queue while the
+  // box has CPU to spare.
+  const queuedNodeDelayMs = Number(args['queued-node-delay-ms'] ?? 6);
+  const queuedJobs = Number(args['queued-jobs'] ?? 6000);
   const instances = Number(args.instances ?? 8);
   const delayMs = Number(args['delay-ms'] ?? 10);
   const delaySamples = Number(args['delay-samples'] ?? 60);
   const cpuProfDir = args['cpu-prof-dir'] ?? null;
   const setups: Setup[] = [
     { name: 'sqlite ×1', store: 'sqlite', gateways: 1 },
+    { name: 'sqlite ×2', store: 'sqlite', gateways: 2 },
+    { name: 'sqlite ×3', store: 'sqlite', gateways: 3 },
     { name: 'redis ×1', store: 'redis', gateways: 1 },
     { name: 'redis ×2', store: 'redis', gateways: 2 },
     { name: 'redis ×3', store: 'redis', gateways: 3 },
@@ -246,12 +317,26 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
   const results: Array<Record<string, unknown>> = [];
   const loadAtStart = loads();
 
-  /** Round-robin /prompt_sync over `gateways`. */
-  const client = (gateways: Array<{ url: string }>) => {
+  /**
+   * Round-robin /prompt_sync over `gateways`; with `slow`, the queued run's prompt: a blur between
+   * the two nodes (it takes the instances' node delay; the others take none) and a color of its
+   * own each time (the instances would answer a repeated prompt from their cache, in no time).
+   */
+  const client = (gateways: Array<{ url: string }>, slow = false) => {
     let turn = 0;
     return async (): Promise<void> => {
-      const gw = gateways[turn++ % gateways.length] as { url: string };
-      await promptSync(gw.url, body, agent);
+      const gw = gateways[turn % gateways.length] as { url: string };
+      const color = turn++;
+      const payload = slow
+        ? JSON.stringify({
+            prompt: {
+              '1': { class_type: 'EmptyImage', inputs: { ...PROMPT['1'].inputs, color } },
+              '2': { class_type: 'ImageBlur', inputs: { image: ['1', 0], blur_radius: 1, sigma: 1 } },
+              '3': { class_type: 'PreviewImage', inputs: { images: ['2', 0] } },
+            },
+          })
+        : body;
+      await promptSync(gw.url, payload, agent);
     };
   };
   /** `count` gateways on `redisUrl` (or SQLite), each with a data dir of its own under `dataDir`. */
@@ -269,7 +354,8 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
           // --cpu-prof-dir DIR: a CPU profile of each measured gateway (written when it stops).
           // BENCH_GATEWAY_ARGS: more Node options for the gateways only (as in bench/scale.ts).
           ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}),
-          COMFYUI_URLS: sim.urls.join(','),
+          // Gateways on SQLite share nothing: each drives a part of the instances of its own.
+          COMFYUI_URLS: (redisUrl ? sim.urls : sim.urls.filter((_, j) => j % count === i)).join(','),
           DATA_DIR: join(dataDir, `${tag}${i}`),
           MAX_QUEUE: '1000000',
           ...(redisUrl ? { REDIS_URL: redisUrl, STORAGE_URL: `file://${join(dataDir, 'storage')}` } : {}),
@@ -277,6 +363,23 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
       );
     }
     return gateways;
+  };
+  /**
+   * `count` jobs through `via`, the i-th sent at i/rate s (open loop: whether or not earlier ones
+   * answered), at most `concurrency` out at once; resolves with the elapsed ms.
+   */
+  const paced = async (via: () => Promise<void>, count: number, rate: number) => {
+    const start = performance.now();
+    const out = new Set<Promise<void>>();
+    for (let i = 0; i < count; i++) {
+      const wait = start + (i * 1000) / rate - performance.now();
+      if (wait > 0) await sleep(wait);
+      while (out.size >= concurrency) await Promise.race(out);
+      const sent: Promise<void> = via().finally(() => out.delete(sent));
+      out.add(sent);
+    }
+    await Promise.all(out);
+    return performance.now() - start;
   };
   /** c=1 latencies (ms, ascending) of `n` requests through `via`, each after one straight at the simulator. */
   const c1 = async (via: () => Promise<void>, n: number) => {
@@ -304,14 +407,14 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
       try {
         gateways = await startAll(setup.gateways, dataDir, redis?.url ?? null, 'gw');
         const via = client(gateways);
-        /** `count` jobs through the gateways, `concurrency` at a time. */
-        const load = async (count: number) => {
+        /** `count` jobs through the gateways (by `send`), `concurrency` at a time. */
+        const load = async (count: number, send = via) => {
           let next = 0;
           await Promise.all(
             Array.from({ length: concurrency }, async () => {
               while (next < count) {
                 next++;
-                await via();
+                await send();
               }
             }),
           );
@@ -330,19 +433,50 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
         const c1After = info ? await redisCounters(info) : null;
         const steal1 = stealPercent(ticks1, machineTicks());
 
-        const gwCpu0 = gateways.reduce((n, g) => n + cpuOf(g.child), 0);
-        const redisCpu0 = redis ? cpuOf(redis.child) : 0;
-        const counts0 = sumCounts(gateways.map((g) => g.child));
-        const loadBefore = info ? await redisCounters(info) : null;
-        const ticks2 = machineTicks();
-        const t0 = performance.now();
-        await load(jobs);
-        const loadMs = performance.now() - t0;
-        const steal2 = stealPercent(ticks2, machineTicks());
-        const gwCpu = gateways.reduce((n, g) => n + cpuOf(g.child), 0) - gwCpu0;
-        const redisCpu = redis ? cpuOf(redis.child) - redisCpu0 : 0;
-        const counts1 = sumCounts(gateways.map((g) => g.child));
-        const loadAfter = info ? await redisCounters(info) : null;
+        /** What the gateways and Redis spent while `work` ran `count` jobs. */
+        const spent = async (count: number, work: () => Promise<unknown>) => {
+          const gw0 = gateways.reduce((n, g) => n + cpuOf(g.child), 0);
+          const redis0 = redis ? cpuOf(redis.child) : 0;
+          const counts0 = sumCounts(gateways.map((g) => g.child));
+          const before = info ? await redisCounters(info) : null;
+          const ticks = machineTicks();
+          const t0 = performance.now();
+          await work();
+          const ms = performance.now() - t0;
+          const steal = stealPercent(ticks, machineTicks());
+          const gw = gateways.reduce((n, g) => n + cpuOf(g.child), 0) - gw0;
+          const redisMs = redis ? cpuOf(redis.child) - redis0 : 0;
+          const counts1 = sumCounts(gateways.map((g) => g.child));
+          const after = info ? await redisCounters(info) : null;
+          const redisPerJob = before && after ? perJob(before, after, count) : null;
+          return {
+            steal,
+            jobsPerSecond: round(count / (ms / 1000), 1),
+            gatewayCpuMsPerJob: round(gw / count),
+            redisCpuMsPerJob: round(redisMs / count),
+            totalCpuMsPerJob: round((gw + redisMs) / count),
+            syscallsPerJob: round((counts1.syscalls - counts0.syscalls) / count, 1),
+            voluntarySwitchesPerJob: round((counts1.voluntary - counts0.voluntary) / count, 2),
+            involuntarySwitchesPerJob: round((counts1.involuntary - counts0.involuntary) / count, 2),
+            redisCommandsPerJob: redisPerJob?.commands ?? null,
+            redis: redisPerJob,
+          };
+        };
+        const saturated = await spent(jobs, () => load(jobs));
+
+        // Paced: the same work at rates every setup sustains, each job sent when due.
+        const pacedRuns: PacedRun[] = [];
+        for (const rate of rates) {
+          const count = Math.round(rate * pacedSeconds);
+          pacedRuns.push({ rate, ...costOf(await spent(count, () => paced(via, count, rate))) });
+        }
+        // Queued: every instance slowed so that jobs wait in the queue (as they do in front of real
+        // GPUs) at the same c, the box not saturated: every fleet job takes BullMQ's path.
+        await setNodeDelay(sim.urls, queuedNodeDelayMs);
+        const slow = client(gateways, true);
+        const queued = await spent(queuedJobs, () => load(queuedJobs, slow)).finally(() =>
+          setNodeDelay(sim.urls, 0),
+        );
 
         // Round trips on the critical path: the same gateways' code behind the delaying proxy.
         let criticalRoundTrips: number | null = null;
@@ -367,18 +501,18 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
         }
 
         const c1Redis = c1Before && c1After ? perJob(c1Before, c1After, samples) : null;
-        const loadRedis = loadBefore && loadAfter ? perJob(loadBefore, loadAfter, jobs) : null;
+        const loadRedis = saturated.redis;
         const row = {
           setup: setup.name,
           overheadP50Ms: round(percentile(gatewayMs, 50) - percentile(directMs, 50)),
           overheadP99Ms: round(percentile(gatewayMs, 99) - percentile(directMs, 99)),
-          jobsPerSecond: round(jobs / (loadMs / 1000), 1),
-          gatewayCpuMsPerJob: round(gwCpu / jobs),
-          redisCpuMsPerJob: round(redisCpu / jobs),
-          totalCpuMsPerJob: round((gwCpu + redisCpu) / jobs),
-          gatewaySyscallsPerJob: round((counts1.syscalls - counts0.syscalls) / jobs, 1),
-          gatewayVoluntarySwitchesPerJob: round((counts1.voluntary - counts0.voluntary) / jobs, 2),
-          gatewayInvoluntarySwitchesPerJob: round((counts1.involuntary - counts0.involuntary) / jobs, 2),
+          jobsPerSecond: saturated.jobsPerSecond,
+          gatewayCpuMsPerJob: saturated.gatewayCpuMsPerJob,
+          redisCpuMsPerJob: saturated.redisCpuMsPerJob,
+          totalCpuMsPerJob: saturated.totalCpuMsPerJob,
+          gatewaySyscallsPerJob: saturated.syscallsPerJob,
+          gatewayVoluntarySwitchesPerJob: saturated.voluntarySwitchesPerJob,
+          gatewayInvoluntarySwitchesPerJob: saturated.involuntarySwitchesPerJob,
           redisCommandsPerJobC1: c1Redis?.commands ?? null,
           redisReadsPerJobC1: c1Redis?.reads ?? null,
           redisCommandsPerJobThroughput: loadRedis?.commands ?? null,
@@ -387,8 +521,15 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
           criticalRoundTrips,
           redisCommandsByNameC1: c1Redis?.byCommand ?? null,
           redisCommandsByNameThroughput: loadRedis?.byCommand ?? null,
+          paced: pacedRuns,
+          queued: {
+            nodeDelayMs: queuedNodeDelayMs,
+            concurrency,
+            ...costOf(queued),
+            redisCommandsByName: queued.redis?.byCommand ?? null,
+          },
           stealPercentC1: steal1,
-          stealPercentThroughput: steal2,
+          stealPercentThroughput: saturated.steal,
         };
         results.push(row);
         process.stderr.write(`${JSON.stringify(row)}\n`);
@@ -406,23 +547,72 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
   }
   const base = results.find((r) => r.setup === 'sqlite ×1');
   const n = (v: unknown) => (v === null || v === undefined ? '—' : String(v));
+  /** A setup's unsaturated runs: the paced ones, then the queued one (as rate 0). */
+  const calmRuns = (r: Record<string, unknown>): PacedRun[] => [
+    ...(r.paced as PacedRun[]),
+    { rate: 0, ...(r.queued as Cost) },
+  ];
+  const calmName = (run: PacedRun) =>
+    run.rate > 0 ? `${run.rate} jobs/s` : `queued (c=${concurrency}, ${queuedNodeDelayMs} ms nodes)`;
+  /** An unsaturated run's CPU per job over that of the same run of `against` (null without one). */
+  const calmRatio = (run: PacedRun, against = base) => {
+    const baseRun = against ? calmRuns(against).find((b) => b.rate === run.rate) : undefined;
+    return baseRun ? round(run.totalCpuMsPerJob / baseRun.totalCpuMsPerJob, 2) : null;
+  };
+  const verdict = (ratio: number) => `${ratio}× (${ratio <= TARGET_CPU_RATIO ? 'met' : 'missed'})`;
   const verdicts = base
     ? results
-        .filter((r) => r !== base)
+        .filter((r) => (r.setup as string).startsWith('redis'))
         .map((r) => {
           const p50 = round((r.overheadP50Ms as number) - (base.overheadP50Ms as number));
           const cpu = round((r.totalCpuMsPerJob as number) / (base.totalCpuMsPerJob as number), 2);
-          return `- ${r.setup}: p50 overhead ${p50 >= 0 ? '+' : ''}${p50} ms over SQLite (target ≤ ${TARGET_P50_MS} ms: ${p50 <= TARGET_P50_MS ? 'met' : 'missed'}); CPU per job ${cpu}× SQLite (target ≤ ${TARGET_CPU_RATIO}×: ${cpu <= TARGET_CPU_RATIO ? 'met' : 'missed'})`;
+          const calm = calmRuns(r)
+            .map((run) => {
+              const ratio = calmRatio(run);
+              return ratio === null ? null : `${verdict(ratio)} at ${calmName(run)}`;
+            })
+            .filter(Boolean)
+            .join(', ');
+          // As many gateways on SQLite, sharing nothing: what splitting the work costs by itself.
+          const peer = results.find(
+            (p) => p !== base && p.setup === (r.setup as string).replace('redis', 'sqlite'),
+          );
+          const split = peer
+            ? `; against ${peer.setup} (sharing nothing, for what the split alone costs): ${calmRuns(r)
+                .map((run) => `${n(calmRatio(run, peer))}× at ${calmName(run)}`)
+                .join(
+                  ', ',
+                )}, ${round((r.totalCpuMsPerJob as number) / (peer.totalCpuMsPerJob as number), 2)}× saturated`
+            : '';
+          return `- ${r.setup}: p50 overhead ${p50 >= 0 ? '+' : ''}${p50} ms over SQLite (target ≤ ${TARGET_P50_MS} ms: ${p50 <= TARGET_P50_MS ? 'met' : 'missed'}); CPU per job against SQLite ×1 (target ≤ ${TARGET_CPU_RATIO}×): ${calm ? `${calm}; ` : ''}${verdict(cpu)} saturated (c=${concurrency}, 0 ms nodes)${split}`;
         })
     : ['- (no SQLite baseline in this run: no verdicts)'];
   const lines = [
-    `Fleet benchmark: ${instances} simulated instances (0 ms nodes), c=1 over ${samples} samples after ${warmup} warm-up rounds and ${warmupJobs} warm-up jobs at c=${concurrency} per gateway, throughput ${jobs} jobs at c=${concurrency}; load average at start ${loadAtStart.join(' ')}, at end ${loads().join(' ')}.`,
+    `Fleet benchmark: ${instances} simulated instances (0 ms nodes), c=1 over ${samples} samples after ${warmup} warm-up rounds and ${warmupJobs} warm-up jobs at c=${concurrency} per gateway, throughput ${jobs} jobs at c=${concurrency} (saturation), then ${pacedSeconds} s at each of ${rates.join(', ')} jobs/s and ${queuedJobs} jobs queued behind ${queuedNodeDelayMs} ms nodes; load average at start ${loadAtStart.join(' ')}, at end ${loads().join(' ')}.`,
     '',
     '| setup | overhead p50 | overhead p99 | jobs/s | gateway CPU/job | Redis CPU/job | total CPU/job | vs SQLite |',
     '|---|---|---|---|---|---|---|---|',
     ...results.map(
       (r) =>
         `| ${r.setup} | ${r.overheadP50Ms} ms | ${r.overheadP99Ms} ms | ${r.jobsPerSecond} | ${r.gatewayCpuMsPerJob} ms | ${r.redisCpuMsPerJob} ms | ${r.totalCpuMsPerJob} ms | ${base ? `${round((r.totalCpuMsPerJob as number) / (base.totalCpuMsPerJob as number), 2)}×` : '—'} |`,
+    ),
+    '',
+    `Unsaturated runs, the box with CPU to spare: ${pacedSeconds} s at each fixed rate of submissions (open loop, at most ${concurrency} out at once; jobs start at once), and ${queuedJobs} jobs at c=${concurrency} with every instance's nodes taking ${queuedNodeDelayMs} ms (jobs wait in the queue, as in front of real GPUs). Each cell: CPU per job of gateways + Redis, against SQLite in the same run; the rate reached; the gateways' involuntary context switches per job; Redis commands per job.`,
+    '',
+    `| setup | ${calmRuns(results[0] ?? { paced: [], queued: {} })
+      .map(calmName)
+      .join(' | ')} |`,
+    `|---|${calmRuns(results[0] ?? { paced: [], queued: {} })
+      .map(() => '---|')
+      .join('')}`,
+    ...results.map(
+      (r) =>
+        `| ${r.setup} | ${calmRuns(r)
+          .map(
+            (run) =>
+              `${run.totalCpuMsPerJob} ms, ${n(calmRatio(run))}× (${run.jobsPerSecond}/s, ${run.involuntarySwitchesPerJob} preempted, ${n(run.redisCommandsPerJob)} cmds)`,
+          )
+          .join(' | ')} |`,
     ),
     '',
     `Load-independent figures (Redis setups): commands Redis ran per job (those inside scripts included) and request batches it read per job, at c=1 and at c=${concurrency}; bytes it sent to clients per job at c=${concurrency} (replies and pub/sub deliveries to every gateway); round trips on the c=1 critical path = p50 growth when every Redis reply is held ${delayMs} ms, over ${delaySamples} samples.`,
@@ -456,6 +646,10 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
       warmupJobs,
       jobs,
       concurrency,
+      rates,
+      pacedSeconds,
+      queuedNodeDelayMs,
+      queuedJobs,
       delayMs,
       delaySamples,
       loadAtStart,
