@@ -133,7 +133,7 @@ interface Cost {
   totalCpuMsPerJob: number;
   /** The gateways' main threads preempted by another process, per job. */
   involuntarySwitchesPerJob: number;
-  /** Commands Redis ran per job (null on SQLite): ~15 when jobs start at once, ~50 through BullMQ. */
+  /** Commands Redis ran per job (null on SQLite): ~15 when jobs start at once, 56-59 through BullMQ. */
   redisCommandsPerJob: number | null;
 }
 
