@@ -139,6 +139,7 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
   const lockMs = Math.floor(options.leaseMs * 0.75);
   const queue = new FleetQueue({
     connection: queueConnection,
+    transactionConnection: command,
     workerConnection,
     keys,
     lockMs,
