@@ -69,6 +69,7 @@ export class FleetQueue {
   /** Additions of this turn of the event loop (sent together by #addBatch). */
   #additions: Addition[] = [];
   #running = false;
+  #addScriptsDefined = false;
   #paused = false;
   #closing: Promise<void> | null = null;
 
@@ -182,6 +183,8 @@ export class FleetQueue {
    * transaction connection, as BullMQ defined them on the queue's; once.
    */
   #defineAddScripts(): void {
+    if (this.#addScriptsDefined) return;
+    this.#addScriptsDefined = true;
     const target = this.#o.transactionConnection as Redis & { scriptsSet: Record<string, unknown> };
     const source = this.#o.connection as Redis & {
       scriptsSet: Record<string, { lua: string; numberOfKeys: number | null }>;
