@@ -106,11 +106,11 @@ export class FleetQueue {
 
   /**
    * Adds a job's entry after whatever `before` queues on the same transaction (the job's
-   * admission), in one round trip on the queue's connection; resolves with every command's
+   * admission), in one round trip on the transaction connection; resolves with every command's
    * [error, result], the add's last. Rejects when Redis cannot be reached. The additions of one
    * turn of the event loop share one transaction (MULTI): one write and one reply for all, and one
-   * transaction object (ioredis copies every script defined on the connection, BullMQ's 65, onto
-   * each), instead of one per job. A refused admission still makes its own add a no-op.
+   * transaction object (ioredis copies every script defined on the connection onto each), instead
+   * of one per job. A refused admission still makes its own add a no-op.
    */
   addAfter(
     id: string,
@@ -180,22 +180,26 @@ export class FleetQueue {
 
   /**
    * Defines BullMQ's add scripts (named with its version, e.g. `addPrioritizedJob:6.7.0`) on the
-   * transaction connection, as BullMQ defined them on the queue's; once.
+   * transaction connection, as BullMQ defined them on the queue's; once. Throws when there are none
+   * (a BullMQ that names them otherwise): its add would be missing from the transaction, and each
+   * job recorded but never queued.
    */
   #defineAddScripts(): void {
     if (this.#addScriptsDefined) return;
-    this.#addScriptsDefined = true;
     const target = this.#o.transactionConnection as Redis & { scriptsSet: Record<string, unknown> };
     const source = this.#o.connection as Redis & {
       scriptsSet: Record<string, { lua: string; numberOfKeys: number | null }>;
     };
-    for (const [name, script] of Object.entries(source.scriptsSet)) {
-      if (!/^add\w*Job:/.test(name) || name in target.scriptsSet) continue;
+    const adds = Object.entries(source.scriptsSet).filter(([name]) => /^add\w*Job:/.test(name));
+    if (adds.length === 0) throw new Error("BullMQ's add scripts are not on the queue connection");
+    for (const [name, script] of adds) {
+      if (name in target.scriptsSet) continue;
       target.defineCommand(name, {
         lua: script.lua,
         ...(script.numberOfKeys === null ? {} : { numberOfKeys: script.numberOfKeys }),
       });
     }
+    this.#addScriptsDefined = true;
   }
 
   /** Removes a waiting entry; false when some gateway holds it (or it is gone). */
