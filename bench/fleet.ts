@@ -137,20 +137,6 @@ interface Cost {
   redisCommandsPerJob: number | null;
 }
 
-/** The Cost fields of a measured run. */
-function costOf(run: Cost): Cost {
-  const { jobsPerSecond, gatewayCpuMsPerJob, redisCpuMsPerJob, totalCpuMsPerJob } = run;
-  const { involuntarySwitchesPerJob, redisCommandsPerJob } = run;
-  return {
-    jobsPerSecond,
-    gatewayCpuMsPerJob,
-    redisCpuMsPerJob,
-    totalCpuMsPerJob,
-    involuntarySwitchesPerJob,
-    redisCommandsPerJob,
-  };
-}
-
 /** CPU per job at one fixed rate of submissions (a paced run). */
 interface PacedRun extends Cost {
   rate: number;
@@ -459,16 +445,19 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
           const counts1 = sumCounts(gateways.map((g) => g.child));
           const after = info ? await redisCounters(info) : null;
           const redisPerJob = before && after ? perJob(before, after, count) : null;
-          return {
-            steal,
+          const cost: Cost = {
             jobsPerSecond: round(count / (ms / 1000), 1),
             gatewayCpuMsPerJob: round(gw / count),
             redisCpuMsPerJob: round(redisMs / count),
             totalCpuMsPerJob: round((gw + redisMs) / count),
-            syscallsPerJob: round((counts1.syscalls - counts0.syscalls) / count, 1),
-            voluntarySwitchesPerJob: round((counts1.voluntary - counts0.voluntary) / count, 2),
             involuntarySwitchesPerJob: round((counts1.involuntary - counts0.involuntary) / count, 2),
             redisCommandsPerJob: redisPerJob?.commands ?? null,
+          };
+          return {
+            cost,
+            steal,
+            syscallsPerJob: round((counts1.syscalls - counts0.syscalls) / count, 1),
+            voluntarySwitchesPerJob: round((counts1.voluntary - counts0.voluntary) / count, 2),
             redis: redisPerJob,
           };
         };
@@ -478,7 +467,7 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
         const pacedRuns: PacedRun[] = [];
         for (const rate of rates) {
           const count = Math.round(rate * pacedSeconds);
-          pacedRuns.push({ rate, ...costOf(await spent(count, () => paced(via, count, rate))) });
+          pacedRuns.push({ rate, ...(await spent(count, () => paced(via, count, rate))).cost });
         }
         // Queued: every instance slowed so that jobs wait in the queue (as they do in front of real
         // GPUs) at the same c, the box not saturated: every fleet job takes BullMQ's path.
@@ -516,13 +505,13 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
           setup: setup.name,
           overheadP50Ms: round(percentile(gatewayMs, 50) - percentile(directMs, 50)),
           overheadP99Ms: round(percentile(gatewayMs, 99) - percentile(directMs, 99)),
-          jobsPerSecond: saturated.jobsPerSecond,
-          gatewayCpuMsPerJob: saturated.gatewayCpuMsPerJob,
-          redisCpuMsPerJob: saturated.redisCpuMsPerJob,
-          totalCpuMsPerJob: saturated.totalCpuMsPerJob,
+          jobsPerSecond: saturated.cost.jobsPerSecond,
+          gatewayCpuMsPerJob: saturated.cost.gatewayCpuMsPerJob,
+          redisCpuMsPerJob: saturated.cost.redisCpuMsPerJob,
+          totalCpuMsPerJob: saturated.cost.totalCpuMsPerJob,
           gatewaySyscallsPerJob: saturated.syscallsPerJob,
           gatewayVoluntarySwitchesPerJob: saturated.voluntarySwitchesPerJob,
-          gatewayInvoluntarySwitchesPerJob: saturated.involuntarySwitchesPerJob,
+          gatewayInvoluntarySwitchesPerJob: saturated.cost.involuntarySwitchesPerJob,
           redisCommandsPerJobC1: c1Redis?.commands ?? null,
           redisReadsPerJobC1: c1Redis?.reads ?? null,
           redisCommandsPerJobThroughput: loadRedis?.commands ?? null,
@@ -535,7 +524,7 @@ export async function run(args: Record<string, string>): Promise<BenchResult> {
           queued: {
             nodeDelayMs: queuedNodeDelayMs,
             concurrency,
-            ...costOf(queued),
+            ...queued.cost,
             redisCommandsByName: queued.redis?.byCommand ?? null,
           },
           stealPercentC1: steal1,
