@@ -5,9 +5,9 @@
 // exit), not one write per line on libuv's thread pool as pino's default stdout does it (a
 // hand-off to a thread and back per finished job; a JS CPU profile of three fleet gateways on two
 // cores put ~9 % of their busy time there, a figure such profiles inflate on a busy box; one
-// gateway shows no difference). A `kill -9` loses at most the last 100 ms of lines. The writes are synchronous: a
-// reader that stops draining stdout stalls the gateway (visible: its health checks fail) instead
-// of growing its memory without bound, as the thread-pool writes did.
+// gateway shows no difference). A `kill -9` loses at most the last 100 ms of lines. The writes
+// are synchronous: a reader that stops draining stdout stalls the gateway (visible: its health
+// checks fail) instead of growing its memory without bound, as the thread-pool writes did.
 import { resolve } from 'node:path';
 import pino, { type Logger } from 'pino';
 import type { Config } from '../config.ts';
