@@ -4,32 +4,12 @@
 // answered 4xx/5xx (the client's fetch calls are watched).
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { CallWrapper, ComfyApi, ComfyPool, EQueueMode, PromptBuilder } from '@saintno/comfyui-sdk';
+import { Worker } from 'node:worker_threads';
+import { CallWrapper, ComfyApi, PromptBuilder } from '@saintno/comfyui-sdk';
 import { PNG } from 'pngjs';
 import { startTestStack, type TestStack } from '../support/gateway.ts';
-import { assertPng, chainWorkflow, inverted, watchFetch } from './helpers.ts';
-
-type NodeData = Record<
-  string,
-  { class_type: string; inputs: Record<string, unknown>; _meta: { title: string } }
->;
-
-/** The workflow with the `_meta.title` the SDK's types ask for. */
-function withMeta(
-  workflow: Record<string, { class_type: string; inputs: Record<string, unknown> }>,
-): NodeData {
-  return Object.fromEntries(
-    Object.entries(workflow).map(([id, node]) => [id, { ...node, _meta: { title: node.class_type } }]),
-  );
-}
-
-/** A PromptBuilder over EmptyImage → `n` ImageInverts → SaveImage, `color` in and `images` out. */
-function builder(prefix: string, color: number, n = 1) {
-  return new PromptBuilder(withMeta(chainWorkflow(prefix, 0, n)), ['color'], ['images'])
-    .setInputNode('color', '1.inputs.color')
-    .setOutputNode('images', '3')
-    .input('color', color);
-}
+import { assertPng, inverted, watchFetch } from './helpers.ts';
+import { builder, run, type SdkImage, withMeta } from './saintno.ts';
 
 describe('@saintno/comfyui-sdk (comfyui-node) against the facade', () => {
   let stack: TestStack;
@@ -55,23 +35,10 @@ describe('@saintno/comfyui-sdk (comfyui-node) against the facade', () => {
     return api;
   }
 
-  async function fetchImage(api: ComfyApi, image: { filename: string; subfolder: string; type: string }) {
+  async function fetchImage(api: ComfyApi, image: SdkImage) {
     const res = await fetch(api.getPathImage(image));
     assert.equal(res.status, 200);
     return Buffer.from(await res.arrayBuffer());
-  }
-
-  /** Runs a CallWrapper and returns its output, failing the test on onFailed. */
-  async function run(api: ComfyApi, wf: ReturnType<typeof builder>) {
-    let failure: Error | undefined;
-    const out = await new CallWrapper(api, wf)
-      .onFailed((err) => {
-        failure = err;
-      })
-      .run();
-    assert.equal(failure, undefined, `CallWrapper failed: ${failure?.name} ${failure?.message}`);
-    assert.ok(out, 'CallWrapper returned a result');
-    return out as { images: { images: Array<{ filename: string; subfolder: string; type: string }> } };
   }
 
   it('runs a workflow with CallWrapper and the image has the right pixels', async () => {
@@ -98,22 +65,29 @@ describe('@saintno/comfyui-sdk (comfyui-node) against the facade', () => {
   });
 
   it('runs a batch through ComfyPool (pick-lowest) over two clients', async () => {
-    // As the SDK's examples do: the pool initialises its clients itself.
-    const clients = ['sdk-pool-a', 'sdk-pool-b'].map((id) => new ComfyApi(stack.url, id));
-    apis.push(...clients);
-    const pool = new ComfyPool(clients, EQueueMode.PICK_LOWEST);
+    // In a worker thread (see comfyui-sdk-pool.worker.ts): ComfyPool's polling loop never stops.
+    const colors = [0x111111, 0x222222, 0x333333, 0x444444];
+    const worker = new Worker(new URL('./comfyui-sdk-pool.worker.ts', import.meta.url), {
+      workerData: { url: stack.url, colors },
+    });
     try {
-      const colors = [0x111111, 0x222222, 0x333333, 0x444444];
-      const outs = await pool.batch(
-        colors.map((c, i) => (api: ComfyApi) => run(api, builder(`sdk_pool_${i}`, c))),
+      const result = await new Promise<{ images?: Uint8Array[]; failures: string[]; error?: string }>(
+        (resolve, reject) => {
+          worker.once('message', resolve);
+          worker.once('error', reject);
+          worker.once('exit', (code) =>
+            reject(new Error(`the pool worker exited (${code}) without a result`)),
+          );
+        },
       );
-      for (const [i, out] of outs.entries()) {
-        const [image] = out.images.images;
-        assert.ok(image);
-        assertPng(await fetchImage(apis[0] as ComfyApi, image), 32, 32, inverted(colors[i] as number));
+      failures.push(...result.failures);
+      assert.equal(result.error, undefined);
+      assert.equal(result.images?.length, colors.length);
+      for (const [i, png] of (result.images ?? []).entries()) {
+        assertPng(Buffer.from(png), 32, 32, inverted(colors[i] as number));
       }
     } finally {
-      pool.removeAllListeners();
+      await worker.terminate();
     }
   });
 
@@ -138,7 +112,7 @@ describe('@saintno/comfyui-sdk (comfyui-node) against the facade', () => {
       .onFailed((err) => {
         failure = err;
       })
-      .run()) as { images: { images: Array<{ filename: string; subfolder: string; type: string }> } };
+      .run()) as { images: { images: SdkImage[] } };
     assert.equal(failure, undefined, String(failure));
     const [image] = out.images.images;
     assert.ok(image);
