@@ -3,7 +3,7 @@
 // has; a 400 for an unknown class refreshes that instance's /object_info.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { Pool } from '../../src/pool/index.ts';
+import { Pool, type PoolOptions } from '../../src/pool/index.ts';
 import { type Simulator, startSimulator } from '../../src/simulator/index.ts';
 import { type ObjectInfoProxy, startObjectInfoProxy } from './fixtures/object-info-proxy.ts';
 import { FAST_POOL, tinyPrompt, waitFor } from './helpers.ts';
@@ -23,18 +23,29 @@ after(async () => {
   await sim.close();
 });
 
-async function startPool(t: { after: (fn: () => Promise<void>) => void }): Promise<Pool> {
-  const pool = new Pool({
-    ...POOL,
+type AfterHook = { after: (fn: () => Promise<void>) => void };
+
+/** A pool with POOL's settings and `options`, started with every instance healthy, closed after `t`. */
+async function healthyPool(
+  t: AfterHook,
+  options: Partial<PoolOptions> & Pick<PoolOptions, 'instances'>,
+): Promise<Pool> {
+  const pool = new Pool({ ...POOL, ...options });
+  t.after(() => pool.close());
+  await pool.start();
+  await waitFor(pool, 'instance', () => pool.list().every((s) => s.state === 'healthy'), 5000, 'healthy');
+  return pool;
+}
+
+/** The routing tests' pool: a full instance and one without ImageInvert, capabilities loaded. */
+async function startPool(t: AfterHook): Promise<Pool> {
+  const pool = await healthyPool(t, {
     maxJobsPerInstance: 2,
     instances: [
       { id: 'full', url: sim.instances[0]!.url },
       { id: 'partial', url: proxy.url },
     ],
   });
-  t.after(() => pool.close());
-  await pool.start();
-  await waitFor(pool, 'instance', () => pool.list().every((s) => s.state === 'healthy'), 5000, 'healthy');
   await Promise.all([pool.nodeDefsFor('full'), pool.nodeDefsFor('partial')]);
   return pool;
 }
@@ -106,16 +117,12 @@ test('forgetting an unknown class on one instance leaves instances sharing its d
   t.after(() => {
     proxy.drop = ['ImageInvert'];
   });
-  const pool = new Pool({
-    ...POOL,
+  const pool = await healthyPool(t, {
     instances: [
       { id: 'one', url: proxy.url },
       { id: 'two', url: twin.url },
     ],
   });
-  t.after(() => pool.close());
-  await pool.start();
-  await waitFor(pool, 'instance', () => pool.list().every((s) => s.state === 'healthy'), 5000, 'healthy');
   assert.equal(await pool.nodeDefsFor('one'), await pool.nodeDefsFor('two'), 'shared definitions');
   const lease = pool.tryAcquire({ classTypes: ['GhostNode'] })!;
   const error = await lease.client
@@ -159,8 +166,7 @@ test('instances load /object_info at most four at a time, so a pool-wide reconne
 test('an instance that refuses a connection takes no more leases, though its socket is still open', async (t) => {
   const front = await startObjectInfoProxy(sim.instances[0]!.url);
   t.after(() => front.close());
-  const pool = new Pool({
-    ...POOL,
+  const pool = await healthyPool(t, {
     // Checks only when asked for: the refusal alone must take the instance out.
     healthCheckIntervalMs: 60_000,
     recoveryProbeIntervalMs: 60_000,
@@ -169,9 +175,6 @@ test('an instance that refuses a connection takes no more leases, though its soc
       { id: 'other', url: sim.instances[1]!.url },
     ],
   });
-  t.after(() => pool.close());
-  await pool.start();
-  await waitFor(pool, 'instance', () => pool.list().every((s) => s.state === 'healthy'), 5000, 'healthy');
   await front.refuseRequests();
   const lease = pool.tryAcquire({ classTypes: [], exclude: ['other'] })!;
   assert.equal(lease.instanceId, 'refusing');
@@ -193,17 +196,13 @@ test('with capabilityLoadsAfter, an instance loads /object_info by itself only o
   const asked = await startObjectInfoProxy(sim.instances[1]!.url);
   t.after(() => Promise.all([held.close(), asked.close()]));
   const gate = Promise.withResolvers<void>();
-  const pool = new Pool({
-    ...POOL,
+  const pool = await healthyPool(t, {
     capabilityLoadsAfter: gate.promise,
     instances: [
       { id: 'held', url: held.url },
       { id: 'asked', url: asked.url },
     ],
   });
-  t.after(() => pool.close());
-  await pool.start();
-  await waitFor(pool, 'instance', () => pool.list().every((s) => s.state === 'healthy'), 5000, 'healthy');
   // Checks ran (each starts the instance's own load, held here); a caller's load goes at once.
   assert.ok('EmptyImage' in (await pool.nodeDefsFor('asked')));
   assert.equal(held.objectInfoRequests, 0, 'held until the gate opens');
