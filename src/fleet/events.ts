@@ -12,7 +12,7 @@
 // delivers its terminal status; after the subscriber connection comes back (Redis restarted or
 // the network failed), every watch is made again and checked the same way.
 import type { Redis } from 'ioredis';
-import { isTerminal, type JobEvent, JobEvents, type JobRecord } from '../jobs/index.ts';
+import { isTerminal, type JobEvent, JobEvents, type JobRecord, type JobStatus } from '../jobs/index.ts';
 import type { FleetKeys } from './keys.ts';
 
 /** Options of FleetEvents. */
@@ -43,6 +43,11 @@ export class FleetEvents extends JobEvents {
   readonly #ready: Promise<unknown>;
   /** Local subscribers of jobs other gateways may run, by job id: the watches made again on reconnect. */
   #remote = new Map<string, number>();
+  /**
+   * Of those, the streams (subscribers that hear more than the end), the last status heard of the
+   * job and the last queue position sent to them: entries go with the job's last stream here.
+   */
+  #remoteStreams = new Map<string, { streams: number; status: JobStatus | null; position: number | null }>();
   #connected = true;
   #closed = false;
   #isLocal: (id: string) => boolean = () => false;
@@ -92,9 +97,11 @@ export class FleetEvents extends JobEvents {
     } catch {
       return;
     }
+    const streamed = this.#remoteStreams.get(jobId);
     for (const envelope of Array.isArray(envelopes) ? envelopes : [envelopes]) {
       // The final record first: a watcher woken by the terminal event reads it from memory.
       if (envelope.r?.id === jobId) this.#o.absorb(envelope.r);
+      if (streamed && envelope.e.type === 'status') streamed.status = envelope.e.data.status;
       super.emit(jobId, envelope.e);
     }
   };
@@ -165,12 +172,20 @@ export class FleetEvents extends JobEvents {
     if (signal?.aborted || this.#isLocal(jobId)) return off;
     let done = false;
     this.#remote.set(jobId, (this.#remote.get(jobId) ?? 0) + 1);
+    const stream = options.endOnly !== true;
+    if (stream) {
+      const entry = this.#remoteStreams.get(jobId);
+      if (entry) entry.streams++;
+      else this.#remoteStreams.set(jobId, { streams: 1, status: null, position: null });
+    }
     const end = () => {
       if (done) return;
       done = true;
       const left = (this.#remote.get(jobId) ?? 1) - 1;
       if (left > 0) this.#remote.set(jobId, left);
       else this.#remote.delete(jobId);
+      const entry = stream ? this.#remoteStreams.get(jobId) : undefined;
+      if (entry && --entry.streams === 0) this.#remoteStreams.delete(jobId);
       off();
     };
     signal?.addEventListener('abort', end, { once: true });
@@ -183,12 +198,35 @@ export class FleetEvents extends JobEvents {
     return end;
   }
 
+  /**
+   * Jobs another gateway may run that streams here follow and that are waiting as far as this
+   * gateway heard (no status since the stream opened, or `queued`): the ones to send positions.
+   */
+  remoteWaiting(): string[] {
+    const ids: string[] = [];
+    for (const [id, entry] of this.#remoteStreams)
+      if ((entry.status === null || entry.status === 'queued') && !this.#isLocal(id)) ids.push(id);
+    return ids;
+  }
+
+  /**
+   * A job's position in the fleet's queue, read for remoteWaiting(): sent to its streams here (only
+   * here: every gateway reads it for its own) when it changed and the job still waits as heard.
+   */
+  notePosition(jobId: string, position: number): void {
+    const entry = this.#remoteStreams.get(jobId);
+    if (!entry || entry.position === position || (entry.status !== null && entry.status !== 'queued')) return;
+    entry.position = position;
+    super.emit(jobId, { type: 'status', data: { status: 'queued', queue_position: position } });
+  }
+
   override close(): void {
     this.#o.subscriber.off('messageBuffer', this.#onMessage);
     this.#o.subscriber.off('close', this.#onClose);
     this.#o.subscriber.off('ready', this.#onReady);
     this.#closed = true;
     this.#remote.clear();
+    this.#remoteStreams.clear();
     super.close();
   }
 }

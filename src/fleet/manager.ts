@@ -106,7 +106,10 @@ export class FleetJobManager extends JobManager {
   #closingFleet: Promise<void> | null = null;
 
   constructor(options: Omit<JobManagerOptions, 'store' | 'pool' | 'events'>, fleet: FleetParts) {
-    super({ ...options, store: fleet.store, pool: fleet.pool, events: fleet.events });
+    // A job's start is saved at once, not a second later as in single mode: its `running` event
+    // then goes out with the save (one script either way), so no gateway reads `queued` after it
+    // heard `running` (a stream opened meanwhile would have lost the start).
+    super({ ...options, lazyPersistMs: 0, store: fleet.store, pool: fleet.pool, events: fleet.events });
     this.#f = fleet;
     this.#maxQueue = options.maxQueue;
     this.#retentionMs = options.retentionMs;
@@ -233,11 +236,28 @@ export class FleetJobManager extends JobManager {
     this.#outboxTimer.unref();
   }
 
+  /** Where a job waits: here (for a slot) or in the fleet's queue; null when not waiting or Redis is away. */
+  override async queuePositionOf(id: string): Promise<number | null> {
+    const here = this.queuePosition(id);
+    if (here !== null) return here;
+    return this.#f.queue.position(id).catch(() => null);
+  }
+
   async #refreshWaiting(): Promise<void> {
     try {
       this.#waiting = await this.#f.queue.waiting();
     } catch {
       // Redis away: keep the last figure.
+    }
+    // Streams here of jobs waiting in the fleet's queue hear their position once a second, as
+    // those of jobs waiting here do (JobPublisher); one pipelined read per such job.
+    const remote = this.#f.events.remoteWaiting();
+    if (remote.length > 0) {
+      const positions = await Promise.all(remote.map((id) => this.#f.queue.position(id).catch(() => null)));
+      remote.forEach((id, i) => {
+        const position = positions[i];
+        if (position !== null && position !== undefined) this.#f.events.notePosition(id, position);
+      });
     }
     if (this.#closed) return;
     this.#waitingTimer = setTimeout(() => void this.#refreshWaiting(), 1000);

@@ -207,6 +207,17 @@ export class FleetQueue {
     return (await this.queue.remove(id)) === 1;
   }
 
+  /**
+   * 1-based place of a job's entry among those waiting, fleet-wide, in the order gateways take
+   * them (entries without a priority, then by priority and age); null when it is not waiting.
+   */
+  async position(id: string): Promise<number | null> {
+    const redis = this.#o.transactionConnection;
+    const { waitKey, prioritizedKey } = this.waitKeys;
+    const [rank, plain] = await Promise.all([redis.zrank(prioritizedKey, id), redis.llen(waitKey)]);
+    return rank === null ? null : plain + rank + 1;
+  }
+
   /** Entries waiting for a gateway, fleet-wide. */
   async waiting(): Promise<number> {
     return this.queue.getJobCountByTypes('wait', 'prioritized');

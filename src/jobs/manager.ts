@@ -369,6 +369,11 @@ export class JobManager extends EventEmitter<JobManagerEvents> {
     return this.#scheduler.position(id);
   }
 
+  /** queuePosition() where jobs may wait beyond this process (the fleet's shared queue): a read there. */
+  async queuePositionOf(id: string): Promise<number | null> {
+    return this.queuePosition(id);
+  }
+
   /**
    * Why a job waits, when it should end (an estimate: a moving average of recent run times of the same
    * workflow shape, plus the work queued ahead of it spread over the healthy slots), and its execution

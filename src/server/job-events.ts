@@ -2,7 +2,7 @@
 // preview; then live events; `output` events before the terminal `status`, then the stream ends.
 // No `id:` fields (v2 §7: no replay); the stream plumbing (bound, keepalive, end) is sse.ts.
 import type { FastifyPluginAsync } from 'fastify';
-import { isTerminal, type JobEvent, type JobManager } from '../jobs/index.ts';
+import { isTerminal, type JobEvent, type JobManager, type JobRecord } from '../jobs/index.ts';
 import { originOf, renderOutput } from './render.ts';
 import { errorSchema, jobIdParams } from './schemas.ts';
 import { EventStreams } from './sse.ts';
@@ -43,7 +43,7 @@ export const jobEventsRoutes: FastifyPluginAsync<JobEventsRoutesOptions> = async
     }),
     async (request, reply) => {
       const { id } = request.params as { id: string };
-      const job = await manager.fetch(id);
+      let job = await manager.fetch(id);
       const stream = streams.open(request, reply);
       const origin = originOf(request, publicUrl);
       const write = (event: JobEvent) => {
@@ -56,18 +56,44 @@ export const jobEventsRoutes: FastifyPluginAsync<JobEventsRoutesOptions> = async
         stream.send(event.type, data);
         if (event.type === 'status' && isTerminal(event.data.status)) stream.end();
       };
+      const sendEnd = (ended: JobRecord) => {
+        for (const output of ended.outputs) write({ type: 'output', data: output });
+        write({
+          type: 'status',
+          data: { status: ended.status, queue_position: null, outputs: ended.outputs },
+        });
+      };
 
       if (isTerminal(job.status)) {
-        for (const output of job.outputs) write({ type: 'output', data: output });
-        write({ type: 'status', data: { status: job.status, queue_position: null, outputs: job.outputs } });
+        sendEnd(job);
         return reply;
       }
-      // Subscribe before the snapshot: nothing can slip between them (one thread, no await).
-      manager.events.subscribe(id, write, stream.signal);
-      write({ type: 'status', data: { status: job.status, queue_position: manager.queuePosition(id) } });
+      // Subscribe before the snapshot; what arrives until it is sent is held and sent after it.
+      const held: JobEvent[] = [];
+      let snapshotSent = false;
+      manager.events.subscribe(
+        id,
+        (event) => (snapshotSent ? write(event) : held.push(event)),
+        stream.signal,
+      );
+      // A job another gateway runs: its events come on another connection than the read's reply,
+      // so one published just after the read could be handled before it, while nobody here
+      // listened yet, and be lost. Read again now that the stream listens.
+      if (!manager.holds(id)) {
+        job = await manager.fetch(id);
+        if (isTerminal(job.status)) {
+          sendEnd(job);
+          return reply;
+        }
+      }
+      const position = job.status === 'queued' ? await manager.queuePositionOf(id) : null;
+      write({ type: 'status', data: { status: job.status, queue_position: position } });
       if (job.progress) write({ type: 'progress', data: job.progress });
       const preview = manager.latestPreview(id);
       if (preview) write({ type: 'preview', data: preview });
+      snapshotSent = true;
+      const snapshot = job;
+      for (const event of held.splice(0)) if (!olderThan(event, snapshot)) write(event);
       // The job may have ended between require() and subscribe() only if its end was emitted
       // synchronously in between, which cannot happen; a job that is gone from the live set now
       // is already terminal in the store, so re-check once.
@@ -82,3 +108,18 @@ export const jobEventsRoutes: FastifyPluginAsync<JobEventsRoutesOptions> = async
     },
   );
 };
+
+/**
+ * A held event the snapshot already covers (it was published before the state the snapshot read):
+ * sending it after the snapshot would take the stream back to an earlier status or progress.
+ */
+function olderThan(event: JobEvent, snapshot: JobRecord): boolean {
+  if (event.type === 'status')
+    return (
+      !isTerminal(event.data.status) &&
+      (event.data.status === snapshot.status ? snapshot.status !== 'queued' : event.data.status === 'queued')
+    );
+  if (event.type === 'progress')
+    return snapshot.progress !== null && event.data.value < snapshot.progress.value;
+  return false;
+}

@@ -108,8 +108,11 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
         cursor: q.cursor ?? null,
       });
       const origin = originOf(request, publicUrl);
+      const positions = await Promise.all(
+        page.jobs.map((j) => (j.status === 'queued' ? manager.queuePositionOf(j.id) : null)),
+      );
       return {
-        jobs: page.jobs.map((j) => renderJob(j, origin, manager.queuePosition(j.id), manager.liveInfo(j))),
+        jobs: page.jobs.map((j, i) => renderJob(j, origin, positions[i] ?? null, manager.liveInfo(j))),
         next_cursor: page.nextCursor,
         has_more: page.nextCursor !== null,
       };
@@ -128,7 +131,8 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
     async (request) => {
       const { id } = request.params as { id: string };
       const job = await manager.fetch(id);
-      return renderJob(job, originOf(request, publicUrl), manager.queuePosition(id), manager.liveInfo(job));
+      const position = job.status === 'queued' ? await manager.queuePositionOf(id) : null;
+      return renderJob(job, originOf(request, publicUrl), position, manager.liveInfo(job));
     },
   );
 
@@ -240,6 +244,9 @@ export async function createJob(
   const created =
     wait > 0 ? null : renderJob(job, origin, manager.queuePosition(job.id), manager.liveInfo(job));
   await manager.durable();
+  // In a fleet a job that does not wait here waits in the shared queue once recorded: its place there.
+  if (created?.status === 'queued' && created.queue_position === null)
+    created.queue_position = await manager.queuePositionOf(job.id);
   request.log.info({ job_id: job.id, idempotency_key: key }, 'job created');
   if (wait > 0) {
     const scope = scopedSignal([replySignal(reply), shutdownSignal], wait * 1000);
@@ -249,7 +256,14 @@ export async function createJob(
       scope.dispose();
     }
   }
-  const rendered = created ?? renderJob(job, origin, manager.queuePosition(job.id), manager.liveInfo(job));
+  const rendered =
+    created ??
+    renderJob(
+      job,
+      origin,
+      job.status === 'queued' ? await manager.queuePositionOf(job.id) : null,
+      manager.liveInfo(job),
+    );
   return reply.code(201).header('location', `/api/v2/jobs/${job.id}`).send(rendered);
 }
 

@@ -1,6 +1,6 @@
 // Fleet mode through the HTTP API with two in-process gateways on the shared Redis (a key prefix
-// per test): cancels reach jobs another gateway holds, MAX_QUEUE and priorities hold fleet-wide,
-// listing pages across the fleet, a graceful stop hands work over at once, and an unreachable
+// per test): cancels reach jobs another gateway holds, MAX_QUEUE, priorities and queue positions
+// hold fleet-wide, listing pages across the fleet, a graceful stop hands work over at once, and an unreachable
 // Redis stops start-up with a message naming REDIS_URL.
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -14,7 +14,7 @@ import type { FleetJobManager } from '../../src/fleet/index.ts';
 import { type Gateway, startGateway } from '../../src/server/index.ts';
 import { type Simulator, startSimulator } from '../../src/simulator/index.ts';
 import { deletePrefix, freePort, REDIS_URL, redisUnavailable, testPrefix } from '../support/fleet.ts';
-import { invertPrompt, type Json } from '../support/gateway.ts';
+import { invertPrompt, type Json, readEvents } from '../support/gateway.ts';
 
 const unavailable = await redisUnavailable();
 
@@ -158,6 +158,61 @@ describe('fleet API across gateways', { skip: unavailable || false }, () => {
       const jobs = await Promise.all([low, mid, high].map((j) => call(a, `/api/v2/jobs/${j.body.id}`)));
       return jobs.every((j) => j.body.status === 'succeeded');
     }, 'the waiting jobs ran');
+  });
+
+  test('queue_position is the place in the fleet’s queue at either gateway: GET, list, 201 and SSE', async (t) => {
+    const [a, b] = (await fleet('position', { MAX_JOBS_PER_INSTANCE: '1' })) as [Gateway, Gateway];
+    park(true);
+    t.after(() => park(false));
+    const blockers: Json[] = [];
+    for (let i = 0; i < 2; i++) blockers.push((await call(a, '/api/v2/jobs', parked(`p${i}`))).body);
+    await until(async () => {
+      const jobs = await Promise.all(blockers.map((j) => call(b, `/api/v2/jobs/${j.id}`)));
+      return jobs.every((j) => j.body.instance_id !== null);
+    }, 'both slots taken');
+    for (const j of blockers) assert.equal((await call(a, `/api/v2/jobs/${j.id}`)).body.queue_position, null);
+    const low = await call(a, '/api/v2/jobs', { workflow: invertPrompt('plow'), priority: 0 });
+    assert.equal(low.body.queue_position, 1, 'the first to wait');
+    const mid = await call(b, '/api/v2/jobs', { workflow: invertPrompt('pmid'), priority: 5 });
+    assert.equal(mid.body.queue_position, 1, 'ahead of low');
+    const high = await call(a, '/api/v2/jobs', { workflow: invertPrompt('phigh'), priority: 10 });
+    assert.equal(high.body.queue_position, 1, 'ahead of both');
+    const expected = new Map([
+      [high.body.id, 1],
+      [mid.body.id, 2],
+      [low.body.id, 3],
+    ]);
+    for (const g of [a, b])
+      for (const [id, position] of expected) {
+        const job = (await call(g, `/api/v2/jobs/${id}`)).body;
+        assert.deepEqual([job.status, job.queue_position], ['queued', position], `${id} at ${g.url}`);
+      }
+    const listed = (await call(b, '/api/v2/jobs?status=queued&limit=10')).body.jobs as Json[];
+    // The blockers are listed too: queued (their prompts never start), but on an instance.
+    const byPlace = (x: [string, number | null], y: [string, number | null]) =>
+      (x[1] ?? 0) - (y[1] ?? 0) || x[0].localeCompare(y[0]);
+    assert.deepEqual(
+      listed.map((j): [string, number | null] => [j.id, j.queue_position]).sort(byPlace),
+      [...blockers.map((j): [string, number | null] => [j.id, null]), ...expected].sort(byPlace),
+    );
+    // A stream at B of low (admitted at A) starts at its place and hears it move up.
+    const frames: Json[] = [];
+    const stream = (async () => {
+      for await (const frame of readEvents(
+        `${b.url}/api/v2/jobs/${low.body.id}/events`,
+        AbortSignal.timeout(15_000),
+      )) {
+        if (frame.event !== 'status') continue;
+        frames.push(frame.data);
+        if (frame.data.queue_position === 2) return;
+      }
+    })();
+    await until(async () => frames.length > 0, 'the stream’s first status');
+    assert.deepEqual(frames[0], { status: 'queued', queue_position: 3 });
+    assert.equal((await call(b, `/api/v2/jobs/${high.body.id}/cancel`, {})).body.status, 'canceled');
+    await stream;
+    assert.deepEqual(frames.at(-1), { status: 'queued', queue_position: 2 });
+    assert.equal((await call(a, `/api/v2/jobs/${low.body.id}`)).body.queue_position, 2);
   });
 
   test('the listing pages through every gateway’s jobs with a cursor', async () => {
