@@ -109,16 +109,21 @@ export const jobEventsRoutes: FastifyPluginAsync<JobEventsRoutesOptions> = async
   );
 };
 
+/** Order of the statuses a job passes through before its end. */
+const STATUS_ORDER: Partial<Record<JobRecord['status'], number>> = { queued: 0, running: 1, canceling: 2 };
+
 /**
  * A held event the snapshot already covers (it was published before the state the snapshot read):
- * sending it after the snapshot would take the stream back to an earlier status or progress.
+ * sending it after the snapshot would take the stream back to an earlier status or progress. A
+ * queued status with a new position is news; a repeated running or canceling is not.
  */
 function olderThan(event: JobEvent, snapshot: JobRecord): boolean {
-  if (event.type === 'status')
-    return (
-      !isTerminal(event.data.status) &&
-      (event.data.status === snapshot.status ? snapshot.status !== 'queued' : event.data.status === 'queued')
-    );
+  if (event.type === 'status') {
+    const held = STATUS_ORDER[event.data.status];
+    const read = STATUS_ORDER[snapshot.status];
+    if (held === undefined || read === undefined) return false;
+    return held < read || (held === read && event.data.status !== 'queued');
+  }
   if (event.type === 'progress')
     return snapshot.progress !== null && event.data.value < snapshot.progress.value;
   return false;
