@@ -85,6 +85,27 @@ describe('fleet API across gateways', { skip: unavailable || false }, () => {
   };
   const parked = (tag: string) => ({ workflow: invertPrompt(tag) });
 
+  /**
+   * Parks the instances until the test ends and fills `count` slots with prompts submitted at `a`
+   * (they never start), once `b` sees each on an instance.
+   */
+  async function fillSlots(
+    t: { after: (fn: () => void) => void },
+    [a, b]: [Gateway, Gateway],
+    count: number,
+    tag: string,
+  ): Promise<Json[]> {
+    park(true);
+    t.after(() => park(false));
+    const blockers: Json[] = [];
+    for (let i = 0; i < count; i++) blockers.push((await call(a, '/api/v2/jobs', parked(`${tag}${i}`))).body);
+    await until(async () => {
+      const jobs = await Promise.all(blockers.map((j) => call(b, `/api/v2/jobs/${j.id}`)));
+      return jobs.every((j) => j.body.instance_id !== null);
+    }, `${count} slots taken`);
+    return blockers;
+  }
+
   test('a cancel at B ends a job A is holding on its instance, and one still waiting in the queue', async (t) => {
     const [a, b] = (await fleet('cancel', { MAX_JOBS_PER_INSTANCE: '1' })) as [Gateway, Gateway];
     park(true);
@@ -116,14 +137,7 @@ describe('fleet API across gateways', { skip: unavailable || false }, () => {
       Gateway,
       Gateway,
     ];
-    park(true);
-    t.after(() => park(false));
-    const blockers: Json[] = [];
-    for (let i = 0; i < 2; i++) blockers.push((await call(a, '/api/v2/jobs', parked(`b${i}`))).body);
-    await until(async () => {
-      const jobs = await Promise.all(blockers.map((j) => call(b, `/api/v2/jobs/${j.id}`)));
-      return jobs.every((j) => j.body.instance_id !== null);
-    }, 'both slots taken');
+    const blockers = await fillSlots(t, [a, b], 2, 'b');
     const low = await call(a, '/api/v2/jobs', { workflow: invertPrompt('low'), priority: 0 });
     const mid = await call(b, '/api/v2/jobs', { workflow: invertPrompt('mid'), priority: 5 });
     const high = await call(a, '/api/v2/jobs', { workflow: invertPrompt('high'), priority: 10 });
@@ -162,14 +176,7 @@ describe('fleet API across gateways', { skip: unavailable || false }, () => {
 
   test('queue_position is the place in the fleet’s queue at either gateway: GET, list, 201 and SSE', async (t) => {
     const [a, b] = (await fleet('position', { MAX_JOBS_PER_INSTANCE: '1' })) as [Gateway, Gateway];
-    park(true);
-    t.after(() => park(false));
-    const blockers: Json[] = [];
-    for (let i = 0; i < 2; i++) blockers.push((await call(a, '/api/v2/jobs', parked(`p${i}`))).body);
-    await until(async () => {
-      const jobs = await Promise.all(blockers.map((j) => call(b, `/api/v2/jobs/${j.id}`)));
-      return jobs.every((j) => j.body.instance_id !== null);
-    }, 'both slots taken');
+    const blockers = await fillSlots(t, [a, b], 2, 'p');
     for (const j of blockers) assert.equal((await call(a, `/api/v2/jobs/${j.id}`)).body.queue_position, null);
     const low = await call(a, '/api/v2/jobs', { workflow: invertPrompt('plow'), priority: 0 });
     assert.equal(low.body.queue_position, 1, 'the first to wait');
