@@ -237,10 +237,11 @@ export class FleetJobManager extends JobManager {
   }
 
   /** Where a job waits: here (for a slot) or in the fleet's queue; null when not waiting or Redis is away. */
-  override async queuePositionOf(id: string): Promise<number | null> {
-    const here = this.queuePosition(id);
+  override async queuePositionOf(job: Pick<JobRecord, 'id' | 'status'>): Promise<number | null> {
+    if (job.status !== 'queued') return null;
+    const here = this.queuePosition(job.id);
     if (here !== null) return here;
-    return this.#f.queue.position(id).catch(() => null);
+    return this.#f.queue.position(job.id).catch(() => null);
   }
 
   async #refreshWaiting(): Promise<void> {

@@ -369,9 +369,12 @@ export class JobManager extends EventEmitter<JobManagerEvents> {
     return this.#scheduler.position(id);
   }
 
-  /** queuePosition() where jobs may wait beyond this process (the fleet's shared queue): a read there. */
-  async queuePositionOf(id: string): Promise<number | null> {
-    return this.queuePosition(id);
+  /**
+   * A job's position while it is queued (null otherwise), where jobs may also wait beyond this
+   * process (the fleet's shared queue): then a read there.
+   */
+  async queuePositionOf(job: Pick<JobRecord, 'id' | 'status'>): Promise<number | null> {
+    return job.status === 'queued' ? this.queuePosition(job.id) : null;
   }
 
   /**

@@ -86,14 +86,13 @@ export const jobEventsRoutes: FastifyPluginAsync<JobEventsRoutesOptions> = async
           return reply;
         }
       }
-      const position = job.status === 'queued' ? await manager.queuePositionOf(id) : null;
+      const position = await manager.queuePositionOf(job);
       write({ type: 'status', data: { status: job.status, queue_position: position } });
       if (job.progress) write({ type: 'progress', data: job.progress });
       const preview = manager.latestPreview(id);
       if (preview) write({ type: 'preview', data: preview });
       snapshotSent = true;
-      const snapshot = job;
-      for (const event of held.splice(0)) if (!olderThan(event, snapshot)) write(event);
+      for (const event of held.splice(0)) if (!olderThan(event, job)) write(event);
       // The job may have ended between require() and subscribe() only if its end was emitted
       // synchronously in between, which cannot happen; a job that is gone from the live set now
       // is already terminal in the store, so re-check once.

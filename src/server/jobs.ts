@@ -108,9 +108,7 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
         cursor: q.cursor ?? null,
       });
       const origin = originOf(request, publicUrl);
-      const positions = await Promise.all(
-        page.jobs.map((j) => (j.status === 'queued' ? manager.queuePositionOf(j.id) : null)),
-      );
+      const positions = await Promise.all(page.jobs.map((j) => manager.queuePositionOf(j)));
       return {
         jobs: page.jobs.map((j, i) => renderJob(j, origin, positions[i] ?? null, manager.liveInfo(j))),
         next_cursor: page.nextCursor,
@@ -131,7 +129,7 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
     async (request) => {
       const { id } = request.params as { id: string };
       const job = await manager.fetch(id);
-      const position = job.status === 'queued' ? await manager.queuePositionOf(id) : null;
+      const position = await manager.queuePositionOf(job);
       return renderJob(job, originOf(request, publicUrl), position, manager.liveInfo(job));
     },
   );
@@ -246,7 +244,7 @@ export async function createJob(
   await manager.durable();
   // In a fleet a job that does not wait here waits in the shared queue once recorded: its place there.
   if (created?.status === 'queued' && created.queue_position === null)
-    created.queue_position = await manager.queuePositionOf(job.id);
+    created.queue_position = await manager.queuePositionOf(job);
   request.log.info({ job_id: job.id, idempotency_key: key }, 'job created');
   if (wait > 0) {
     const scope = scopedSignal([replySignal(reply), shutdownSignal], wait * 1000);
@@ -257,13 +255,7 @@ export async function createJob(
     }
   }
   const rendered =
-    created ??
-    renderJob(
-      job,
-      origin,
-      job.status === 'queued' ? await manager.queuePositionOf(job.id) : null,
-      manager.liveInfo(job),
-    );
+    created ?? renderJob(job, origin, await manager.queuePositionOf(job), manager.liveInfo(job));
   return reply.code(201).header('location', `/api/v2/jobs/${job.id}`).send(rendered);
 }
 
