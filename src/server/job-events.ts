@@ -86,13 +86,16 @@ export const jobEventsRoutes: FastifyPluginAsync<JobEventsRoutesOptions> = async
           return reply;
         }
       }
-      const position = await manager.queuePositionOf(job);
-      write({ type: 'status', data: { status: job.status, queue_position: position } });
-      if (job.progress) write({ type: 'progress', data: job.progress });
+      // The record may be the live one, which changes while the position is read (in a fleet, from
+      // Redis): the snapshot is the state as of now, and what changes meanwhile arrives held.
+      const snapshot = { status: job.status, progress: job.progress };
+      const position = await manager.queuePositionOf({ id, status: snapshot.status });
+      write({ type: 'status', data: { status: snapshot.status, queue_position: position } });
+      if (snapshot.progress) write({ type: 'progress', data: snapshot.progress });
       const preview = manager.latestPreview(id);
       if (preview) write({ type: 'preview', data: preview });
       snapshotSent = true;
-      for (const event of held.splice(0)) if (!olderThan(event, job)) write(event);
+      for (const event of held.splice(0)) if (!olderThan(event, snapshot)) write(event);
       // The job may have ended between require() and subscribe() only if its end was emitted
       // synchronously in between, which cannot happen; a job that is gone from the live set now
       // is already terminal in the store, so re-check once.
@@ -116,7 +119,7 @@ const STATUS_ORDER: Partial<Record<JobRecord['status'], number>> = { queued: 0, 
  * sending it after the snapshot would take the stream back to an earlier status or progress. A
  * queued status with a new position is news; a repeated running or canceling is not.
  */
-function olderThan(event: JobEvent, snapshot: JobRecord): boolean {
+function olderThan(event: JobEvent, snapshot: Pick<JobRecord, 'status' | 'progress'>): boolean {
   if (event.type === 'status') {
     const held = STATUS_ORDER[event.data.status];
     const read = STATUS_ORDER[snapshot.status];
